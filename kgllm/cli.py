@@ -1,0 +1,201 @@
+"""The ``kgllm`` command: one subcommand per stage, plus ``run`` for whole pipelines.
+
+Each stage package contributes its subcommands through a light ``cli`` module listed in
+``_CLI_MODULES`` with a ``register(cli: Commands)`` function; packages not built yet are absent.
+Handlers import their heavy dependencies inside the handler, so ``kgllm --help`` stays fast.
+
+Errors: a :class:`~kgllm.errors.KgllmError` is printed as one line ``kgllm: error: ...`` with its exit
+code (2 for usage/input errors, 1 otherwise); ``-v`` also prints the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import KgllmError, UsageError
+
+_CLI_MODULES = (
+    "kgllm.sources.cli",
+    "kgllm.validate.cli",
+    "kgllm.corpus.cli",
+    "kgllm.index.cli",
+    "kgllm.train.cli",
+    "kgllm.rag.cli",
+    "kgllm.eval.cli",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors become UsageError (exit 2, one line)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+class Commands:
+    """What a stage's ``register()`` receives: add top-level commands and grouped subcommands."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self._sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+        self._group_parsers: dict[str, argparse.ArgumentParser] = {}
+
+    def command(self, name: str, help: str, handler: Callable[[argparse.Namespace], int | None],
+                description: str | None = None) -> argparse.ArgumentParser:
+        p = self._sub.add_parser(name, help=help, description=description or help,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(p)
+        p.set_defaults(func=handler)
+        return p
+
+    def subcommand(self, group: str, name: str, help: str, handler: Callable[[argparse.Namespace], int | None],
+                   group_help: str = "", description: str | None = None) -> argparse.ArgumentParser:
+        if group not in self._groups:
+            gp = self._sub.add_parser(group, help=group_help or f"{group} commands",
+                                      description=group_help or None)
+            _common(gp)
+            gp.set_defaults(func=lambda a, g=gp: (g.print_help(), 2)[1])
+            self._groups[group] = gp.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", parser_class=_Parser)
+            self._group_parsers[group] = gp
+        p = self._groups[group].add_parser(name, help=help, description=description or help,
+                                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(p)
+        p.set_defaults(func=handler)
+        return p
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                   help="more logging; show tracebacks on errors")
+
+
+def add_config_args(p: argparse.ArgumentParser) -> None:
+    """``--config FILE.yaml`` and repeatable ``--set key=value`` overrides for a stage command."""
+    p.add_argument("--config", type=Path, help="YAML config file (CLI flags override it)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set split.seed=3 (repeatable)")
+
+
+def stage_config(stage_name: str, args: argparse.Namespace, flags: dict):
+    """Effective config for a stage command: defaults < ``--config`` YAML < ``--set`` < explicit flags.
+
+    ``flags`` maps config keys (dotted for nested) to flag values; ``None`` values are ignored, so
+    only flags the user gave override the YAML.
+    """
+    from . import config as cfgmod
+    from .stages import get_stage
+
+    st = get_stage(stage_name)
+    layers = []
+    if getattr(args, "config", None):
+        layers.append(cfgmod.load_yaml(args.config))
+    layers.append(cfgmod.parse_overrides(getattr(args, "overrides", []) or []))
+    given = [f"{k}={json.dumps(v, default=str)}" for k, v in flags.items() if v is not None]
+    layers.append(cfgmod.parse_overrides(given))
+    return st.make_config(*layers, source=str(args.config) if getattr(args, "config", None) else stage_name)
+
+
+def print_artifact(out: Path, manifest=None) -> None:
+    """The standard last lines of a stage command: where the artifact is and its counts."""
+    from .artifacts import read_manifest
+
+    man = manifest or read_manifest(out)
+    counts = ", ".join(f"{k}={v}" for k, v in man.counts.items() if not isinstance(v, (dict, list)))
+    print(f"{man.kind} artifact: {out}  ({counts}; {man.wall_time_s:.1f}s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kgllm", description="Turn knowledge graphs into grounded language models.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="Run 'kgllm COMMAND --help' for a command's options.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors")
+    parser.add_argument("--version", action="version", version="kgllm 0.1.0")
+    cmds = Commands(parser)
+    _register_builtin(cmds)
+    for modname in _CLI_MODULES:
+        if importlib.util.find_spec(modname.rsplit(".", 1)[0]) is None:
+            continue
+        if importlib.util.find_spec(modname) is None:
+            continue
+        importlib.import_module(modname).register(cmds)
+    return parser
+
+
+def _register_builtin(cmds: Commands) -> None:
+    p = cmds.command("run", "run a pipeline YAML: each stage in order, skipping up-to-date ones", _cmd_run)
+    p.add_argument("pipeline", type=Path, help="pipeline YAML (see examples/)")
+    p.add_argument("--force", action="append", default=[], metavar="STEP",
+                   help="rerun this step even if up to date ('all' for every step); repeatable")
+    p.add_argument("--only", action="append", default=[], metavar="STEP", help="run only this step; repeatable")
+    p.add_argument("--dry-run", action="store_true", help="validate the pipeline and print its steps")
+    p = cmds.command("stages", "list the pipeline stages and their config keys", _cmd_stages)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import load_pipeline
+
+    pipe = load_pipeline(args.pipeline)
+    if args.dry_run:
+        for sid, cfg in pipe.configs().items():
+            print(f"{sid}: {cfg}")
+        return 0
+    results = pipe.run(force=args.force, only=args.only)
+    print("\nArtifacts:")
+    for r in results:
+        counts = ", ".join(f"{k}={v}" for k, v in r.counts.items() if not isinstance(v, (dict, list)))
+        print(f"  {r.id:<12} {r.stage:<14} {r.status:<8} {r.out}  ({counts})")
+    return 0
+
+
+def _cmd_stages(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .stages import list_stages
+
+    for st in list_stages():
+        keys = ", ".join(f.name for f in dataclasses.fields(st.config))
+        print(f"{st.name:<16} -> {st.kind:<10} {st.help}\n{'':<16}    keys: {keys}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = sum(1 for a in argv if a in ("-v", "--verbose")) + sum(
+        a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"} and len(a) > 2)
+    from .log import setup_logging
+
+    setup_logging(verbose)
+    try:
+        parser = build_parser()
+        if not argv:
+            parser.print_help()
+            return 2
+        args = parser.parse_args(argv)
+        if not hasattr(args, "func"):
+            parser.print_help()
+            return 2
+        rc = args.func(args)
+        return int(rc or 0)
+    except KgllmError as e:
+        if verbose:
+            import traceback
+
+            traceback.print_exc()
+        print(f"kgllm: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("kgllm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # an unexpected failure: one line unless -v
+        if verbose:
+            raise
+        print(f"kgllm: error: {type(e).__name__}: {e} (rerun with -v for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""Logging and progress bars.
+
+Everything logs under the ``kgllm`` logger; ``-v`` turns on DEBUG. Long loops use :func:`progress`,
+a tqdm bar on stderr that switches itself off when ``KGLLM_PROGRESS=0`` (tests, logs to files).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from typing import TypeVar
+
+T = TypeVar("T")
+logger = logging.getLogger("kgllm")
+
+
+def setup_logging(verbose: int = 0) -> None:
+    level = logging.DEBUG if verbose > 0 else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("kgllm")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def progress_enabled() -> bool:
+    return os.environ.get("KGLLM_PROGRESS", "1") not in ("0", "false", "no")
+
+
+def progress(iterable: Iterable[T] | None = None, *, desc: str = "", total: int | None = None,
+             unit: str = "it", **kw) -> Iterable[T]:
+    """A tqdm progress bar (or the bare iterable when progress is off)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(),
+                dynamic_ncols=True, mininterval=0.5, leave=False, file=sys.stderr, **kw)

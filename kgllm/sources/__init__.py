@@ -1,0 +1,1 @@
+"""Sources: pull triples from WordNet (nltk), SPARQL endpoints (DBpedia, Virtuoso...) and RDF files."""

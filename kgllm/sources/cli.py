@@ -1,0 +1,10 @@
+"""``kgllm pull {file,wordnet,sparql,dbpedia}``: the pull subcommands (handlers import lazily)."""
+
+from __future__ import annotations
+
+GROUP_HELP = "pull triples from WordNet, SPARQL endpoints or RDF files into a graph artifact"
+
+
+def register(cmds) -> None:
+    # Each source adds its subcommand with cmds.subcommand("pull", NAME, HELP, handler, group_help=GROUP_HELP).
+    pass

@@ -1,0 +1,99 @@
+"""The stage registry: every pipeline stage by name, with its config dataclass and its run function.
+
+A stage is a function from input artifact directories (and a config) to one output artifact directory:
+
+    def run(inputs: list[Path], out: Path, config: SomeConfig, *, pipeline_key: str | None = None) -> Manifest
+
+Each stage package declares its stages in a light module (config dataclasses only, no heavy imports)
+listed in ``_STAGE_MODULES``; the run function is named as ``"module:function"`` and imported only
+when the stage runs. Packages that are not installed/built yet are simply absent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config as cfgmod
+from .errors import UsageError
+
+_STAGE_MODULES = (
+    "kgllm.sources.stages",
+    "kgllm.validate.stages",
+    "kgllm.corpus.stages",
+    "kgllm.index.stages",
+    "kgllm.train.stages",
+    "kgllm.rag.stages",
+)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str                      # e.g. "pull.file", "validate", "corpus"
+    config: type                   # the config dataclass
+    run: str                       # "module:function", imported lazily
+    kind: str                      # kind of the artifact it writes
+    help: str = ""
+    min_inputs: int = 0
+    max_inputs: int | None = None  # None: any number
+
+    def function(self) -> Callable[..., Any]:
+        mod, _, fn = self.run.partition(":")
+        return getattr(importlib.import_module(mod), fn)
+
+    def make_config(self, *layers: Mapping | None, source: str | None = None):
+        return cfgmod.build(self.config, *layers, source=source or self.name)
+
+
+_REGISTRY: dict[str, Stage] | None = None
+
+
+def _registry() -> dict[str, Stage]:
+    global _REGISTRY
+    if _REGISTRY is None:
+        reg: dict[str, Stage] = {}
+        for modname in _STAGE_MODULES:
+            if importlib.util.find_spec(modname.rsplit(".", 1)[0]) is None:
+                continue
+            try:
+                spec = importlib.util.find_spec(modname)
+            except ModuleNotFoundError:
+                spec = None
+            if spec is None:
+                continue
+            for st in importlib.import_module(modname).STAGES:
+                reg[st.name] = st
+        _REGISTRY = reg
+    return _REGISTRY
+
+
+def list_stages() -> list[Stage]:
+    return sorted(_registry().values(), key=lambda s: s.name)
+
+
+def get_stage(name: str) -> Stage:
+    reg = _registry()
+    if name not in reg:
+        raise UsageError(f"unknown stage {name!r}; available stages: {', '.join(sorted(reg)) or '(none)'}")
+    return reg[name]
+
+
+def run_stage(name: str, inputs: list[str | Path], out: str | Path, config: Any = None, *,
+              pipeline_key: str | None = None):
+    """Run one stage by name. ``config`` is a config instance, a mapping of overrides, or None."""
+    st = get_stage(name)
+    if config is None or isinstance(config, Mapping):
+        config = st.make_config(config or {})
+    elif not (dataclasses.is_dataclass(config) and isinstance(config, st.config)):
+        raise UsageError(f"stage {name}: config must be a {st.config.__name__} or a mapping")
+    ins = [Path(p) for p in inputs]
+    if len(ins) < st.min_inputs or (st.max_inputs is not None and len(ins) > st.max_inputs):
+        want = f"{st.min_inputs}" if st.max_inputs == st.min_inputs else \
+            f"{st.min_inputs}..{'n' if st.max_inputs is None else st.max_inputs}"
+        raise UsageError(f"stage {name} takes {want} input artifact(s), got {len(ins)}")
+    return st.function()(ins, Path(out), config, pipeline_key=pipeline_key)
