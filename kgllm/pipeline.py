@@ -16,7 +16,8 @@ Relative paths (``workdir``, path-typed config fields, input paths) are resolved
 file's directory, so a pipeline runs the same from any working directory.
 
 Makes: one artifact per step. A step is skipped when its existing artifact's ``pipeline_key`` (a hash
-of stage name, effective config and input content hashes) equals the key of this run; ``force``
+of stage name, effective config, input artifact content hashes and the content of files named in the
+config) equals the key of this run; ``force``
 names steps to rerun anyway (``all`` for every step).
 """
 
@@ -127,7 +128,23 @@ def pipeline_key(stage: Stage, config: Any, inputs: list[Path]) -> str:
             digests.append(input_digest(p))
         except ArtifactError:
             digests.append(f"missing:{p}")
-    return sha256_json({"stage": stage.name, "config": dataclasses.asdict(config), "inputs": digests})
+    # Files named in the config (dumps, ontologies, query files) count as inputs too: editing one reruns the step.
+    files = {str(p): input_digest(p) for p in _config_paths(config) if p.exists()}
+    return sha256_json({"stage": stage.name, "config": dataclasses.asdict(config), "inputs": digests,
+                        "files": files})
+
+
+def _config_paths(cfg: Any) -> list[Path]:
+    out: list[Path] = []
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, Path):
+            out.append(v)
+        elif isinstance(v, list):
+            out.extend(x for x in v if isinstance(x, Path))
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            out.extend(_config_paths(v))
+    return out
 
 
 def _up_to_date(out: Path, key: str) -> bool:
