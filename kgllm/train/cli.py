@@ -1,0 +1,98 @@
+"""``kgllm train {pretrain,sft,dpo,reward}`` and ``kgllm models {prepare,list}`` (handlers import lazily).
+
+Single process (CPU, or one GPU)::
+
+    kgllm train sft --config examples/train_sft.yaml --corpus runs/demo/corpus --out runs/demo/sft
+
+Several GPUs on one node (DDP; the same flags)::
+
+    torchrun --standalone --nproc_per_node=4 -m kgllm train sft --config ... --corpus ... --out ...
+    accelerate launch --num_processes 4 -m kgllm train sft ...
+
+FSDP (shards parameters, gradients and optimizer state across GPUs)::
+
+    accelerate launch --config_file examples/accelerate/fsdp.yaml -m kgllm train pretrain ...
+
+Several nodes (run on each node; node 0's address as the rendezvous endpoint)::
+
+    torchrun --nnodes=2 --nproc_per_node=8 --node_rank=$RANK --rdzv_backend=c10d \\
+        --rdzv_endpoint=$MASTER_ADDR:29500 -m kgllm train pretrain ...
+    accelerate launch --config_file examples/accelerate/multinode.yaml --machine_rank $RANK \\
+        --main_process_ip $MASTER_ADDR -m kgllm train pretrain ...
+
+OUT must be on a file system every node sees (the main process writes the artifact).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+GROUP_HELP = "train models on a corpus: pretrain, sft, dpo, reward (transformers + trl)"
+_STAGES = {
+    "pretrain": "causal LM pretraining, from scratch (model: scratch + tokenizer) or continued",
+    "sft": "supervised fine-tuning on the corpus's question/answer pairs (trl SFTTrainer)",
+    "dpo": "direct preference optimisation on KG-verified preference pairs (trl DPOTrainer)",
+    "reward": "a reward model on the corpus's preference pairs (trl RewardTrainer)",
+}
+
+
+def register(cmds) -> None:
+    from ..cli import add_config_args
+
+    for name, help_ in _STAGES.items():
+        p = cmds.subcommand("train", name, help_, _train_handler(name), group_help=GROUP_HELP,
+                            description=f"{help_}.\n\n{__doc__.split(chr(10), 2)[2]}")
+        add_config_args(p)
+        p.add_argument("--corpus", type=Path, required=True, help="corpus artifact directory (kgllm corpus)")
+        p.add_argument("--out", type=Path, required=True, help="output model artifact directory")
+        p.add_argument("--model", help="starting model: a name from `kgllm models list` or a checkpoint dir"
+                       + (" ('scratch' for a new model)" if name == "pretrain" else ""))
+        p.add_argument("--resume", action="store_true", default=None,
+                       help="continue from the last checkpoint of an earlier run to the same --out")
+        p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (config: max_steps)")
+        if name == "pretrain":
+            p.add_argument("--tokenizer", type=Path, help="tokenizer directory for model: scratch")
+
+    p = cmds.subcommand("models", "prepare", "convert a known base model to a transformers checkpoint, once",
+                        _prepare, group_help="offline base models (kgllm models prepare NAME | list)")
+    p.add_argument("name", help="model name (see `kgllm models list`), or 'list'")
+    p.add_argument("--force", action="store_true", help="convert again even if already prepared")
+    cmds.subcommand("models", "list", "list known base models and whether they are prepared", _list)
+
+
+def _train_handler(name: str):
+    def handler(args: argparse.Namespace) -> int:
+        from ..cli import print_artifact, stage_config
+        from ..stages import run_stage
+
+        flags = {"model": args.model, "resume": args.resume, "max_steps": args.max_steps}
+        if name == "pretrain":
+            flags["tokenizer"] = str(args.tokenizer) if args.tokenizer else None
+        cfg = stage_config(f"train.{name}", args, flags)
+        man = run_stage(f"train.{name}", [args.corpus], args.out, cfg)
+        if man is not None:
+            print_artifact(args.out, man)
+        return 0
+
+    return handler
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    if args.name == "list":
+        return _list(args)
+    from ..cli import print_artifact
+    from .models import prepare
+
+    out = prepare(args.name, force=args.force)
+    print_artifact(out)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    for m in list_models():
+        state = "prepared" if m["prepared"] else "not prepared"
+        print(f"{m['name']:<24} {state:<13} {m['path']}\n{'':<24} {m['description']}")
+    return 0

@@ -1,0 +1,143 @@
+"""Corpus artifact -> training examples: read the JSONL splits and shape them for each trainer.
+
+Takes: a corpus artifact (kind ``corpus``; layout in docs/train.md): ``pretrain/``, ``sft/``, ``dpo/``
+splits as JSONL, each with ``train``, ``validation`` and ``test``.
+Makes: plain Python rows (sorted by id, so runs do not depend on file order) and the prompt formats the
+trainers and ``kgllm eval facts`` share: with a chat template the question is a user turn and the answer
+an assistant turn; without one (a tokenizer trained from scratch) a fixed plain template.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..artifacts import read_manifest
+from ..errors import InputError
+
+PARTS = ("pretrain", "sft", "dpo")
+SPLITS = ("train", "validation", "test")
+# The prompt format used when the tokenizer has no chat template.
+PLAIN_PROMPT = "Question: {prompt}\nAnswer:"
+_REQUIRED = {
+    "pretrain": ("id", "text"),
+    "sft": ("id", "prompt", "completion"),
+    "dpo": ("id", "prompt", "chosen", "rejected"),
+}
+
+
+def check_corpus(corpus: Path) -> None:
+    read_manifest(corpus, kind="corpus")
+
+
+def read_split(corpus: Path, part: str, split: str, limit: int = 0) -> list[dict]:
+    """Rows of ``corpus/<part>/<split>.jsonl`` sorted by id; a missing split file is an empty list.
+
+    Every row must carry the contract's fields; a bad line is an error naming file and line.
+    """
+    path = Path(corpus) / part / f"{split}.jsonl"
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{n}: invalid JSON ({e.msg}); rebuild the corpus with `kgllm corpus`") from e
+            missing = [k for k in _REQUIRED[part] if not isinstance(row.get(k), str)]
+            if missing:
+                raise InputError(f"{path}:{n}: record {row.get('id', '?')!r} lacks string field(s) {missing}")
+            rows.append(row)
+    rows.sort(key=lambda r: r["id"])
+    return rows[:limit] if limit > 0 else rows
+
+
+def read_triples(corpus: Path) -> list[dict]:
+    """``corpus/triples.jsonl``: ``{"id","s","p","o","text"}`` per triple (empty if absent)."""
+    path = Path(corpus) / "triples.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise InputError(f"{path}:{n}: invalid JSON ({e.msg})") from e
+    return out
+
+
+def use_chat(tokenizer, chat_format: str) -> bool:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if chat_format == "chat" and not has_template:
+        raise InputError("chat_format: chat, but the tokenizer has no chat template; use chat_format: plain")
+    return has_template if chat_format == "auto" else chat_format == "chat"
+
+
+def prompt_value(prompt: str, chat: bool):
+    return [{"role": "user", "content": prompt}] if chat else PLAIN_PROMPT.format(prompt=prompt)
+
+
+def answer_value(text: str, chat: bool):
+    return [{"role": "assistant", "content": text}] if chat else " " + text
+
+
+def prompt_text(tokenizer, prompt: str, chat: bool) -> str:
+    """The exact text a model sees before its answer (for generation and scoring)."""
+    if chat:
+        return tokenizer.apply_chat_template(prompt_value(prompt, True), tokenize=False, add_generation_prompt=True)
+    return PLAIN_PROMPT.format(prompt=prompt)
+
+
+def sft_rows(rows: list[dict], chat: bool) -> list[dict]:
+    """trl's prompt-completion format (conversational when ``chat``)."""
+    return [{"prompt": prompt_value(r["prompt"], chat), "completion": answer_value(r["completion"], chat)}
+            for r in rows]
+
+
+def preference_rows(rows: list[dict], chat: bool) -> list[dict]:
+    """trl's preference format with an explicit prompt (DPOTrainer and RewardTrainer)."""
+    return [{"prompt": prompt_value(r["prompt"], chat), "chosen": answer_value(r["chosen"], chat),
+             "rejected": answer_value(r["rejected"], chat)} for r in rows]
+
+
+def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[list[list[int]], dict]:
+    """Tokenize, join with EOS and cut into blocks of ``block_size`` tokens (sequence packing).
+
+    The last block may be shorter; it is kept (the collator pads it), so no token is dropped.
+    """
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise InputError("the tokenizer has no EOS token; packing needs one to separate documents")
+    stream: list[int] = []
+    for t in texts:
+        stream.extend(tokenizer(t, add_special_tokens=False)["input_ids"])
+        stream.append(eos)
+    blocks = [stream[i:i + block_size] for i in range(0, len(stream), block_size)]
+    return blocks, {"documents": len(texts), "tokens": len(stream), "blocks": len(blocks)}
+
+
+class PadCollator:
+    """Pad ``input_ids`` blocks; labels are the inputs with -100 on padding (not on EOS inside text)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, examples: list[dict]) -> dict:
+        import torch
+
+        n = max(len(e["input_ids"]) for e in examples)
+        ids = torch.full((len(examples), n), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(examples), n), dtype=torch.long)
+        labels = torch.full((len(examples), n), -100, dtype=torch.long)
+        for i, e in enumerate(examples):
+            k = len(e["input_ids"])
+            t = torch.tensor(e["input_ids"], dtype=torch.long)
+            ids[i, :k] = t
+            mask[i, :k] = 1
+            labels[i, :k] = t
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}

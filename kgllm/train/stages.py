@@ -1,0 +1,114 @@
+"""Pipeline stages of the train step: config dataclasses only (the trainers import lazily).
+
+Takes: a corpus artifact (``kgllm corpus``) and optionally, as a second input, a model artifact written by
+an earlier train step (it replaces ``model`` in the config, so ``corpus -> sft -> dpo`` chains by step id).
+Makes: a model artifact (kind ``model.<stage>``): a transformers checkpoint directory plus
+``training_config.json``, ``metrics.json`` and ``manifest.json``.
+
+One algorithm = one config dataclass that adds only its own fields to :class:`TrainConfig`
+(the same split as trl's ``SFTConfig``/``DPOConfig`` over ``TrainingArguments``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..stages import Stage
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters (peft). The adapters are merged into the weights at the end, so the output is a
+    plain checkpoint that loads without peft."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    # Llama-family projection names; "all-linear" is peft's shortcut for every linear layer but the head.
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class TrainConfig:
+    """Fields every training stage shares (hyperparameters in the units transformers uses)."""
+
+    model: str = DEFAULT_MODEL      # a prepared model name (`kgllm models list`) or a checkpoint directory
+    seed: int = 0
+    max_steps: int = -1             # > 0: stop after this many optimizer steps (overrides epochs)
+    epochs: float = 1.0
+    batch_size: int = 8             # per device
+    grad_accum: int = 1
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    lr_scheduler: str = "cosine"
+    max_length: int = 512           # tokens per example (the block size when packing)
+    max_train_examples: int = 0     # 0: all; otherwise the first N of the train split (ids sorted)
+    max_eval_examples: int = 200    # validation examples used for the eval loss / perplexity
+    eval_steps: int = 0             # 0: evaluate once, at the end
+    save_steps: int = 50            # resumable checkpoints every N steps (and at the end)
+    logging_steps: int = 10
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU
+    activation_checkpointing: bool = False  # recompute activations in backward: less memory, ~20% slower
+    chat_format: Literal["auto", "chat", "plain"] = "auto"  # auto: chat when the tokenizer has a template
+    resume: bool = False            # continue from the last checkpoint in OUT's work dir
+    lora: LoraConfig = field(default_factory=LoraConfig)
+
+
+@dataclass
+class ScratchModelConfig:
+    """Size of a Llama-style model trained from scratch (``model: scratch``)."""
+
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 0           # 0: same as num_heads (no grouped-query attention)
+    intermediate_size: int = 0      # 0: about 8/3 * hidden_size, rounded up to a multiple of 64 (SwiGLU)
+    tie_embeddings: bool = True
+    rope_theta: float = 10000.0
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    model: str = "scratch"          # "scratch": a new model from `scratch` + `tokenizer`; else continued pretraining
+    tokenizer: Path | None = None   # tokenizer directory (from `kgllm train tokenizer`); default: the model's
+    scratch: ScratchModelConfig = field(default_factory=ScratchModelConfig)
+    lr: float = 3e-4
+
+
+@dataclass
+class SFTConfig(TrainConfig):
+    completion_only: bool = True    # loss on the answer tokens only, not on the question
+    lr: float = 2e-5
+
+
+@dataclass
+class DPOConfig(TrainConfig):
+    beta: float = 0.1
+    loss_type: str = "sigmoid"      # trl's DPO loss names: sigmoid, ipo, hinge, ...
+    lr: float = 5e-6
+
+
+@dataclass
+class RewardConfig(TrainConfig):
+    center_rewards_coefficient: float = 0.0  # > 0: pull rewards towards zero mean (trl's centering term)
+    lr: float = 1e-5
+
+
+_HELP_INPUTS = "inputs: corpus [, model artifact from an earlier train step]"
+
+STAGES: list[Stage] = [
+    Stage("train.pretrain", PretrainConfig, "kgllm.train.pretrain:run", "model.pretrain",
+          f"causal LM pretraining (from scratch or continued) on the corpus text; {_HELP_INPUTS}", 1, 2),
+    Stage("train.sft", SFTConfig, "kgllm.train.sft:run", "model.sft",
+          f"supervised fine-tuning on the corpus's question/answer pairs (trl SFTTrainer); {_HELP_INPUTS}", 1, 2),
+    Stage("train.dpo", DPOConfig, "kgllm.train.dpo:run", "model.dpo",
+          f"direct preference optimisation on KG-verified preference pairs (trl DPOTrainer); {_HELP_INPUTS}", 1, 2),
+    Stage("train.reward", RewardConfig, "kgllm.train.reward:run", "model.reward",
+          f"reward model on the corpus's preference pairs (trl RewardTrainer); {_HELP_INPUTS}", 1, 2),
+]

@@ -1,0 +1,74 @@
+"""Factual evaluation (kgllm eval facts) and the KG-verifiable reward, on the tiny real corpus."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from kgllm.eval.facts import answer_texts, normalize, score_answer, token_f1
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from kgllm.stages import run_stage
+    from kgllm.train import tiny
+
+    d = tmp_path_factory.mktemp("tiny-eval")
+    corpus = tiny.write_tiny_corpus(d / "corpus")
+    model = tiny.write_tiny_model(tiny.train_tiny_tokenizer(corpus, d / "tok"), d / "model")
+    sft = d / "sft"
+    run_stage("train.sft", [corpus], sft, {"model": str(model), "max_steps": 2, "batch_size": 4, "save_steps": 2})
+    return {"corpus": corpus, "model": model, "sft": sft}
+
+
+def test_answer_normalisation_and_scores():
+    assert normalize("The  Osnabrück!") == "osnabruck"
+    assert token_f1("born in Berlin", "Berlin") == pytest.approx(0.5)
+    labels = {"http://dbpedia.org/resource/Italy": "Italia"}
+    assert answer_texts(["http://dbpedia.org/resource/Italy", "<http://dbpedia.org/resource/Kaleidoscope_(novel)>",
+                         "1949"], labels) == ["Italia", "Kaleidoscope (novel)", "Kaleidoscope", "1949"]
+    s = score_answer("Rome is in the country Italy.", ["Italy"], "Rome is in the country Italy.")
+    assert s == {"exact_match": 1.0, "contains": 1.0, "f1": 1.0}
+    s = score_answer("It is in Italy", ["Italy"], "Rome is in the country Italy.")
+    assert s["exact_match"] == 0.0 and s["contains"] == 1.0 and 0 < s["f1"] < 1
+    assert score_answer("Sweden", ["Italy"], "Rome is in Italy.")["contains"] == 0.0
+
+
+def test_kg_reward_verifies_statements_against_triples(tiny):
+    from kgllm.train.data import read_split
+    from kgllm.train.kg_reward import KGReward
+
+    kg = KGReward.from_corpus(tiny["corpus"])
+    v = kg.verify("Rome is in the country Italy.")
+    assert v.status == "supported" and v.score == 1.0 and v.triple_id
+    assert kg.verify("Rome is in the country Sweden.").status == "contradicted"
+    assert kg.verify("Walter Warlimont died in Osnabrück.").status == "contradicted"  # born there, died in Kreuth
+    assert kg.verify("Rome is a lovely city.").status == "unverifiable"
+    # Every KG-verified preference pair of the corpus: chosen supported, rejected contradicted.
+    pairs = [r for s in ("train", "validation", "test") for r in read_split(tiny["corpus"], "dpo", s)]
+    assert kg([r["chosen"] for r in pairs]) == [1.0] * len(pairs)
+    assert kg([[{"role": "assistant", "content": r["rejected"]}] for r in pairs]) == [-1.0] * len(pairs)
+
+
+def test_eval_facts_reports_qa_preferences_perplexity(tiny, capsys, tmp_path):
+    from kgllm.cli import main
+
+    out = tmp_path / "facts.json"
+    rc = main(["eval", "facts", "--model", str(tiny["model"]), "--model", str(tiny["sft"]),
+               "--corpus", str(tiny["corpus"]), "--max-new-tokens", "6", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == json.loads(out.read_text())
+    assert [r["model"] for r in report["results"]] == [str(tiny["model"]), str(tiny["sft"])]
+    for r in report["results"]:
+        assert r["chat_format"] == "plain"
+        assert r["qa"]["n"] == 2 and set(r["qa"]["by_type"]) == {"one_hop"}
+        assert all(0.0 <= r["qa"][k] <= 1.0 for k in ("exact_match", "contains", "f1", "kg_supported"))
+        # IRI answers are scored by their labels (rdfs:label triples of the corpus).
+        assert sorted(e["answers"] for e in r["qa"]["examples"]) == [["Danielle Steel"], ["United States"]]
+        assert r["preference"]["n"] == 2 and r["preference"]["accuracy"] in (0.0, 0.5, 1.0)
+        assert r["perplexity"]["on"] == "pretrain/test" and math.isfinite(r["perplexity"]["value"])
+        # An untrained 400-token model is near uniform: perplexity in the hundreds, not 1 and not inf.
+        assert 50 < r["perplexity"]["value"] < 5000

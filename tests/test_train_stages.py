@@ -1,0 +1,192 @@
+"""train stages on a tiny real model: each trains a few steps on a seven-row corpus and writes a checkpoint.
+
+The corpus holds real DBpedia facts in the shared corpus layout; the tokenizer is a BPE trained on it;
+the model a Llama with hidden size 32 and 2 layers. Everything runs on CPU in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from kgllm.artifacts import read_manifest, verify_artifact
+from kgllm.errors import ConfigError
+from kgllm.stages import run_stage
+
+FAST = {"max_steps": 2, "batch_size": 2, "save_steps": 2, "logging_steps": 1}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from kgllm.train import tiny
+
+    d = tmp_path_factory.mktemp("tiny")
+    corpus = tiny.write_tiny_corpus(d / "corpus")
+    tok = tiny.train_tiny_tokenizer(corpus, d / "tokenizer")
+    model = tiny.write_tiny_model(tok, d / "model")
+    return {"corpus": corpus, "tokenizer": tok, "model": model}
+
+
+def _load_lm(path):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), AutoTokenizer.from_pretrained(str(path))
+
+
+def _weights(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+def _assert_checkpoint(out, kind):
+    man = verify_artifact(out)  # every listed file is there with its sha256
+    assert man.kind == kind
+    names = {f["path"] for f in man.files}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "training_config.json", "metrics.json"} <= names
+    assert "training_args.bin" not in names  # no pickles in the artifact
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["global_step"] == man.counts["steps"]
+    assert any("loss" in e for e in metrics["log_history"])
+    return man, metrics
+
+
+def test_pretrain_from_scratch_packs_and_reports_perplexity(tiny, tmp_path):
+    out = tmp_path / "lm"
+    cfg = {**FAST, "tokenizer": str(tiny["tokenizer"]), "max_length": 16,
+           "scratch": {"hidden_size": 32, "num_layers": 2, "num_heads": 2}}
+    man = run_stage("train.pretrain", [tiny["corpus"]], out, cfg)
+    _, metrics = _assert_checkpoint(out, "model.pretrain")
+    # Packing: all train tokens end up in ceil(tokens / 16) blocks, none dropped.
+    assert man.counts["train_examples"] == math.ceil(man.counts["train_tokens"] / 16)
+    assert man.counts["train_documents"] == 5 and man.counts["steps"] == 2
+    assert math.isfinite(metrics["eval_perplexity"]) and metrics["eval_perplexity"] > 1
+    model, tok = _load_lm(out)
+    assert model.config.num_hidden_layers == 2 and model.config.vocab_size == len(tok)
+    assert json.loads((out / "training_config.json").read_text())["config"]["scratch"]["hidden_size"] == 32
+
+
+def test_pretrain_resume_continues_from_saved_step(tiny, tmp_path):
+    out = tmp_path / "lm"
+    cfg = {**FAST, "model": str(tiny["model"]), "max_length": 16}
+    first = run_stage("train.pretrain", [tiny["corpus"]], out, cfg)
+    assert first.counts["steps"] == 2 and first.counts["resumed_from_step"] == 0
+    first_log = [e for e in json.loads((out / "metrics.json").read_text())["log_history"] if "loss" in e]
+    second = run_stage("train.pretrain", [tiny["corpus"]], out, {**cfg, "max_steps": 4, "resume": True})
+    assert second.counts["resumed_from_step"] == 2 and second.counts["steps"] == 4
+    log = [e for e in json.loads((out / "metrics.json").read_text())["log_history"] if "loss" in e]
+    assert [e["step"] for e in log] == [1, 2, 3, 4]
+    # Steps 1-2 come from the checkpoint (identical records, timings included); only 3-4 ran again.
+    assert log[:2] == first_log
+    assert log[2]["num_input_tokens_seen"] > first_log[-1]["num_input_tokens_seen"]
+    # Without resume the run starts over.
+    third = run_stage("train.pretrain", [tiny["corpus"]], out, cfg)
+    assert third.counts["resumed_from_step"] == 0 and third.counts["steps"] == 2
+
+
+def test_sft_trains_answers_and_cli_writes_artifact(tiny, tmp_path, capsys):
+    from kgllm.cli import main
+
+    out = tmp_path / "sft"
+    rc = main(["train", "sft", "--corpus", str(tiny["corpus"]), "--out", str(out), "--model", str(tiny["model"]),
+               "--max-steps", "3", "--set", "batch_size=2", "--set", "lr=1e-2", "--set", "logging_steps=1"])
+    assert rc == 0
+    assert f"model.sft artifact: {out}" in capsys.readouterr().out
+    man, metrics = _assert_checkpoint(out, "model.sft")
+    assert man.counts["train_examples"] == 7 and man.counts["eval_examples"] == 1
+    assert man.config["completion_only"] is True and man.config["lr"] == 0.01
+    losses = [e["loss"] for e in metrics["log_history"] if "loss" in e]
+    assert losses[-1] < losses[0]  # lr 1e-2 on seven rows: the loss must go down
+    tc = json.loads((out / "training_config.json").read_text())
+    assert tc["chat_format"] == "plain" and tc["trainer_args"]["use_cpu"] is True
+    assert tc["trainer_args"]["bf16"] is False and tc["trainer_args"]["activation_checkpointing"] is False
+    model, tok = _load_lm(out)
+    ids = tok("Question: Where was Erich Marcks born?\nAnswer:", return_tensors="pt")
+    gen = model.generate(**ids, max_new_tokens=4, do_sample=False, pad_token_id=tok.pad_token_id)
+    assert gen.shape[1] == ids["input_ids"].shape[1] + 4
+
+
+def test_sft_lora_merges_adapters_into_plain_checkpoint(tiny, tmp_path):
+    out = tmp_path / "sft-lora"
+    run_stage("train.sft", [tiny["corpus"]], out,
+              {**FAST, "model": str(tiny["model"]), "lr": 1e-2, "lora": {"enabled": True, "r": 4, "alpha": 8}})
+    man, _ = _assert_checkpoint(out, "model.sft")
+    assert not any("adapter" in f["path"] for f in man.files)
+    after, before = _weights(out), _weights(tiny["model"])
+    assert not any("lora" in k for k in after)
+    q = "model.layers.0.self_attn.q_proj.weight"
+    assert not after[q].equal(before[q])              # the merged LoRA update changed q_proj
+    mlp = "model.layers.0.mlp.up_proj.weight"
+    assert after[mlp].equal(before[mlp])              # untargeted modules stay frozen
+
+
+def test_dpo_chains_from_sft_artifact(tiny, tmp_path):
+    sft = tmp_path / "sft"
+    run_stage("train.sft", [tiny["corpus"]], sft, {**FAST, "model": str(tiny["model"])})
+    out = tmp_path / "dpo"
+    man = run_stage("train.dpo", [tiny["corpus"], sft], out, {**FAST, "beta": 0.2, "model": "ignored-by-input"})
+    _, metrics = _assert_checkpoint(out, "model.dpo")
+    # The model artifact given as second input is the starting point and is recorded as an input.
+    assert [i.get("kind") for i in man.inputs] == ["corpus", "model.sft"]
+    assert json.loads((out / "training_config.json").read_text())["base_model"] == str(sft)
+    assert 0.0 <= metrics["eval_rewards/accuracies"] <= 1.0 and "eval_rewards/margins" in metrics
+    assert man.counts["train_examples"] == 7
+
+
+def test_reward_model_scores_pairs(tiny, tmp_path):
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "rm"
+    man = run_stage("train.reward", [tiny["corpus"]], out, {**FAST, "model": str(tiny["model"])})
+    _, metrics = _assert_checkpoint(out, "model.reward")
+    assert "eval_accuracy" in metrics and man.counts["eval_examples"] == 1
+    rm = AutoModelForSequenceClassification.from_pretrained(str(out), dtype=torch.float32)
+    assert rm.config.num_labels == 1 and rm.config.pad_token_id is not None
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(out))
+    with torch.no_grad():
+        score = rm(**tok(["Rome is in the country Italy."], return_tensors="pt")).logits
+    assert score.shape == (1, 1)
+
+
+def test_unknown_config_key_fails_clearly(tiny, tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"unknown key 'bta' \(did you mean 'beta'\?\)"):
+        run_stage("train.dpo", [tiny["corpus"]], tmp_path / "x", {"bta": 0.2})
+    with pytest.raises(ConfigError, match=r"train.sft.lora: unknown key 'rank'"):
+        run_stage("train.sft", [tiny["corpus"]], tmp_path / "x", {"lora": {"rank": 4}})
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text("lr: 1e-4\nepochz: 2\n")
+    from kgllm.cli import main
+
+    rc = main(["train", "sft", "--config", str(cfg), "--corpus", str(tiny["corpus"]), "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "unknown key 'epochz'" in err and str(cfg) in err and "did you mean 'epochs'" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_pipeline_chains_sft_then_dpo_and_skips_when_unchanged(tiny, tmp_path):
+    from kgllm.pipeline import load_pipeline
+
+    y = tmp_path / "pipe.yaml"
+    y.write_text(f"""
+workdir: runs
+steps:
+  - id: sft
+    stage: train.sft
+    inputs: [{tiny['corpus']}]
+    config: {{model: {tiny['model']}, max_steps: 2, batch_size: 4, save_steps: 2}}
+  - id: dpo
+    stage: train.dpo
+    inputs: [{tiny['corpus']}, sft]
+    config: {{max_steps: 1, batch_size: 4, save_steps: 1}}
+""")
+    first = load_pipeline(y).run()
+    assert [(r.id, r.status) for r in first] == [("sft", "ran"), ("dpo", "ran")]
+    assert read_manifest(tmp_path / "runs" / "dpo").inputs[1]["path"] == str(tmp_path / "runs" / "sft")
+    again = load_pipeline(y).run()
+    assert [r.status for r in again] == ["skipped", "skipped"]
