@@ -190,3 +190,23 @@ steps:
     assert read_manifest(tmp_path / "runs" / "dpo").inputs[1]["path"] == str(tmp_path / "runs" / "sft")
     again = load_pipeline(y).run()
     assert [r.status for r in again] == ["skipped", "skipped"]
+
+
+def test_shipped_train_configs_load():
+    """examples/train_*.yaml are valid configs for their stages (unknown keys or bad types would fail here)."""
+    import yaml
+
+    from kgllm import config as cfgmod
+    from kgllm.stages import get_stage
+
+    root = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples"
+    for name in ("pretrain", "sft", "dpo", "reward"):
+        cfg = get_stage(f"train.{name}").make_config(cfgmod.load_yaml(root / f"train_{name}.yaml"))
+        assert cfg.max_length == 256
+    pipe = yaml.safe_load((root / "train_smollm2_pipeline.yaml").read_text())
+    train_steps = [s for s in pipe["steps"] if s["stage"].startswith("train.")]
+    assert [s["id"] for s in train_steps] == ["sft", "dpo"] and train_steps[1]["inputs"] == ["corpus", "sft"]
+    for s in train_steps:
+        get_stage(s["stage"]).make_config(s["config"], source=f"steps.{s['id']}.config")
+    for acc in ("ddp", "fsdp", "multinode"):
+        assert yaml.safe_load((root / "accelerate" / f"{acc}.yaml").read_text())["mixed_precision"] == "bf16"
