@@ -1,0 +1,97 @@
+"""Exact and near-duplicate detection over texts.
+
+Takes: rows with an ``id`` and a text (a function gives the text of a row).
+Makes: the rows to keep (first in id order wins) and a record per removed row
+``{"id", "duplicate_of", "kind": "exact"|"near"}``.
+
+Exact: BLAKE2b of the normalized text (NFKC, case-folded, punctuation removed, one space).
+Near: MinHash (datasketch) over word 3-shingles of the normalized text with LSH at a Jaccard threshold;
+an LSH candidate counts only if its MinHash Jaccard estimate really reaches the threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+
+_NON_WORD = re.compile(r"[^\w\s]+")
+_WS = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    t = unicodedata.normalize("NFKC", text).casefold()
+    return _WS.sub(" ", _NON_WORD.sub(" ", t)).strip()
+
+
+def exact_key(text: str) -> bytes:
+    return hashlib.blake2b(normalize(text).encode(), digest_size=16).digest()
+
+
+def shingles(text: str, k: int = 3) -> set[bytes]:
+    words = normalize(text).split()
+    if len(words) <= k:
+        return {" ".join(words).encode()}
+    return {" ".join(words[i:i + k]).encode() for i in range(len(words) - k + 1)}
+
+
+class NearDupIndex:
+    """MinHash LSH over texts: ``add(key, text)`` then ``query(text)`` -> keys at or above the threshold."""
+
+    def __init__(self, threshold: float = 0.85, num_perm: int = 64, seed: int = 1):
+        from datasketch import MinHashLSH
+
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.seed = seed
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.hashes: dict[str, object] = {}
+
+    def minhash(self, text: str):
+        from datasketch import MinHash
+
+        m = MinHash(num_perm=self.num_perm, seed=self.seed)
+        m.update_batch(list(shingles(text)))
+        return m
+
+    def add(self, key: str, text: str, mh=None) -> None:
+        mh = mh if mh is not None else self.minhash(text)
+        self.lsh.insert(key, mh)
+        self.hashes[key] = mh
+
+    def query(self, text: str, mh=None) -> list[tuple[str, float]]:
+        mh = mh if mh is not None else self.minhash(text)
+        hits = []
+        for key in self.lsh.query(mh):
+            j = mh.jaccard(self.hashes[key])
+            if j >= self.threshold:
+                hits.append((key, j))
+        return sorted(hits, key=lambda h: (-h[1], h[0]))
+
+
+def dedup(rows: Iterable[dict], text: Callable[[dict], str], *, exact: bool = True, near: bool = True,
+          threshold: float = 0.85, num_perm: int = 64) -> tuple[list[dict], list[dict]]:
+    """Keep the first of each group of (near-)duplicates, in id order."""
+    kept: list[dict] = []
+    removed: list[dict] = []
+    seen: dict[bytes, str] = {}
+    index = NearDupIndex(threshold, num_perm) if near else None
+    for row in sorted(rows, key=lambda r: r["id"]):
+        t = text(row)
+        if exact:
+            k = exact_key(t)
+            if k in seen:
+                removed.append({"id": row["id"], "duplicate_of": seen[k], "kind": "exact"})
+                continue
+            seen[k] = row["id"]
+        if index is not None:
+            mh = index.minhash(t)
+            hits = index.query(t, mh)
+            if hits:
+                removed.append({"id": row["id"], "duplicate_of": hits[0][0], "kind": "near",
+                                "jaccard": round(hits[0][1], 3)})
+                continue
+            index.add(row["id"], t, mh)
+        kept.append(row)
+    return kept, removed

@@ -1,0 +1,108 @@
+"""Entity-level train/validation/test splits with a leakage check.
+
+Takes: the rows of each part (pretrain, sft, dpo), each with ``entity`` and its triple ids
+(``triple_ids``, or for documents the ids of their sentences).
+Makes: rows per part and split, and the leakage report ``leakage.json``::
+
+    {"split_by": "entity", "held_out": ["validation", "test"],
+     "removed": {"triple_overlap": {part: n}, "near_duplicate": {part: n}},
+     "leaks": {"triple_ids": [...], "near_duplicates": [...]}, "counts": {...}}
+
+An entity's split is a hash of (seed, entity), so it does not depend on input order or on other
+entities. A train row is removed (and counted) when it uses a triple that a validation/test row uses
+(two-hop questions cross entity boundaries) or when its text is a near-duplicate of a held-out text.
+``leaks`` is then recomputed from the final splits: it is empty unless something is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+from .dedup import NearDupIndex
+
+SPLITS = ("train", "validation", "test")
+HELD_OUT = ("validation", "test")
+
+
+def split_of(entity: str, validation: float, test: float, seed: int = 0) -> str:
+    h = int.from_bytes(hashlib.blake2b(f"{seed}\x1f{entity}".encode(), digest_size=8).digest(), "big") / 2 ** 64
+    if h < test:
+        return "test"
+    if h < test + validation:
+        return "validation"
+    return "train"
+
+
+def row_triple_ids(row: dict) -> list[str]:
+    if "triple_ids" in row:
+        return row["triple_ids"]
+    return [t for s in row.get("sentences", ()) for t in s["triple_ids"]]
+
+
+def row_text(part: str, row: dict) -> str:
+    if part == "pretrain":
+        return row["text"]
+    if part == "sft":
+        return row["prompt"] + " " + row["completion"]
+    return row["prompt"] + " " + row["chosen"]
+
+
+def split_rows(parts: dict[str, list[dict]], *, validation: float, test: float, seed: int,
+               near_dup_threshold: float = 0.8, num_perm: int = 64) -> tuple[dict, dict]:
+    out: dict[str, dict[str, list[dict]]] = {p: {s: [] for s in SPLITS} for p in parts}
+    for part, rows in parts.items():
+        for r in rows:
+            out[part][split_of(r["entity"], validation, test, seed)].append(r)
+
+    held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
+    index = NearDupIndex(near_dup_threshold, num_perm)
+    for part in out:
+        for s in HELD_OUT:
+            for r in out[part][s]:
+                index.add(f"{part}/{s}/{r['id']}", row_text(part, r))
+    removed_overlap: Counter = Counter()
+    removed_near: Counter = Counter()
+    for part in out:
+        kept = []
+        for r in out[part]["train"]:
+            if any(t in held_ids for t in row_triple_ids(r)):
+                removed_overlap[part] += 1
+            elif index.query(row_text(part, r)):
+                removed_near[part] += 1
+            else:
+                kept.append(r)
+        out[part]["train"] = kept
+    for part in out:
+        for s in SPLITS:
+            out[part][s].sort(key=lambda r: r["id"])
+
+    report = leakage_report(out, near_dup_threshold, num_perm)
+    report["removed"] = {"triple_overlap": dict(sorted(removed_overlap.items())),
+                         "near_duplicate": dict(sorted(removed_near.items()))}
+    return out, report
+
+
+def leakage_report(out: dict[str, dict[str, list[dict]]], threshold: float = 0.8, num_perm: int = 64) -> dict:
+    """Held-out triple ids and near-duplicates of held-out texts that appear in train (should be none)."""
+    held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
+    train_ids = {t for part in out for r in out[part]["train"] for t in row_triple_ids(r)}
+    index = NearDupIndex(threshold, num_perm)
+    for part in out:
+        for s in HELD_OUT:
+            for r in out[part][s]:
+                index.add(f"{part}/{s}/{r['id']}", row_text(part, r))
+    near = []
+    for part in out:
+        for r in out[part]["train"]:
+            for key, j in index.query(row_text(part, r)):
+                near.append({"train": f"{part}/train/{r['id']}", "held_out": key, "jaccard": round(j, 3)})
+    entities = {s: len({r["entity"] for part in out for r in out[part][s]}) for s in SPLITS}
+    return {
+        "split_by": "entity",
+        "held_out": list(HELD_OUT),
+        "leaks": {"triple_ids": sorted(held_ids & train_ids), "near_duplicates": near},
+        "counts": {"entities": entities,
+                   "rows": {part: {s: len(out[part][s]) for s in SPLITS} for part in out},
+                   "held_out_triple_ids": len(held_ids), "train_triple_ids": len(train_ids)},
+    }

@@ -1,0 +1,181 @@
+"""Stage ``corpus``: graph artifacts -> annotated training text, SFT and DPO data, leakage-free splits.
+
+Takes: graph artifacts (``kgllm pull ...`` / ``kgllm validate``) and optional ontology files.
+Makes: a ``corpus`` artifact::
+
+    manifest.json                  counts: every triple read is accounted for (role / in documents)
+    pretrain/{train,validation,test}.jsonl  {"id","text","entity","spans":[...],"sentences":[...]}
+    sft/{train,validation,test}.jsonl       {"id","prompt","completion","type","triple_ids","answers","entity"}
+    dpo/{train,validation,test}.jsonl       {"id","prompt","chosen","rejected","triple_ids","rejected_triple","entity"}
+    markup/{train,validation,test}.jsonl    {"id","entity","text"}: inline entity links
+    ner/{train,validation,test}.conll       BIO tags, entity class as label
+    triples.jsonl                           {"id","s","p","o","text"} for each triple the corpus uses
+    leakage.json                            the split's leakage report (see kgllm.corpus.splits)
+    dedup.json                              removed duplicates: {"pretrain": [...], "sft": [...], "dpo": [...]}
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from ..artifacts import ArtifactWriter, Manifest
+from ..log import logger, progress
+from ..rdf import DC, WN, triple_id
+from .annotate import conll_lines, default_label, inline_markup
+from .clean import clean_text
+from .dedup import dedup
+from .kg import (
+    KG,
+    ROLE_ABSTRACT,
+    ROLE_BNODE,
+    ROLE_FACT,
+    ROLE_GLOSS,
+    ROLE_NAME,
+    ROLE_OTHER_LANG,
+    ROLE_SKIP,
+    ROLE_TYPE,
+)
+from .lexicon import Lexicon
+from .literals import parse_literal, render_literal, split_camel
+from .planner import EntityPlan, Planner, article
+from .preferences import Corrupter, dpo_rows
+from .sft import sft_rows
+from .splits import SPLITS, row_text, split_rows
+from .stages import CorpusConfig
+
+PARTS = ("pretrain", "sft", "dpo")
+
+
+def build(kg: KG, config: CorpusConfig) -> tuple[dict, dict, dict, Counter]:
+    """Plans, rows, dedup records and counts for a loaded graph (no files written)."""
+    planner = Planner(kg, Lexicon(kg.label_of), include_abstracts=config.include_abstracts,
+                      max_facts=config.max_facts_per_entity)
+    plans: dict[str, EntityPlan] = {}
+    for e in progress(planner.subjects(), desc="planning documents", unit="entity"):
+        plans[e] = planner.plan(e)
+    counts: Counter = Counter()
+    docs = [p.doc for p in plans.values() if p.doc is not None]
+    counts["facts_truncated"] = sum(p.truncated for p in plans.values())
+    sft = list(progress(sft_rows(planner, plans, phrasings=config.sft_phrasings, max_two_hop=config.max_two_hop,
+                                 max_list_objects=config.max_list_objects), desc="SFT pairs", unit="row"))
+    cor = Corrupter(planner, config.seed)
+    dpo = list(progress(dpo_rows(planner, plans, per_group=config.dpo_per_fact, seed=config.seed, corrupter=cor),
+                        desc="DPO pairs", unit="row"))
+    counts["dpo_facts_without_false_candidate"] = cor.no_candidate
+    rows = {"pretrain": docs, "sft": sft, "dpo": dpo}
+    removed = {}
+    for part in PARTS:
+        near = config.dedup.near and part == "pretrain"  # templated QA rows are alike by design: exact only
+        kept, rem = dedup(rows[part], lambda r, part=part: row_text(part, r), exact=config.dedup.exact, near=near,
+                          threshold=config.dedup.threshold, num_perm=config.dedup.num_perm)
+        counts[f"{part}_rows"] = len(rows[part])
+        counts[f"{part}_exact_duplicates"] = sum(1 for r in rem if r["kind"] == "exact")
+        counts[f"{part}_near_duplicates"] = sum(1 for r in rem if r["kind"] == "near")
+        rows[part] = kept
+        removed[part] = rem
+    return plans, rows, removed, counts
+
+
+def triple_text(planner: Planner, s: str, p: str, o: str, role: str) -> str:
+    kg = planner.kg
+    name = kg.name(s)
+    if role == ROLE_FACT:
+        return planner.fact_text(s, p, [o])
+    if role == ROLE_NAME:
+        return f'{name[:1].upper() + name[1:]} is called "{parse_literal(o)[0]}".'
+    if role == ROLE_TYPE:
+        label = kg.label_of(o) or split_camel(o[1:-1].rsplit("/", 1)[-1].rsplit("#", 1)[-1])
+        return f"{name[:1].upper() + name[1:]} is {article(label)} {label}."
+    if role == ROLE_ABSTRACT:
+        return clean_text(parse_literal(o)[0])
+    if role == ROLE_GLOSS:
+        value = render_literal(o, kg.language) if o.startswith('"') else kg.name(o)
+        if p == f"<{WN}definition>":
+            return f"{name[:1].upper() + name[1:]}: {value}."
+        if p == f"<{WN}example>":
+            return f'An example of "{name}": "{value}".'
+        if p == f"<{DC}identifier>":
+            return f'"{name}" has the WordNet identifier {value}.'
+        return f'"{name}" has the {split_camel(p[1:-1].rsplit("#", 1)[-1])} {value}.'
+    value = render_literal(o, kg.language) if o.startswith('"') else kg.name(o)
+    return f"{name} {split_camel(p[1:-1].rsplit('/', 1)[-1].rsplit('#', 1)[-1])} {value}."
+
+
+def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: str | None = None) -> Manifest:
+    kg = KG.from_graphs(inputs, config.ontology, config.language)
+    logger.info("corpus: %d triples from %d graph(s)", kg.triples, len(inputs))
+    plans, rows, removed, counts = build(kg, config)
+    planner = Planner(kg, Lexicon(kg.label_of), include_abstracts=config.include_abstracts,
+                      max_facts=config.max_facts_per_entity)
+    splits, report = split_rows(rows, validation=config.split.validation, test=config.split.test,
+                                seed=config.split.seed, near_dup_threshold=config.split.near_dup_threshold,
+                                num_perm=config.dedup.num_perm)
+    in_docs = {t for p in plans.values() if p.doc for s in p.doc["sentences"] for t in s["triple_ids"]}
+
+    with ArtifactWriter(out, "corpus", config=config, inputs=[*inputs, *config.ontology],
+                        pipeline_key=pipeline_key) as w:
+        roles: Counter = Counter()
+        not_in_docs: Counter = Counter()
+        n_triples_jsonl = 0
+        with open(w.path / "triples.jsonl", "w", encoding="utf-8") as f:
+            lines = []
+            for s, po in progress(kg.out.items(), desc="triples.jsonl", unit="subject", total=len(kg.out)):
+                for p, o in po:
+                    role = kg.role(s, p, o)
+                    roles[role] += 1
+                    tid = triple_id(s, p, o)
+                    if tid not in in_docs:
+                        not_in_docs[role] += 1
+                    if role in (ROLE_SKIP, ROLE_BNODE, ROLE_OTHER_LANG):
+                        continue
+                    lines.append((tid, json.dumps({"id": tid, "s": s, "p": p, "o": o,
+                                                   "text": triple_text(planner, s, p, o, role)},
+                                                  ensure_ascii=False)))
+            lines.sort()
+            prev = None
+            for tid, line in lines:
+                if tid != prev:  # the same triple in two graphs is one line
+                    f.write(line + "\n")
+                    n_triples_jsonl += 1
+                prev = tid
+        for part in PARTS:
+            (w.path / part).mkdir()
+            for sp in SPLITS:
+                _write_jsonl(w.path / part / f"{sp}.jsonl", splits[part][sp])
+        (w.path / "markup").mkdir()
+        (w.path / "ner").mkdir()
+        for sp in SPLITS:
+            docs = splits["pretrain"][sp]
+            _write_jsonl(w.path / "markup" / f"{sp}.jsonl",
+                         [{"id": d["id"], "entity": d["entity"], "text": inline_markup(d)} for d in docs])
+            with open(w.path / "ner" / f"{sp}.conll", "w", encoding="utf-8") as f:
+                for line in conll_lines(docs, lambda span: default_label(span["types"], kg.main_type, span["iri"])):
+                    f.write(line + "\n")
+        (w.path / "leakage.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        (w.path / "dedup.json").write_text(json.dumps(removed, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+        w.counts.update({
+            "triples": kg.triples,
+            "triples_in_documents": kg.triples - sum(not_in_docs.values()),
+            "triples_not_in_documents": dict(sorted(not_in_docs.items())),
+            "triples_by_role": dict(sorted(roles.items())),
+            "triples_jsonl": n_triples_jsonl,
+            "entities": len(plans),
+            "documents": sum(1 for p in plans.values() if p.doc),
+            **{k: v for k, v in sorted(counts.items())},
+            **{f"{part}_{sp}": len(splits[part][sp]) for part in PARTS for sp in SPLITS},
+            "leakage_removed_triple_overlap": sum(report["removed"]["triple_overlap"].values()),
+            "leakage_removed_near_duplicate": sum(report["removed"]["near_duplicate"].values()),
+            "leaks": len(report["leaks"]["triple_ids"]) + len(report["leaks"]["near_duplicates"]),
+        })
+        w.extra["sft_types"] = dict(sorted(Counter(r["type"] for sp in SPLITS for r in splits["sft"][sp]).items()))
+    logger.info("corpus: %s", {k: v for k, v in w.counts.items() if not isinstance(v, dict)})
+    return w.manifest
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
