@@ -7,4 +7,7 @@ GROUP_HELP = "pull triples from WordNet, SPARQL endpoints or RDF files into a gr
 
 def register(cmds) -> None:
     # Each source adds its subcommand with cmds.subcommand("pull", NAME, HELP, handler, group_help=GROUP_HELP).
+    from . import _pull_cli  # WordNet and local files
+
+    _pull_cli.register_wordnet(cmds)
     pass

@@ -7,3 +7,11 @@ from ..stages import Stage
 STAGES: list[Stage] = []
 
 # Each source module below adds its Stage(s) to STAGES. Keep imports light (config dataclasses only).
+
+# WordNet 3.0 (nltk) and local RDF files.
+from .wordnet import WordNetPullConfig  # noqa: E402
+
+STAGES += [
+    Stage("pull.wordnet", WordNetPullConfig, "kgllm.sources.wordnet:run", "graph",
+          help="WordNet 3.0 through nltk (all of it, or --root/--pos/--relation subsets)", max_inputs=0),
+]

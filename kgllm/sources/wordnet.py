@@ -1,0 +1,543 @@
+"""``pull.wordnet``: Princeton WordNet 3.0, read through nltk, as an RDF graph artifact.
+
+Takes: WordNet 3.0 in nltk's layout, found in this order:
+
+1. an nltk WordNet the user already has (``corpora/wordnet`` anywhere on ``nltk.data.path``);
+2. Debian's ``wordnet-base`` (``/usr/share/wordnet``), copied once into
+   ``kgllm.resources.nltk_data_dir()/corpora/wordnet/`` with the ``lexnames`` file nltk needs and
+   Debian lacks (nltk also refuses to read corpora outside its data path, hence the copy).
+
+Nothing is ever downloaded. :func:`prepare_nltk_data` builds (2) ahead of time (``make resources``);
+:func:`pull_wordnet` builds it lazily when it is missing.
+
+Makes: a graph artifact (kind ``graph``, one provenance ``{source: wordnet-3.0, path, nltk_version,
+wordnet_version}``) in the vocabulary fixed by the project (Global WordNet Association schema ``wn:``
+with WN-LMF relation names, OntoLex-Lemon for entries and senses; IRIs under ``kgllm.rdf.KGWN``):
+
+* synset ``<KGWN/02084071-n>``: ``a ontolex:LexicalConcept, wn:Synset``; ``wn:partOfSpeech``;
+  ``dc:identifier "dog.n.01"``; ``rdfs:label "dog"@en``; ``wn:definition``; ``wn:example``;
+  ``wn:lexfile "noun.animal"``; synset relations (``wn:hypernym`` ...) to other synsets;
+* entry ``<KGWN/entry/dog-n>``: ``a ontolex:LexicalEntry``; ``ontolex:canonicalForm <...#form>``;
+  ``<...#form> ontolex:writtenRep "dog"@en``; ``rdfs:label``; ``ontolex:sense`` each of its senses;
+* sense ``<KGWN/sense/dog%251%3A05%3A00%3A%3A>`` (quoted sense key): ``a ontolex:LexicalSense``;
+  ``ontolex:isLexicalizedSenseOf`` its synset; sense relations (``wn:antonym``, ``wn:derivation``,
+  ``wn:pertainym``, and the lexical forms of ``wn:also``, ``wn:participle``, ``wn:domain_*`` ...).
+
+A subset pull (``roots``, ``pos``) keeps the relations of the selected synsets and senses even when
+they point outside the subset; each such outside target gets a short description (types, part of
+speech, identifier, label, definition, lexfile; for a sense its entry) so the subset is
+self-contained. Counts in the manifest add up: ``emitted = triples + duplicates``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+from ..artifacts import Manifest
+from ..errors import ConfigError, InputError
+from ..log import logger, progress
+from ..rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, GraphWriter
+
+#: Where Debian's ``wordnet-base`` puts the WordNet 3.0 database files.
+DEBIAN_WORDNET = Path("/usr/share/wordnet")
+
+SYNSET_COUNT = 117_659  # WordNet 3.0: 82,115 n + 13,767 v + 18,156 a/s + 3,621 r
+
+#: The 45 lexicographer files of WordNet 3.0 (lexnames(5WN)): number, name, syntactic category.
+LEXNAMES = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
+    "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
+    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
+    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition",
+    "verb.communication", "verb.competition", "verb.consumption", "verb.contact", "verb.creation",
+    "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social", "verb.stative",
+    "verb.weather", "adj.ppl",
+)
+_LEXNAME_CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
+
+# Files copied from wordnet-base (cntlist.rev is optional: nltk uses it only for lemma counts).
+_DB_FILES = tuple(f"{kind}.{pos}" for kind in ("data", "index") for pos in ("adj", "adv", "noun", "verb")) + \
+    tuple(f"{pos}.exc" for pos in ("adj", "adv", "noun", "verb"))
+_OPTIONAL_FILES = ("cntlist.rev",)
+_STAMP = "kgllm-source.json"
+
+#: nltk pointer symbol -> WN-LMF relation name (wninput(5WN) lists the symbols).
+POINTER_RELATIONS = {
+    "@": "hypernym", "~": "hyponym", "@i": "instance_hypernym", "~i": "instance_hyponym",
+    "%m": "mero_member", "#m": "holo_member", "%p": "mero_part", "#p": "holo_part",
+    "%s": "mero_substance", "#s": "holo_substance",
+    ";c": "domain_topic", "-c": "has_domain_topic", ";r": "domain_region", "-r": "has_domain_region",
+    ";u": "exemplifies", "-u": "is_exemplified_by",
+    "&": "similar", "^": "also", "$": "verb_group", "=": "attribute", "*": "entails", ">": "causes",
+    "!": "antonym", "+": "derivation", "\\": "pertainym", "<": "participle",
+}
+RELATIONS = tuple(dict.fromkeys(POINTER_RELATIONS.values()))
+POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "r": "adverb", "s": "adjective_satellite"}
+_FILE_ORDER = {"a": 0, "s": 0, "r": 1, "n": 2, "v": 3}  # nltk's all_synsets order (a/s share data.adj)
+
+
+@dataclass
+class WordNetPullConfig:
+    """What to pull from WordNet 3.0 (the defaults pull all of it)."""
+
+    roots: list[str] = field(default_factory=list)   # nltk synset names; keep their hyponym closure
+    pos: list[str] = field(default_factory=lambda: ["n", "v", "a", "r"])  # "a" includes satellites ("s")
+    relations: list[str] = field(default_factory=lambda: list(RELATIONS))  # WN-LMF names to keep
+    include_examples: bool = True
+
+    def __post_init__(self):
+        bad = [p for p in self.pos if p not in POS_NAMES]
+        if bad:
+            raise ConfigError(f"pos: {bad[0]!r} is not a WordNet part of speech; use some of n, v, a, r, s")
+        bad = [r for r in self.relations if r not in RELATIONS]
+        if bad:
+            raise ConfigError(f"relations: {bad[0]!r} is not a WordNet relation; valid names: "
+                              f"{', '.join(RELATIONS)}")
+
+
+# ----------------------------------------------------------------------------- locating WordNet
+
+
+def _kgllm_wordnet_dir() -> Path:
+    from .. import resources
+
+    return resources.nltk_data_dir() / "corpora" / "wordnet"
+
+
+def _ensure_on_nltk_path(root: Path) -> None:
+    """nltk only opens corpus files under a directory of ``nltk.data.path``."""
+    import nltk
+
+    if str(root) not in [str(p) for p in nltk.data.path]:
+        nltk.data.path.append(str(root))
+
+
+def _user_wordnet():
+    """An nltk ``corpora/wordnet`` (dir or zip) already on nltk's data path, or None."""
+    import nltk
+
+    try:
+        return nltk.data.find("corpora/wordnet")
+    except (LookupError, OSError, ValueError):
+        return None
+
+
+def _build_from_debian(source: Path, dest: Path) -> Path:
+    """Copy wordnet-base's database files into ``dest`` plus a generated ``lexnames`` (atomic)."""
+    missing = [f for f in _DB_FILES if not (source / f).is_file()]
+    if missing:
+        raise InputError(f"{source}: incomplete WordNet database (missing {', '.join(missing)}); "
+                         "reinstall it with `apt-get install --reinstall wordnet-base`")
+    stamp = _source_stamp(source)
+    if (dest / _STAMP).is_file():
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads((dest / _STAMP).read_text("utf-8")) == stamp:
+                return dest  # already built from this very source: the fast path
+    logger.info("preparing WordNet 3.0 for nltk from %s into %s", source, dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # nltk refuses files and directories that others can write: make the whole chain 0755/0644.
+    for d in (dest.parent.parent, dest.parent):
+        os.chmod(d, 0o755)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(mode=0o755)
+    os.chmod(tmp, 0o755)
+    for name in _DB_FILES + _OPTIONAL_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, tmp / name)
+            os.chmod(tmp / name, 0o644)
+    with open(tmp / "lexnames", "w", encoding="ascii") as f:
+        for i, name in enumerate(LEXNAMES):
+            f.write(f"{i:02d}\t{name}\t{_LEXNAME_CATEGORY[name.split('.')[0]]}\n")
+    os.chmod(tmp / "lexnames", 0o644)
+    _write_index_sense(tmp)
+    os.chmod(tmp / "index.sense", 0o644)
+    (tmp / _STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n", "utf-8")
+    os.chmod(tmp / _STAMP, 0o644)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
+
+
+def _write_index_sense(wndir: Path) -> int:
+    """Generate ``index.sense`` (senseidx(5WN)), which wordnet-base lacks and nltk's reader opens.
+
+    Each line: ``sense_key synset_offset sense_number tag_cnt``, sorted by sense key. Sense numbers
+    come from the lemma's synset order in ``index.POS``, tag counts from ``cntlist.rev`` (0 when
+    absent). Parsed directly from the database files: a fraction of a full nltk pass.
+    """
+    sense_no: dict[tuple[str, str, int], int] = {}
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(wndir / f"index.{pos}", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(" "):
+                    continue
+                t = line.split()
+                n_ptr = int(t[3])
+                for i, off in enumerate(t[6 + n_ptr:6 + n_ptr + int(t[2])], 1):
+                    sense_no[(t[0], t[1], int(off))] = i
+    tag_cnt: dict[str, str] = {}
+    if (wndir / "cntlist.rev").is_file():
+        with open(wndir / "cntlist.rev", encoding="utf-8") as f:
+            for line in f:
+                t = line.split()
+                if len(t) == 3:
+                    tag_cnt[t[0]] = t[2]
+    ss_type = {"n": 1, "v": 2, "a": 3, "r": 4, "s": 5}
+    heads: dict[int, tuple[str, int]] = {}  # adjective offset -> (first word, its lex_id)
+    satellites: list[tuple[int, int, list[tuple[str, int]], int]] = []
+    rows: list[tuple[str, int, int]] = []
+    for pos in ("noun", "verb", "adj", "adv"):
+        with open(wndir / f"data.{pos}", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(" "):
+                    continue
+                t = line.split(" | ", 1)[0].split()
+                off, lexfile, sst = int(t[0]), int(t[1]), t[2]
+                n_words = int(t[3], 16)
+                words = [(_strip_marker(t[4 + 2 * i]).lower(), int(t[5 + 2 * i], 16)) for i in range(n_words)]
+                if sst == "s":
+                    k = 4 + 2 * n_words
+                    ptrs = [t[k + 1 + 4 * j:k + 5 + 4 * j] for j in range(int(t[k]))]
+                    head = next(int(p[1]) for p in ptrs if p[0] == "&")
+                    satellites.append((off, lexfile, words, head))
+                    continue
+                if sst == "a":
+                    heads[off] = words[0]
+                for w, lex_id in words:
+                    rows.append((f"{w}%{ss_type[sst]}:{lexfile:02d}:{lex_id:02d}::", off,
+                                 sense_no.get((w, sst, off), 0)))
+    for off, lexfile, words, head in satellites:
+        hw, hid = heads[head]
+        for w, lex_id in words:
+            rows.append((f"{w}%5:{lexfile:02d}:{lex_id:02d}:{hw}:{hid:02d}", off, sense_no.get((w, "a", off), 0)))
+    # Letter names ("A" and "a" in one synset) give the same sense key twice: one line each.
+    rows = sorted(set(rows))
+    with open(wndir / "index.sense", "w", encoding="utf-8") as f:
+        for key, off, num in rows:
+            f.write(f"{key} {off:08d} {num} {tag_cnt.get(key, '0')}\n")
+    return len(rows)
+
+
+def _strip_marker(word: str) -> str:
+    """``big(a)`` -> ``big``: adjective syntactic markers are not part of the lemma."""
+    return word[:word.index("(")] if word.endswith(")") and "(" in word else word
+
+
+def _source_stamp(source: Path) -> dict:
+    files = {}
+    for name in _DB_FILES + _OPTIONAL_FILES:
+        p = source / name
+        if p.is_file():
+            st = p.stat()
+            files[name] = [st.st_size, int(st.st_mtime)]
+    return {"source": str(source), "files": files, "lexnames": len(LEXNAMES)}
+
+
+def locate_wordnet(debian_dir: Path | None = None) -> tuple[object, str]:
+    """The WordNet 3.0 to read (a path or nltk path pointer) and where it comes from.
+
+    Order: the user's nltk WordNet, else kgllm's copy of Debian's wordnet-base (built if needed).
+    Raises :class:`InputError` saying how to install WordNet when there is none.
+    """
+    debian_dir = Path(debian_dir or DEBIAN_WORDNET)
+    ours = _kgllm_wordnet_dir()
+    found = _user_wordnet()
+    if found is not None and Path(str(found)).resolve() != ours.resolve():
+        return found, "nltk"
+    if all((debian_dir / f).is_file() for f in _DB_FILES):
+        _build_from_debian(debian_dir, ours)
+        _ensure_on_nltk_path(ours.parent.parent)
+        return ours, f"debian:{debian_dir}"
+    if found is not None:  # our own copy, built earlier from a wordnet-base since removed
+        return found, "kgllm"
+    if (ours / _STAMP).is_file() and (ours / "lexnames").is_file():
+        _ensure_on_nltk_path(ours.parent.parent)
+        return ours, "kgllm"
+    import nltk
+
+    raise InputError(
+        "WordNet 3.0 not found: no nltk 'corpora/wordnet' under nltk's data path "
+        f"({', '.join(map(str, nltk.data.path))}) and no Debian wordnet-base in {debian_dir}. "
+        "Install it with `apt-get install wordnet-base` (then `make resources`); kgllm never downloads it.")
+
+
+def prepare_nltk_data() -> Path:
+    """Make WordNet 3.0 readable by nltk (idempotent; fast when done) and return its directory."""
+    where, _ = locate_wordnet()
+    return Path(str(where))
+
+
+def open_wordnet(debian_dir: Path | None = None):
+    """A fresh nltk ``WordNetCorpusReader`` over WordNet 3.0 and a description of its source."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class _Reader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # nltk maps "wordnet" (3.0) sense keys onto the loaded WordNet for OMW data: reading
+            # index.sense twice for an identity map when the loaded WordNet is 3.0 itself.
+            return None if self.get_version() == "3.0" else super().map_wn(version)
+
+    where, origin = locate_wordnet(debian_dir)
+    with warnings.catch_warnings():
+        # "multilingual functions are not available": we read English WordNet only.
+        warnings.simplefilter("ignore")
+        reader = _Reader(where if not isinstance(where, Path) else str(where), None)
+    version = reader.get_version()
+    if version != "3.0":
+        raise InputError(f"{where}: this is WordNet {version}, but kgllm's WordNet IRIs use WordNet 3.0 "
+                         "offsets; install WordNet 3.0 (`apt-get install wordnet-base`)")
+    info = {"path": str(where), "origin": origin, "wordnet_version": version, "nltk_version": nltk.__version__}
+    return reader, info
+
+
+# ----------------------------------------------------------------------------- N-Triples building
+
+
+def literal(value: str, lang: str | None = None) -> str:
+    """N-Triples literal in the same canonical form as pyoxigraph (so triple ids agree)."""
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        return f'"{value}"@{lang}' if lang else f'"{value}"'
+    import pyoxigraph
+
+    return str(pyoxigraph.Literal(value, language=lang) if lang else pyoxigraph.Literal(value))
+
+
+def _u(ns: str, local: str) -> str:
+    return f"<{ns}{local}>"
+
+
+A = _u(RDF, "type")
+_T_CONCEPT, _T_SYNSET = _u(ONTOLEX, "LexicalConcept"), _u(WN, "Synset")
+_T_ENTRY, _T_SENSE = _u(ONTOLEX, "LexicalEntry"), _u(ONTOLEX, "LexicalSense")
+_P_POS, _P_ID, _P_LABEL = _u(WN, "partOfSpeech"), _u(DC, "identifier"), _u(RDFS, "label")
+_P_DEF, _P_EX, _P_LEXFILE = _u(WN, "definition"), _u(WN, "example"), _u(WN, "lexfile")
+_P_FORM, _P_REP = _u(ONTOLEX, "canonicalForm"), _u(ONTOLEX, "writtenRep")
+_P_SENSE, _P_OF = _u(ONTOLEX, "sense"), _u(ONTOLEX, "isLexicalizedSenseOf")
+_POS_TERMS = {p: _u(WN, name) for p, name in POS_NAMES.items()}
+
+
+def synset_iri(offset: int, pos: str) -> str:
+    return f"<{KGWN}{offset:08d}-{pos}>"
+
+
+def entry_iri(lemma: str, pos: str) -> str:
+    return f"<{KGWN}entry/{quote(lemma)}-{pos}>"
+
+
+def sense_iri(sense_key: str) -> str:
+    return f"<{KGWN}sense/{quote(sense_key)}>"
+
+
+class _Emitter:
+    """Turns nltk synsets into N-Triples term strings, passed to ``add(s, p, o)``.
+
+    Everything is built as plain strings (no RDF term objects) because a full pull emits millions
+    of triples and per-triple object overhead would dominate the run time.
+    """
+
+    def __init__(self, reader, config: WordNetPullConfig, add: Callable[[str, str, str], bool]):
+        self.reader = reader
+        self.add = add
+        self.examples = config.include_examples
+        keep = set(config.relations)
+        self.rel_pred = {sym: _u(WN, name) for sym, name in POINTER_RELATIONS.items() if name in keep}
+        self.rel_count = {POINTER_RELATIONS[s]: 0 for s in self.rel_pred}
+        self.counts = {"synsets": 0, "senses": 0, "entries": 0, "definitions": 0, "examples": 0,
+                       "boundary_synsets": 0, "boundary_senses": 0, "emitted": 0}
+        self.satellites = getattr(reader, "satellite_offsets", None)
+        self.entries: set[str] = set()
+        self.selected: set[tuple[str, int]] | None = None  # None: everything is selected
+        self.boundary_synsets: set[tuple[str, int]] = set()
+        self.boundary_senses: dict[str, object] = {}
+        self.lemma_target = reader.synset_from_pos_and_offset
+
+    # Pointer targets give the pos of the data file ("a" also for satellites): nltk knows which
+    # adjective offsets are satellites, and the IRI must say "s" for those.
+    def _target_pos(self, pos: str, offset: int) -> str:
+        if pos == "a":
+            if self.satellites is not None:
+                return "s" if offset in self.satellites else "a"
+            return self.reader.synset_from_pos_and_offset("a", offset)._pos
+        return pos
+
+    def _emit(self, s: str, p: str, o: str) -> None:
+        self.counts["emitted"] += 1
+        self.add(s, p, o)
+
+    def describe_synset(self, ss, full: bool) -> str:
+        add = self._emit
+        sid = synset_iri(ss._offset, ss._pos)
+        add(sid, A, _T_CONCEPT)
+        add(sid, A, _T_SYNSET)
+        add(sid, _P_POS, _POS_TERMS[ss._pos])
+        add(sid, _P_ID, literal(ss._name))
+        add(sid, _P_LABEL, literal(ss._lemmas[0]._name.replace("_", " "), "en"))
+        if ss._definition:
+            add(sid, _P_DEF, literal(ss._definition, "en"))
+            self.counts["definitions"] += full
+        add(sid, _P_LEXFILE, literal(ss._lexname))
+        if full and self.examples:
+            for ex in ss._examples:
+                add(sid, _P_EX, literal(ex, "en"))
+                self.counts["examples"] += 1
+        return sid
+
+    def describe_sense(self, lemma, pos: str, sid: str) -> str:
+        add = self._emit
+        kid = sense_iri(lemma._key)
+        add(kid, A, _T_SENSE)
+        add(kid, _P_OF, sid)
+        eid = entry_iri(lemma._name, pos)
+        if eid not in self.entries:
+            self.entries.add(eid)
+            self.counts["entries"] += 1
+            text = literal(lemma._name.replace("_", " "), "en")
+            form = eid[:-1] + "#form>"
+            add(eid, A, _T_ENTRY)
+            add(eid, _P_FORM, form)
+            add(form, _P_REP, text)
+            add(eid, _P_LABEL, text)
+        add(eid, _P_SENSE, kid)
+        return kid
+
+    def synset(self, ss) -> None:
+        """All triples of one selected synset: description, senses, synset and sense relations."""
+        add = self._emit
+        counts = self.counts
+        counts["synsets"] += 1
+        pos = ss._pos
+        sid = self.describe_synset(ss, True)
+        for lemma in ss._lemmas:
+            self.describe_sense(lemma, pos, sid)
+            counts["senses"] += 1
+        rel_pred, rel_count, selected = self.rel_pred, self.rel_count, self.selected
+        for sym, targets in ss._pointers.items():
+            pred = rel_pred.get(sym)
+            if pred is None:
+                continue
+            # nltk keeps synset pointers in sets: sort them so the output does not depend on hashing.
+            for tpos, toff in sorted(targets):
+                tpos = self._target_pos(tpos, toff)
+                add(sid, pred, synset_iri(toff, tpos))
+                if selected is not None and (tpos, toff) not in selected:
+                    self.boundary_synsets.add((tpos, toff))
+            rel_count[POINTER_RELATIONS[sym]] += len(targets)
+        if ss._lemma_pointers:
+            by_name = {lm._name: lm for lm in ss._lemmas}
+            for (name, sym), targets in ss._lemma_pointers.items():
+                pred = rel_pred.get(sym)
+                if pred is None:
+                    continue
+                src = sense_iri(by_name[name]._key)
+                for tpos, toff, tidx in targets:
+                    target = self.lemma_target(tpos, toff)._lemmas[tidx]
+                    add(src, pred, sense_iri(target._key))
+                    if selected is not None and (target._synset._pos, toff) not in selected:
+                        self.boundary_senses.setdefault(target._key, target)
+                rel_count[POINTER_RELATIONS[sym]] += len(targets)
+
+    def boundary(self) -> None:
+        """Short descriptions of outside targets of a subset's relations (sorted, so deterministic)."""
+        for key in sorted(self.boundary_senses):
+            lemma = self.boundary_senses[key]
+            ss = lemma._synset
+            self.describe_sense(lemma, ss._pos, synset_iri(ss._offset, ss._pos))
+            self.boundary_synsets.add((ss._pos, ss._offset))
+            self.counts["boundary_senses"] += 1
+        for pos, off in sorted(self.boundary_synsets, key=lambda t: (_FILE_ORDER[t[0]], t[1])):
+            self.describe_synset(self.reader.synset_from_pos_and_offset(pos, off), False)
+            self.counts["boundary_synsets"] += 1
+
+
+# ----------------------------------------------------------------------------- the pull
+
+
+def select_synsets(reader, config: WordNetPullConfig) -> list | None:
+    """The synsets a config selects in pull order, or None for "all synsets of the chosen pos"."""
+    from nltk.corpus.reader.wordnet import WordNetError
+
+    if not config.roots:
+        return None
+    todo = []
+    for name in config.roots:
+        try:
+            todo.append(reader.synset(name))
+        except (WordNetError, ValueError, AttributeError) as e:
+            raise ConfigError(f"roots: {name!r} is not a WordNet 3.0 synset name "
+                              f"(expected e.g. 'dog.n.01'): {e}") from e
+    seen = {}
+    while todo:
+        ss = todo.pop()
+        key = (ss._pos, ss._offset)
+        if key in seen:
+            continue
+        seen[key] = ss
+        todo.extend(ss.hyponyms())
+        todo.extend(ss.instance_hyponyms())
+    want = _pos_filter(config.pos)
+    return [seen[k] for k in sorted(seen, key=lambda t: (_FILE_ORDER[t[0]], t[1])) if k[0] in want]
+
+
+def _pos_filter(pos: Iterable[str]) -> set[str]:
+    want = set(pos)
+    if "a" in want:
+        want.add("s")  # as in nltk, adjectives include adjective satellites
+    return want
+
+
+def _all_synsets(reader, config: WordNetPullConfig):
+    want = _pos_filter(config.pos)
+    for pos_file in ("a", "r", "n", "v"):  # each data file once, in nltk's order
+        if pos_file == "a" and not want & {"a", "s"} or pos_file != "a" and pos_file not in want:
+            continue
+        for ss in reader.all_synsets(pos_file):
+            if ss._pos in want:
+                yield ss
+
+
+def pull_wordnet(out: str | os.PathLike, config: WordNetPullConfig | None = None, *,
+                 pipeline_key: str | None = None, wordnet=None) -> Manifest:
+    """Pull WordNet 3.0 (all of it by default) into the graph artifact ``out``.
+
+    ``wordnet``: an ``open_wordnet()`` result to reuse (opening WordNet takes seconds); default a
+    fresh one.
+    """
+    config = config or WordNetPullConfig()
+    reader, info = wordnet or open_wordnet()
+    selected = select_synsets(reader, config)
+    provenance = {"source": "wordnet-3.0", **info}
+    with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g:
+        with g.shard(provenance) as add:
+            em = _Emitter(reader, config, add)
+            if selected is None:
+                total = SYNSET_COUNT if set(config.pos) >= {"n", "v", "a", "r"} else None
+                synsets = _all_synsets(reader, config)
+            else:
+                em.selected = {(ss._pos, ss._offset) for ss in selected}
+                total, synsets = len(selected), selected
+            for ss in progress(synsets, desc="wordnet synsets", total=total, unit="synset"):
+                em.synset(ss)
+            em.boundary()
+        g.counts.update(em.counts)
+        g.counts["relations"] = dict(sorted(em.rel_count.items()))
+        g.extra["wordnet"] = info
+    logger.info("wordnet: %d synsets, %d senses, %d triples", em.counts["synsets"], em.counts["senses"],
+                g.manifest.counts["triples"])
+    return g.manifest
+
+
+def run(inputs: list[Path], out: Path, config: WordNetPullConfig, *, pipeline_key: str | None = None) -> Manifest:
+    """Stage ``pull.wordnet`` (takes no input artifacts)."""
+    return pull_wordnet(out, config, pipeline_key=pipeline_key)
