@@ -1,0 +1,169 @@
+"""OWL reasoning with owlready2 (HermiT, Pellet), always in a subprocess with a timeout.
+
+Takes: an :class:`~kgllm.validate.ontology.Ontology` (the union of the ontology files), a reasoner name,
+a Java heap size and a timeout.
+Makes: a :class:`ReasoningResult`: consistent or not, the unsatisfiable classes, and for an
+inconsistent ontology Pellet's explanations (the axioms involved), or a status saying why reasoning
+did not finish (``timeout``, ``out_of_memory``, ``error``) with the reasoner's own message.
+
+Why a subprocess: owlready2 calls Java synchronously and cannot be interrupted; a reasoner stuck on a
+hard ontology must never hang the pipeline. The worker (``python -m kgllm.validate.reasoning``) runs in
+its own process group, so a timeout kills Java too.
+
+Why owlready2 0.49 (pinned): its bundled Pellet 2.3.1 runs on Java 17; from 0.50 on, the bundled Jena
+jars are compiled for a newer Java (class file 69) and Pellet fails on Java 17. HermiT works with both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..log import logger
+from .ontology import Ontology, write_ntriples_for_owlready
+
+REASONERS = ("hermit", "pellet", "none")
+_NOTHING = "http://www.w3.org/2002/07/owl#Nothing"
+
+
+@dataclass
+class ReasoningResult:
+    reasoner: str
+    status: str                      # consistent | inconsistent | timeout | out_of_memory | error | skipped
+    consistent: bool | None = None
+    unsatisfiable_classes: list[str] = field(default_factory=list)
+    explanations: list[list[str]] = field(default_factory=list)   # each: the axioms of one justification
+    explainer: str | None = None     # which reasoner produced the explanations
+    seconds: float = 0.0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("consistent", "skipped") and not self.unsatisfiable_classes
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def reason(ont: Ontology, reasoner: str = "hermit", *, java_heap_mb: int = 2000, timeout_s: float = 300,
+           explain: bool = True) -> ReasoningResult:
+    """Check consistency and classify; never raises for reasoner failures (they become a status)."""
+    if reasoner == "none":
+        return ReasoningResult("none", "skipped", message="reasoning disabled (reasoner: none)")
+    if reasoner not in REASONERS:
+        raise ValueError(f"unknown reasoner {reasoner!r}; use one of {', '.join(REASONERS)}")
+    if not ont.triples:
+        return ReasoningResult(reasoner, "skipped", message="no ontology given")
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="kgllm-reason-") as tmp:
+        nt = write_ntriples_for_owlready(ont, Path(tmp) / "ontology.nt")
+        cmd = [sys.executable, "-m", "kgllm.validate.reasoning", str(nt), reasoner, str(java_heap_mb),
+               "1" if explain else "0"]
+        logger.info("reasoning with %s over %d ontology triples (timeout %ss, Java heap %s MB)",
+                    reasoner, len(ont.triples), timeout_s, java_heap_mb)
+        # start_new_session: the worker and its Java child form one process group that a timeout kills.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            return ReasoningResult(reasoner, "timeout", seconds=round(time.perf_counter() - t0, 2),
+                                   message=f"{reasoner} did not finish within {timeout_s} s; raise "
+                                           f"reasoning_timeout_s or use reasoner: none for this ontology")
+    seconds = round(time.perf_counter() - t0, 2)
+    text = out.decode("utf-8", "replace").strip().splitlines()
+    if proc.returncode != 0 or not text:
+        tail = err.decode("utf-8", "replace")[-2000:]
+        status = "out_of_memory" if "OutOfMemoryError" in tail or "MemoryError" in tail else "error"
+        return ReasoningResult(reasoner, status, seconds=seconds,
+                               message=f"reasoner worker failed (exit {proc.returncode}): {tail.strip()}")
+    res = json.loads(text[-1])
+    res["seconds"] = seconds
+    return ReasoningResult(**res)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def parse_pellet_explanation(text: str) -> list[list[str]]:
+    """The justifications in ``pellet explain`` output: numbered blocks of indented axioms."""
+    block = text.split("Explanation(s):", 1)
+    if len(block) < 2:
+        return []
+    out: list[list[str]] = []
+    for line in block[1].splitlines():
+        m = re.match(r"^\s*(\d+)\)\s+(.*\S)\s*$", line)
+        if m:
+            out.append([m.group(2)])
+        elif line.strip() and out and line.startswith(" "):
+            out[-1].append(line.strip())
+        elif line.strip() and out:
+            break
+    return out
+
+
+# ----------------------------------------------------------------------------- worker (subprocess)
+
+
+def _java_failure(exc: Exception) -> tuple[str, str]:
+    msg = str(exc)
+    status = "out_of_memory" if "OutOfMemoryError" in msg else "error"
+    return status, msg[-3000:]
+
+
+def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
+    import owlready2
+    from owlready2.base import OwlReadyInconsistentOntologyError, OwlReadyJavaError
+
+    # sync_reasoner_* read the heap size from owlready2.reasoning at call time.
+    owlready2.reasoning.JAVA_MEMORY = heap_mb
+    world = owlready2.World()
+    onto = world.get_ontology(Path(nt_path).resolve().as_uri()).load()
+    res = {"reasoner": reasoner, "status": "consistent", "consistent": True}
+    try:
+        with onto:
+            if reasoner == "hermit":
+                owlready2.sync_reasoner_hermit(world, debug=0, ignore_unsupported_datatypes=True)
+            else:
+                owlready2.sync_reasoner_pellet(world, debug=0)
+    except OwlReadyInconsistentOntologyError:
+        res.update(status="inconsistent", consistent=False)
+    except OwlReadyJavaError as e:
+        status, msg = _java_failure(e)
+        return {"reasoner": reasoner, "status": status, "consistent": None, "message": msg}
+    if res["consistent"]:
+        res["unsatisfiable_classes"] = sorted(c.iri for c in world.inconsistent_classes() if c.iri != _NOTHING)
+        return res
+    if explain:
+        # HermiT gives no justification; Pellet's `explain` does (owlready2 runs it at debug level 2).
+        w2 = owlready2.World()
+        o2 = w2.get_ontology(Path(nt_path).resolve().as_uri()).load()
+        try:
+            with o2:
+                owlready2.sync_reasoner_pellet(w2, debug=2)
+            res["message"] = "Pellet found the ontology consistent; no explanation available"
+        except OwlReadyInconsistentOntologyError as e:
+            res["explanations"] = parse_pellet_explanation(str(e))
+            res["explainer"] = "pellet"
+        except OwlReadyJavaError as e:
+            res["message"] = f"Pellet could not explain the inconsistency: {_java_failure(e)[1][:500]}"
+    return res
+
+
+if __name__ == "__main__":
+    _nt, _reasoner, _heap, _explain = sys.argv[1:5]
+    print(json.dumps(_worker(_nt, _reasoner, int(_heap), _explain == "1")))

@@ -1,0 +1,169 @@
+"""Run the validate stage: ontologies + graph artifacts -> clean graph + quarantine + report.
+
+Takes: graph artifacts (kind ``graph``) and a :class:`~kgllm.validate.stages.ValidateConfig`.
+Makes: a graph artifact at ``out`` (written with :class:`~kgllm.rdf.GraphWriter`, one output shard per
+input shard with the same provenance) holding the triples no ``error`` check flagged, plus::
+
+    quarantine/quarantine.jsonl   {"id","s","p","o","checks":[...],"reasons":[...],"source":{graph,shard,provenance}}
+    quarantine/quarantine.nt      the same triples as N-Triples
+    warnings.jsonl                {"check","severity","message","focus","triple":[s,p,o]|null}
+    report.json, report.md        counts, ontology/reasoning/check/SHACL results, problems
+
+Counts add up: ``input_triples = kept + quarantined + duplicate_triples`` (the same triple in two
+input artifacts, or twice in the quarantine; 0 for a single input). ``manifest.extra.validation.clean``
+is False when problems were found (the CLI then exits 1).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from ..artifacts import Manifest, atomic_write_json, atomic_write_text
+from ..errors import ArtifactError
+from ..log import logger
+from ..rdf import (
+    GRAPH_KIND,
+    GraphWriter,
+    count_triples,
+    graph_shards,
+    iter_ntriples_file,
+    read_manifest,
+    triple_id,
+)
+from .checks import CHECKS, GraphIndex, run_checks
+from .ontology import load_ontologies
+from .reasoning import reason
+from .report import render_markdown
+from .shapes import validate_shapes
+from .stages import ValidateConfig
+
+
+def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: str | None = None) -> Manifest:
+    for d in inputs:
+        read_manifest(d, GRAPH_KIND)  # a clear error for anything but a graph artifact
+        if Path(d).resolve() == Path(out).resolve():
+            raise ArtifactError(f"{out}: the output must not be one of the inputs (validate writes a new graph)")
+    ont = load_ontologies(config.ontology)
+    reasoning = reason(ont, config.reasoner, java_heap_mb=config.java_heap_mb,
+                       timeout_s=config.reasoning_timeout_s, explain=config.explain)
+    logger.info("reasoning: %s", reasoning.status)
+
+    total = count_triples(inputs)
+    ctx = GraphIndex(ont, config.checks)
+    ctx.add_all(_iter_inputs(inputs), total=total)
+    if len(ctx) != total:
+        raise ArtifactError(f"{', '.join(map(str, inputs))}: manifests count {total} triples but the shards hold "
+                            f"{len(ctx)}; the artifact is damaged: rebuild it")
+    results = run_checks(ctx, config.severity)
+
+    quarantine: dict[int, list] = defaultdict(list)
+    warnings = []
+    for vs in results.values():
+        for v in vs:
+            if v.severity == "error" and v.triple is not None:
+                quarantine[v.triple].append(v)
+            else:
+                warnings.append(v)
+
+    shacl_lines: list[str] | None = [] if total <= config.shacl_max_triples else None
+    with GraphWriter(out, config=config, inputs=inputs, pipeline_key=pipeline_key) as g:
+        kept = quarantined = duplicates = 0
+        qdir = g.path / "quarantine"
+        qdir.mkdir()
+        seen_q: set[str] = set()
+        with open(qdir / "quarantine.jsonl", "w", encoding="utf-8") as qj, \
+                open(qdir / "quarantine.nt", "w", encoding="utf-8") as qn:
+            n = 0
+            for d in inputs:
+                for shard in graph_shards(d):
+                    with g.shard(shard["provenance"]) as add:
+                        for s, p, o in iter_ntriples_file(shard["path"]):
+                            vs = quarantine.get(n)
+                            n += 1
+                            if vs is None:
+                                if add(s, p, o):
+                                    kept += 1
+                                    if shacl_lines is not None:
+                                        shacl_lines.append(f"{s} {p} {o} .\n")
+                                else:
+                                    duplicates += 1
+                                continue
+                            line = f"{s} {p} {o}"
+                            if line in seen_q:
+                                duplicates += 1
+                                continue
+                            seen_q.add(line)
+                            quarantined += 1
+                            qn.write(line + " .\n")
+                            qj.write(json.dumps({
+                                "id": triple_id(s, p, o), "s": s, "p": p, "o": o,
+                                "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
+                                "source": {"graph": str(d), "shard": shard["file"],
+                                           "provenance": shard["provenance"]}}, ensure_ascii=False) + "\n")
+        with open(g.path / "warnings.jsonl", "w", encoding="utf-8") as wf:
+            for v in warnings:
+                wf.write(json.dumps({"check": v.check, "severity": v.severity, "message": v.message,
+                                     "focus": v.focus, "triple": list(ctx.triple(v.triple))
+                                     if v.triple is not None else None}, ensure_ascii=False) + "\n")
+        assert kept + quarantined + duplicates == total, "validate lost triples"  # counts must add up
+
+        shacl = validate_shapes(shacl_lines or [], kept, config.shapes, max_triples=config.shacl_max_triples,
+                                max_examples=config.max_examples)
+        counts = {"input_triples": total, "kept": kept, "quarantined": quarantined, "duplicate_triples": duplicates,
+                  "errors": sum(len(v) for v in quarantine.values()), "warnings": len(warnings)}
+        report = _report(inputs, config, ont, reasoning, results, counts, shacl, ctx)
+        atomic_write_json(g.path / "report.json", report)
+        atomic_write_text(g.path / "report.md", render_markdown(report))
+        g.counts.update(counts)
+        g.counts["problems"] = len(report["problems"])
+        g.extra["validation"] = {"clean": report["clean"], "problems": report["problems"],
+                                 "reasoning": reasoning.status}
+    return g.manifest
+
+
+def _iter_inputs(inputs: list[Path]):
+    for d in inputs:
+        for shard in graph_shards(d):
+            yield from iter_ntriples_file(shard["path"])
+
+
+def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx) -> dict:
+    checks = []
+    for name in sorted(CHECKS):
+        cls = CHECKS[name]
+        sev = config.severity.get(name, cls.severity)
+        vs = results.get(name, [])
+        checks.append({
+            "name": name, "severity": sev, "description": cls.description, "violations": len(vs),
+            "quarantined_triples": len({v.triple for v in vs if v.severity == "error" and v.triple is not None}),
+            "examples": [{"message": v.message, "focus": v.focus,
+                          "triple": list(ctx.triple(v.triple)) if v.triple is not None else None}
+                         for v in vs[: config.max_examples]],
+        })
+    problems = []
+    if reasoning.status == "inconsistent":
+        problems.append("the ontology is inconsistent" + (" (see the explanation)" if reasoning.explanations else ""))
+    elif reasoning.status in ("timeout", "out_of_memory", "error"):
+        problems.append(f"OWL reasoning did not finish ({reasoning.status}): {reasoning.message[:300]}")
+    if reasoning.unsatisfiable_classes and config.fail_on_unsatisfiable:
+        problems.append(f"{len(reasoning.unsatisfiable_classes)} unsatisfiable classes")
+    for ch in checks:
+        if ch["severity"] == "error" and ch["violations"]:
+            problems.append(f"{ch['name']}: {ch['violations']} violations ({ch['quarantined_triples']} triples "
+                            f"quarantined)")
+    if shacl.get("results", {}).get("Violation"):
+        problems.append(f"SHACL: {shacl['focus_nodes']['violating']} focus nodes violate the shapes")
+    return {
+        "clean": not problems,
+        "problems": problems,
+        "counts": counts,
+        "inputs": [{"path": str(d), "triples": count_triples([d])} for d in inputs],
+        "ontologies": {"files": ont.files, "unresolved_imports": ont.unresolved_imports,
+                       "subclass_cycles": ont.subclass_cycles, "classes": len(ont.classes),
+                       "properties": len(ont.properties), "namespaces": ont.namespaces},
+        "reasoning": reasoning.to_dict(),
+        "checks": checks,
+        "shacl": shacl,
+    }
