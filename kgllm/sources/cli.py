@@ -10,4 +10,5 @@ def register(cmds) -> None:
     from . import _pull_cli  # WordNet and local files
 
     _pull_cli.register_wordnet(cmds)
+    _pull_cli.register_file(cmds)
     pass

@@ -9,9 +9,12 @@ STAGES: list[Stage] = []
 # Each source module below adds its Stage(s) to STAGES. Keep imports light (config dataclasses only).
 
 # WordNet 3.0 (nltk) and local RDF files.
+from .files import FilePullConfig  # noqa: E402
 from .wordnet import WordNetPullConfig  # noqa: E402
 
 STAGES += [
     Stage("pull.wordnet", WordNetPullConfig, "kgllm.sources.wordnet:run", "graph",
           help="WordNet 3.0 through nltk (all of it, or --root/--pos/--relation subsets)", max_inputs=0),
+    Stage("pull.file", FilePullConfig, "kgllm.sources.files:run", "graph",
+          help="local RDF files (N-Triples, Turtle, RDF/XML, N-Quads; .gz/.bz2/.xz)", max_inputs=0),
 ]

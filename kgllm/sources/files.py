@@ -1,0 +1,291 @@
+"""``pull.file``: local RDF files (N-Triples, Turtle, RDF/XML, N-Quads; plain or .gz/.bz2/.xz) into a
+graph artifact.
+
+Takes: file paths; the format comes from each name's extension (``.nt .ttl .rdf .owl .xml .nq``, then
+an optional ``.gz .bz2 .xz``) or from ``format`` for all of them.
+Makes: a graph artifact with one shard (or more, past the writer's shard size) per input file and the
+provenance ``{source: file, path, sha256, format}``. Parsing streams through pyoxigraph's parsers.
+
+* Blank nodes are relabelled ``_:b<file sha256 prefix>x<n>`` in order of appearance: deterministic
+  (pyoxigraph makes up random labels for anonymous nodes) and distinct across files.
+* N-Quads: graph names are dropped; the quads that had one are counted (``named_graph_quads``).
+* Malformed input stops the pull with an :class:`InputError` naming the file, line and column
+  (exit code 2). With ``skip_bad`` (N-Triples/N-Quads only: one statement per line), bad lines go
+  to ``quarantine.jsonl`` in the artifact (file, line, column, parser message, text) and are counted.
+
+Counts add up per file and in total, for the line-based formats:
+``lines = statements + bad_lines + blank_lines`` (blank or comment-only lines), and for every format
+``statements = triples kept + duplicates`` (duplicates across all files of the pull are dropped once).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import lzma
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from ..artifacts import Manifest, sha256_file
+from ..errors import ConfigError, InputError, UsageError
+from ..log import logger, progress
+from ..rdf import GraphWriter
+
+QUARANTINE = "quarantine.jsonl"
+
+FORMATS = ("ntriples", "turtle", "rdfxml", "nquads")
+_ALIASES = {"nt": "ntriples", "ntriples": "ntriples", "n-triples": "ntriples",
+            "ttl": "turtle", "turtle": "turtle",
+            "xml": "rdfxml", "rdf": "rdfxml", "owl": "rdfxml", "rdfxml": "rdfxml", "rdf/xml": "rdfxml",
+            "nq": "nquads", "nquads": "nquads", "n-quads": "nquads"}
+_EXTENSIONS = {".nt": "ntriples", ".ttl": "turtle", ".rdf": "rdfxml", ".owl": "rdfxml", ".xml": "rdfxml",
+               ".nq": "nquads"}
+_COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_LINE_BASED = ("ntriples", "nquads")
+_CHUNK_LINES = 20_000  # lines parsed per pyoxigraph call: large enough to amortise the call
+# pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
+# line-based formats); kgllm puts the position in the file in front instead.
+_POSITION = re.compile(r"^Parser error (?:at|between) line \d+ column \d+(?: and line \d+ column \d+)?: ")
+
+
+@dataclass
+class FilePullConfig:
+    """Which local RDF files to pull and how to read them."""
+
+    paths: list[Path] = field(default_factory=list)
+    format: str | None = None        # ntriples | turtle | rdfxml | nquads (or nt, ttl, xml, nq); None: by extension
+    skip_bad: bool = False           # quarantine malformed lines (N-Triples/N-Quads) instead of failing
+    base_iri: str | None = None      # base for relative IRIs (Turtle, RDF/XML)
+
+    def __post_init__(self):
+        if self.format is not None and self.format.lower() not in _ALIASES:
+            raise ConfigError(f"format: {self.format!r} is not a supported RDF format; use one of "
+                              f"{', '.join(FORMATS)} (or nt, ttl, xml, nq)")
+
+
+def detect_format(path: Path, override: str | None = None) -> tuple[str, str | None]:
+    """``(format, compression suffix or None)`` of a file, from ``override`` or its extension."""
+    suffixes = [s.lower() for s in path.suffixes]
+    comp = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSION else None
+    if override:
+        return _ALIASES[override.lower()], comp
+    ext = suffixes[-2] if comp and len(suffixes) >= 2 else (suffixes[-1] if suffixes and not comp else "")
+    if ext not in _EXTENSIONS:
+        raise UsageError(f"{path}: cannot tell the RDF format from the extension {ext or '(none)'!r}; "
+                         f"name it .nt/.ttl/.rdf/.owl/.xml/.nq (optionally + .gz/.bz2/.xz) or pass --format")
+    return _EXTENSIONS[ext], comp
+
+
+def _open(path: Path, comp: str | None) -> IO[bytes]:
+    return _COMPRESSION[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
+
+
+def _ox_format(fmt: str):
+    import pyoxigraph
+
+    return {"ntriples": pyoxigraph.RdfFormat.N_TRIPLES, "turtle": pyoxigraph.RdfFormat.TURTLE,
+            "rdfxml": pyoxigraph.RdfFormat.RDF_XML, "nquads": pyoxigraph.RdfFormat.N_QUADS}[fmt]
+
+
+def _is_content(line: bytes) -> bool:
+    s = line.strip()
+    return bool(s) and s[:1] != b"#"
+
+
+def _message(e: SyntaxError) -> str:
+    return _POSITION.sub("", str(e.msg or e))
+
+
+class _FileReader:
+    """Parses one file into a shard; keeps that file's counts."""
+
+    def __init__(self, path: Path, fmt: str, comp: str | None, sha256: str, config: FilePullConfig, add,
+                 quarantine: IO[str] | None, bar):
+        import pyoxigraph
+
+        self.path, self.fmt, self.comp, self.config = path, fmt, comp, config
+        self.add, self.quarantine, self.bar = add, quarantine, bar
+        self.ox = pyoxigraph
+        self.oxfmt = _ox_format(fmt)
+        self.bnode_prefix = f"_:b{sha256[:12]}x"
+        self.bnodes: dict[str, str] = {}
+        self.counts = {"statements": 0, "triples": 0, "duplicates": 0, "named_graph_quads": 0}
+        if fmt in _LINE_BASED:
+            self.counts.update(lines=0, blank_lines=0, bad_lines=0)
+
+    # -- terms and statements
+
+    def _bnode(self, term) -> str:
+        label = self.bnodes.get(term.value)
+        if label is None:
+            label = self.bnodes[term.value] = f"{self.bnode_prefix}{len(self.bnodes)}"
+        return label
+
+    def _add_all(self, quads) -> None:
+        """Add parsed statements; a parse error propagates after the ones before it were added."""
+        blank, default = self.ox.BlankNode, self.ox.DefaultGraph
+        counts, add = self.counts, self.add
+        n = 0
+        try:
+            for q in quads:
+                s, o = q.subject, q.object
+                s = self._bnode(s) if type(s) is blank else str(s)
+                o = self._bnode(o) if type(o) is blank else str(o)
+                if add(s, str(q.predicate), o):
+                    counts["triples"] += 1
+                else:
+                    counts["duplicates"] += 1
+                if type(q.graph_name) is not default:
+                    counts["named_graph_quads"] += 1
+                n += 1
+        finally:
+            counts["statements"] += n
+            self.bar.update(n)
+
+    def _error(self, line: int | None, column: int | None, message: str) -> InputError:
+        where = f"{self.path}:{line}" + (f":{column}" if column else "") if line else str(self.path)
+        hint = " (or rerun with --skip-bad to quarantine malformed lines)" if self.fmt in _LINE_BASED else ""
+        return InputError(f"{where}: malformed {self.fmt}: {message}; fix the file{hint}")
+
+    # -- whole documents (Turtle, RDF/XML)
+
+    def read_document(self) -> None:
+        with _open(self.path, self.comp) as f:
+            try:
+                self._add_all(self.ox.parse(f, format=self.oxfmt, base_iri=self.config.base_iri))
+            except SyntaxError as e:
+                raise self._error(e.lineno, e.offset, _message(e)) from e
+            except (OSError, EOFError, ValueError) as e:  # bad compression, unreadable file
+                raise InputError(f"{self.path}: cannot read: {e}") from e
+
+    # -- line-based formats (N-Triples, N-Quads), in chunks of lines
+
+    def read_lines(self) -> None:
+        chunk: list[bytes] = []
+        first = 1
+        counts = self.counts
+        try:
+            with _open(self.path, self.comp) as f:
+                for line in f:
+                    chunk.append(line)
+                    if len(chunk) >= _CHUNK_LINES:
+                        self._chunk(chunk, first)
+                        first += len(chunk)
+                        chunk = []
+                if chunk:
+                    self._chunk(chunk, first)
+                    first += len(chunk)
+        except (OSError, EOFError, ValueError) as e:
+            raise InputError(f"{self.path}: cannot read (line {first + len(chunk)}): {e}") from e
+        counts["lines"] = first - 1
+
+    def _chunk(self, lines: list[bytes], first: int) -> None:
+        self.counts["blank_lines"] += sum(1 for x in lines if not _is_content(x))
+        start = 0
+        while start < len(lines):
+            before = self.counts["statements"]
+            try:
+                self._add_all(self.ox.parse(b"".join(lines[start:]), format=self.oxfmt))
+                return
+            except SyntaxError as e:
+                bad = start + (e.lineno or 1) - 1
+                if not self.config.skip_bad:
+                    raise self._error(first + bad, e.offset, _message(e)) from e
+                done = self.counts["statements"] - before
+                error = e
+            # One statement per line: the first unconsumed content line is the one after the
+            # ``done`` lines parsed. Lines from there to the reported one are retried one by one,
+            # so an error reported past its real line still quarantines the right line.
+            i, seen = start, 0
+            while i < len(lines) and (not _is_content(lines[i]) or seen < done):
+                seen += _is_content(lines[i])
+                i += 1
+            for j in range(i, min(max(bad, i), len(lines) - 1) + 1):
+                if _is_content(lines[j]):
+                    self._one_line(lines[j], first + j, error if j == bad else None)
+            start = max(bad, i) + 1
+
+    def _one_line(self, line: bytes, lineno: int, error: SyntaxError | None) -> None:
+        try:
+            quads = list(self.ox.parse(line, format=self.oxfmt))
+        except SyntaxError as e:
+            # The error seen in context (e.g. "invalid IRI code point") says more than the same
+            # line parsed alone ("unexpected end of file"): keep it for the reported line.
+            e = error or e
+            self.counts["bad_lines"] += 1
+            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            rec = {"file": str(self.path), "line": lineno, "column": e.offset, "message": _message(e),
+                   "text": text}
+            self.quarantine.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            return
+        self._add_all(quads)
+
+
+def _resolve_paths(paths, config: FilePullConfig) -> list[Path]:
+    ps = [Path(p) for p in (paths if paths else config.paths)]
+    if not ps:
+        raise UsageError("pull file: no input files; give one or more PATHs (or `paths:` in the config)")
+    for p in ps:
+        if not p.is_file():
+            raise InputError(f"{p}: no such file")
+    return ps
+
+
+def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
+               config: FilePullConfig | None = None, *, pipeline_key: str | None = None) -> Manifest:
+    """Pull RDF files into the graph artifact ``out`` (``paths`` default to ``config.paths``)."""
+    config = config or FilePullConfig()
+    files = _resolve_paths(paths, config)
+    plan = [(p, *detect_format(p, config.format)) for p in files]
+    if config.skip_bad and not any(fmt in _LINE_BASED for _, fmt, _ in plan):
+        logger.warning("--skip-bad applies to N-Triples/N-Quads only; the other formats stop at an error")
+    totals = {"files": len(files), "statements": 0, "named_graph_quads": 0, "lines": 0, "blank_lines": 0,
+              "bad_lines": 0}
+    per_file = []
+    with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g:
+        qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
+        try:
+            bar = progress(desc="pull file", unit="triple")
+            for path, fmt, comp in plan:
+                sha = sha256_file(path)
+                prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
+                with g.shard(prov) as add:
+                    r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
+                    r.read_lines() if fmt in _LINE_BASED else r.read_document()
+                per_file.append({"path": str(path), "sha256": sha, "format": fmt,
+                                 "compression": comp[1:] if comp else None, **r.counts})
+                for k in totals:
+                    totals[k] += r.counts.get(k, 0) if k != "files" else 0
+                logger.info("%s: %d statements (%d kept)", path, r.counts["statements"], r.counts["triples"])
+            bar.close()
+        finally:
+            if qf is not None:
+                qf.close()
+        g.counts.update(totals)
+        g.extra["files"] = per_file
+    return g.manifest
+
+
+def iter_file_triples(path: str | os.PathLike, fmt: str | None = None, base_iri: str | None = None
+                      ) -> Iterator[tuple[str, str, str]]:
+    """Stream one RDF file's triples as N-Triples term strings (blank nodes as pyoxigraph labels them)."""
+    import pyoxigraph
+
+    p = Path(path)
+    fmt_, comp = detect_format(p, fmt)
+    with _open(p, comp) as f:
+        try:
+            for q in pyoxigraph.parse(f, format=_ox_format(fmt_), base_iri=base_iri):
+                yield str(q.subject), str(q.predicate), str(q.object)
+        except SyntaxError as e:
+            raise InputError(f"{p}:{e.lineno}:{e.offset}: malformed {fmt_}: {_message(e)}") from e
+
+
+def run(inputs: list[Path], out: Path, config: FilePullConfig, *, pipeline_key: str | None = None) -> Manifest:
+    """Stage ``pull.file`` (takes no input artifacts: the files are in ``config.paths``)."""
+    return pull_files(config.paths, out, config, pipeline_key=pipeline_key)
