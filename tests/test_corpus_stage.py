@@ -186,3 +186,31 @@ def test_cli_corpus(tmp_path, wordnet_graph, capsys):
     assert "corpus artifact" in capsys.readouterr().out
     man = read_manifest(tmp_path / "c", "corpus")
     assert man.config["sft_phrasings"] == 1 and man.counts["documents"] == 8
+
+
+@pytest.mark.slow
+def test_corpus_on_pulled_wordnet(tmp_path):
+    """The real pull.wordnet stage (dog.n.01 and its neighbourhood) through the corpus stage."""
+    from kgllm.stages import run_stage
+
+    graph = tmp_path / "wn"
+    run_stage("pull.wordnet", [], graph, {"roots": ["dog.n.01"]})
+    triples = set(iter_graph(graph))
+    ids = {triple_id(*t) for t in triples}
+    man = run_stage("corpus", [graph], tmp_path / "c", {})
+    c = man.counts
+    assert c["triples"] == len(triples) and sum(c["triples_by_role"].values()) == c["triples"]
+    docs = {d["entity"]: d for d in rows(tmp_path / "c", "pretrain")}
+    dog = docs[KGWN + "02084071-n"]
+    assert dog["text"].startswith("dog (noun): a member of the genus Canis")
+    assert "is a kind of canine" in dog["text"]
+    for d in docs.values():
+        for sp in d["spans"]:
+            assert d["text"][sp["start"]:sp["end"]] == sp["surface"]
+        assert all(set(s["triple_ids"]) <= ids for s in d["sentences"])
+    dpo = rows(tmp_path / "c", "dpo")
+    assert dpo and all(tuple(r["rejected_triple"]) not in triples for r in dpo)
+    sft = rows(tmp_path / "c", "sft")
+    assert {"definition", "one_hop", "list", "two_hop"} <= {r["type"] for r in sft}
+    assert json.loads((tmp_path / "c" / "leakage.json").read_text())["leaks"] == {"triple_ids": [],
+                                                                                 "near_duplicates": []}
