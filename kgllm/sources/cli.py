@@ -11,4 +11,8 @@ def register(cmds) -> None:
 
     _pull_cli.register_wordnet(cmds)
     _pull_cli.register_file(cmds)
+    from . import dbpedia, sparql  # SPARQL endpoints and DBpedia presets
+
+    sparql.register_cli(cmds, GROUP_HELP)
+    dbpedia.register_cli(cmds, GROUP_HELP)
     pass
