@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import lzma
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, UsageError
@@ -207,7 +207,7 @@ def pull_dbpedia(out: str | Path, config: DbpediaConfig | None = None, *, pipeli
     extra = {"preset": preset.name, "preset_sha256": q.sha256, "params": used,
              "data": [str(p) for p in data]}
     return harvest(endpoint, q, out, config.harvest, pipeline_key=pipeline_key,
-                   inputs=[preset.path, *inputs], extra=extra)
+                   inputs=[preset.path, *inputs], extra=extra, manifest_config=asdict(config))
 
 
 def run(inputs: list[Path], out: Path, config: DbpediaConfig, *, pipeline_key: str | None = None):

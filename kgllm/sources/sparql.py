@@ -638,13 +638,14 @@ def _write_page(path: Path, rows: list[str]) -> None:
 
 def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Query, out: str | Path,
             config: HarvestConfig | None = None, *, pipeline_key: str | None = None,
-            inputs: list[Path] | None = None, extra: dict | None = None,
+            inputs: list[Path] | None = None, extra: dict | None = None, manifest_config: dict | None = None,
             _sleep: Callable[[float], None] = time.sleep, _stop_after_pages: int | None = None):
     """Harvest ``query`` from ``endpoint`` into the graph artifact ``out``; returns its Manifest.
 
     ``endpoint`` is a URL or an endpoint object (:class:`StoreEndpoint` for an embedded store);
     ``query`` a ``.rq`` Path, query text, or a parsed :class:`Query`. ``_stop_after_pages`` (tests)
     stops after that many pages as a crash would, leaving the checkpoint for ``resume``.
+    ``manifest_config`` is the stage config to record (default: the endpoint and ``config``).
     """
     from ..artifacts import atomic_write_json
     from ..log import progress
@@ -684,13 +685,15 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
     limit = state["limit"] or (min(config.page_size, cap - 1) if cap else config.page_size)
     if not ep.paging:
         cap, limit = None, 2**31 - 1
+    base_requests, base_retries = state["requests"], state["retries"]  # from earlier runs (resume)
     bar = progress(desc=f"harvest {Path(q.name).name}", unit="triples")
     bar.update(sum(p["rows"] for p in state["pages"]))
     t0 = time.perf_counter()
     fetched_now = 0
 
     def save() -> None:
-        state.update(limit=limit, cap=cap)
+        state.update(limit=limit, cap=cap, requests=base_requests + pacer.requests,
+                     retries=base_retries + pacer.retries)
         atomic_write_json(wd / CHECKPOINT, state)
 
     try:
@@ -698,11 +701,7 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
             offset = state["offset"]
             page_no = len(state["pages"])
             text = q.paged(limit, offset, ordered=ep.paging)
-            r0, t0r = pacer.requests, pacer.retries
             resp = pacer.call(lambda t=text: ep.request(t, q.form), f"page {page_no} (offset {offset})")
-            state["requests"] += pacer.requests - r0
-            state["retries"] += pacer.retries - t0r
-            pacer.requests, pacer.retries = r0, t0r  # counted in state
             announced = resp.headers.get("x-sparql-maxrows")
             if announced and announced.isdigit() and (cap is None or int(announced) < cap):
                 cap = int(announced)
@@ -736,6 +735,11 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
             fetched_now += 1
             if _stop_after_pages is not None and fetched_now >= _stop_after_pages and not state["done"]:
                 raise _Interrupted(f"stopped after {fetched_now} page(s) as asked")
+    except BaseException:
+        if state["pages"]:
+            logger.warning("harvest of %s stopped after %d page(s); the checkpoint is kept in %s: rerun with "
+                           "--resume (harvest.resume=true) to continue", q.name, len(state["pages"]), wd)
+        raise
     finally:
         bar.close()
 
@@ -747,16 +751,14 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
     elif count_text is None:
         count_note = "not possible: the template has blank nodes or could not be analysed"
     else:
-        r0, t0r = pacer.requests, pacer.retries
         expected = pacer.call(lambda: ep.count(count_text), "COUNT check")
-        state["requests"] += pacer.requests - r0
-        state["retries"] += pacer.retries - t0r
+        state.update(requests=base_requests + pacer.requests, retries=base_retries + pacer.retries)
         count_note = f"ok: {expected} distinct triples"
 
     harvest_s = round(time.perf_counter() - t0, 3)
     queries = [{"name": q.name, "sha256": q.sha256, "text": q.text, "form": q.form,
                 "paged_text": q.paged(limit, 0, ordered=ep.paging), "count_text": count_text}]
-    with GraphWriter(out, config={"endpoint": label, **asdict(config)}, inputs=inputs,
+    with GraphWriter(out, config=manifest_config or {"endpoint": label, **asdict(config)}, inputs=inputs,
                      pipeline_key=pipeline_key) as g:
         distinct = 0
         for p in state["pages"]:
@@ -794,7 +796,8 @@ def run(inputs: list[Path], out: Path, config: SparqlConfig, *, pipeline_key: st
     if config.query is None:
         raise UsageError("pull.sparql: set query (a .rq file with a CONSTRUCT or SELECT ?s ?p ?o query)")
     return harvest(config.endpoint, Path(config.query), out, config.harvest, pipeline_key=pipeline_key,
-                   inputs=[Path(config.query)] if Path(config.query).exists() else [])
+                   inputs=[Path(config.query)] if Path(config.query).exists() else [],
+                   manifest_config=asdict(config))
 
 
 def register_cli(cmds, group_help: str) -> None:
