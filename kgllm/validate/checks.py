@@ -21,6 +21,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from ..log import progress
 from ..rdf import DBO, FOAF, ONTOLEX, OWL, PROV, RDF, RDFS, SKOS, WN, XSD, Triple
@@ -63,97 +64,122 @@ class CheckOptions:
 
 
 class GraphIndex:
-    """Distinct terms as ints, triples as int arrays, and what the checks look up (types, subjects, labels)."""
+    """Distinct terms as ints, triples as int32 numpy arrays, plus per-term lookup tables for the checks.
+
+    Build it with :meth:`add_all` (one streaming pass), then :meth:`finish` (numpy grouping; called by
+    :func:`run_checks`). Per-triple work in the checks is vectorised: a check computes a verdict per
+    distinct predicate, type set or term in Python, then applies it to all triples with numpy.
+    """
 
     def __init__(self, ontology: Ontology, options: CheckOptions | None = None):
         self.ont = ontology
         self.opts = options or CheckOptions()
-        self.terms: list[str] = []
         self.ids: dict[str, int] = {}
-        self.S = array("i")
-        self.P = array("i")
-        self.O = array("i")
-        self.types: dict[int, list[int]] = defaultdict(list)        # subject -> asserted classes
-        self.type_triples: dict[int, list[int]] = defaultdict(list)  # subject -> its rdf:type triple indices
-        self.by_pred: dict[int, array] = {}
+        self._terms: list[str] = []
+        self._S = array("i")
+        self._P = array("i")
+        self._O = array("i")
         self.rdf_type = self.intern(RDF_TYPE)
-        self._ancestors_cache: dict[tuple, frozenset[int]] = {}
-        self._closure_by_subject: dict[int, frozenset[int]] | None = None
+        self._finished = False
 
     def intern(self, term: str) -> int:
-        i = self.ids.get(term)
-        if i is None:
-            i = self.ids[term] = len(self.terms)
-            self.terms.append(term)
-        return i
+        self._finished = False
+        return self.ids.setdefault(term, len(self.ids))
 
     def add_all(self, triples: Iterable[Triple], total: int | None = None) -> None:
-        ids, terms = self.ids, self.terms
-        S, P, O = self.S, self.P, self.O  # noqa: E741
-        by_pred: dict[int, array] = {}
-        rdf_type = self.rdf_type
-        types, type_triples = self.types, self.type_triples
-        n = len(S)
-        # The hot loop: inlined interning (a method call per term would double the cost).
+        ids = self.ids
+        intern = ids.setdefault
+        S, P, O = self._S.append, self._P.append, self._O.append  # noqa: E741
+        # The hot loop: one dict call per term; the id of a new term is its insertion rank, so the
+        # term list is simply list(ids) afterwards.
         for s, p, o in progress(triples, desc="index", total=total, unit="triple"):
-            si = ids.get(s)
-            if si is None:
-                si = ids[s] = len(terms)
-                terms.append(s)
-            pi = ids.get(p)
-            if pi is None:
-                pi = ids[p] = len(terms)
-                terms.append(p)
-            oi = ids.get(o)
-            if oi is None:
-                oi = ids[o] = len(terms)
-                terms.append(o)
-            S.append(si)
-            P.append(pi)
-            O.append(oi)
-            bp = by_pred.get(pi)
-            if bp is None:
-                bp = by_pred[pi] = array("i")
-            bp.append(n)
-            if pi == rdf_type:
-                types[si].append(oi)
-                type_triples[si].append(n)
-            n += 1
-        for k, v in by_pred.items():
-            if k in self.by_pred:
-                self.by_pred[k].extend(v)
-            else:
-                self.by_pred[k] = v
+            S(intern(s, len(ids)))
+            P(intern(p, len(ids)))
+            O(intern(o, len(ids)))
+        self._finished = False
+
+    def finish(self) -> GraphIndex:
+        """Group triples by predicate and build the lookup tables (idempotent)."""
+        if self._finished:
+            return self
+        import numpy as np
+
+        self.terms: list[str] = list(self.ids)
+        n_terms = len(self.terms)
+        self.S = np.frombuffer(self._S, dtype=np.int32) if len(self._S) else np.zeros(0, np.int32)
+        self.P = np.frombuffer(self._P, dtype=np.int32) if len(self._P) else np.zeros(0, np.int32)
+        self.O = np.frombuffer(self._O, dtype=np.int32) if len(self._O) else np.zeros(0, np.int32)
+        order = np.argsort(self.P, kind="stable")
+        preds, starts = np.unique(self.P[order], return_index=True)
+        bounds = list(starts) + [len(order)]
+        self.by_pred = {int(p): order[bounds[k]:bounds[k + 1]] for k, p in enumerate(preds)}
+        first = np.array(list(map(itemgetter(0), self.terms)) or [""], dtype="<U1")[:n_terms]
+        self.is_literal = first == '"'
+        self.is_subject = np.zeros(n_terms, dtype=bool)
+        self.is_subject[self.S] = True
+        # Types, vectorised: type triples sorted by subject (for lookups), and per subject the id of its
+        # set of asserted classes. A set is identified by the sum (mod 2**64) of random 64-bit codes of its
+        # distinct classes, so ancestors are computed once per distinct type set, not per entity.
+        tidx = self.pred_triples(RDF_TYPE)
+        tidx = tidx[np.argsort(self.S[tidx], kind="stable")]
+        self._type_idx = tidx
+        self._type_subj = self.S[tidx]
+        self.ancsets: list[frozenset[str]] = []
+        self.ancset_of = np.full(n_terms, -1, dtype=np.int32)   # term -> index into ancsets, -1: untyped
+        if len(tidx):
+            pairs = np.unique(np.stack([self.S[tidx], self.O[tidx]], axis=1).astype(np.int64), axis=0)
+            codes = np.random.default_rng(0).integers(0, 2**63, size=n_terms, dtype=np.uint64)
+            subj, first_of = np.unique(pairs[:, 0], return_index=True)
+            setkey = np.add.reduceat(codes[pairs[:, 1]], first_of)   # uint64 sums wrap: fine for a hash
+            keys, rep, inverse = np.unique(setkey, return_index=True, return_inverse=True)
+            sup = self.ont.superclasses
+            bounds = list(first_of) + [len(pairs)]
+            for r in rep.tolist():
+                anc: set[str] = set()
+                for t in pairs[bounds[r]:bounds[r + 1], 1].tolist():
+                    term = self.terms[t]
+                    anc |= sup.get(term, {term})
+                self.ancsets.append(frozenset(anc))
+            self.ancset_of[subj] = inverse.reshape(-1)
+        self._finished = True
+        return self
 
     def __len__(self) -> int:
-        return len(self.S)
+        return len(self._S)
 
     def triple(self, i: int) -> Triple:
         t = self.terms
         return t[self.S[i]], t[self.P[i]], t[self.O[i]]
 
-    def pred_triples(self, predicate: str) -> array:
+    def pred_triples(self, predicate: str):
+        import numpy as np
+
         pi = self.ids.get(predicate)
-        return self.by_pred.get(pi, array("i")) if pi is not None else array("i")
+        return self.by_pred.get(pi, np.zeros(0, dtype=np.int64)) if pi is not None else np.zeros(0, dtype=np.int64)
 
-    def subjects(self) -> set[int]:
-        return set(self.S)
+    def term_mask(self, terms: Iterable[str]):
+        """Boolean array over term ids: True for the given terms (those that occur)."""
+        import numpy as np
 
-    def ancestors_of(self, subject: int) -> frozenset[str] | None:
+        mask = np.zeros(len(self.terms), dtype=bool)
+        ids = [self.ids[t] for t in terms if t in self.ids]
+        mask[ids] = True
+        return mask
+
+    def type_triples_of(self, subject: int) -> list[int]:
+        """Indices of the rdf:type triples of ``subject``."""
+        import numpy as np
+
+        lo, hi = np.searchsorted(self._type_subj, [subject, subject + 1])
+        return self._type_idx[lo:hi].tolist()
+
+    def types_of(self, subject: int) -> list[int]:
+        return [int(self.O[n]) for n in self.type_triples_of(subject)]
+
+    def ancestors_of(self, term_id: int) -> frozenset[str] | None:
         """All classes of an entity (asserted types and their superclasses), None if it has no type."""
-        ts = self.types.get(subject)
-        if not ts:
-            return None
-        key = tuple(sorted(set(ts)))
-        got = self._ancestors_cache.get(key)
-        if got is None:
-            sup = self.ont.superclasses
-            out = set()
-            for t in key:
-                term = self.terms[t]
-                out |= sup.get(term, {term})
-            got = self._ancestors_cache[key] = frozenset(out)
-        return got
+        k = self.ancset_of[term_id]
+        return None if k < 0 else self.ancsets[k]
 
 
 def is_literal(term: str) -> bool:
@@ -295,12 +321,13 @@ class Check:
         raise NotImplementedError
 
     def v(self, message: str, triple: int | None = None, focus: str | None = None) -> Violation:
-        return Violation(self.name, self.severity, message, triple, focus)
+        return Violation(self.name, self.severity, message, None if triple is None else int(triple), focus)
 
 
 def run_checks(ctx: GraphIndex, severities: dict[str, str] | None = None,
                only: Iterable[str] | None = None) -> dict[str, list[Violation]]:
     """Run every registered check (or ``only`` these) in name order; ``off`` disables a check."""
+    ctx.finish()
     severities = severities or {}
     unknown = set(severities) - set(CHECKS)
     if unknown:
@@ -328,40 +355,48 @@ class LiteralLexicalForm(Check):
                    "gDay, gMonth, duration)")
 
     def run(self, ctx):
-        # One test per distinct literal term, then one set lookup per triple.
-        bad: dict[int, str] = {}
+        import numpy as np
+
+        # One test per distinct typed literal, then one vectorised lookup over all objects.
+        bad = np.zeros(len(ctx.terms), dtype=bool)
+        why: dict[int, str] = {}
         for i, term in enumerate(ctx.terms):
-            if term[0] == '"' and term[-1] == ">":
-                why = lexical_error(literal_lexical(term), literal_datatype(term))
-                if why:
-                    bad[i] = why
-        if not bad:
-            return
-        for n, o in enumerate(ctx.O):
-            if o in bad:
-                yield self.v(bad[o], n, ctx.terms[o])
+            if term[-1] == ">" and term[0] == '"' and f"^^<{XSD}" in term:
+                err = lexical_error(literal_lexical(term), literal_datatype(term))
+                if err:
+                    bad[i] = True
+                    why[i] = err
+        for n in np.nonzero(bad[ctx.O])[0].tolist():
+            o = int(ctx.O[n])
+            yield self.v(why[o], n, ctx.terms[o])
 
 
 @register
 class PropertyKind(Check):
     name = "property_kind"
     severity = "error"
-    description = "a literal as the value of an owl:ObjectProperty, or an IRI/blank node as the value of an owl:DatatypeProperty"
+    description = ("a literal as the value of an owl:ObjectProperty, or an IRI/blank node as the value of an "
+                   "owl:DatatypeProperty")
 
     def run(self, ctx):
         for pi, idx in sorted(ctx.by_pred.items()):
             p = ctx.terms[pi]
             obj = p in ctx.ont.object_properties
             dat = p in ctx.ont.datatype_properties
-            if not (obj or dat) or (obj and dat):
+            if obj == dat:  # neither, or declared both ways (an ontology bug the reasoner reports)
                 continue
-            terms, objs = ctx.terms, ctx.O
-            for n in idx:
-                lit = terms[objs[n]][0] == '"'
-                if obj and lit:
-                    yield self.v(f"{_short(p)} is an object property but has the literal {terms[objs[n]][:80]}", n)
-                elif dat and not lit:
-                    yield self.v(f"{_short(p)} is a datatype property but has the resource {terms[objs[n]]}", n)
+            lit = ctx.is_literal[ctx.O[idx]]
+            for n in (idx[lit] if obj else idx[~lit]).tolist():
+                o = ctx.terms[ctx.O[n]]
+                yield self.v(f"{_short(p)} is an object property but has the literal {o[:80]}" if obj else
+                             f"{_short(p)} is a datatype property but has the resource {o}", n)
+
+
+def _class_verdicts(ctx, classes: set[str]):
+    """ok[k] for every type set k (classes <= its ancestors), plus a last True entry for untyped (-1)."""
+    import numpy as np
+
+    return np.array([classes <= a for a in ctx.ancsets] + [True], dtype=bool)
 
 
 @register
@@ -377,17 +412,10 @@ class Domain(Check):
             dom = ctx.ont.domains.get(p)
             if not dom:
                 continue
-            cache: dict[frozenset, bool] = {}
-            for n in idx:
-                anc = ctx.ancestors_of(ctx.S[n])
-                if anc is None:
-                    continue
-                ok = cache.get(anc)
-                if ok is None:
-                    ok = cache[anc] = dom <= anc
-                if not ok:
-                    yield self.v(f"subject of {_short(p)} is not a {'/'.join(map(_short, sorted(dom)))}", n,
-                                 ctx.terms[ctx.S[n]])
+            ok = _class_verdicts(ctx, dom)
+            for n in idx[~ok[ctx.ancset_of[ctx.S[idx]]]].tolist():
+                yield self.v(f"subject of {_short(p)} is not a {'/'.join(map(_short, sorted(dom)))}", n,
+                             ctx.terms[ctx.S[n]])
 
 
 @register
@@ -399,6 +427,8 @@ class Range(Check):
                    "accept numbers). Literal-vs-resource mismatches are property_kind errors")
 
     def run(self, ctx):
+        import numpy as np
+
         ont = ctx.ont
         for pi, idx in sorted(ctx.by_pred.items()):
             p = ctx.terms[pi]
@@ -407,30 +437,31 @@ class Range(Check):
                 continue
             classes = {r for r in rng if not ont.is_datatype(r)}
             dtypes = {r[1:-1] for r in rng if ont.is_datatype(r)}
-            cache: dict = {}
-            for n in idx:
-                o = ctx.O[n]
-                term = ctx.terms[o]
+            objs = ctx.O[idx]
+            lit = ctx.is_literal[objs]
+            bad = np.zeros(len(idx), dtype=bool)
+            if dtypes and lit.any():
+                # One verdict per distinct literal object (a literal for a class range: property_kind's business).
+                fits: dict[str, bool] = {}
+                verdict = {}
+                for o in np.unique(objs[lit]).tolist():
+                    dt = literal_datatype(ctx.terms[o])
+                    f = fits.get(dt)
+                    if f is None:
+                        f = fits[dt] = all(datatype_fits(dt, r) for r in dtypes)
+                    verdict[o] = not f
+                bad[lit] = [verdict[o] for o in objs[lit].tolist()]
+            if classes:
+                ok = _class_verdicts(ctx, classes)
+                bad |= ~lit & ~ok[ctx.ancset_of[objs]]
+            for n in idx[bad].tolist():
+                term = ctx.terms[ctx.O[n]]
                 if term[0] == '"':
-                    if not dtypes:
-                        continue  # literal for a class range: property_kind's business when declared
-                    dt = literal_datatype(term)
-                    ok = cache.get(dt)
-                    if ok is None:
-                        ok = cache[dt] = all(datatype_fits(dt, r) for r in dtypes)
-                    if not ok:
-                        yield self.v(f"{_short(p)} expects {'/'.join(map(_short_iri, sorted(dtypes)))}, "
-                                     f"got {_short_iri(dt)}", n)
-                elif classes:
-                    anc = ctx.ancestors_of(o)
-                    if anc is None:
-                        continue
-                    ok = cache.get(anc)
-                    if ok is None:
-                        ok = cache[anc] = classes <= anc
-                    if not ok:
-                        yield self.v(f"object of {_short(p)} is not a {'/'.join(map(_short, sorted(classes)))}",
-                                     n, term)
+                    yield self.v(f"{_short(p)} expects {'/'.join(map(_short_iri, sorted(dtypes)))}, "
+                                 f"got {_short_iri(literal_datatype(term))}", n)
+                else:
+                    yield self.v(f"object of {_short(p)} is not a {'/'.join(map(_short, sorted(classes)))}", n,
+                                 term)
 
 
 @register
@@ -445,18 +476,16 @@ class DisjointClasses(Check):
         if not disjoint:
             return
         sup = ctx.ont.superclasses
-        cache: dict[frozenset, list[tuple[str, str]]] = {}
-        for s in sorted(ctx.types):
-            anc = ctx.ancestors_of(s)
-            pairs = cache.get(anc)
-            if pairs is None:
-                pairs = cache[anc] = sorted({tuple(sorted((a, b))) for a in anc for b in disjoint.get(a, ())
-                                             if b in anc})
-            if not pairs:
-                continue
+        pairs_of = [sorted({tuple(sorted((a, b))) for a in anc for b in disjoint.get(a, ()) if b in anc})
+                    for anc in ctx.ancsets]
+        import numpy as np
+
+        has_pairs = np.array([bool(p) for p in pairs_of] + [False], dtype=bool)
+        for s in np.nonzero(has_pairs[ctx.ancset_of])[0].tolist():
+            pairs = pairs_of[ctx.ancset_of[s]]
             involved = {c for pair in pairs for c in pair}
             what = ", ".join(f"{_short(a)} and {_short(b)}" for a, b in pairs)
-            for n in ctx.type_triples[s]:
+            for n in ctx.type_triples_of(s):
                 cls = ctx.terms[ctx.O[n]]
                 if sup.get(cls, frozenset((cls,))) & involved:
                     yield self.v(f"{ctx.terms[s]} is in disjoint classes {what}", n, ctx.terms[s])
@@ -470,16 +499,25 @@ class FunctionalProperty(Check):
                    "right cannot be decided from the data, so all are reported and none quarantined by default")
 
     def run(self, ctx):
+        import numpy as np
+
         for p in sorted(ctx.ont.functional):
             idx = ctx.pred_triples(p)
-            by_subject: dict[int, list[int]] = defaultdict(list)
-            for n in idx:
-                by_subject[ctx.S[n]].append(n)
-            for s, ns in sorted(by_subject.items()):
-                if len({ctx.O[n] for n in ns}) > 1:
-                    for n in ns:
-                        yield self.v(f"{_short(p)} is functional but {ctx.terms[s]} has {len(ns)} values", n,
-                                     ctx.terms[s])
+            if len(idx) < 2:
+                continue
+            pairs = np.unique(np.stack([ctx.S[idx], ctx.O[idx]], axis=1), axis=0)
+            subj, counts = np.unique(pairs[:, 0], return_counts=True)
+            multi = subj[counts > 1]
+            if not len(multi):
+                continue
+            sel = idx[np.isin(ctx.S[idx], multi)]
+            per_subject = defaultdict(int)
+            for n in sel.tolist():
+                per_subject[int(ctx.S[n])] += 1
+            for n in sel.tolist():
+                s = int(ctx.S[n])
+                yield self.v(f"{_short(p)} is functional but {ctx.terms[s]} has {per_subject[s]} values", n,
+                             ctx.terms[s])
 
 
 def strongly_connected(adj: list[list[int]]) -> list[list[int]]:
@@ -537,30 +575,47 @@ class HierarchyCycle(Check):
                    "wn:instance_hypernym; their inverses): every edge inside a cycle is quarantined")
 
     def run(self, ctx):
+        import numpy as np
+
         for group in ctx.opts.acyclic:
-            idx = [n for p in group for n in ctx.pred_triples(f"<{p}>")]
-            if not idx:
+            idx = np.concatenate([ctx.pred_triples(f"<{p}>") for p in group])
+            if not len(idx):
+                continue
+            # Prune (vectorised) edges that cannot be on a cycle: from a node nothing points to, or to a node
+            # that points nowhere. A DAG prunes to nothing in (depth) rounds; Tarjan sees only what is left.
+            a, b = ctx.S[idx], ctx.O[idx]
+            keep = np.ones(len(idx), dtype=bool)
+            while True:
+                indeg = np.bincount(b[keep], minlength=len(ctx.terms))
+                outdeg = np.bincount(a[keep], minlength=len(ctx.terms))
+                new = keep & (indeg[a] > 0) & (outdeg[b] > 0)
+                if (new == keep).all():
+                    break
+                keep = new
+            rest = idx[keep]
+            if not len(rest):
                 continue
             nodes: dict[int, int] = {}
             edges = []
-            for n in idx:
-                a = nodes.setdefault(ctx.S[n], len(nodes))
-                b = nodes.setdefault(ctx.O[n], len(nodes))
-                edges.append((a, b, n))
+            for n in sorted(rest.tolist()):
+                x = nodes.setdefault(int(ctx.S[n]), len(nodes))
+                y = nodes.setdefault(int(ctx.O[n]), len(nodes))
+                edges.append((x, y, n))
             adj: list[list[int]] = [[] for _ in nodes]
-            for a, b, _ in edges:
-                adj[a].append(b)
+            for x, y, _ in edges:
+                adj[x].append(y)
             comp_of = {}
             for k, comp in enumerate(strongly_connected(adj)):
                 if len(comp) > 1:
                     for v in comp:
                         comp_of[v] = k
             names = "/".join(_short(f"<{p}>") for p in group)
-            for a, b, n in sorted(edges, key=lambda e: e[2]):
-                if a == b:
-                    yield self.v(f"{names} self-loop on {ctx.terms[ctx.S[n]]}", n, ctx.terms[ctx.S[n]])
-                elif a in comp_of and comp_of.get(b) == comp_of[a]:
-                    yield self.v(f"{names} cycle through {ctx.terms[ctx.S[n]]}", n, ctx.terms[ctx.S[n]])
+            for x, y, n in edges:
+                subj = ctx.terms[ctx.S[n]]
+                if x == y:
+                    yield self.v(f"{names} self-loop on {subj}", n, subj)
+                elif x in comp_of and comp_of.get(y) == comp_of[x]:
+                    yield self.v(f"{names} cycle through {subj}", n, subj)
 
 
 @register
@@ -571,21 +626,15 @@ class DanglingReference(Check):
                    "ontologies (links to external pages, images and rdf:type objects are exempt)")
 
     def run(self, ctx):
-        subjects = ctx.subjects()
-        ignore = {ctx.ids[f"<{p}>"] for p in ctx.opts.dangling_ignore_predicates if f"<{p}>" in ctx.ids}
-        described = ctx.ont.described
-        terms = ctx.terms
-        verdict: dict[int, bool] = {}
-        for pi, idx in sorted(ctx.by_pred.items()):
-            if pi in ignore:
-                continue
-            for n in idx:
-                o = ctx.O[n]
-                bad = verdict.get(o)
-                if bad is None:
-                    bad = verdict[o] = terms[o][0] != '"' and o not in subjects and terms[o] not in described
-                if bad:
-                    yield self.v(f"{terms[o]} is referenced but never described", n, terms[o])
+        import numpy as np
+
+        described = ctx.term_mask(ctx.ont.described)
+        dangling = ~ctx.is_literal & ~ctx.is_subject & ~described   # per term
+        ignore = ctx.term_mask(f"<{p}>" for p in ctx.opts.dangling_ignore_predicates)
+        bad = dangling[ctx.O] & ~ignore[ctx.P]
+        for n in np.nonzero(bad)[0].tolist():
+            o = ctx.terms[ctx.O[n]]
+            yield self.v(f"{o} is referenced but never described", n, o)
 
 
 @register
@@ -595,17 +644,18 @@ class MissingLabel(Check):
     description = "an IRI subject without any label (rdfs:label, skos:prefLabel, foaf:name, ontolex:writtenRep)"
 
     def run(self, ctx):
-        labelled = set()
+        import numpy as np
+
+        labelled = np.zeros(len(ctx.terms), dtype=bool)
         for p in ctx.opts.label_predicates:
-            labelled.update(ctx.S[n] for n in ctx.pred_triples(f"<{p}>"))
-        exempt = {f"<{t}>" for t in ctx.opts.label_exempt_types}
-        for s in sorted(ctx.subjects() - labelled):
+            labelled[ctx.S[ctx.pred_triples(f"<{p}>")]] = True
+        exempt_class = ctx.term_mask(f"<{t}>" for t in ctx.opts.label_exempt_types)
+        tidx = ctx.pred_triples(RDF_TYPE)
+        labelled[ctx.S[tidx][exempt_class[ctx.O[tidx]]]] = True  # exempt entities count as labelled
+        for s in np.nonzero(ctx.is_subject & ~labelled)[0].tolist():
             term = ctx.terms[s]
-            if term[0] != "<":
-                continue
-            if exempt and any(ctx.terms[t] in exempt for t in ctx.types.get(s, ())):
-                continue
-            yield self.v(f"{term} has no label", None, term)
+            if term[0] == "<":
+                yield self.v(f"{term} has no label", None, term)
 
 
 @register
@@ -616,6 +666,8 @@ class UndeclaredTerm(Check):
                    "declare: a typo or a term renamed since the data was made; one entry per term with its count")
 
     def run(self, ctx):
+        import numpy as np
+
         namespaces = tuple("<" + ns for ns in ctx.ont.namespaces)
         if not namespaces:
             return
@@ -625,10 +677,8 @@ class UndeclaredTerm(Check):
             p = ctx.terms[pi]
             if p.startswith(namespaces) and p not in declared_props:
                 yield self.v(f"property {_short(p)} is not declared in the ontologies ({len(idx)} triples)", None, p)
-        counts: dict[int, int] = defaultdict(int)
-        for n in ctx.pred_triples(RDF_TYPE):
-            counts[ctx.O[n]] += 1
-        for c, k in sorted(counts.items(), key=lambda kv: ctx.terms[kv[0]]):
+        classes, counts = np.unique(ctx.O[ctx.pred_triples(RDF_TYPE)], return_counts=True)
+        for c, k in sorted(zip(classes.tolist(), counts.tolist(), strict=True), key=lambda ck: ctx.terms[ck[0]]):
             term = ctx.terms[c]
             if term.startswith(namespaces) and term not in declared_classes and term not in ctx.ont.described:
                 yield self.v(f"class {_short(term)} is not declared in the ontologies ({k} instances)", None, term)

@@ -125,6 +125,22 @@ def _java_failure(exc: Exception) -> tuple[str, str]:
     return status, msg[-3000:]
 
 
+def _pellet_explain(nt_path: str, heap_mb: int) -> dict:
+    """Pellet's justification of an inconsistency. HermiT gives none; owlready2 reaches ``pellet explain``
+    only after a second full ``realize`` run, so the bundled Pellet jar is called directly (one Java run)."""
+    import owlready2
+    from owlready2 import reasoning as orr
+
+    cmd = [owlready2.JAVA_EXE, f"-Xmx{heap_mb}M", "-cp", orr._PELLET_CLASSPATH, "pellet.Pellet", "explain",
+           "--ignore-imports", str(Path(nt_path).resolve())]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    explanations = parse_pellet_explanation(proc.stdout)
+    if explanations:
+        return {"explanations": explanations, "explainer": "pellet"}
+    status, msg = _java_failure(Exception(proc.stderr or proc.stdout))
+    return {"message": f"Pellet could not explain the inconsistency ({status}): {msg[:500]}"}
+
+
 def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
     import owlready2
     from owlready2.base import OwlReadyInconsistentOntologyError, OwlReadyJavaError
@@ -149,18 +165,7 @@ def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
         res["unsatisfiable_classes"] = sorted(c.iri for c in world.inconsistent_classes() if c.iri != _NOTHING)
         return res
     if explain:
-        # HermiT gives no justification; Pellet's `explain` does (owlready2 runs it at debug level 2).
-        w2 = owlready2.World()
-        o2 = w2.get_ontology(Path(nt_path).resolve().as_uri()).load()
-        try:
-            with o2:
-                owlready2.sync_reasoner_pellet(w2, debug=2)
-            res["message"] = "Pellet found the ontology consistent; no explanation available"
-        except OwlReadyInconsistentOntologyError as e:
-            res["explanations"] = parse_pellet_explanation(str(e))
-            res["explainer"] = "pellet"
-        except OwlReadyJavaError as e:
-            res["message"] = f"Pellet could not explain the inconsistency: {_java_failure(e)[1][:500]}"
+        res.update(_pellet_explain(nt_path, heap_mb))
     return res
 
 
