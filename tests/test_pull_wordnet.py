@@ -197,3 +197,11 @@ def test_literals_match_pyoxigraph(text):
 
     assert literal(text, "en") == str(pyoxigraph.Literal(text, language="en"))
     assert literal(text) == str(pyoxigraph.Literal(text))
+
+
+@pytest.mark.parametrize("text", ["dog%1:05:00::", "a.d.", "A/C", "o'clock%4:02:00::", "jack-o'-lantern",
+                                  "café", "Prince_of_Wales", "big(a)", "1st", "ten%5:00:00:cardinal:00", "x y"])
+def test_fast_quote_equals_urllib_quote(text):
+    from urllib.parse import quote
+
+    assert wnmod._quote(text) == quote(text)
