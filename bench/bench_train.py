@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -169,7 +170,8 @@ def main() -> None:
             if peak:
                 print(f"{'':<9} MFU kgllm {6 * n_params * f['tokens_per_s'] / peak:.1%}, "
                       f"plain {6 * n_params * b['tokens_per_s'] / peak:.1%} ({name_gpu})")
-    print(f"(work dir {work}; final losses: "
+    shutil.rmtree(work, ignore_errors=True)
+    print("(final losses: "
           + ", ".join(f"{k}: plain {v[0]['final_loss']:.3f} / kgllm {v[1]['final_loss']:.3f}" for k, v in results.items())
           + ")")
     if not math.isfinite(sum(v[1]["tokens_per_s"] for v in results.values())):

@@ -152,6 +152,11 @@ def test_reward_model_scores_pairs(tiny, tmp_path):
     with torch.no_grad():
         score = rm(**tok(["Rome is in the country Italy."], return_tensors="pt")).logits
     assert score.shape == (1, 1)
+    from kgllm.errors import UsageError
+    from kgllm.eval.facts import evaluate_model
+
+    with pytest.raises(UsageError, match="reward model .* cannot answer questions"):
+        evaluate_model(out, tiny["corpus"])
 
 
 def test_unknown_config_key_fails_clearly(tiny, tmp_path, capsys):

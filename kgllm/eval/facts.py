@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from urllib.parse import unquote
 
+from ..errors import UsageError
 from ..log import logger, progress
 from ..rdf import RDFS
 from ..train import data as tdata
@@ -104,6 +105,10 @@ class _Scorer:
         from ..train.models import resolve_model
 
         self.path = resolve_model(model)
+        archs = json.loads((self.path / "config.json").read_text("utf-8")).get("architectures") or []
+        if any(a.endswith("ForSequenceClassification") for a in archs):
+            raise UsageError(f"{self.path}: a reward model (sequence classifier) cannot answer questions; "
+                             "evaluate the language models (pretrain, sft, dpo, base)")
         self.tok = load_tokenizer(self.path)
         fmt = "auto"
         tc = self.path / "training_config.json"
