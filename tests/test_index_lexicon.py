@@ -185,3 +185,21 @@ def test_links_webnlg_entities(tmp_path):
         gold = {x for x in _webnlg_terms(t) if x.startswith("<" + DBR)}
         got = {m.iri for m in linker.link(text)}
         assert gold <= got, (text, gold - got)
+
+
+@pytest.mark.slow
+def test_links_plural_lemma_in_pulled_wordnet(tmp_path):
+    """The real ``pull.wordnet`` stage (dog.n.01 and its hyponyms) indexed end to end, without vectors."""
+    from kgllm.index import load_index
+    from kgllm.stages import run_stage
+
+    run_stage("pull.wordnet", [], tmp_path / "wn", {"roots": ["dog.n.01"]})
+    run_stage("index", [tmp_path / "wn"], tmp_path / "ix", {"vector": {"enabled": False}})
+    idx = load_index(tmp_path / "ix")
+    by = {m.surface: m for m in idx.link("Are puppies and corgis dogs?")}
+    assert by["dogs"].iri == _iri(KGWN + "02084071-n")
+    assert by["puppies"].iri == _iri(KGWN + "01322604-n")   # puppy.n.01
+    assert by["corgis"].iri == _iri(KGWN + "02112826-n")    # corgi.n.01
+    assert idx.label(KGWN + "02084071-n") == "dog"
+    hyper = idx.triples(idx.neighbors(KGWN + "01322604-n", 1, predicates=[WN + "hypernym"]))
+    assert _iri(KGWN + "02084071-n") in {t.o for t in hyper if t.s == _iri(KGWN + "01322604-n")}
