@@ -10,7 +10,7 @@ import pytest
 
 from kgllm.errors import InputError
 from kgllm.validate.ontology import load_ontologies
-from kgllm.validate.reasoning import parse_pellet_explanation, reason
+from kgllm.validate.reasoning import parse_pellet_explain_blocks, parse_pellet_explanation, reason
 
 ROOT = Path(__file__).resolve().parent.parent
 PIZZA = ROOT / "ontologies" / "examples" / "pizza.owl"
@@ -38,10 +38,36 @@ def inconsistent_ttl(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_pizza_is_consistent_with_exactly_its_known_unsatisfiable_classes():
-    res = reason(load_ontologies([PIZZA]), "hermit", timeout_s=120)
+    res = reason(load_ontologies([PIZZA]), "hermit", timeout_s=120, explain=False)
     assert res.status == "consistent" and res.consistent is True
     assert res.unsatisfiable_classes == [PIZZA_NS + "CheeseyVegetableTopping", PIZZA_NS + "IceCream"]
     assert not res.ok  # unsatisfiable classes are a problem
+
+
+UNSAT_TTL = """\
+@prefix : <http://example.org/u#> .
+@prefix owl: <http://www.w3.org/2002/07/owl#> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+<http://example.org/u> a owl:Ontology .
+:Cheese a owl:Class . :Vegetable a owl:Class ; owl:disjointWith :Cheese .
+:CheesyVegetable a owl:Class ; rdfs:subClassOf :Cheese , :Vegetable .
+:Carrot a owl:Class ; rdfs:subClassOf :Vegetable .
+"""
+
+
+@pytest.mark.slow
+def test_unsatisfiable_classes_are_explained_by_pellet(tmp_path):
+    (tmp_path / "u.ttl").write_text(UNSAT_TTL)
+    res = reason(load_ontologies([tmp_path / "u.ttl"]), "hermit", timeout_s=120)
+    assert res.status == "consistent"
+    assert res.unsatisfiable_classes == ["http://example.org/u#CheesyVegetable"]
+    assert res.explainer == "pellet"
+    (block,) = res.unsatisfiable_explanations
+    assert block["axiom"] == "CheesyVegetable subClassOf Nothing"
+    assert set(block["explanations"][0]) == {"CheesyVegetable subClassOf Cheese", "CheesyVegetable subClassOf Vegetable",
+                                             "Vegetable disjointWith Cheese"} or \
+        set(block["explanations"][0]) == {"CheesyVegetable subClassOf Cheese", "CheesyVegetable subClassOf Vegetable",
+                                          "Cheese disjointWith Vegetable"}, block
 
 
 @pytest.mark.slow
@@ -97,8 +123,11 @@ def test_unresolvable_import_is_listed_and_ignored(tmp_path):
 
 def test_parse_pellet_explanation():
     text = "Axiom: Thing subClassOf Nothing\n\nExplanation(s): \n1)   a type B\n     B disjointWith C\n" \
-           "2)   x type Y\n"
-    assert parse_pellet_explanation(text) == [["a type B", "B disjointWith C"], ["x type Y"]]
+           "2)   x type Y\n     DisjointClasses(A\n                     B)\n\nAxiom: Q subClassOf Nothing\n\n" \
+           "Explanation(s): \n1)   Q subClassOf B\n"
+    assert parse_pellet_explanation(text) == [["a type B", "B disjointWith C"], ["x type Y", "DisjointClasses(A B)"]]
+    assert [b["axiom"] for b in parse_pellet_explain_blocks(text)] == ["Thing subClassOf Nothing",
+                                                                        "Q subClassOf Nothing"]
 
 
 def test_xz_rdfxml_ontology_is_indexed():

@@ -126,3 +126,12 @@ def test_reasoner_timeout_still_writes_graph(ex_files, tmp_path):
     rep = json.loads((out / "report.json").read_text())
     assert rep["reasoning"]["status"] == "timeout"
     assert rep["counts"]["kept"] == rep["counts"]["input_triples"]
+    assert "did not finish (timeout)" in (out / "report.md").read_text()
+    # The Markdown report renders reasoning results too (here grafted onto this report).
+    from kgllm.validate.report import render_markdown
+
+    rep["reasoning"].update(status="consistent", unsatisfiable_classes=["http://x/C"], explainer="pellet",
+                            unsatisfiable_explanations=[{"axiom": "C subClassOf Nothing",
+                                                         "explanations": [["C subClassOf A", "A disjointWith C"]]}])
+    md = render_markdown(rep)
+    assert "`http://x/C`" in md and "`C subClassOf A`; `A disjointWith C`" in md

@@ -41,6 +41,8 @@ class ReasoningResult:
     consistent: bool | None = None
     unsatisfiable_classes: list[str] = field(default_factory=list)
     explanations: list[list[str]] = field(default_factory=list)   # each: the axioms of one justification
+    # For each unsatisfiable class: {"axiom": "C subClassOf Nothing", "explanations": [[axiom...]...]}
+    unsatisfiable_explanations: list[dict] = field(default_factory=list)
     explainer: str | None = None     # which reasoner produced the explanations
     seconds: float = 0.0
     message: str = ""
@@ -100,19 +102,34 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def parse_pellet_explanation(text: str) -> list[list[str]]:
-    """The justifications in ``pellet explain`` output: numbered blocks of indented axioms."""
-    block = text.split("Explanation(s):", 1)
-    if len(block) < 2:
-        return []
-    out: list[list[str]] = []
-    for line in block[1].splitlines():
-        m = re.match(r"^\s*(\d+)\)\s+(.*\S)\s*$", line)
-        if m:
-            out.append([m.group(2)])
-        elif line.strip() and out and line.startswith(" "):
-            out[-1].append(line.strip())
-        elif line.strip() and out:
-            break
+    """The justifications in ``pellet explain`` output (the first ``Axiom:`` block): numbered blocks of
+    axioms; a multi-line axiom (``DisjointClasses(A`` / ``B)``, indented deeper) is joined into one line."""
+    blocks = parse_pellet_explain_blocks(text)
+    return blocks[0]["explanations"] if blocks else []
+
+
+def parse_pellet_explain_blocks(text: str) -> list[dict]:
+    """Every ``Axiom: ...`` block of ``pellet explain`` output as ``{"axiom", "explanations"}``."""
+    out = []
+    for chunk in text.split("Axiom:")[1:]:
+        axiom, _, rest = chunk.partition("\n")
+        expls: list[list[str]] = []
+        col = None
+        body = rest.split("Explanation(s):", 1)
+        for line in (body[1] if len(body) > 1 else "").splitlines():
+            m = re.match(r"^(\s*\d+\)\s+)(.*\S)\s*$", line)
+            if m:
+                col = len(m.group(1))
+                expls.append([m.group(2)])
+            elif line.strip() and expls:
+                indent = len(line) - len(line.lstrip())
+                if col is not None and indent > col:
+                    expls[-1][-1] += " " + line.strip()   # continuation of a multi-line axiom
+                elif indent > 0:
+                    expls[-1].append(line.strip())
+                else:
+                    break
+        out.append({"axiom": axiom.strip(), "explanations": expls})
     return out
 
 
@@ -125,20 +142,27 @@ def _java_failure(exc: Exception) -> tuple[str, str]:
     return status, msg[-3000:]
 
 
-def _pellet_explain(nt_path: str, heap_mb: int) -> dict:
-    """Pellet's justification of an inconsistency. HermiT gives none; owlready2 reaches ``pellet explain``
-    only after a second full ``realize`` run, so the bundled Pellet jar is called directly (one Java run)."""
+def _pellet_explain(nt_path: str, heap_mb: int, *what: str) -> dict:
+    """Pellet's justifications: of the inconsistency (default), or ``--all-unsat``: of each unsatisfiable
+    class. HermiT gives none; owlready2 reaches ``pellet explain`` only after a second full ``realize``
+    run, so the bundled Pellet jar is called directly (one Java run)."""
     import owlready2
     from owlready2 import reasoning as orr
 
     cmd = [owlready2.JAVA_EXE, f"-Xmx{heap_mb}M", "-cp", orr._PELLET_CLASSPATH, "pellet.Pellet", "explain",
-           "--ignore-imports", str(Path(nt_path).resolve())]
+           *what, "--ignore-imports", str(Path(nt_path).resolve())]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    explanations = parse_pellet_explanation(proc.stdout)
-    if explanations:
-        return {"explanations": explanations, "explainer": "pellet"}
+    if what:
+        blocks = parse_pellet_explain_blocks(proc.stdout)
+        if blocks:
+            return {"unsatisfiable_explanations": blocks, "explainer": "pellet"}
+    else:
+        explanations = parse_pellet_explanation(proc.stdout)
+        if explanations:
+            return {"explanations": explanations, "explainer": "pellet"}
     status, msg = _java_failure(Exception(proc.stderr or proc.stdout))
-    return {"message": f"Pellet could not explain the inconsistency ({status}): {msg[:500]}"}
+    return {"message": f"Pellet could not explain {'the unsatisfiable classes' if what else 'the inconsistency'} "
+                       f"({status}): {msg[:500]}"}
 
 
 def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
@@ -163,6 +187,8 @@ def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
         return {"reasoner": reasoner, "status": status, "consistent": None, "message": msg}
     if res["consistent"]:
         res["unsatisfiable_classes"] = sorted(c.iri for c in world.inconsistent_classes() if c.iri != _NOTHING)
+        if explain and res["unsatisfiable_classes"]:
+            res.update(_pellet_explain(nt_path, heap_mb, "--all-unsat"))
         return res
     if explain:
         res.update(_pellet_explain(nt_path, heap_mb))

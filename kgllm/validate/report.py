@@ -41,6 +41,10 @@ def render_markdown(rep: dict) -> str:
     if r["unsatisfiable_classes"]:
         out.append(f"- unsatisfiable classes ({len(r['unsatisfiable_classes'])}):")
         out += [f"  - `{u}`" for u in r["unsatisfiable_classes"]]
+    for block in r.get("unsatisfiable_explanations", []):
+        out.append(f"- why `{block['axiom']}` ({r.get('explainer')}):")
+        for expl in block["explanations"][:3]:
+            out.append("  - " + "; ".join(f"`{a}`" for a in expl))
     for i, expl in enumerate(r["explanations"], 1):
         out.append(f"- explanation {i} ({r.get('explainer')}): the axioms")
         out += [f"  - `{a}`" for a in expl]
