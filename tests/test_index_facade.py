@@ -140,3 +140,21 @@ def test_cli_index_without_vectors(small_graph, tmp_path, capsys):
     idx = load_index(tmp_path / "ix")
     assert idx.vectors == {} and idx.link("KLM")[0].iri == R("KLM")
     assert main(["index", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_corpus_triple_texts_are_embedded(small_graph, tmp_path):
+    from kgllm.artifacts import ArtifactWriter
+
+    s, p, o = next(t for t in iter_graph(small_graph) if t[1] == f"<{DBO}hubAirport>")
+    tid = triple_id(s, p, o)
+    with ArtifactWriter(tmp_path / "corpus", "corpus") as w:
+        (w.path / "triples.jsonl").write_text(json.dumps(
+            {"id": tid, "s": s, "p": p, "o": o, "text": "Zebra crossings are painted stripes."}) + "\n")
+    out = tmp_path / "ix"
+    run_stage("index", [small_graph, tmp_path / "corpus"], out,
+              {"vector": {"entities": False, "max_triples": 40}})
+    idx = load_index(out)
+    assert idx.counts["corpus_texts"] == 1
+    hit = idx.search("zebra crossing stripes", 1)[0]
+    assert hit.triple_id == tid and hit.text.startswith("Zebra")
+    assert idx.counts["triples_not_embedded_cap"] > 0  # the cap is counted, not silent
