@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..artifacts import Manifest, atomic_write_json, atomic_write_text
 from ..errors import ArtifactError
-from ..log import logger
+from ..log import logger, progress
 from ..rdf import (
     GRAPH_KIND,
     GraphWriter,
@@ -69,39 +69,7 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
 
     shacl_lines: list[str] | None = [] if total <= config.shacl_max_triples else None
     with GraphWriter(out, config=config, inputs=inputs, pipeline_key=pipeline_key) as g:
-        kept = quarantined = duplicates = 0
-        qdir = g.path / "quarantine"
-        qdir.mkdir()
-        seen_q: set[str] = set()
-        with open(qdir / "quarantine.jsonl", "w", encoding="utf-8") as qj, \
-                open(qdir / "quarantine.nt", "w", encoding="utf-8") as qn:
-            n = 0
-            for d in inputs:
-                for shard in graph_shards(d):
-                    with g.shard(shard["provenance"]) as add:
-                        for s, p, o in iter_ntriples_file(shard["path"]):
-                            vs = quarantine.get(n)
-                            n += 1
-                            if vs is None:
-                                if add(s, p, o):
-                                    kept += 1
-                                    if shacl_lines is not None:
-                                        shacl_lines.append(f"{s} {p} {o} .\n")
-                                else:
-                                    duplicates += 1
-                                continue
-                            line = f"{s} {p} {o}"
-                            if line in seen_q:
-                                duplicates += 1
-                                continue
-                            seen_q.add(line)
-                            quarantined += 1
-                            qn.write(line + " .\n")
-                            qj.write(json.dumps({
-                                "id": triple_id(s, p, o), "s": s, "p": p, "o": o,
-                                "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
-                                "source": {"graph": str(d), "shard": shard["file"],
-                                           "provenance": shard["provenance"]}}, ensure_ascii=False) + "\n")
+        kept, quarantined, duplicates = _write_graph(g, ctx, inputs, quarantine, shacl_lines)
         with open(g.path / "warnings.jsonl", "w", encoding="utf-8") as wf:
             for v in warnings:
                 wf.write(json.dumps({"check": v.check, "severity": v.severity, "message": v.message,
@@ -122,6 +90,59 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
         g.extra["validation"] = {"clean": report["clean"], "problems": report["problems"],
                                  "reasoning": reasoning.status}
     return g.manifest
+
+
+def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine: dict[int, list],
+                 shacl_lines: list[str] | None) -> tuple[int, int, int]:
+    """Kept triples into ``g`` (one shard per input shard, same provenance), the rest into quarantine/.
+
+    The triples come from the index (term table + id arrays, in input order), not from re-reading the
+    shards: the per-shard triple counts of the input manifests give the shard boundaries.
+    """
+    kept = quarantined = duplicates = 0
+    qdir = g.path / "quarantine"
+    qdir.mkdir()
+    seen_q: set[str] = set()
+    terms = ctx.terms
+    n0 = 0
+    bar = progress(desc="write", total=len(ctx), unit="triple")
+    with open(qdir / "quarantine.jsonl", "w", encoding="utf-8") as qj, \
+            open(qdir / "quarantine.nt", "w", encoding="utf-8") as qn:
+        for d in inputs:
+            for shard in graph_shards(d):
+                n1 = n0 + shard["triples"]
+                with g.shard(shard["provenance"]) as add:
+                    for lo in range(n0, n1, 100_000):  # chunks: bounded memory for the int lists
+                        hi = min(lo + 100_000, n1)
+                        rows = zip(range(lo, hi), ctx.S[lo:hi].tolist(), ctx.P[lo:hi].tolist(),
+                                   ctx.O[lo:hi].tolist(), strict=True)
+                        bar.update(hi - lo)
+                        for n, si, pi, oi in rows:
+                            s, p, o = terms[si], terms[pi], terms[oi]
+                            vs = quarantine.get(n) if quarantine else None
+                            if vs is None:
+                                if add(s, p, o):
+                                    kept += 1
+                                    if shacl_lines is not None:
+                                        shacl_lines.append(f"{s} {p} {o} .\n")
+                                else:
+                                    duplicates += 1
+                                continue
+                            line = f"{s} {p} {o}"
+                            if line in seen_q:
+                                duplicates += 1
+                                continue
+                            seen_q.add(line)
+                            quarantined += 1
+                            qn.write(line + " .\n")
+                            qj.write(json.dumps({
+                                "id": triple_id(s, p, o), "s": s, "p": p, "o": o,
+                                "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
+                                "source": {"graph": str(d), "shard": shard["file"],
+                                           "provenance": shard["provenance"]}}, ensure_ascii=False) + "\n")
+                n0 = n1
+    bar.close()
+    return kept, quarantined, duplicates
 
 
 def _iter_inputs(inputs: list[Path]):
