@@ -135,3 +135,20 @@ def test_reasoner_timeout_still_writes_graph(ex_files, tmp_path):
                                                          "explanations": [["C subClassOf A", "A disjointWith C"]]}])
     md = render_markdown(rep)
     assert "`http://x/C`" in md and "`C subClassOf A`; `A disjointWith C`" in md
+
+
+def test_validate_step_in_a_pipeline(ex_files, tmp_path):
+    from kgllm.pipeline import run_pipeline
+
+    (tmp_path / "ex.ttl").write_text(ONTOLOGY)
+    y = tmp_path / "pipe.yaml"
+    # Ontology paths are relative to the YAML file; the input is an existing graph artifact.
+    y.write_text(f"workdir: runs\nsteps:\n  - id: clean\n    stage: validate\n    inputs: [{ex_files / 'planted'}]\n"
+                 f"    config: {{ontology: [ex.ttl], reasoner: none, severity: {{missing_label: 'off'}}}}\n")
+    (r,) = run_pipeline(y)
+    assert r.status == "ran" and r.counts["quarantined"] > 0
+    rep = json.loads((tmp_path / "runs" / "clean" / "report.json").read_text())
+    assert "missing_label" not in {ch["name"] for ch in rep["checks"] if ch["violations"]}
+    assert [x.status for x in run_pipeline(y)] == ["skipped"]
+    (tmp_path / "ex.ttl").write_text(ONTOLOGY + "\n# edited\n")
+    assert [x.status for x in run_pipeline(y)] == ["ran"]  # the ontology file is an input of the step
