@@ -76,9 +76,11 @@ def reason(ont: Ontology, reasoner: str = "hermit", *, java_heap_mb: int = 2000,
                                 cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+        except BaseException as e:  # a timeout, or Ctrl-C: never leave Java running in its own session
             _kill_group(proc)
             proc.communicate()
+            if not isinstance(e, subprocess.TimeoutExpired):
+                raise
             return ReasoningResult(reasoner, "timeout", seconds=round(time.perf_counter() - t0, 2),
                                    message=f"{reasoner} did not finish within {timeout_s} s; raise "
                                            f"reasoning_timeout_s or use reasoner: none for this ontology")
