@@ -84,6 +84,13 @@ def test_inconsistent_ontology_is_explained_by_pellet(inconsistent_ttl):
     assert not any("rex" in a for a in axioms)
 
 
+@pytest.mark.slow
+def test_pellet_as_the_reasoner(inconsistent_ttl):
+    res = reason(load_ontologies([inconsistent_ttl]), "pellet", timeout_s=120)
+    assert (res.reasoner, res.status, res.explainer) == ("pellet", "inconsistent", "pellet")
+    assert any("tom type Cat" in e for e in res.explanations)
+
+
 def test_reasoner_timeout_is_a_status_not_a_hang():
     t0 = time.perf_counter()
     res = reason(load_ontologies([PIZZA]), "hermit", timeout_s=0.3)
