@@ -175,3 +175,20 @@ def test_stage_and_config(tmp_path):
         FilePullConfig(format="json")
     with pytest.raises(UsageError):
         run_stage("pull.file", [], tmp_path / "h", {"paths": []})
+
+
+def test_relative_iris_need_a_base(tmp_path):
+    rdf = tmp_path / "rel.rdf"
+    rdf.write_text('<?xml version="1.0"?>\n<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"'
+                   ' xmlns:ex="http://x.org/">\n<rdf:Description rdf:about="Rome"><ex:p rdf:resource="Italy"/>'
+                   '</rdf:Description>\n</rdf:RDF>\n')
+    ttl = tmp_path / "rel.ttl.gz"
+    ttl.write_bytes(gzip.compress(b"<Rome> <http://x.org/q> <Lazio> .\n"))
+    for p in (rdf, ttl):
+        with pytest.raises(InputError, match="base IRI"):
+            pull_files([p], tmp_path / "g")
+    man = pull_files([rdf, ttl], tmp_path / "g", FilePullConfig(base_iri="http://dbpedia.org/resource/"))
+    assert set(iter_graph(tmp_path / "g")) == {
+        ("<http://dbpedia.org/resource/Rome>", "<http://x.org/p>", "<http://dbpedia.org/resource/Italy>"),
+        ("<http://dbpedia.org/resource/Rome>", "<http://x.org/q>", "<http://dbpedia.org/resource/Lazio>")}
+    assert man.config["paths"] == [str(rdf), str(ttl)]

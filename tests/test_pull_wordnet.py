@@ -156,13 +156,16 @@ def test_all_adverbs_exact_counts(wordnet, tmp_path):
     assert man.counts["relations"]["pertainym"] > 3000
 
 
-def test_bad_config_names_the_key(tmp_path):
+def test_bad_config_names_the_key(wordnet, tmp_path, capsys):
     with pytest.raises(ConfigError, match="relations: 'hypernyms'"):
         WordNetPullConfig(relations=["hypernyms"])
     with pytest.raises(ConfigError, match="pos"):
         WordNetPullConfig(pos=["x"])
-    rc = main(["pull", "wordnet", "--out", str(tmp_path / "x"), "--root", "nosuch.n.01"])
-    assert rc == 2 and not (tmp_path / "x").exists()
+    with pytest.raises(ConfigError, match="roots: 'nosuch.n.01'"):
+        pull_wordnet(tmp_path / "x", WordNetPullConfig(roots=["nosuch.n.01"]), wordnet=wordnet)
+    assert main(["pull", "wordnet", "--out", str(tmp_path / "x"), "--relation", "hypernyms"]) == 2
+    assert "'hypernyms' is not a WordNet relation" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_no_wordnet_found_says_how_to_install(tmp_path, monkeypatch, capsys):
@@ -189,6 +192,10 @@ def test_prepared_dir_is_a_proper_nltk_wordnet(wordnet):
     assert reader.lemma_from_key("dog%1:05:00::").synset().name() == "dog.n.01"
     assert reader.lemma_from_key("teachable%5:00:00:tractable:00").synset().name() == "docile.s.01"
     assert reader.lemma("dog.n.01.dog").count() > 0  # tag counts from cntlist.rev
+    # all 117,659 synsets are there (one data line each; a full pull reads them all: see the benchmark)
+    lines = sum(1 for pos in ("noun", "verb", "adj", "adv")
+                for line in (root / f"data.{pos}").open(encoding="utf-8") if not line[0].isspace())
+    assert lines == wnmod.SYNSET_COUNT == 117_659
 
 
 @pytest.mark.parametrize("text", ['plain', 'a "quoted" word', 'back\\slash', 'tab\there', 'new\nline', 'café'])
@@ -205,3 +212,21 @@ def test_fast_quote_equals_urllib_quote(text):
     from urllib.parse import quote
 
     assert wnmod._quote(text) == quote(text)
+
+
+def test_users_nltk_wordnet_comes_first(wordnet, tmp_path, monkeypatch):
+    """A WordNet on nltk's data path (here nltk's zip layout) is used as is; nothing is built."""
+    import zipfile
+
+    import nltk
+
+    ours = Path(wordnet[1]["path"])
+    (tmp_path / "user" / "corpora").mkdir(parents=True)
+    with zipfile.ZipFile(tmp_path / "user" / "corpora" / "wordnet.zip", "w", zipfile.ZIP_STORED) as z:
+        for f in sorted(ours.iterdir()):
+            z.write(f, f"wordnet/{f.name}")
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "user")])
+    monkeypatch.setenv("KGLLM_HOME", str(tmp_path / "home"))
+    where, origin = wnmod.locate_wordnet()
+    assert origin == "nltk" and str(where).startswith(str(tmp_path / "user"))
+    assert not (tmp_path / "home").exists()

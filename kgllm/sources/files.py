@@ -21,6 +21,7 @@ Counts add up per file and in total, for the line-based formats:
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import json
 import lzma
@@ -50,7 +51,8 @@ _LINE_BASED = ("ntriples", "nquads")
 _CHUNK_LINES = 20_000  # lines parsed per pyoxigraph call: large enough to amortise the call
 # pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
 # line-based formats); kgllm puts the position in the file in front instead.
-_POSITION = re.compile(r"^Parser error (?:at|between) line \d+ column \d+(?: and line \d+ column \d+)?: ")
+_POSITION = re.compile(r"^Parser error (?:at line \d+ between columns \d+ and \d+"
+                       r"|(?:at|between) line \d+ column \d+(?: and line \d+ column \d+)?): ")
 
 
 @dataclass
@@ -150,6 +152,8 @@ class _FileReader:
     def _error(self, line: int | None, column: int | None, message: str) -> InputError:
         where = f"{self.path}:{line}" + (f":{column}" if column else "") if line else str(self.path)
         hint = " (or rerun with --skip-bad to quarantine malformed lines)" if self.fmt in _LINE_BASED else ""
+        if "absolute IRI" in message and not self.config.base_iri and self.fmt not in _LINE_BASED:
+            hint = " or give a base IRI for its relative IRIs (--base-iri / base_iri)"
         return InputError(f"{where}: malformed {self.fmt}: {message}; fix the file{hint}")
 
     # -- whole documents (Turtle, RDF/XML)
@@ -241,6 +245,8 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     """Pull RDF files into the graph artifact ``out`` (``paths`` default to ``config.paths``)."""
     config = config or FilePullConfig()
     files = _resolve_paths(paths, config)
+    # The manifest's config names the files actually read (a copy: the caller's config is not touched).
+    config = dataclasses.replace(config, paths=files)
     plan = [(p, *detect_format(p, config.format)) for p in files]
     if config.skip_bad and not any(fmt in _LINE_BASED for _, fmt, _ in plan):
         logger.warning("--skip-bad applies to N-Triples/N-Quads only; the other formats stop at an error")
@@ -249,8 +255,8 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     per_file = []
     with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g:
         qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
+        bar = progress(desc="pull file", unit="triple")
         try:
-            bar = progress(desc="pull file", unit="triple")
             for path, fmt, comp in plan:
                 sha = sha256_file(path)
                 prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
@@ -262,8 +268,8 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                 for k in totals:
                     totals[k] += r.counts.get(k, 0) if k != "files" else 0
                 logger.info("%s: %d statements (%d kept)", path, r.counts["statements"], r.counts["triples"])
-            bar.close()
         finally:
+            bar.close()
             if qf is not None:
                 qf.close()
         g.counts.update(totals)

@@ -128,10 +128,12 @@ def _user_wordnet():
     """An nltk ``corpora/wordnet`` (dir or zip) already on nltk's data path, or None."""
     import nltk
 
-    try:
-        return nltk.data.find("corpora/wordnet")
-    except (LookupError, OSError, ValueError):
-        return None
+    for name in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):  # as nltk's own corpus loader does
+        try:
+            return nltk.data.find(name)
+        except (LookupError, OSError, ValueError):
+            continue
+    return None
 
 
 def _build_from_debian(source: Path, dest: Path) -> Path:
@@ -244,7 +246,8 @@ def _source_stamp(source: Path) -> dict:
         if p.is_file():
             st = p.stat()
             files[name] = [st.st_size, int(st.st_mtime)]
-    return {"source": str(source), "files": files, "lexnames": len(LEXNAMES)}
+    # layout: bump when what is generated changes, so prepared directories are rebuilt.
+    return {"source": str(source), "files": files, "lexnames": len(LEXNAMES), "layout": 2}
 
 
 def locate_wordnet(debian_dir: Path | None = None) -> tuple[object, str]:
