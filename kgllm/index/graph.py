@@ -83,6 +83,7 @@ class GraphIndex:
         seen: set[int] = set()
         ss, ps, os_, tids, srcs = [], [], [], [], []
         read = dup = 0
+        last_prov, si = None, 0
         for (s, p, o), prov in progress(triples, desc="index: read triples", total=total, unit="triple"):
             read += 1
             t = tid_int(triple_id(s, p, o))
@@ -90,11 +91,13 @@ class GraphIndex:
                 dup += 1
                 continue
             seen.add(t)
-            key = json.dumps(prov, sort_keys=True, default=str)
-            si = src_keys.get(key)
-            if si is None:
-                si = src_keys[key] = len(sources)
-                sources.append(prov)
+            if prov is not last_prov:  # readers yield one provenance object per shard: hash it once
+                key = json.dumps(prov, sort_keys=True, default=str)
+                si = src_keys.get(key)
+                if si is None:
+                    si = src_keys[key] = len(sources)
+                    sources.append(prov)
+                last_prov = prov
             ss.append(s)
             ps.append(p)
             os_.append(o)

@@ -45,6 +45,7 @@ SENSE = iri(ONTOLEX + "sense")
 LEXICALIZED = iri(ONTOLEX + "isLexicalizedSenseOf")
 RDF_TYPE = iri(RDF + "type")
 WN_POS = iri(WN + "partOfSpeech")
+_LEXICAL_TYPES = {iri(ONTOLEX + "LexicalEntry"), iri(ONTOLEX + "LexicalSense")}
 # Predicates whose change alters some entries (used to find the origins an update touches).
 LEXICAL_PREDICATES = set(LABEL_PREDICATES) | ALT_PREDICATES | {REDIRECT, WRITTEN_REP, CANONICAL_FORM, SENSE,
                                                                LEXICALIZED}
@@ -201,12 +202,16 @@ class Lexicon:
             oi = graph.term_id(origin)
             if oi is None:
                 continue
-            for r in graph.subject_rows(oi):
-                s, p, o = graph.triple_terms(r)
+            rows = [(r, *graph.triple_terms(r)) for r in graph.subject_rows(oi)]
+            # WordNet entries and senses keep a display label but are not link targets: their lemma
+            # already names the synsets (the concepts a question is about).
+            lexical = any(p == RDF_TYPE and o in _LEXICAL_TYPES for _r, _s, p, o in rows)
+            for r, s, p, o in rows:
                 tid = f"{graph.row_tid(r):016x}"
                 lit = literal_text(o)
                 if p in LABEL_PREDICATES and lit:
-                    self._add_name(origin, lit[0], s, "label", tid)
+                    if not lexical:
+                        self._add_name(origin, lit[0], s, "label", tid)
                     rank = LABEL_PREDICATES[p] * 2 + (0 if lit[1] in (None, "en") or (lit[1] or "").startswith("en") else 1)
                     if rank < self._label_rank.get(s, 1 << 30):
                         self._label_rank[s] = rank
