@@ -152,3 +152,16 @@ def test_validate_step_in_a_pipeline(ex_files, tmp_path):
     assert [x.status for x in run_pipeline(y)] == ["skipped"]
     (tmp_path / "ex.ttl").write_text(ONTOLOGY + "\n# edited\n")
     assert [x.status for x in run_pipeline(y)] == ["ran"]  # the ontology file is an input of the step
+
+
+def test_damaged_input_shard_is_an_input_error(ex_files, tmp_path):
+    import shutil
+
+    src = tmp_path / "damaged"
+    shutil.copytree(ex_files / "clean", src)
+    shard = next((src / "triples").glob("*.nt.gz"))
+    lines = gzip.decompress(shard.read_bytes()).splitlines(keepends=True)
+    shard.write_bytes(gzip.compress(b"".join(lines[:-1])))
+    assert main(["validate", str(src), "--ontology", str(ex_files / "ex.ttl"), "--reasoner", "none",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()

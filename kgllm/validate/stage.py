@@ -146,9 +146,16 @@ def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine
 
 
 def _iter_inputs(inputs: list[Path]):
+    """Every input triple in order; each shard must hold the count its manifest says (the writer relies on it)."""
     for d in inputs:
         for shard in graph_shards(d):
-            yield from iter_ntriples_file(shard["path"])
+            n = 0
+            for t in iter_ntriples_file(shard["path"]):
+                n += 1
+                yield t
+            if n != shard["triples"]:
+                raise ArtifactError(f"{shard['path']}: holds {n} triples but {Path(d) / 'manifest.json'} says "
+                                    f"{shard['triples']}; the artifact is damaged: rebuild it")
 
 
 def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx) -> dict:
