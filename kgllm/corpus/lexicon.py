@@ -3,13 +3,16 @@
 Takes: ``data/lexicon.json`` (curated templates for common DBpedia and WordNet predicates) and a
 :class:`~kgllm.corpus.kg.KG` (ontology/graph ``rdfs:label`` of predicates).
 Makes: a :class:`Template` per predicate: a sentence pattern with ``{s}``/``{o}`` slots, question
-phrasings and a noun label. Unknown predicates get ``"{s}'s <label> is {o}."`` where the label is the
-ontology's ``rdfs:label`` or the split local name (``dbo:fooBar`` -> "foo bar").
+phrasings and a noun label. A DBpedia predicate missing from the curated lexicon uses its one-fact template
+learned from WebNLG train (:mod:`kgllm.corpus.webnlg`) when that is one sentence; any other predicate gets
+``"{s}'s <label> is {o}."`` where the label is the ontology's ``rdfs:label`` or the split local name
+(``dbo:fooBar`` -> "foo bar").
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -37,11 +40,43 @@ def curated() -> dict[str, dict]:
     return {f"<{k}>": v for k, v in data.items() if not k.startswith("_")}
 
 
+_DBPEDIA_PREFIXES = ("<http://dbpedia.org/ontology/", "<http://dbpedia.org/property/")
+
+
+def webnlg_sentence(predicate: str) -> str | None:
+    """The WebNLG-learned one-fact template of a DBpedia predicate as a one-sentence ``{s}``/``{o}`` pattern."""
+    if not predicate.startswith(_DBPEDIA_PREFIXES):
+        return None
+    from .webnlg import shipped_templates
+
+    t = shipped_templates().get(predicate[1:-1].rsplit("/", 1)[-1] + ":0>1")
+    if t is None:
+        return None
+    text = t[0]
+    one_sentence = text.endswith(".") and text.count(".") == 1 and "{2}" not in text
+    if not one_sentence or text.count("{0}") != 1 or text.count("{1}") != 1:
+        return None
+    # Units, numbers and acronyms in a template restate a value the corpus renders itself ("2,600 mm
+    # inches") or leak training text ("{o} and 94531 are postal codes for {s}, CA"): not for the corpus.
+    bare = re.sub(r"\{\d\}", " ", text)
+    if re.search(r"\d|\b[A-Z]{2,}\b", bare) or _UNIT_WORDS & set(re.findall(r"[a-z]+", bare.lower())):
+        return None
+    text = re.sub(r"^The \{0\}", "{0}", text).replace("{0}' ", "{0}'s ")
+    return text.replace("{0}", "{s}").replace("{1}", "{o}")
+
+
+_UNIT_WORDS = {"kilograms", "kilogram", "kg", "inches", "inch", "metres", "meters", "metre", "meter", "km",
+               "kilometres", "kilometers", "feet", "foot", "ft", "miles", "mile", "pounds", "lbs", "euros", "dollars",
+               "mm", "millimetres", "cm", "centimetres", "square", "inhabitants", "tonnes", "tons", "litres", "hp",
+               "horsepower", "seconds", "minutes", "hours", "days", "years", "percent"}
+
+
 class Lexicon:
     """Templates by predicate; ``label_of`` gives ontology labels for the fallback."""
 
-    def __init__(self, label_of=None):
+    def __init__(self, label_of=None, use_webnlg: bool = True):
         self._label_of = label_of or (lambda p: None)
+        self.use_webnlg = use_webnlg
         self._cache: dict[str, Template] = {}
         self.order = {p: i for i, p in enumerate(curated())}
 
@@ -60,9 +95,11 @@ class Lexicon:
             v = p[1:-1] if p.startswith("<") else p
             label = split_camel(v.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1])
         label = " ".join(label.split())
-        return Template(p, "{s}'s " + label + " is {o}.",
-                        (f"What is the {label} of {{s}}?", f"What is {{s}}'s {label}?",
-                         f"Tell me the {label} of {{s}}."), label, False)
+        questions = (f"What is the {label} of {{s}}?", f"What is {{s}}'s {label}?", f"Tell me the {label} of {{s}}.")
+        learned = webnlg_sentence(p) if self.use_webnlg else None
+        if learned is not None:
+            return Template(p, learned, questions, label, False)
+        return Template(p, "{s}'s " + label + " is {o}.", questions, label, False)
 
     def sort_key(self, predicate: str) -> tuple:
         """Curated predicates in lexicon order first, then the rest by label."""

@@ -360,7 +360,8 @@ class Planner:
             g = groups[i]
             nxt = groups[i + 1] if i + 1 < len(groups) else None
             same_subject = g.subject == entity
-            full = first_fact or k % 3 == 0 or not same_subject
+            # A pronoun only where the subject opens the sentence ("It was born in ...").
+            full = first_fact or k % 3 == 0 or not same_subject or not g.template.sentence.startswith("{s}")
             subj = self.mention(g.subject) if full else self.referring(g.subject)
             objs = [self.mention(o) for o in g.objects]
             self._sep(tb, paragraph=first_fact and tb.pos > 0 and not self.kg.is_synset(entity))
