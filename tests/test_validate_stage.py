@@ -114,6 +114,8 @@ def test_cli_exit_codes(ex_files, tmp_path, capsys):
     assert main(["validate", str(tmp_path), "--ontology", onto, "--out", str(tmp_path / "c")]) == 2
     assert main(["validate", str(ex_files / "clean"), "--ontology", onto, "--reasoner", "fact++",
                  "--out", str(tmp_path / "c")]) == 2
+    assert main(["validate", str(ex_files / "clean"), "--ontology", onto, "--set", "severity.bogus=error",
+                 "--out", str(tmp_path / "c")]) == 2
     assert "nope.owl" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
 

@@ -32,9 +32,11 @@ class ValidateConfig:
     fail_on_unsatisfiable: bool = True
 
     def __post_init__(self):
-        from .checks import SEVERITIES
+        from .checks import CHECKS, SEVERITIES
 
         for k, v in self.severity.items():
+            if k not in CHECKS:
+                raise ValueError(f"severity: unknown check {k!r}; checks: {', '.join(sorted(CHECKS))}")
             if v not in SEVERITIES:
                 raise ValueError(f"severity.{k}: {v!r} is not one of {', '.join(SEVERITIES)}")
         if self.java_heap_mb < 64:
