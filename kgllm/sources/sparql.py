@@ -9,11 +9,15 @@ the manifest keeps the query text, the paged and COUNT query texts, the endpoint
 request/retry/truncation counts.
 
 How a query is harvested
-  * Stable paging: the user's WHERE clause is wrapped as an ordered sub-select,
-    ``CONSTRUCT {T} WHERE { { SELECT DISTINCT <template vars> WHERE {W} ORDER BY <template vars> } }
-    LIMIT n OFFSET k``. The sub-select form is what Virtuoso needs to sort past its row cap (a plain
-    ``ORDER BY ... OFFSET`` beyond ResultSetMaxRows fails with SR353); ordering by the template
-    variables is a total order on what the template can produce, so pages neither overlap nor skip.
+  * Paging, two orders (``HarvestConfig.order``). *Ordered*: the WHERE clause is wrapped as an ordered
+    sub-select, ``CONSTRUCT {T} WHERE { { SELECT DISTINCT <template vars> WHERE {W} ORDER BY <template
+    vars> } } LIMIT n OFFSET k`` (the sub-select form is what Virtuoso needs to sort past its row cap; a
+    plain ``ORDER BY ... OFFSET`` beyond ResultSetMaxRows fails with SR353). Ordering by the template
+    variables is a total order on what the template can produce, so pages neither overlap nor skip,
+    but the endpoint sorts the whole result for every page (quadratic: 200k triples take minutes).
+    *Natural*: ``CONSTRUCT {T} WHERE {W} LIMIT n OFFSET k`` in the endpoint's index order, no sort;
+    stable on an unchanging store, and the COUNT check proves it. The default, *auto*, pages in
+    natural order when a COUNT check is possible and starts over ordered if the check then fails.
   * Row cap and truncation: Virtuoso (and DBpedia, 10,000 rows) silently truncates results to its cap
     and answers HTTP 200. A page never asks for more than ``cap - 1`` solutions; a page that comes back
     with ``cap`` or more rows (CONSTRUCT templates with several triples per solution), or an
@@ -77,6 +81,11 @@ class HarvestConfig:
     default_graph: list[str] = field(default_factory=list)  # default-graph-uri parameters
     method: Literal["auto", "GET", "POST"] = "auto"         # auto: GET unless the query is long
     count_check: bool = True          # compare with the endpoint's COUNT where the query allows
+    # Page order. "ordered": ORDER BY sub-select, stable by SPARQL semantics, but the endpoint sorts
+    # the whole result for every page. "natural": LIMIT/OFFSET in the endpoint's index order (no sort;
+    # needs the COUNT check to prove completeness). "auto": natural where a COUNT check is possible,
+    # and if it then fails, the harvest starts over ordered.
+    order: Literal["auto", "ordered", "natural"] = "auto"
     validate_query: bool = True       # parse the query locally first (off for vendor extensions)
     resume: bool = False              # continue from the checkpoint of an interrupted harvest
     user_agent: str = USER_AGENT
@@ -191,16 +200,21 @@ class Query:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
     def paged(self, limit: int, offset: int, ordered: bool = True) -> str:
-        """The query text of one page: an ordered sub-select with LIMIT/OFFSET outside (see module doc).
+        """The query text of one page.
 
-        ``ordered=False`` drops the ORDER BY: only for a store read in a single page (embedded), where
-        order cannot matter.
+        ``ordered``: an ordered sub-select with LIMIT/OFFSET outside (see module doc), stable by the
+        SPARQL semantics but the endpoint sorts the whole result for every page. Unordered: the query
+        as written plus LIMIT/OFFSET, in the endpoint's natural (index) order, which is stable on an
+        unchanging store and costs no sort; the COUNT check then proves the pages fitted together.
         """
-        v = " ".join(f"?{x}" for x in self.variables)
-        order = f"\nORDER BY {v}" if ordered else ""
-        inner = f"SELECT DISTINCT {v} WHERE {{\n{self.where}\n}} {self.modifiers}{order}"
         if not self.variables:  # a constant template: nothing to page
             return self.text
+        v = " ".join(f"?{x}" for x in self.variables)
+        if not ordered:
+            head = f"CONSTRUCT {{\n{self.template}\n}}" if self.form == "CONSTRUCT" else f"SELECT {self.template}"
+            return (f"{self.prologue}{head} {self.dataset}\nWHERE {{\n{self.where}\n}} {self.modifiers}\n"
+                    f"LIMIT {limit} OFFSET {offset}")
+        inner = f"SELECT DISTINCT {v} WHERE {{\n{self.where}\n}} {self.modifiers}\nORDER BY {v}"
         head = f"CONSTRUCT {{\n{self.template}\n}}" if self.form == "CONSTRUCT" else f"SELECT {v}"
         return (f"{self.prologue}{head} {self.dataset}\nWHERE {{ {{ {inner} }} }}\n"
                 f"LIMIT {limit} OFFSET {offset}")
@@ -647,21 +661,20 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
     stops after that many pages as a crash would, leaving the checkpoint for ``resume``.
     ``manifest_config`` is the stage config to record (default: the endpoint and ``config``).
     """
-    from ..artifacts import atomic_write_json
-    from ..log import progress
-    from ..rdf import GraphWriter
-
     config = config or HarvestConfig()
     out = Path(out)
     q = query if isinstance(query, Query) else load_query(query, validate=config.validate_query)
     ep = HttpEndpoint(endpoint, config) if isinstance(endpoint, str) else endpoint
     label = ep.describe()
-    pacer = _Pacer(config, label, _sleep)
 
     wd = work_dir(out)
     # What must match for a checkpoint to be continued: same endpoint, query and dataset.
     ident = {"endpoint": label, "query_sha256": q.sha256, "default_graph": config.default_graph,
              "max_rows": config.max_rows}
+    count_text = q.count_query(template_triples(q)) if config.count_check else None
+    if config.order == "natural" and count_text is None:
+        raise UsageError(f"{q.name}: harvest.order=natural needs the COUNT check (enabled, and a template "
+                         "without blank nodes) to prove that the pages fit together; use order=ordered")
     state = None
     if (wd / CHECKPOINT).exists():
         old = json.loads((wd / CHECKPOINT).read_text("utf-8"))
@@ -675,32 +688,78 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
             logger.warning("%s: discarding the checkpoint of an earlier, unfinished harvest "
                            "(use --resume to continue it)", wd)
     if state is None:
-        shutil.rmtree(wd, ignore_errors=True)
-        (wd / "pages").mkdir(parents=True)
-        state = {"version": CHECKPOINT_VERSION, "ident": ident, "offset": 0, "limit": None, "cap": None,
-                 "pages": [], "done": False, "requests": 0, "retries": 0, "truncated": 0, "skipped": 0,
-                 "started": _now()}
+        mode = config.order if config.order != "auto" else ("natural" if count_text else "ordered")
+        state = _fresh_state(wd, ident, mode)
 
+    pacer = _Pacer(config, label, _sleep)
+    t0 = time.perf_counter()
+    while True:
+        _fetch_pages(q, ep, config, state, wd, pacer, _stop_after_pages)
+        # COUNT check: how many distinct triples the endpoint says the query yields.
+        expected = None
+        if not config.count_check:
+            count_note = "disabled"
+        elif count_text is None:
+            count_note = "not possible: the template has blank nodes or could not be analysed"
+        else:
+            expected = pacer.call(lambda: ep.count(count_text), "COUNT check")
+            _tally(state, pacer)
+            count_note = f"ok: {expected} distinct triples"
+        try:
+            return _assemble(q, label, config, state, wd, out, expected, count_note, count_text,
+                             round(time.perf_counter() - t0, 3), pipeline_key, inputs, extra, manifest_config,
+                             ordered=state["mode"] == "ordered" and ep.paging)
+        except _CountMismatch as e:
+            if config.order != "auto" or state["mode"] != "natural":
+                raise
+            logger.warning("%s; harvesting again with ordered pages (harvest.order=ordered)", e)
+            state = _fresh_state(wd, ident, "ordered", carry=state)
+
+
+def _fresh_state(wd: Path, ident: dict, mode: str, carry: dict | None = None) -> dict:
+    shutil.rmtree(wd, ignore_errors=True)
+    (wd / "pages").mkdir(parents=True)
+    keep = {k: carry[k] for k in ("requests", "retries", "truncated", "started")} if carry else {}
+    return {"version": CHECKPOINT_VERSION, "ident": ident, "mode": mode, "offset": 0, "limit": None, "cap": None,
+            "pages": [], "done": False, "requests": 0, "retries": 0, "truncated": 0, "skipped": 0,
+            "started": _now(), "_base": None, **keep}
+
+
+def _tally(state: dict, pacer: _Pacer) -> None:
+    """Fold the pacer's request/retry counts into the state (counts survive resumes)."""
+    if state.get("_base") is None or state["_base"][2] != id(pacer):
+        state["_base"] = [state["requests"] - pacer.requests, state["retries"] - pacer.retries, id(pacer)]
+    state["requests"] = state["_base"][0] + pacer.requests
+    state["retries"] = state["_base"][1] + pacer.retries
+
+
+def _fetch_pages(q: Query, ep, config: HarvestConfig, state: dict, wd: Path, pacer: _Pacer,
+                 stop_after: int | None) -> None:
+    """Fetch pages until the last one, writing each page and the checkpoint atomically."""
+    from ..artifacts import atomic_write_json
+    from ..log import progress
+
+    label = ep.describe()
+    ordered = state["mode"] == "ordered"
     cap = state["cap"] or ep.cap or (config.max_rows or None)
     limit = state["limit"] or (min(config.page_size, cap - 1) if cap else config.page_size)
     if not ep.paging:
         cap, limit = None, 2**31 - 1
-    base_requests, base_retries = state["requests"], state["retries"]  # from earlier runs (resume)
+    _tally(state, pacer)
     bar = progress(desc=f"harvest {Path(q.name).name}", unit="triples")
     bar.update(sum(p["rows"] for p in state["pages"]))
-    t0 = time.perf_counter()
     fetched_now = 0
 
     def save() -> None:
-        state.update(limit=limit, cap=cap, requests=base_requests + pacer.requests,
-                     retries=base_retries + pacer.retries)
-        atomic_write_json(wd / CHECKPOINT, state)
+        _tally(state, pacer)
+        state.update(limit=limit, cap=cap)
+        atomic_write_json(wd / CHECKPOINT, {k: v for k, v in state.items() if k != "_base"})
 
     try:
         while not state["done"]:
             offset = state["offset"]
             page_no = len(state["pages"])
-            text = q.paged(limit, offset, ordered=ep.paging)
+            text = q.paged(limit, offset, ordered=ordered and ep.paging)
             resp = pacer.call(lambda t=text: ep.request(t, q.form), f"page {page_no} (offset {offset})")
             announced = resp.headers.get("x-sparql-maxrows")
             if announced and announced.isdigit() and (cap is None or int(announced) < cap):
@@ -733,7 +792,7 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
             bar.update(len(rows))
             bar.set_postfix(page=page_no, refresh=False)
             fetched_now += 1
-            if _stop_after_pages is not None and fetched_now >= _stop_after_pages and not state["done"]:
+            if stop_after is not None and fetched_now >= stop_after and not state["done"]:
                 raise _Interrupted(f"stopped after {fetched_now} page(s) as asked")
     except BaseException:
         if state["pages"]:
@@ -743,21 +802,19 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
     finally:
         bar.close()
 
-    # COUNT check: how many distinct triples the endpoint says the query yields.
-    count_text = q.count_query(template_triples(q)) if config.count_check else None
-    expected = None
-    if not config.count_check:
-        count_note = "disabled"
-    elif count_text is None:
-        count_note = "not possible: the template has blank nodes or could not be analysed"
-    else:
-        expected = pacer.call(lambda: ep.count(count_text), "COUNT check")
-        state.update(requests=base_requests + pacer.requests, retries=base_retries + pacer.retries)
-        count_note = f"ok: {expected} distinct triples"
 
-    harvest_s = round(time.perf_counter() - t0, 3)
+class _CountMismatch(InputError):
+    """The endpoint's COUNT differs from the number of distinct triples harvested."""
+
+
+def _assemble(q: Query, label: str, config: HarvestConfig, state: dict, wd: Path, out: Path,
+              expected: int | None, count_note: str, count_text: str | None, harvest_s: float,
+              pipeline_key, inputs, extra, manifest_config, *, ordered: bool):
+    """Write the graph artifact from the pages (one shard each) and check the COUNT; remove the work dir."""
+    from ..rdf import GraphWriter
+
     queries = [{"name": q.name, "sha256": q.sha256, "text": q.text, "form": q.form,
-                "paged_text": q.paged(limit, 0, ordered=ep.paging), "count_text": count_text}]
+                "paged_text": q.paged(state["limit"] or 0, 0, ordered=ordered), "count_text": count_text}]
     with GraphWriter(out, config=manifest_config or {"endpoint": label, **asdict(config)}, inputs=inputs,
                      pipeline_key=pipeline_key) as g:
         distinct = 0
@@ -769,15 +826,17 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
                     s, pr, o = line[:-3].split(" ", 2)
                     distinct += add(s, pr, o)
         if expected is not None and expected != distinct:
-            raise InputError(f"{label}: COUNT check failed for {q.name}: the endpoint counts {expected} distinct "
-                             f"triples, the harvest has {distinct}; the data may have changed during the harvest, "
-                             f"or the endpoint caps results below harvest.max_rows={config.max_rows} without "
-                             "saying so. Rerun without --resume (with a smaller harvest.max_rows).")
+            raise _CountMismatch(
+                f"{label}: COUNT check failed for {q.name}: the endpoint counts {expected} distinct triples, "
+                f"the harvest ({state['mode']} pages) has {distinct}; the data may have changed during the harvest, "
+                f"or the endpoint caps results below harvest.max_rows={config.max_rows} without saying so. "
+                "Rerun without --resume (with a smaller harvest.max_rows).")
         g.counts.update(pages=len(state["pages"]), results=sum(p["results"] for p in state["pages"]),
                         skipped_rows=state["skipped"], requests=state["requests"], retries=state["retries"],
                         truncated_pages=state["truncated"], expected_triples=expected)
-        g.extra.update(source="sparql", endpoint=label, queries=queries, row_cap=cap, page_size=limit,
-                       count_check=count_note, started=state["started"], harvest_s=harvest_s, **(extra or {}))
+        g.extra.update(source="sparql", endpoint=label, queries=queries, row_cap=state["cap"],
+                       page_size=state["limit"], order=state["mode"], count_check=count_note,
+                       started=state["started"], harvest_s=harvest_s, **(extra or {}))
     shutil.rmtree(wd, ignore_errors=True)
     return g.manifest
 
