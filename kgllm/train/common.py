@@ -147,10 +147,6 @@ def load_causal_lm(path: Path):
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
 
 
-def split_counts(rows_train: list, rows_eval: list) -> dict:
-    return {"train_examples": len(rows_train), "eval_examples": len(rows_eval)}
-
-
 def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: Path, *,
                  build: Callable[[dict], Any], tokenizer, counts: dict, extra: dict,
                  pipeline_key: str | None) -> Manifest:
