@@ -215,3 +215,22 @@ def test_cli_list_presets_and_errors(capsys, tmp_path):
     assert "not a valid IRI" in capsys.readouterr().err
     cfg = DbpediaConfig()
     assert cfg.harvest.default_graph == ["http://dbpedia.org"] and isinstance(cfg.harvest, HarvestConfig)
+
+
+def test_select_query_on_the_embedded_store(tmp_path):
+    """SELECT ?s ?p ?o through the embedded store: typed, tagged and plain literals survive; rows with
+    a literal subject are skipped and counted, not dropped silently."""
+    import pyoxigraph
+
+    from kgllm.sources.sparql import StoreEndpoint, harvest
+
+    store = pyoxigraph.Store()
+    store.bulk_load(b'<urn:a> <urn:p> "x"@en .\n<urn:a> <urn:p> "2"^^<urn:dt> .\n<urn:a> <urn:q> "plain" .\n'
+                    b'<urn:b> <urn:p> <urn:a> .\n', format=pyoxigraph.RdfFormat.N_TRIPLES)
+    q = "SELECT ?s ?p ?o WHERE { { ?s ?p ?o } UNION { ?x <urn:q> ?s . BIND(<urn:r> AS ?p) BIND(?x AS ?o) } }"
+    man = harvest(StoreEndpoint(store, "embedded:test"), q, tmp_path / "sel", HarvestConfig())
+    assert graph_set(tmp_path / "sel") == {("<urn:a>", "<urn:p>", '"x"@en'), ("<urn:a>", "<urn:p>", '"2"^^<urn:dt>'),
+                                           ("<urn:a>", "<urn:q>", '"plain"'), ("<urn:b>", "<urn:p>", "<urn:a>")}
+    c = man.counts
+    assert c["skipped_rows"] == 1 and c["results"] == 5 == c["triples"] + c["duplicates"] + c["skipped_rows"]
+    assert c["expected_triples"] == 4
