@@ -1,0 +1,235 @@
+"""``kgllm eval qa``: answer quality of the ask stage, for the vector-only, graph-only and hybrid retrievers.
+
+Takes: an index artifact, a question file (JSONL, one ``{"question": str, "answers": [IRI or literal, ...]}``
+per line; optional ``type``, ``id`` and ``triple_ids``: the gold supporting triples), optionally a model.
+Makes: an artifact (kind ``eval.qa``)::
+
+    report.json                  metrics overall and per question type, for each retriever
+    table.md                     the same as a Markdown table (the README table)
+    predictions/RETRIEVER.jsonl  one line per question: id, type, question, predicted answers, cited ids,
+                                 per-question metrics and latency
+
+Metrics, per question then macro-averaged (over all questions, and per ``type``):
+
+* ``hits@1``: the first predicted answer is a gold answer;
+* ``em``: the predicted answer set equals the gold set;
+* ``precision``/``recall``/``f1``: QALD-9 rules over answer sets: gold empty and prediction empty -> 1, 1, 1;
+  gold empty but something predicted -> 0; prediction empty but gold not -> 0. ``f1`` is the mean of the
+  per-question F1, ``f1_qald`` the harmonic mean of the macro precision and recall (as GERBIL reports it);
+* ``citation_precision``: share of cited triples that contain a gold answer or are gold supporting triples
+  (over questions that cite something);
+* ``latency_p50_ms``/``latency_p95_ms``: wall time of ``Answerer.ask`` per question, and the same for
+  retrieval alone (``retrieval_p50_ms``: linking + vector search + graph + SPARQL + fusion).
+
+Unanswerable questions (empty gold) count as right when the answerer says "not in the graph".
+Answers compare on the bare IRI, or on the literal's lexical form (whitespace-normalized, case-folded).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from ..errors import InputError
+
+RETRIEVAL_STAGES = ("link_ms", "vector_ms", "graph_ms", "sparql_ms", "expand_ms", "fusion_ms")
+
+
+def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
+    """Read and check a question file; every line must have ``question`` (str) and ``answers`` (list)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: question file does not exist")
+    rows = []
+    with open(p, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{p}:{n}: not JSON ({e})") from e
+            if not isinstance(r, dict) or not isinstance(r.get("question"), str) or \
+                    not isinstance(r.get("answers"), list):
+                raise InputError(f'{p}:{n}: expected {{"question": str, "answers": [...]}}')
+            r.setdefault("id", f"line{n}")
+            r.setdefault("type", "all")
+            r["answers"] = [str(a) for a in r["answers"]]
+            rows.append(r)
+            if limit and len(rows) >= limit:
+                break
+    if not rows:
+        raise InputError(f"{p}: no questions")
+    return rows
+
+
+def norm_answer(a: str) -> str:
+    a = a.strip()
+    if a.startswith("<") and a.endswith(">"):
+        a = a[1:-1]
+    if a.startswith(("http://", "https://", "urn:")):
+        return a
+    return " ".join(a.split()).casefold()
+
+
+def score(pred: dict, gold: dict) -> dict:
+    """Per-question metrics of one answer dict (kgllm.rag.answer) against one gold question."""
+    g = {norm_answer(a) for a in gold["answers"]}
+    plist = [norm_answer(a["value"]) for a in pred.get("answers", [])] if pred.get("supported") else []
+    pset = set(plist)
+    if not g:
+        ok = float(not pset)
+        prec = rec = f1 = hits = em = ok
+    elif not pset:
+        prec = rec = f1 = hits = em = 0.0
+    else:
+        inter = len(pset & g)
+        prec, rec = inter / len(pset), inter / len(g)
+        f1 = 0.0 if inter == 0 else 2 * prec * rec / (prec + rec)
+        hits = float(plist[0] in g)
+        em = float(pset == g)
+    cited = pred.get("citations", [])
+    cit = None
+    if cited:
+        gold_ids = set(gold.get("triple_ids") or [])
+        good = 0
+        for c in cited:
+            ends = {norm_answer(c["s"]), norm_answer(_lex(c["o"])), norm_answer(c["o"])}
+            if c["id"] in gold_ids or ends & g:
+                good += 1
+        cit = good / len(cited)
+    t = pred.get("timings", {})
+    return {"hits@1": hits, "em": em, "precision": prec, "recall": rec, "f1": f1, "citation_precision": cit,
+            "latency_ms": t.get("total_ms", 0.0),
+            "retrieval_ms": round(sum(t.get(k, 0.0) for k in RETRIEVAL_STAGES), 3)}
+
+
+def _lex(term: str) -> str:
+    if term.startswith('"'):
+        from ..index.lexicon import literal_text
+
+        lit = literal_text(term)
+        if lit:
+            return lit[0]
+    return term
+
+
+def _pct(vals: list[float], q: float) -> float:
+    if not vals:
+        return 0.0
+    s = sorted(vals)
+    i = min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))
+    return round(s[i], 3)
+
+
+def aggregate(scores: list[dict]) -> dict:
+    n = len(scores)
+    if not n:
+        return {"questions": 0}
+    mean = lambda k: round(sum(s[k] for s in scores) / n, 4)  # noqa: E731
+    cits = [s["citation_precision"] for s in scores if s["citation_precision"] is not None]
+    p, r = mean("precision"), mean("recall")
+    lat = [s["latency_ms"] for s in scores]
+    ret = [s["retrieval_ms"] for s in scores]
+    return {"questions": n, "hits@1": mean("hits@1"), "em": mean("em"), "precision": p, "recall": r,
+            "f1": mean("f1"), "f1_qald": round(0.0 if p + r == 0 else 2 * p * r / (p + r), 4),
+            "citation_precision": round(sum(cits) / len(cits), 4) if cits else None,
+            "cited_questions": len(cits),
+            "latency_p50_ms": _pct(lat, 0.5), "latency_p95_ms": _pct(lat, 0.95),
+            "retrieval_p50_ms": _pct(ret, 0.5), "retrieval_p95_ms": _pct(ret, 0.95)}
+
+
+def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hybrid"), warmup: int = 1
+             ) -> tuple[dict, dict[str, list[dict]]]:
+    """Run every question through every retriever. Returns the report and the predictions per retriever.
+
+    ``warmup`` questions are asked once first (not scored) so that model loading is not counted as latency.
+    """
+    from ..log import progress
+
+    for q in questions[:warmup]:
+        for mode in retrievers:
+            answerer.ask(q["question"], mode)
+    report: dict = {"retrievers": {}, "questions": len(questions),
+                    "types": dict(sorted(_count(q["type"] for q in questions).items()))}
+    preds: dict[str, list[dict]] = {}
+    for mode in retrievers:
+        rows, by_type = [], defaultdict(list)
+        t0 = time.perf_counter()
+        for q in progress(questions, desc=f"eval qa: {mode}", unit="q"):
+            out = answerer.ask(q["question"], mode)
+            sc = score(out, q)
+            by_type[q["type"]].append(sc)
+            rows.append({"id": q["id"], "type": q["type"], "question": q["question"], "gold": q["answers"],
+                         "answer": out["answer"], "answers": [a["value"] for a in out["answers"]],
+                         "supported": out["supported"], "shape": out["shape"],
+                         "cited": [c["id"] for c in out["citations"]], **sc})
+        allsc = [s for v in by_type.values() for s in v]
+        report["retrievers"][mode] = {"overall": aggregate(allsc),
+                                      "by_type": {t: aggregate(v) for t, v in sorted(by_type.items())},
+                                      "wall_s": round(time.perf_counter() - t0, 3)}
+        preds[mode] = rows
+    return report, preds
+
+
+def _count(items) -> dict:
+    c: dict = defaultdict(int)
+    for x in items:
+        c[x] += 1
+    return c
+
+
+def format_table(report: dict) -> str:
+    """Markdown: one row per retriever and question type, with Hits@1, EM, F1, citation precision, latency."""
+    lines = ["| retriever | type | n | Hits@1 | EM | F1 (QALD macro) | citation precision | p50 ms | p95 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for mode, r in report["retrievers"].items():
+        for t, a in [("all", r["overall"])] + list(r["by_type"].items()):
+            cp = "-" if a.get("citation_precision") is None else f"{a['citation_precision']:.2f}"
+            lines.append(f"| {mode} | {t} | {a['questions']} | {a['hits@1']:.2f} | {a['em']:.2f} | {a['f1']:.2f} "
+                         f"| {cp} | {a['latency_p50_ms']:.1f} | {a['latency_p95_ms']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path, *, retrievers=None,
+             model: str | Path | None = None, sparql: str = "store", limit: int = 0, config=None,
+             pipeline_key: str | None = None):
+    """Evaluate and write the ``eval.qa`` artifact; returns its manifest."""
+    from ..artifacts import ArtifactWriter, atomic_write_json
+    from ..rag.answer import Answerer
+    from ..rag.retrieve import RETRIEVERS
+
+    retrievers = list(retrievers or RETRIEVERS)
+    bad = [r for r in retrievers if r not in RETRIEVERS]
+    if bad:
+        raise InputError(f"unknown retriever(s) {bad}; choose from {', '.join(RETRIEVERS)}")
+    qs = load_questions(questions_file, limit)
+    generator = None
+    if model:
+        from ..rag.generate import Generator
+
+        generator = Generator(model)
+    ans = Answerer.from_dir(index_dir, sparql=sparql, generator=generator)
+    report, preds = evaluate(ans, qs, retrievers)
+    report["index"] = str(index_dir)
+    report["questions_file"] = str(questions_file)
+    cfg = config if config is not None else {"questions": str(questions_file), "retrievers": retrievers,
+                                            "model": str(model) if model else None, "sparql": sparql,
+                                            "limit": limit}
+    with ArtifactWriter(out, "eval.qa", config=cfg, inputs=[index_dir, questions_file],
+                        pipeline_key=pipeline_key) as w:
+        atomic_write_json(w.path / "report.json", report)
+        (w.path / "table.md").write_text(format_table(report), encoding="utf-8")
+        (w.path / "predictions").mkdir()
+        for mode, rows in preds.items():
+            with open(w.path / "predictions" / f"{mode}.jsonl", "w", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        w.counts["questions"] = len(qs)
+        for mode, r in report["retrievers"].items():
+            w.counts[f"{mode}_hits@1"] = r["overall"]["hits@1"]
+            w.counts[f"{mode}_f1"] = r["overall"]["f1"]
+    return w.manifest

@@ -1,0 +1,225 @@
+"""Answers with citations: the ``ask`` stage's one entry point, :class:`Answerer`.
+
+Takes: an index artifact (``kgllm index``; loaded with ``kgllm.index.load_index``), a question, a retriever
+(``vector`` | ``graph`` | ``hybrid``), optionally a SPARQL endpoint (else an embedded pyoxigraph store built
+from the index's live triples) and a local model for generated answer text (kgllm.rag.generate).
+Makes: one JSON-ready dict per question (the ``kgllm ask --json`` output and the ``POST /ask`` body)::
+
+    question, answer (text), answers [{term, value, label, kind}], supported (bool), shape, retriever, mode,
+    topic {iri, label}, path [{predicate, label, direction}], citations [{n, id, s, p, o, labels, text,
+    provenance}], context [{id, score}], sparql (the query run, or null), scores, timings (ms), subgraph
+    {nodes, edges}
+
+Extractive mode (the default, no model): the answers are exactly the graph terms the retrieval found, the
+text is their labels. When nothing in the graph supports an answer the text is :data:`NOT_IN_GRAPH`,
+``supported`` is false and no triple is cited: the answerer never guesses.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..rdf import iri_value
+from .questions import check_question
+from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
+
+NOT_IN_GRAPH = "not in the graph"
+
+
+def term_value(term: str) -> str:
+    """What answers are compared on: the bare IRI of an IRI term, the lexical form of a literal."""
+    v = iri_value(term)
+    if v is not None:
+        return v
+    if term.startswith('"'):
+        from ..index.lexicon import literal_text
+
+        lit = literal_text(term)
+        if lit is not None:
+            return lit[0]
+    return term
+
+
+def store_from_index(index):
+    """An in-memory pyoxigraph store holding the index's live triples (for the SPARQL templates)."""
+    import pyoxigraph
+
+    g = index.graph
+    store = pyoxigraph.Store()
+    buf: list[str] = []
+
+    def flush():
+        if buf:
+            store.bulk_load(("".join(buf)).encode("utf-8"), format=pyoxigraph.RdfFormat.N_TRIPLES)
+            buf.clear()
+
+    for r in range(g.n_rows):
+        if g.alive(r):
+            s, p, o = g.triple_terms(r)
+            buf.append(f"{s} {p} {o} .\n")
+            if len(buf) >= 100_000:
+                flush()
+    flush()
+    return store
+
+
+class Answerer:
+    """Question -> answer dict. ``sparql``: "store" (embedded, built from the index), "off", or an endpoint URL."""
+
+    def __init__(self, index, *, config: RetrieveConfig | None = None, sparql: str | None = "store",
+                 generator=None, max_question_chars: int = 500):
+        self.index = index
+        self.config = config or RetrieveConfig()
+        self.generator = generator
+        self.max_question_chars = max_question_chars
+        runner = None
+        if sparql and sparql != "off":
+            from .sparql_templates import SparqlRunner
+
+            if sparql == "store":
+                runner = SparqlRunner(store=store_from_index(index))
+            else:
+                runner = SparqlRunner(endpoint=sparql)
+        self.sparql = runner
+        self.retriever = Retriever(index, self.config, runner)
+
+    @classmethod
+    def from_dir(cls, index_dir, **kw) -> Answerer:
+        from ..index import load_index
+
+        return cls(load_index(index_dir), **kw)
+
+    def ask(self, question: str, retriever: str = "hybrid") -> dict:
+        t0 = time.perf_counter()
+        q = check_question(question, self.max_question_chars)
+        r = self.retriever.retrieve(q, retriever)
+        out = self._format(r)
+        if self.generator is not None and out["supported"]:
+            t1 = time.perf_counter()
+            out["answer"] = self.generator.generate(q, out["citations"], out["answer"])
+            out["mode"] = "generative"
+            r.timings["generate_ms"] = round((time.perf_counter() - t1) * 1000, 3)
+        out["timings"] = {**r.timings, "total_ms": round((time.perf_counter() - t0) * 1000, 3)}
+        return out
+
+    # ------------------------------------------------------------------ formatting
+
+    def _format(self, r: Retrieval) -> dict:
+        idx, cfg = self.index, self.config
+        q = r.question
+        answers: list[str] = []
+        cited: list[str] = []
+        topic, path, sparql, score, shape = None, [], None, 0.0, q.shape
+        pa = r.structured
+        if pa is not None and pa.answers:
+            answers = pa.answers
+            for a in answers:
+                cited += [t for t in pa.support.get(a, []) if t not in cited]
+            topic = pa.topic
+            path = [{"predicate": iri_value(p), "label": idx.label(p), "direction": d} for p, d in pa.path]
+            sparql = pa.query
+            score = pa.score
+            if shape == "one_hop" and pa.hops == 2:
+                shape = "two_hop"
+        # A vector hit answers alone only for vector-only retrieval, or in hybrid when the linker found no
+        # entity: when the graph knows the entity but none of its relations matches, the honest answer is
+        # "not in the graph" (the nearest triple then is about the entity, not about the question).
+        if not answers and (r.retriever == "vector" or (r.retriever == "hybrid" and not q.mentions)) \
+                and r.vector_hits and r.vector_hits[0].score >= cfg.min_vector:
+            h = r.vector_hits[0]
+            rec = idx.triples([h.key])
+            if rec:
+                rec = rec[0]
+                low = q.text.lower()
+                s_in = idx.label(rec.s).lower() in low
+                o_in = idx.label(rec.o).lower() in low
+                ans = rec.s if (o_in and not s_in) else rec.o
+                answers, cited, score = [ans], [rec.id], h.score
+                topic = rec.o if ans == rec.s else rec.s
+                path = [{"predicate": iri_value(rec.p), "label": idx.label(rec.p),
+                         "direction": "in" if ans == rec.s else "out"}]
+        supported = bool(answers)
+        if shape == "count" and supported:
+            n = len(answers)
+            ans_list = [{"term": f'"{n}"^^<http://www.w3.org/2001/XMLSchema#integer>', "value": str(n),
+                         "label": str(n), "kind": "literal"}]
+            text = str(n)
+        else:
+            ans_list = [{"term": a, "value": term_value(a), "label": idx.label(a),
+                         "kind": "iri" if a.startswith("<") else "literal"} for a in answers]
+            text = _join([a["label"] for a in ans_list]) if supported else NOT_IN_GRAPH
+        citations = self._citations(cited)
+        context = [{"id": t, "score": round(float(s), 6)} for t, s in r.ranked]
+        return {
+            "question": q.text,
+            "answer": text,
+            "answers": ans_list,
+            "supported": supported,
+            "shape": shape,
+            "retriever": r.retriever,
+            "mode": "extractive",
+            "topic": {"iri": iri_value(topic), "label": idx.label(topic)} if topic else None,
+            "path": path,
+            "citations": citations,
+            "context": context,
+            "sparql": sparql,
+            "scores": {"answer": round(float(score), 6),
+                       "vector_top": round(float(r.vector_hits[0].score), 6) if r.vector_hits else None},
+            "seeds": [iri_value(s) for s in r.seeds],
+            "subgraph": self._subgraph(citations, [c["id"] for c in context], topic, answers),
+        }
+
+    def _citations(self, ids: list[str]) -> list[dict]:
+        idx = self.index
+        out = []
+        for n, rec in enumerate(idx.triples(ids), 1):
+            labels = {"s": idx.label(rec.s), "p": idx.label(rec.p), "o": idx.label(rec.o)}
+            out.append({"n": n, "id": rec.id, "s": rec.s, "p": rec.p, "o": rec.o, "labels": labels,
+                        "text": f"{labels['s']} {labels['p']} {labels['o']}", "provenance": rec.provenance})
+        return out
+
+    def _subgraph(self, citations: list[dict], context_ids: list[str], topic: str | None, answers: list[str],
+                  max_edges: int = 30) -> dict:
+        """Nodes and edges of the cited triples plus the best context triples, for the web page."""
+        cited = {c["id"] for c in citations}
+        recs = list(self.index.triples([c["id"] for c in citations]))
+        recs += [t for t in self.index.triples([i for i in context_ids if i not in cited])]
+        nodes: dict[str, dict] = {}
+        edges = []
+        for rec in recs[:max_edges]:
+            for t in (rec.s, rec.o):
+                if t not in nodes:
+                    role = "topic" if t == topic else "answer" if t in answers else \
+                        "literal" if t.startswith('"') else "entity"
+                    label = self.index.label(t)
+                    nodes[t] = {"id": t, "label": label if len(label) <= 80 else label[:79] + "…", "role": role}
+            edges.append({"id": rec.id, "source": rec.s, "target": rec.o, "label": self.index.label(rec.p),
+                          "cited": rec.id in cited})
+        return {"nodes": list(nodes.values()), "edges": edges}
+
+
+def format_text(out: dict) -> str:
+    """The human-readable form of an answer dict (``kgllm ask`` without ``--json``)."""
+    lines = [out["answer"]]
+    for c in out["citations"]:
+        prov = c.get("provenance") or {}
+        src = prov.get("path") or prov.get("endpoint") or prov.get("source") or "?"
+        lines.append(f"  [{c['n']}] {c['labels']['s']} | {c['labels']['p']} | {_short(c['labels']['o'], 100)}"
+                     f"   (triple {c['id']}, from {src})")
+    path = " -> ".join(p["label"] for p in out["path"]) or "-"
+    lines.append(f"retriever: {out['retriever']}; path: {path}; {out['timings'].get('total_ms', 0):.1f} ms")
+    return "\n".join(lines)
+
+
+def _short(s: str, n: int) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _join(labels: list[str]) -> str:
+    if len(labels) <= 2:
+        return " and ".join(labels)
+    return ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+__all__ = ["NOT_IN_GRAPH", "RETRIEVERS", "Answerer", "RetrieveConfig", "format_text", "store_from_index",
+           "term_value"]

@@ -1,0 +1,131 @@
+"""Commands of the ask stage: ``ask``, ``serve``, ``eval qa`` and ``eval questions`` (handlers import lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RETRIEVER_CHOICES = ("hybrid", "graph", "vector")
+
+
+def register(cmds) -> None:
+    p = cmds.command(
+        "ask", "answer a question from the graph, citing the triples that support it", _ask,
+        description="Answer a question over an index artifact (kgllm index). Without --model the answer is\n"
+                    "extracted from the graph (exact graph terms); with --model a local model words it from the\n"
+                    "cited facts. Prints the answer and numbered citations, or one JSON object with --json.\n"
+                    "Says 'not in the graph' when no fact supports an answer.\n\n"
+                    "  kgllm ask 'What is the hub airport of British Airways?' --index out/index --json")
+    p.add_argument("question", help="the question (at most 500 characters)")
+    _answerer_args(p)
+    p.add_argument("--retriever", choices=RETRIEVER_CHOICES, default="hybrid",
+                   help="hybrid (default), graph-only or vector-only retrieval")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = cmds.command(
+        "serve", "HTTP API (POST /ask) and a web page to ask questions over an index", _serve,
+        description="Serve POST /ask {\"question\": ..., \"retriever\": ...} -> the `kgllm ask --json` object,\n"
+                    "GET / (a page showing the answer, cited triples and subgraph), GET /health.\n"
+                    "Limits: question length, request body size and requests per minute per client.")
+    _answerer_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
+    p.add_argument("--rate", type=int, default=60, help="requests per minute per client address (default 60)")
+
+    p = cmds.subcommand(
+        "eval", "qa", "QA accuracy (Hits@1, EM, QALD F1, citation precision, latency) per retriever", _eval_qa,
+        group_help="evaluate models and answers: facts, qa, webnlg",
+        description="Ask every question of a JSONL file ({\"question\", \"answers\": [IRI or literal...]}) with\n"
+                    "the vector-only, graph-only and hybrid retrievers; write report.json, table.md and the\n"
+                    "predictions to an eval.qa artifact.")
+    _answerer_args(p)
+    p.add_argument("--questions", type=Path, required=True, help="question file (JSONL)")
+    p.add_argument("--out", type=Path, required=True, help="output artifact directory")
+    p.add_argument("--retriever", action="append", choices=RETRIEVER_CHOICES,
+                   help="evaluate only this retriever (repeatable; default: all three)")
+    p.add_argument("--limit", type=int, default=0, help="first N questions only (0: all)")
+
+    p = cmds.subcommand(
+        "eval", "questions", "generate a QA question set from held-out facts of graph artifacts", _eval_questions,
+        description="One-hop, two-hop, WordNet definition/hypernym and unanswerable questions with several\n"
+                    "phrasings, from graph artifacts; held-out entities from --corpus's test split or by hash.")
+    p.add_argument("graphs", nargs="+", type=Path, help="graph artifact directories")
+    p.add_argument("--out", type=Path, required=True, help="output JSONL file")
+    p.add_argument("--corpus", type=Path, help="corpus artifact: ask about its test-split entities")
+    p.add_argument("--holdout", type=float, default=0.5, help="share of entities held out without --corpus")
+    p.add_argument("--per-type", type=int, default=60, help="at most N questions per type")
+    p.add_argument("--phrasings", type=int, default=2, help="phrasings per fact")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _answerer_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--index", type=Path, required=True, help="index artifact directory (kgllm index)")
+    p.add_argument("--model", help="local model (name or checkpoint directory) to word the answer; "
+                                   "default: extractive answers without a model")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--sparql-endpoint", help="run the SPARQL templates on this endpoint instead of an "
+                                             "embedded store built from the index")
+    g.add_argument("--no-sparql", action="store_true", help="answer from the index's adjacency only")
+
+
+def _sparql(args) -> str:
+    return "off" if args.no_sparql else (args.sparql_endpoint or "store")
+
+
+def _answerer(args):
+    from .answer import Answerer
+
+    gen = None
+    if args.model:
+        from .generate import Generator
+
+        gen = Generator(args.model)
+    return Answerer.from_dir(args.index, sparql=_sparql(args), generator=gen)
+
+
+def _ask(args: argparse.Namespace) -> int:
+    from .answer import format_text
+
+    out = _answerer(args).ask(args.question, args.retriever)
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        print(format_text(out))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .serve import serve
+
+    serve(_answerer(args), host=args.host, port=args.port, rate_per_minute=args.rate)
+    return 0
+
+
+def _eval_qa(args: argparse.Namespace) -> int:
+    from ..cli import print_artifact
+    from ..eval.qa import format_table, run_eval
+
+    man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
+                   sparql=_sparql(args), limit=args.limit)
+    print((args.out / "table.md").read_text("utf-8") if (args.out / "table.md").exists() else
+          format_table(json.loads((args.out / "report.json").read_text())), file=sys.stderr)
+    print_artifact(args.out, man)
+    return 0
+
+
+def _eval_questions(args: argparse.Namespace) -> int:
+    from ..rdf import iter_graph
+    from .qgen import generate, held_out_entities, write_questions
+
+    held = held_out_entities(args.corpus) if args.corpus else None
+    rows = generate(iter_graph(args.graphs), holdout=args.holdout, held_out=held, phrasings=args.phrasings,
+                    max_per_type=args.per_type, seed=args.seed)
+    write_questions(rows, args.out)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["type"]] = counts.get(r["type"], 0) + 1
+    print(f"questions: {args.out}  ({', '.join(f'{k}={v}' for k, v in sorted(counts.items()))}; "
+          f"total={len(rows)})")
+    return 0

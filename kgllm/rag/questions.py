@@ -1,0 +1,109 @@
+"""Question shapes: what a question asks for, before any retrieval.
+
+Takes: a question string and the entity mentions the index's linker found in it.
+Makes: a :class:`Question` with the shape (``one_hop`` | ``two_hop`` | ``count`` | ``list``), the wh-word, the
+relation words (content words outside the entity mentions, in question order, with their base forms) and
+the topic mentions. Whether a question is one- or two-hop is decided later, by the relation matcher, from
+which predicate chains actually leave the entity (kgllm.rag.relations): the words alone cannot say whether
+"capital city" is one relation or two.
+
+Limits of a question (length) are checked here so that every entry point (CLI, HTTP, eval) shares them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from ..errors import UsageError
+
+MAX_QUESTION_CHARS = 500
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+WH_WORDS = ("what", "which", "who", "whom", "whose", "where", "when", "how", "why")
+# Words that carry no relation meaning in a question (kept apart from the linker's stop list, where "kind"
+# and "many" are stop words but here "kind" asks for a hypernym).
+STOP = frozenset("""a an the of in on at to for from by with and or is are was were be been being am does did do
+it its this that these those which who whom whose what when where why how there here as if than then so
+me my you your he she we they him her us them his our their one ones thing things s 's please tell give name
+have has had having many much
+list show find""".split())
+_COUNT = re.compile(r"^\s*how\s+many\b", re.I)
+_LIST = re.compile(r"^\s*(list|name|enumerate)\b|^\s*(which|what)\s+\w+\s+(are|were|have|has)\b", re.I)
+
+
+@dataclass
+class Token:
+    text: str                 # as written (lower-cased)
+    start: int
+    end: int
+    forms: frozenset[str]     # the word and its WordNet base forms ("founded" -> found, "dogs" -> dog)
+
+
+@dataclass
+class Question:
+    text: str
+    shape: str                                  # one_hop | two_hop | count | list (two_hop set by matching)
+    wh: str | None                              # what | who | where | when | which | how | None
+    relation_tokens: list[Token] = field(default_factory=list)
+    mentions: list = field(default_factory=list)   # kgllm.index.linker.Mention, linked topic entities
+
+    @property
+    def relation_text(self) -> str:
+        return " ".join(t.text for t in self.relation_tokens)
+
+
+def check_question(text: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
+    """Strip a question and enforce the shared limits (non-empty, at most ``max_chars`` characters)."""
+    if not isinstance(text, str):
+        raise UsageError("the question must be a string")
+    q = " ".join(text.split())
+    if not q:
+        raise UsageError("the question is empty")
+    if len(q) > max_chars:
+        raise UsageError(f"the question has {len(q)} characters; the limit is {max_chars}")
+    return q
+
+
+@lru_cache(maxsize=65536)
+def word_forms(word: str) -> frozenset[str]:
+    """A word with its base forms (WordNet morphy, exception lists included), lower-cased."""
+    from ..index.lexicon import morphy
+
+    w = word.lower().strip("'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    forms = {w}
+    if len(w) > 2:
+        forms.update(morphy(w))
+    return frozenset(forms)
+
+
+def content_tokens(text: str, skip: list[tuple[int, int]] | None = None) -> list[Token]:
+    """Content words of ``text`` (not in :data:`STOP`, not inside a ``skip`` span), with their forms."""
+    out = []
+    for m in _WORD.finditer(text):
+        if skip and any(a <= m.start() < b for a, b in skip):
+            continue
+        w = m.group(0).lower()
+        if w.endswith("'s"):
+            w = w[:-2]
+        w = w.strip("'")
+        if not w or w in STOP or w.isdigit():
+            continue
+        out.append(Token(w, m.start(), m.end(), word_forms(w)))
+    return out
+
+
+def parse_question(text: str, mentions: list) -> Question:
+    """The shape and relation words of a question, given the linker's mentions (topic entities)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    wh = next((w for w in words if w in WH_WORDS), None)
+    if _COUNT.match(text):
+        shape = "count"
+    elif _LIST.match(text):
+        shape = "list"
+    else:
+        shape = "one_hop"
+    spans = [(m.start, m.end) for m in mentions]
+    return Question(text, shape, wh, content_tokens(text, spans), list(mentions))

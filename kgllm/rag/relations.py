@@ -1,0 +1,181 @@
+"""Relation matching: which predicates a question's words ask for.
+
+Takes: the relation words of a question (kgllm.rag.questions) and predicate terms of the graph, with the
+index (labels, encoder).
+Makes: a score in [0, ~1.25] per predicate and the question words it used, from
+
+1. **descriptions** of each predicate: its label in the graph (``rdfs:label`` or the split local name,
+   ``dbo:hubAirport`` -> "hub airport"), the corpus stage's curated verbalization templates when that package
+   is installed (``kgllm/corpus/data/lexicon.json``: label, sentence, question phrasings such as "Where was
+   {s} born?"), and the few WordNet phrasings below ("a kind of" -> ``wn:hypernym``);
+2. **lexical overlap**: a description's content words found among the question's (both reduced to WordNet
+   base forms, "founded" ~ "found"); score = the share of the description's words matched, plus 0.25 when
+   the description's wh-word is the question's ("When was X born" picks the birth date, "Where" the place);
+3. **embeddings** (fallback for words no description shares): cosine similarity between the question's
+   relation words and each description, by the index's sentence encoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+from ..rdf import DC, RDFS, SKOS, WN
+from .questions import STOP, WH_WORDS, Token, content_tokens
+
+WH_BONUS = 0.25
+# Phrasings for vocabularies the corpus lexicon does not cover (WordNet), with the wh-word they answer.
+EXTRA = {
+    WN + "definition": ["What does {s} mean?", "What is the definition of {s}?", "Define {s}.",
+                        "What is the meaning of {s}?", "what is meant by {s}", "gloss of {s}"],
+    WN + "hypernym": ["What is {s} a kind of?", "What kind of thing is {s}?", "{s} is a type of what?",
+                      "What is the hypernym of {s}?", "What category does {s} belong to?",
+                      "broader concept of {s}", "What is a {s} a sort of?"],
+    WN + "hyponym": ["What are the kinds of {s}?", "What are the hyponyms of {s}?", "What types of {s} are there?",
+                     "Which kinds of {s} exist?", "narrower concepts of {s}"],
+    WN + "example": ["Give an example sentence of {s}.", "How is {s} used in a sentence?", "usage example of {s}"],
+    WN + "antonym": ["What is the opposite of {s}?", "What is the antonym of {s}?"],
+    WN + "mero_part": ["What are the parts of {s}?", "What parts does {s} have?"],
+    WN + "holo_part": ["What is {s} a part of?", "What whole is {s} part of?"],
+    WN + "mero_member": ["What are the members of {s}?"],
+    WN + "holo_member": ["What is {s} a member of?", "What group does {s} belong to?"],
+    WN + "instance_hypernym": ["What is {s} an instance of?", "What kind of thing is {s}?"],
+    RDFS + "comment": ["What is {s}?", "Describe {s}.", "Tell me about {s}."],
+    DC + "identifier": ["What is the identifier of {s}?"],
+    SKOS + "definition": ["What is the definition of {s}?", "What does {s} mean?"],
+}
+
+
+@lru_cache(maxsize=1)
+def curated_phrasings() -> dict[str, list[str]]:
+    """``predicate IRI -> [phrasings]`` from the corpus stage's lexicon (if installed) and :data:`EXTRA`."""
+    out: dict[str, list[str]] = {k: list(v) for k, v in EXTRA.items()}
+    try:
+        data = json.loads(resources.files("kgllm.corpus").joinpath("data/lexicon.json").read_text("utf-8"))
+    except (ModuleNotFoundError, FileNotFoundError, OSError, ValueError):
+        data = {}  # the corpus package is optional: labels and embeddings still work without it
+    for k, v in sorted(data.items()):
+        if k.startswith("_") or not isinstance(v, dict):
+            continue
+        phr = [v.get("label", ""), v.get("sentence", "")] + list(v.get("questions", []))
+        out.setdefault(k, []).extend(p for p in phr if p)
+    return out
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Encode one short question on one CPU thread: intra-op threads only add synchronisation for a single
+    sentence, and on a busy machine they made the encoding 20x slower (2 s instead of 0.1 s, measured)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+@dataclass(frozen=True)
+class Description:
+    text: str
+    tokens: tuple[frozenset[str], ...]   # content words (forms) of the phrasing, {s}/{o} removed
+    wh: str | None
+
+
+@dataclass
+class RelMatch:
+    predicate: str          # N-Triples IRI term
+    score: float
+    used: frozenset[int]    # indices of the question's relation tokens it consumed
+    how: str                # lexical | embedding
+
+
+def _describe(text: str) -> Description:
+    t = text.replace("{s}", " ").replace("{o}", " ")
+    toks = tuple(tok.forms for tok in content_tokens(t))
+    words = t.lower().split()
+    wh = next((w.strip("?,.") for w in words if w.strip("?,.") in WH_WORDS), None)
+    return Description(text, toks, wh)
+
+
+class RelationMatcher:
+    """Scores predicates against a question's relation words; caches descriptions and their embeddings."""
+
+    def __init__(self, index, min_embedding: float = 0.45):
+        self.index = index
+        self.min_embedding = min_embedding
+        self._desc: dict[str, list[Description]] = {}
+        self._emb: dict[str, np.ndarray] = {}
+
+    def descriptions(self, pred: str) -> list[Description]:
+        d = self._desc.get(pred)
+        if d is None:
+            iri = pred[1:-1]
+            texts = [self.index.label(pred)] + curated_phrasings().get(iri, [])
+            seen, d = set(), []
+            for t in texts:
+                if t and t not in seen:
+                    seen.add(t)
+                    desc = _describe(t)
+                    if desc.tokens:
+                        d.append(desc)
+            self._desc[pred] = d
+        return d
+
+    def lexical(self, pred: str, tokens: list[Token], wh: str | None, exclude: frozenset[int] = frozenset()
+                ) -> RelMatch:
+        """Best description of ``pred`` by word overlap with the question tokens not in ``exclude``."""
+        best = RelMatch(pred, 0.0, frozenset(), "lexical")
+        for d in self.descriptions(pred):
+            used, hit = set(), 0
+            for forms in d.tokens:
+                js = [j for j, t in enumerate(tokens) if j not in exclude and t.forms & forms]
+                if js:
+                    hit += 1
+                    used.update(js)
+            if not hit:
+                continue
+            score = hit / len(d.tokens) + (WH_BONUS if d.wh and d.wh == wh else 0.0)
+            if score > best.score or (score == best.score and len(used) > len(best.used)):
+                best = RelMatch(pred, score, frozenset(used), "lexical")
+        return best
+
+    def embedding(self, text: str, preds: list[str]) -> dict[str, float]:
+        """Cosine similarity of ``text`` to each predicate's closest description (sentence encoder)."""
+        if not text.strip() or not preds:
+            return {}
+        with one_thread():
+            return self._embedding(text, preds)
+
+    def _embedding(self, text: str, preds: list[str]) -> dict[str, float]:
+        enc = self.index.encoder
+        todo = [p for p in preds if p not in self._emb]
+        if todo:
+            texts, owners = [], []
+            for p in todo:
+                for d in self.descriptions(p) or [_describe(self.index.label(p))]:
+                    texts.append(d.text.replace("{s}", "it").replace("{o}", "it"))
+                    owners.append(p)
+            vecs = enc.encode(texts) if texts else np.zeros((0, 1), np.float32)
+            for p in todo:
+                rows = [i for i, o in enumerate(owners) if o == p]
+                self._emb[p] = vecs[rows] if rows else np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 1),
+                                                                np.float32)
+        q = enc.encode([text])[0]
+        out = {}
+        for p in preds:
+            m = self._emb[p]
+            out[p] = float((m @ q).max()) if len(m) else 0.0
+        return out
+
+    def relation_words(self, tokens: list[Token]) -> str:
+        return " ".join(t.text for t in tokens if t.text not in STOP)

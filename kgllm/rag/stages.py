@@ -1,0 +1,28 @@
+"""Pipeline stages of the ask step: ``eval.qa`` (QA evaluation of an index, written as an artifact).
+
+Config dataclass only; the run function (kgllm.rag.stage) imports the index and the encoder lazily.
+``kgllm ask`` and ``kgllm serve`` answer questions interactively and write no artifact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..stages import Stage
+
+
+@dataclass
+class QAEvalConfig:
+    questions: Path | None = None       # question file (JSONL); required
+    retrievers: list[str] = field(default_factory=lambda: ["vector", "graph", "hybrid"])
+    model: str | None = None            # local model to word answers (name or checkpoint dir); None: extractive
+    sparql: str = "store"               # store (embedded, from the index) | off | an endpoint URL
+    limit: int = 0                      # first N questions only (0: all)
+
+
+STAGES = [
+    Stage("eval.qa", QAEvalConfig, "kgllm.rag.stage:run_eval_qa", "eval.qa",
+          help="QA evaluation of an index: Hits@1, EM, QALD F1, citation precision, latency per retriever",
+          min_inputs=1, max_inputs=1),
+]

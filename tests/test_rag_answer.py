@@ -1,0 +1,226 @@
+"""The ask stage end to end on a real index (real DBpedia sample facts + a WordNet 3.0 subset, real encoder,
+faiss, pyoxigraph): planted one-hop and two-hop questions answered with the right citations, WordNet
+definition/hypernym questions (plural lemma too), "not in the graph", SPARQL injection through the question,
+the three retrievers, the CLI and the eval harness.
+
+``build_rag_index`` is shared with tests/test_serve*.py (built once per session under the session temp dir).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from kgllm.cli import main
+from kgllm.rdf import DBO, DBR, DC, KGWN, ONTOLEX, RDF, RDFS, WN, GraphWriter, iter_graph, triple_id
+
+# DBpedia entities whose facts the tests ask about (one- and two-hop chains inside the subset).
+ENTITIES = ("British_Airways", "KLM", "Lufthansa", "Lufthansa_Cargo", "Saab_9000", "Saab_Automobile",
+            "Saab_96", "Valmet_Automotive", "Erich_Marcks")
+LONG = {f"<{DBO}abstract>", f"<{RDFS}comment>"}
+
+# WordNet 3.0 synsets copied from Debian's wordnet-base data.noun (offset-pos: lemmas, definition, hypernyms).
+SYNSETS = {
+    "02084071-n": (["dog", "domestic_dog", "Canis_familiaris"], "a member of the genus Canis (probably descended "
+                   "from the common wolf) that has been domesticated by man since prehistoric times; occurs in "
+                   "many breeds", ["02083346-n", "01317541-n"]),
+    "02083346-n": (["canine", "canid"], "any of various fissiped mammals with nonretractile claws and typically "
+                   "long muzzles", ["02075296-n"]),
+    "01317541-n": (["domestic_animal", "domesticated_animal"], "any of various animals that have been tamed and "
+                   "made fit for a human environment", []),
+    "01322604-n": (["puppy"], "a young dog", ["01322343-n", "02084071-n"]),
+    "01322343-n": (["pup", "whelp"], "young of any of various canines such as a dog or wolf", []),
+    "02075296-n": (["carnivore"], "a terrestrial or aquatic flesh-eating mammal", []),
+    "02121808-n": (["domestic_cat", "house_cat", "Felis_domesticus", "Felis_catus"], "any domesticated member of "
+                   "the genus Felis", ["02121620-n", "01317541-n"]),
+    "02121620-n": (["cat", "true_cat"], "feline mammal usually having thick soft fur and no ability to roar: "
+                   "domestic cats; wildcats", ["02120997-n"]),
+    "02120997-n": (["feline", "felid"], "any of various lithe-bodied roundheaded fissiped mammals, many with "
+                   "retractile claws", []),
+}
+
+
+def R(x: str) -> str:
+    return f"<{DBR}{x}>"
+
+
+def S(x: str) -> str:
+    return f"<{KGWN}{x}>"
+
+
+def wordnet_triples() -> list[tuple[str, str, str]]:
+    u = lambda x: f"<{x}>"  # noqa: E731
+    t = []
+    for key, (lemmas, definition, hypers) in SYNSETS.items():
+        s = S(key)
+        t += [(s, u(RDF + "type"), u(ONTOLEX + "LexicalConcept")), (s, u(RDF + "type"), u(WN + "Synset")),
+              (s, u(WN + "partOfSpeech"), u(WN + "noun")),
+              (s, u(RDFS + "label"), f'"{lemmas[0].replace("_", " ")}"@en'),
+              (s, u(DC + "identifier"), f'"{lemmas[0].lower()}.n.01"'), (s, u(WN + "definition"), f'"{definition}"@en')]
+        t += [(s, u(WN + "hypernym"), S(h)) for h in hypers] + [(S(h), u(WN + "hyponym"), s) for h in hypers]
+        for n, lemma in enumerate(lemmas):
+            entry = KGWN + "entry/" + quote(lemma) + "-n"
+            sense = u(KGWN + "sense/" + quote(f"{lemma.lower()}%1:05:0{n}::"))
+            t += [(u(entry), u(RDF + "type"), u(ONTOLEX + "LexicalEntry")),
+                  (u(entry), u(ONTOLEX + "canonicalForm"), u(entry + "#form")),
+                  (u(entry + "#form"), u(ONTOLEX + "writtenRep"), f'"{lemma.replace("_", " ")}"@en'),
+                  (u(entry), u(RDFS + "label"), f'"{lemma.replace("_", " ")}"@en'), (u(entry), u(ONTOLEX + "sense"), sense),
+                  (sense, u(RDF + "type"), u(ONTOLEX + "LexicalSense")), (sense, u(ONTOLEX + "isLexicalizedSenseOf"), s)]
+    return t
+
+
+def build_rag_index(session_tmp: Path, dbpedia_graph: Path) -> Path:
+    """Index over a DBpedia subset (abstracts left out: encoding them is slow) + the WordNet subset."""
+    from kgllm.stages import run_stage
+
+    root = session_tmp / "rag"
+    index = root / "index"
+    if (index / "manifest.json").exists():
+        return index
+    keep = {R(e) for e in ENTITIES}
+    with GraphWriter(root / "dbpedia") as w:
+        w.add_all([t for t in iter_graph(dbpedia_graph) if t[0] in keep and t[1] not in LONG],
+                  {"source": "dbpedia-sample subset"})
+    with GraphWriter(root / "wordnet") as w:
+        w.add_all(wordnet_triples(), {"source": "wordnet-3.0 subset (hand-copied from data.noun)"})
+    run_stage("index", [root / "dbpedia", root / "wordnet"], index, {"vector": {"batch_size": 128}})
+    return index
+
+
+@pytest.fixture(scope="module")
+def rag_index(session_tmp, dbpedia_graph) -> Path:
+    return build_rag_index(session_tmp, dbpedia_graph)
+
+
+@pytest.fixture(scope="module")
+def answerer(rag_index):
+    from kgllm.rag.answer import Answerer
+
+    return Answerer.from_dir(rag_index)
+
+
+def _values(out):
+    return [a["value"] for a in out["answers"]]
+
+
+def test_one_hop_answer_cites_the_supporting_triples(answerer):
+    out = answerer.ask("What is the hub airport of Lufthansa?")
+    assert out["supported"] and out["shape"] == "one_hop"
+    assert set(_values(out)) == {DBR + "Frankfurt_Airport", DBR + "Munich_Airport"}
+    hub = f"<{DBO}hubAirport>"
+    assert {c["id"] for c in out["citations"]} == {triple_id(R("Lufthansa"), hub, R(x))
+                                                   for x in ("Frankfurt_Airport", "Munich_Airport")}
+    c = out["citations"][0]
+    assert c["s"] == R("Lufthansa") and c["p"] == hub and c["provenance"]["source"] == "dbpedia-sample subset"
+    assert out["path"] == [{"predicate": DBO + "hubAirport", "label": "hub airport", "direction": "out"}]
+    # The exact lookup ran through the one-hop SPARQL template on the embedded store.
+    assert "<http://dbpedia.org/resource/Lufthansa> <http://dbpedia.org/ontology/hubAirport> ?o" in out["sparql"]
+    assert {"link_ms", "graph_ms", "sparql_ms", "total_ms"} <= set(out["timings"])
+    # Another phrasing, and a wh-word that selects between two matching predicates.
+    assert _values(answerer.ask("Where is KLM headquartered?")) == [DBR + "Amstelveen", DBR + "Netherlands"]
+
+
+def test_two_hop_follows_the_right_edges(answerer):
+    out = answerer.ask("In which city is the manufacturer of the Saab 9000 located?")
+    assert out["shape"] == "two_hop" and _values(out) == [DBR + "Trollhättan"]
+    assert [p["predicate"] for p in out["path"]] == [DBO + "manufacturer", DBO + "locationCity"]
+    assert [c["id"] for c in out["citations"]] == [
+        triple_id(R("Saab_9000"), f"<{DBO}manufacturer>", R("Saab_Automobile")),
+        triple_id(R("Saab_Automobile"), f"<{DBO}locationCity>", R("Trollhättan"))]
+    out = answerer.ask("Which alliance is the parent company of Lufthansa Cargo a member of?")
+    assert _values(out) == [DBR + "Star_Alliance"] and out["shape"] == "two_hop"
+    assert out["citations"][0]["o"] == R("Lufthansa")
+    # The vector-only retriever has no chain to follow: it answers with the first hop's object.
+    vec = answerer.ask("In which city is the manufacturer of the Saab 9000 located?", "vector")
+    assert _values(vec) != [DBR + "Trollhättan"]
+
+
+def test_wordnet_definition_and_hypernym(answerer):
+    out = answerer.ask("What does puppy mean?")
+    assert _values(out) == ["a young dog"] and out["citations"][0]["s"] == S("01322604-n")
+    out = answerer.ask("What is a puppy a kind of?")
+    assert set(_values(out)) == {KGWN + "01322343-n", KGWN + "02084071-n"}
+    assert {a["label"] for a in out["answers"]} == {"pup", "dog"}
+    # A plural lemma is linked through WordNet's morphology.
+    out = answerer.ask("What are house cats a kind of?")
+    assert set(_values(out)) == {KGWN + "02121620-n", KGWN + "01317541-n"}
+
+
+def test_not_in_the_graph(answerer):
+    from kgllm.rag.answer import NOT_IN_GRAPH
+
+    for q in ("What is the boiling point of Lufthansa?", "Who painted the Mona Lisa?"):
+        for mode in ("graph", "hybrid"):
+            out = answerer.ask(q, mode)
+            assert out["answer"] == NOT_IN_GRAPH and not out["supported"], (q, mode, out["answer"])
+            assert out["answers"] == [] and out["citations"] == []
+
+
+def test_sparql_injection_in_the_question_is_harmless(answerer):
+    store = answerer.sparql.store
+    before = len(store)
+    for q in ['What is the hub airport of Lufthansa> } ; DROP ALL ; SELECT * { ?s ?p ?o ',
+              'What is the hub airport of "Lufthansa"@en } INSERT DATA { <urn:x> <urn:y> <urn:z> } #',
+              "What is the hub airport of Lufthansa}}{{predicate}}?"]:
+        out = answerer.ask(q)
+        assert len(store) == before
+        # Whatever is answered comes from the real facts of the linked entity, never from injected text.
+        for c in out["citations"]:
+            assert c["s"].startswith("<http://dbpedia.org/resource/") and "urn:" not in c["o"]
+    assert len(store) == before and not list(store.quads_for_pattern(None, None, None))[:0]
+
+
+def test_retrievers_and_sparql_modes_agree_on_exact_answers(rag_index, answerer):
+    from kgllm.rag.answer import Answerer
+
+    no_sparql = Answerer.from_dir(rag_index, sparql="off")
+    for q in ("What is the hub airport of Lufthansa?", "Which alliance is the parent company of Lufthansa Cargo "
+              "a member of?", "What does puppy mean?"):
+        a, b = answerer.ask(q, "graph"), no_sparql.ask(q, "graph")
+        assert _values(a) == _values(b) and [c["id"] for c in a["citations"]] == [c["id"] for c in b["citations"]]
+        assert b["sparql"] is None and a["sparql"]
+    hy = answerer.ask("What is the hub airport of Lufthansa?", "hybrid")
+    ids = [c["id"] for c in hy["context"]]
+    assert set(c["id"] for c in hy["citations"]) <= set(ids[:4])  # the fused context starts with the evidence
+    sub = hy["subgraph"]
+    assert any(n["role"] == "topic" for n in sub["nodes"]) and any(e["cited"] for e in sub["edges"])
+
+
+def test_cli_ask_json_and_text(rag_index, capsys):
+    assert main(["ask", "What is the hub airport of Lufthansa?", "--index", str(rag_index), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["supported"] and out["citations"][0]["p"] == f"<{DBO}hubAirport>"
+    assert main(["ask", "What is the boiling point of Lufthansa?", "--index", str(rag_index),
+                 "--retriever", "graph"]) == 0
+    assert capsys.readouterr().out.startswith("not in the graph")
+    assert main(["ask", "x" * 501, "--index", str(rag_index)]) == 2
+    assert "limit is 500" in capsys.readouterr().err
+
+
+def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):
+    from kgllm.rag.qgen import generate, write_questions
+
+    root = session_tmp / "rag"
+    rows = generate(iter_graph([root / "dbpedia", root / "wordnet"]), holdout=1.0, max_per_type=6, phrasings=1)
+    types = {r["type"] for r in rows}
+    assert {"one_hop", "two_hop", "definition", "hypernym", "unanswerable"} <= types
+    assert all(r["answers"] or r["type"] == "unanswerable" for r in rows)
+    qfile = tmp_path / "q.jsonl"
+    write_questions(rows, qfile)
+    assert main(["eval", "qa", "--index", str(rag_index), "--questions", str(qfile), "--out",
+                 str(tmp_path / "ev")]) == 0
+    assert "eval.qa artifact" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "ev" / "report.json").read_text())
+    r = rep["retrievers"]
+    assert set(r) == {"vector", "graph", "hybrid"}
+    hy, vec = r["hybrid"]["by_type"], r["vector"]["by_type"]
+    assert hy["one_hop"]["hits@1"] >= 0.8 and hy["two_hop"]["hits@1"] >= 0.8
+    assert hy["two_hop"]["hits@1"] >= vec["two_hop"]["hits@1"] + 0.15
+    assert hy["unanswerable"]["hits@1"] == 1.0
+    assert r["hybrid"]["overall"]["citation_precision"] >= 0.9
+    preds = (tmp_path / "ev" / "predictions" / "hybrid.jsonl").read_text().splitlines()
+    assert len(preds) == len(rows)
+    assert "| hybrid | two_hop |" in (tmp_path / "ev" / "table.md").read_text()
