@@ -32,7 +32,7 @@ follows from the synset, sense, entry, definition, example and relation counts.
 
 from __future__ import annotations
 
-import contextlib
+import fcntl
 import io
 import json
 import os
@@ -143,12 +143,26 @@ def _build_from_debian(source: Path, dest: Path) -> Path:
         raise InputError(f"{source}: incomplete WordNet database (missing {', '.join(missing)}); "
                          "reinstall it with `apt-get install --reinstall wordnet-base`")
     stamp = _source_stamp(source)
-    if (dest / _STAMP).is_file():
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads((dest / _STAMP).read_text("utf-8")) == stamp:
-                return dest  # already built from this very source: the fast path
-    logger.info("preparing WordNet 3.0 for nltk from %s into %s", source, dest)
+    if _stamp_matches(dest, stamp):
+        return dest  # already built from this very source: the fast path
     dest.parent.mkdir(parents=True, exist_ok=True)
+    # One builder at a time (parallel test sessions, `make -j`): the others wait, then find it built.
+    with open(dest.parent / f".{dest.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _stamp_matches(dest, stamp):
+            _build(source, dest, stamp)
+    return dest
+
+
+def _stamp_matches(dest: Path, stamp: dict) -> bool:
+    try:
+        return json.loads((dest / _STAMP).read_text("utf-8")) == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def _build(source: Path, dest: Path, stamp: dict) -> None:
+    logger.info("preparing WordNet 3.0 for nltk from %s into %s", source, dest)
     # nltk refuses files and directories that others can write: make the whole chain 0755/0644.
     for d in (dest.parent.parent, dest.parent):
         os.chmod(d, 0o755)
@@ -171,7 +185,6 @@ def _build_from_debian(source: Path, dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
-    return dest
 
 
 def _write_index_sense(wndir: Path) -> int:
