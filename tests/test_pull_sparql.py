@@ -464,8 +464,11 @@ def test_stage_and_cli(vt, tmp_path):
     assert graph_set(tmp_path / "st") == want and man.counts["pages"] == 2
     assert man.inputs[0]["path"] == str(qf)  # the query file is hashed as an input
     rc = main(["pull", "sparql", "--endpoint", vt.endpoint, "--query", str(qf), "--out", str(tmp_path / "cli"),
-               "--set", f"harvest.default_graph=[{vt.dbpedia_graphs[0]}]", "--rate", "50"])
+               "--set", f"harvest.default_graph=[{vt.dbpedia_graphs[0]}]", "--rate", "50", "--order", "ordered"])
     assert rc == 0 and graph_set(tmp_path / "cli") <= want
+    from kgllm.artifacts import read_manifest
+
+    assert read_manifest(tmp_path / "cli").extra["order"] == "ordered"
     assert main(["pull", "sparql", "--endpoint", "ftp://x", "--query", str(qf), "--out", str(tmp_path / "e")]) == 2
 
 

@@ -252,6 +252,9 @@ def _harvest_flags(p) -> None:
     p.add_argument("--rate", type=float, help="at most this many requests per second")
     p.add_argument("--timeout", type=float, help="seconds per request")
     p.add_argument("--retries", type=int, help="retries per request")
+    p.add_argument("--order", choices=["auto", "ordered", "natural"],
+                   help="page order: natural (no sort, proven by the COUNT check), ordered (ORDER BY, "
+                        "sorted by the endpoint for every page), auto (natural, ordered if the check fails)")
     p.add_argument("--no-count-check", action="store_true", help="skip the final COUNT check")
     p.add_argument("--resume", action="store_true", help="continue an interrupted harvest from its checkpoint")
 
@@ -259,7 +262,8 @@ def _harvest_flags(p) -> None:
 def harvest_flag_values(args) -> dict:
     return {"harvest.default_graph": args.default_graph, "harvest.page_size": args.page_size,
             "harvest.max_rows": args.max_rows, "harvest.rate": args.rate, "harvest.timeout": args.timeout,
-            "harvest.retries": args.retries, "harvest.count_check": False if args.no_count_check else None,
+            "harvest.retries": args.retries, "harvest.order": args.order,
+            "harvest.count_check": False if args.no_count_check else None,
             "harvest.resume": True if args.resume else None}
 
 

@@ -645,7 +645,8 @@ def work_dir(out: Path) -> Path:
 def _write_page(path: Path, rows: list[str]) -> None:
     from ..artifacts import atomic_open
 
-    with atomic_open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=5, mtime=0) as gz:
+    # Level 1: work files are read once, when the artifact is written (which compresses properly).
+    with atomic_open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as gz:
         if rows:
             gz.write((" .\n".join(rows) + " .\n").encode("utf-8"))
 
@@ -866,12 +867,12 @@ def register_cli(cmds, group_help: str) -> None:
     p = cmds.subcommand(
         "pull", "sparql", "harvest a CONSTRUCT (or SELECT ?s ?p ?o) query from any SPARQL endpoint",
         _cmd_sparql, group_help=group_help,
-        description="Harvest a SPARQL query page by page into a graph artifact: stable ordered paging under\n"
-                    "the endpoint's row cap, truncation detection, retries with backoff, Retry-After,\n"
-                    "checkpoints (--resume) and a final COUNT check.\n\nExamples:\n"
+        description="Harvest a SPARQL query page by page into a graph artifact: pages under the endpoint's\n"
+                    "row cap, truncation detection, retries with backoff and Retry-After, checkpoints\n"
+                    "(--resume) and a final COUNT check that proves the pages fitted together.\n\nExamples:\n"
                     "  kgllm pull sparql --endpoint http://localhost:8890/sparql --query q.rq --out runs/q\n"
-                    "  kgllm pull sparql --endpoint https://dbpedia.org/sparql --query queries/dbpedia/"
-                    "ontology.rq --default-graph http://dbpedia.org --rate 1 --out runs/dbo")
+                    "  kgllm pull sparql --endpoint https://dbpedia.org/sparql --query airlines.rq "
+                    "--default-graph http://dbpedia.org --rate 1 --out runs/airlines")
     p.add_argument("--endpoint", help="SPARQL endpoint URL")
     p.add_argument("--query", type=Path, help="a .rq file")
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
