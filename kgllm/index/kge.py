@@ -89,7 +89,8 @@ def _pipeline(pykeen, training, validation, testing, config, kwargs):
         negative_sampler="basic", negative_sampler_kwargs={"num_negs_per_pos": config.negatives},
         training_kwargs={"num_epochs": config.epochs, "batch_size": config.batch_size, "use_tqdm": False,
                          "pin_memory": _device(config.device) != "cpu"},
-        evaluator_kwargs={"filtered": True}, evaluation_kwargs={"use_tqdm": False},
+        evaluator_kwargs={"filtered": True}, evaluation_kwargs={"use_tqdm": False, "batch_size": 128},  # fixed: PyKEEN's
+        # automatic batch-size search tries ever larger batches, which on CPU means many GB of RAM
         random_seed=config.seed, device=_device(config.device), use_tqdm=False,
     )
 
