@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import zlib
 from collections.abc import Callable, Iterable
 
 _NON_WORD = re.compile(r"[^\w\s]+")
@@ -47,11 +48,17 @@ class NearDupIndex:
         self.seed = seed
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self.hashes: dict[str, object] = {}
+        self._perms = None
 
     def minhash(self, text: str):
         from datasketch import MinHash
 
-        m = MinHash(num_perm=self.num_perm, seed=self.seed)
+        if self._perms is None:
+            self._perms = MinHash(num_perm=self.num_perm, seed=self.seed).permutations
+        # Permutations made once and shared (building them per text dominated the run time); crc32 is a
+        # fast, deterministic 32-bit hash (datasketch's default is sha1 in Python).
+        m = MinHash(num_perm=self.num_perm, seed=self.seed, hashfunc=zlib.crc32, permutations=self._perms,
+                    scheme="affine32")
         m.update_batch(list(shingles(text)))
         return m
 

@@ -47,6 +47,7 @@ class Corrupter:
         self.seed = seed
         self._pred_objects: dict[str, list[str]] | None = None
         self._type_members: dict[str, list[str]] | None = None
+        self._kind_pools: dict[tuple, list[str]] = {}
         self.no_candidate = 0
 
     def _pools(self) -> None:
@@ -71,10 +72,19 @@ class Corrupter:
             t = self.kg.main_type(o)
             if t is not None and len(self._type_members.get(t, ())) > 1:
                 return self._type_members[t]
-            return [x for x in self._pred_objects.get(p, ()) if x.startswith("<")]
-        _, lang, dt = parse_literal(o)
-        return [x for x in self._pred_objects.get(p, ())
-                if x.startswith('"') and parse_literal(x)[1:] == (lang, dt)]
+            key = (p, "iri", None)
+        else:
+            key = (p, *parse_literal(o)[1:])
+        # Pools are cached per (predicate, kind): rebuilding one per fact is quadratic on WordNet.
+        pool = self._kind_pools.get(key)
+        if pool is None:
+            if key[1] == "iri":
+                pool = [x for x in self._pred_objects.get(p, ()) if x.startswith("<")]
+            else:
+                pool = [x for x in self._pred_objects.get(p, ())
+                        if x.startswith('"') and parse_literal(x)[1:] == key[1:]]
+            self._kind_pools[key] = pool
+        return pool
 
     def corrupt(self, s: str, p: str, o: str) -> str | None:
         """A replacement o' with (s, p, o') false in the graph, or None."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
+from ..log import progress
 from .dedup import NearDupIndex
 
 SPLITS = ("train", "validation", "test")
@@ -56,46 +57,57 @@ def split_rows(parts: dict[str, list[dict]], *, validation: float, test: float, 
             out[part][split_of(r["entity"], validation, test, seed)].append(r)
 
     held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
-    index = NearDupIndex(near_dup_threshold, num_perm)
-    for part in out:
-        for s in HELD_OUT:
-            for r in out[part][s]:
-                index.add(f"{part}/{s}/{r['id']}", row_text(part, r))
+    index = _held_out_index(out, near_dup_threshold, num_perm)
     removed_overlap: Counter = Counter()
     removed_near: Counter = Counter()
+    train_hashes: dict[tuple[str, str], object] = {}
     for part in out:
         kept = []
-        for r in out[part]["train"]:
+        for r in progress(out[part]["train"], desc=f"leakage check ({part})", unit="row"):
             if any(t in held_ids for t in row_triple_ids(r)):
                 removed_overlap[part] += 1
-            elif index.query(row_text(part, r)):
+                continue
+            text = row_text(part, r)
+            mh = index.minhash(text)
+            if index.query(text, mh):
                 removed_near[part] += 1
             else:
                 kept.append(r)
+                train_hashes[(part, r["id"])] = mh
         out[part]["train"] = kept
     for part in out:
         for s in SPLITS:
             out[part][s].sort(key=lambda r: r["id"])
 
-    report = leakage_report(out, near_dup_threshold, num_perm)
+    report = leakage_report(out, near_dup_threshold, num_perm, index=index, train_hashes=train_hashes)
     report["removed"] = {"triple_overlap": dict(sorted(removed_overlap.items())),
                          "near_duplicate": dict(sorted(removed_near.items()))}
     return out, report
 
 
-def leakage_report(out: dict[str, dict[str, list[dict]]], threshold: float = 0.8, num_perm: int = 64) -> dict:
-    """Held-out triple ids and near-duplicates of held-out texts that appear in train (should be none)."""
-    held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
-    train_ids = {t for part in out for r in out[part]["train"] for t in row_triple_ids(r)}
+def _held_out_index(out: dict[str, dict[str, list[dict]]], threshold: float, num_perm: int) -> NearDupIndex:
     index = NearDupIndex(threshold, num_perm)
     for part in out:
         for s in HELD_OUT:
             for r in out[part][s]:
                 index.add(f"{part}/{s}/{r['id']}", row_text(part, r))
+    return index
+
+
+def leakage_report(out: dict[str, dict[str, list[dict]]], threshold: float = 0.8, num_perm: int = 64, *,
+                   index: NearDupIndex | None = None, train_hashes: dict | None = None) -> dict:
+    """Held-out triple ids and near-duplicates of held-out texts that appear in train (should be none).
+
+    ``index`` (held-out texts) and ``train_hashes`` (MinHash per (part, id)) may be passed to reuse work."""
+    held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
+    train_ids = {t for part in out for r in out[part]["train"] for t in row_triple_ids(r)}
+    index = index if index is not None else _held_out_index(out, threshold, num_perm)
+    train_hashes = train_hashes or {}
     near = []
     for part in out:
         for r in out[part]["train"]:
-            for key, j in index.query(row_text(part, r)):
+            text = row_text(part, r)
+            for key, j in index.query(text, train_hashes.get((part, r["id"]))):
                 near.append({"train": f"{part}/train/{r['id']}", "held_out": key, "jaccard": round(j, 3)})
     entities = {s: len({r["entity"] for part in out for r in out[part][s]}) for s in SPLITS}
     return {
