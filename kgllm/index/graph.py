@@ -242,11 +242,17 @@ class GraphIndex:
     def subject_rows(self, node: int) -> list[int]:
         """Live rows with ``node`` as subject, literal objects included (labels, descriptions)."""
         # Rows are sorted by subject, so the stored rows of a subject are one contiguous block.
-        if getattr(self, "_subj", None) is None:
-            self._subj = np.ascontiguousarray(self.a["triples"][:, 0])
-        lo = int(np.searchsorted(self._subj, node, side="left"))
-        hi = int(np.searchsorted(self._subj, node, side="right"))
-        rows = [r for r in range(lo, hi) if self._alive[r]]
+        ptr = getattr(self, "_subj_ptr", None)
+        if ptr is None:
+            # Start row of every subject term id, computed once with one vectorized search (a scalar
+            # searchsorted per call would cast the whole int32 column each time).
+            subj = np.asarray(self.a["triples"][:, 0], dtype=np.int64)
+            ptr = self._subj_ptr = np.searchsorted(subj, np.arange(len(self.a["out_indptr"]), dtype=np.int64))
+        rows = []
+        if node + 1 < len(ptr):
+            lo, hi = int(ptr[node]), int(ptr[node + 1])
+            alive = self._alive
+            rows = [r for r in range(lo, hi) if alive[r]]
         n0 = len(self.a["tids"])
         rows += [n0 + i for i, (s, _, _) in enumerate(self._new_rows) if s == node and self._alive[n0 + i]]
         return rows
