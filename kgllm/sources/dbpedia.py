@@ -228,7 +228,7 @@ def register_cli(cmds, group_help: str) -> None:
         description="Harvest a DBpedia preset (queries/dbpedia/*.rq) into a graph artifact.\n\n"
                     "Without --endpoint the preset runs on an embedded store of the bundled DBpedia sample.\n"
                     f"Presets: {names}\nExamples:\n"
-                    "  kgllm pull dbpedia --preset class-facts --param class=dbo:Airline --out runs/airlines\n"
+                    "  kgllm pull dbpedia --preset class-facts --param class=dbo:Company --out runs/companies\n"
                     f"  kgllm pull dbpedia --endpoint {PUBLIC_ENDPOINT} --preset labels --param lang=de "
                     "--param class=dbo:City --rate 2 --out runs/city-labels\n"
                     "  kgllm pull dbpedia --list-presets")
