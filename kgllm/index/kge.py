@@ -57,6 +57,13 @@ def _device(name: str) -> str:
     return name
 
 
+def eval_batch_size(num_entities: int, dim: int) -> int:
+    """Evaluation batch size that keeps the scores of all candidate entities at about 50 M numbers per
+    batch. PyKEEN's automatic batch-size search tries ever larger batches, which on CPU (and with RotatE's
+    broadcast over every entity) means many GB of RAM."""
+    return max(1, min(256, int(5e7 // max(1, num_entities * dim))))
+
+
 def train_factories(training, validation, testing, config) -> tuple[object, dict]:
     """Train ``config.model`` on PyKEEN triples factories; returns the model and filtered test metrics."""
     pykeen = _pykeen()
@@ -89,8 +96,7 @@ def _pipeline(pykeen, training, validation, testing, config, kwargs):
         negative_sampler="basic", negative_sampler_kwargs={"num_negs_per_pos": config.negatives},
         training_kwargs={"num_epochs": config.epochs, "batch_size": config.batch_size, "use_tqdm": False,
                          "pin_memory": _device(config.device) != "cpu"},
-        evaluator_kwargs={"filtered": True}, evaluation_kwargs={"use_tqdm": False, "batch_size": 128},  # fixed: PyKEEN's
-        # automatic batch-size search tries ever larger batches, which on CPU means many GB of RAM
+        evaluator_kwargs={"filtered": True}, evaluation_kwargs={"use_tqdm": False, "batch_size": eval_batch_size(training.num_entities, config.dim)},
         random_seed=config.seed, device=_device(config.device), use_tqdm=False,
     )
 
