@@ -24,6 +24,7 @@ names steps to rerun anyway (``all`` for every step).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -177,7 +178,7 @@ def run_pipeline(path: str | Path, force: Iterable[str] = (), only: Iterable[str
 
 def _resolve(base: Path, p: Path) -> Path:
     p = Path(p).expanduser()
-    return p if p.is_absolute() else (base / p)
+    return p if p.is_absolute() else Path(os.path.normpath(base / p))
 
 
 def _resolve_paths(cfg: Any, base: Path) -> Any:
