@@ -89,6 +89,7 @@ class Description:
     text: str
     tokens: tuple[frozenset[str], ...]   # content words (forms) of the phrasing, {s}/{o} removed
     wh: str | None
+    weight: float = 1.0                  # < 1 for statements ("{s} is a subsidiary of {o}.") vs questions/labels
 
 
 @dataclass
@@ -104,7 +105,10 @@ def _describe(text: str) -> Description:
     toks = tuple(tok.forms for tok in content_tokens(t))
     words = t.lower().split()
     wh = next((w.strip("?,.") for w in words if w.strip("?,.") in WH_WORDS), None)
-    return Description(text, toks, wh)
+    # A statement verbalizes the fact from the subject's side ("{s} is a subsidiary of {o}." for
+    # dbo:parentCompany), so its words can name the inverse relation: it loses ties to labels and questions.
+    weight = 0.9 if "{o}" in text and not text.rstrip().endswith("?") else 1.0
+    return Description(text, toks, wh, weight)
 
 
 class RelationMatcher:
@@ -144,7 +148,7 @@ class RelationMatcher:
                     used.update(js)
             if not hit:
                 continue
-            score = hit / len(d.tokens) + (WH_BONUS if d.wh and d.wh == wh else 0.0)
+            score = d.weight * hit / len(d.tokens) + (WH_BONUS if d.wh and d.wh == wh else 0.0)
             if score > best.score or (score == best.score and len(used) > len(best.used)):
                 best = RelMatch(pred, score, frozenset(used), "lexical")
         return best

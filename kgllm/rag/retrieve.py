@@ -136,6 +136,7 @@ class Retriever:
                         have.add(rec.s)
                         seeds.append((rec.s, h.score, False))
         r.seeds = [s for s, _, _ in seeds]
+        mentioned = {m.iri for m in mentions if m.iri}
         with _Timer(timings, "graph_ms"):
             best = None
             for term, prior, linked in seeds:
@@ -144,6 +145,8 @@ class Retriever:
                 pa = self.best_path(q, term, allow_embedding=linked)
                 if pa is not None:
                     pa.score = round(pa.score + 0.3 * prior, 6)
+                    if set(pa.answers) & mentioned:
+                        pa.score -= 0.5  # a question rarely asks for an entity it names itself
                     if best is None or pa.score > best.score:
                         best = pa
             r.structured = best
