@@ -39,6 +39,7 @@ SKIP_PREDICATES = {
     f"<{FOAF}isPrimaryTopicOf>", "<http://www.w3.org/ns/prov#wasDerivedFrom>", f"<{DBO}wikiPageRedirects>",
     f"<{DBO}wikiPageDisambiguates>", f"<{DBO}wikiPageExternalLink>", "<http://purl.org/dc/terms/subject>",
     f"<{OWL}equivalentClass>", f"<{OWL}equivalentProperty>", f"<{RDFS}subClassOf>",
+    f"<{DBO}wikiPageWikiLinkText>", f"<{FOAF}primaryTopic>", f"<{DBO}wikiPageInterLanguageLink>",
 }
 SYNSET_TYPE = f"<{WN}Synset>"
 LEXICAL_CONCEPT = f"<{ONTOLEX}LexicalConcept>"
