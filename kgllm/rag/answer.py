@@ -89,6 +89,11 @@ class Answerer:
 
         return cls(load_index(index_dir), **kw)
 
+    def warmup(self) -> None:
+        """Load the encoder and build the cached matrices now (seconds), not in the first question's latency."""
+        for mode in RETRIEVERS:
+            self.ask("warm up", mode)
+
     def ask(self, question: str, retriever: str = "hybrid") -> dict:
         t0 = time.perf_counter()
         q = check_question(question, self.max_question_chars)

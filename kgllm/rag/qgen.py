@@ -24,14 +24,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
-from ..rdf import DBO, DBP, FOAF, OWL, RDF, RDFS, WN, iri_value, triple_id
+from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, WN, iri_value, triple_id
 from .relations import EXTRA, curated_phrasings
 
 # Facts nobody asks about (bookkeeping, links, long texts, names).
 SKIP = {RDF + "type", RDFS + "label", RDFS + "seeAlso", RDFS + "comment", OWL + "sameAs", OWL + "differentFrom",
         FOAF + "homepage", FOAF + "name", FOAF + "depiction", FOAF + "isPrimaryTopicOf", DBO + "abstract",
         DBO + "wikiPageID", DBO + "wikiPageRevisionID", DBO + "thumbnail", DBO + "wikiPageRedirects",
-        DBO + "type", DBO + "iataAirlineCode", DBO + "icaoAirlineCode", DBO + "lounge"}
+        DBO + "type", DBO + "iataAirlineCode", DBO + "icaoAirlineCode", DBO + "lounge",
+        # OntoLex bookkeeping of WordNet entries and senses: structure, not facts anyone asks about.
+        ONTOLEX + "canonicalForm", ONTOLEX + "sense", ONTOLEX + "isLexicalizedSenseOf", ONTOLEX + "writtenRep"}
 # The answer of a definition/hypernym question is a WordNet term; their phrasings are WordNet's own.
 WN_SHAPES = {WN + "definition": "definition", WN + "hypernym": "hypernym"}
 UNANSWERABLE = ["What is the boiling point of {s}?", "What is the shoe size of {s}?",

@@ -10,7 +10,8 @@ Makes: a score in [0, ~1.25] per predicate and the question words it used, from
    {s} born?"), and the few WordNet phrasings below ("a kind of" -> ``wn:hypernym``);
 2. **lexical overlap**: a description's content words found among the question's (both reduced to WordNet
    base forms, "founded" ~ "found"); score = the share of the description's words matched, plus 0.25 when
-   the description's wh-word is the question's ("When was X born" picks the birth date, "Where" the place);
+   the description's wh-word is the question's ("When was X born" picks the birth date, "Where" the place),
+   plus 0.05 per question word explained;
 3. **embeddings** (fallback for words no description shares): cosine similarity between the question's
    relation words and each description, by the index's sentence encoder.
 """
@@ -30,6 +31,9 @@ from ..rdf import DC, RDFS, SKOS, WN
 from .questions import STOP, WH_WORDS, Token, content_tokens
 
 WH_BONUS = 0.25
+# Among equally covered descriptions, the one explaining more question words wins ("founding year" over
+# "founded" for "the founding year of X").
+USED_BONUS = 0.05
 # Phrasings for vocabularies the corpus lexicon does not cover (WordNet), with the wh-word they answer.
 EXTRA = {
     WN + "definition": ["What does {s} mean?", "What is the definition of {s}?", "Define {s}.",
@@ -148,7 +152,8 @@ class RelationMatcher:
                     used.update(js)
             if not hit:
                 continue
-            score = d.weight * hit / len(d.tokens) + (WH_BONUS if d.wh and d.wh == wh else 0.0)
+            score = d.weight * hit / len(d.tokens) + (WH_BONUS if d.wh and d.wh == wh else 0.0) \
+                + USED_BONUS * len(used)
             if score > best.score or (score == best.score and len(used) > len(best.used)):
                 best = RelMatch(pred, score, frozenset(used), "lexical")
         return best

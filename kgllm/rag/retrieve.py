@@ -38,7 +38,7 @@ class RetrieveConfig:
     vector_k: int = 20              # vector hits fetched
     fusion: str = "rrf"             # rrf | convex (see kgllm.rag.fusion)
     rrf_k: int = 60
-    min_relation: float = 0.5       # lexical relation score a hop needs
+    min_relation: float = 0.6       # lexical relation score a hop needs (half a two-word label is not enough)
     two_hop_gain: float = 0.5       # a second hop must add this much relation score over the best single hop
     inverse_penalty: float = 0.85   # facts that point *to* the entity rank below facts about it
     min_vector: float = 0.6         # cosine a vector hit needs to answer on its own
@@ -139,16 +139,24 @@ class Retriever:
         mentioned = {m.iri for m in mentions if m.iri}
         with _Timer(timings, "graph_ms"):
             best = None
-            for term, prior, linked in seeds:
-                # Seeds from vector hits need a lexical relation match: the embedding fallback on an
-                # entity the question never named answers questions the graph cannot (measured).
-                pa = self.best_path(q, term, allow_embedding=linked)
-                if pa is not None:
-                    pa.score = round(pa.score + 0.3 * prior, 6)
-                    if set(pa.answers) & mentioned:
-                        pa.score -= 0.5  # a question rarely asks for an entity it names itself
-                    if best is None or pa.score > best.score:
-                        best = pa
+            # Linked seeds first; vector-hit seeds only when no linked entity has a matching path (they
+            # rescue linker misses but, competing with a correct link, they mostly add wrong answers: measured
+            # on the bundled question set).
+            for group in (True, False):
+                for term, prior, linked in seeds:
+                    if linked != group:
+                        continue
+                    # Seeds from vector hits need a lexical relation match: the embedding fallback on an
+                    # entity the question never named answers questions the graph cannot (measured).
+                    pa = self.best_path(q, term, allow_embedding=linked)
+                    if pa is not None:
+                        pa.score = round(pa.score + 0.3 * prior, 6)
+                        if set(pa.answers) & mentioned:
+                            pa.score -= 0.5  # a question rarely asks for an entity it names itself
+                        if best is None or pa.score > best.score:
+                            best = pa
+                if best is not None:
+                    break
             r.structured = best
         if best is not None and self.sparql is not None:
             with _Timer(timings, "sparql_ms"):

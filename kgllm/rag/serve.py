@@ -162,6 +162,7 @@ def make_server(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per
 
 def serve(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60) -> None:
     srv = make_server(answerer, host, port, rate_per_minute=rate_per_minute)
+    answerer.warmup()  # the first visitor should not wait for the encoder to load
     print(f"kgllm serve: {srv.url}  (POST /ask, GET /health; Ctrl-C stops)", flush=True)
     try:
         srv.serve_forever()
