@@ -279,7 +279,7 @@ class Lexicon:
             return lit[0]
         return local_name(term)
 
-    def fuzzy(self, key: str, limit: int = 5, min_ratio: float = 0.85, max_posting: int = 5000
+    def fuzzy(self, key: str, limit: int = 5, min_ratio: float = 0.85, max_posting: int = 2000
               ) -> list[tuple[str, float]]:
         """Keys similar to ``key`` (character-trigram candidates, then difflib's ratio >= ``min_ratio``)."""
         import difflib

@@ -121,8 +121,9 @@ class Linker:
                 out += [(t, s, tid, "morph", 0.95) for t, s, tid in self.lex.lookup(k2)]
             if out:
                 return out, 1
+        # Fuzzy matching is the expensive step: only for name-like spans of content words.
         if self.fuzzy and len(words) <= 4 and (any(c.isupper() for c in surface) or len(key) >= 6) \
-                and len(key) >= 4:
+                and len(key) >= 4 and not any(w in STOPWORDS for w in words):
             out = []
             for k2, ratio in self.lex.fuzzy(key, min_ratio=self.min_fuzzy_ratio):
                 out += [(t, s, tid, "fuzzy", ratio) for t, s, tid in self.lex.lookup(k2)]
