@@ -144,6 +144,8 @@ class Answerer:
                 path = [{"predicate": iri_value(rec.p), "label": idx.label(rec.p),
                          "direction": "in" if ans == rec.s else "out"}]
         supported = bool(answers)
+        if shape == "count" and supported and len(answers) == 1 and _is_number(answers[0]):
+            shape = "one_hop"  # "How many employees does X have?": the graph stores the count itself
         if shape == "count" and supported:
             n = len(answers)
             ans_list = [{"term": f'"{n}"^^<http://www.w3.org/2001/XMLSchema#integer>', "value": str(n),
@@ -218,6 +220,16 @@ def format_text(out: dict) -> str:
 
 def _short(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _is_number(term: str) -> bool:
+    if not term.startswith('"'):
+        return False
+    try:
+        float(term_value(term))
+    except ValueError:
+        return False
+    return True
 
 
 def _join(labels: list[str]) -> str:

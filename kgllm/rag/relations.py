@@ -36,7 +36,7 @@ WH_BONUS = 0.25
 USED_BONUS = 0.05
 # Phrasings for vocabularies the corpus lexicon does not cover (WordNet), with the wh-word they answer.
 EXTRA = {
-    WN + "definition": ["What does {s} mean?", "What is the definition of {s}?", "Define {s}.",
+    WN + "definition": ["What does {s} mean?", "What is the definition of {s}?", "Define {s}.", "Explain {s}.",
                         "What is the meaning of {s}?", "what is meant by {s}", "gloss of {s}"],
     WN + "hypernym": ["What is {s} a kind of?", "What kind of thing is {s}?", "{s} is a type of what?",
                       "What is the hypernym of {s}?", "What category does {s} belong to?",

@@ -24,12 +24,15 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..rdf import triple_id
+from ..rdf import DBO, RDFS, SKOS, WN, triple_id
 from .fusion import FUSIONS
 from .questions import Question, parse_question
 from .relations import RelationMatcher, RelMatch, one_thread
 
 RETRIEVERS = ("vector", "graph", "hybrid")
+# What "What is X?" answers with, in order of preference.
+DESCRIPTION_PREDICATES = tuple(f"<{p}>" for p in (WN + "definition", SKOS + "definition", RDFS + "comment",
+                                                  DBO + "abstract"))
 
 
 @dataclass
@@ -195,7 +198,15 @@ class Retriever:
         """The predicate path from ``topic`` that the question's relation words match best, or None."""
         cfg, toks = self.config, q.relation_tokens
         edges = self._edges(topic)
-        if not edges or not toks:
+        if not edges:
+            return None
+        if not toks:
+            # "What is X?" / "Who is X?": no relation words, so the entity's description is the answer.
+            if q.wh not in ("what", "who"):
+                return None
+            for p in DESCRIPTION_PREDICATES:
+                if (p, "out") in edges:
+                    return self._one_hop_answer(topic, (p, "out"), edges[(p, "out")], cfg.min_relation, "lexical")
             return None
         singles: list[tuple[float, tuple[str, str], RelMatch]] = []
         firsts: list[tuple[tuple[str, str], RelMatch]] = []
