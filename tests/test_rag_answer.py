@@ -237,3 +237,25 @@ def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):
     preds = (tmp_path / "ev" / "predictions" / "hybrid.jsonl").read_text().splitlines()
     assert len(preds) == len(rows)
     assert "| hybrid | two_hop |" in (tmp_path / "ev" / "table.md").read_text()
+
+
+def test_eval_qa_pipeline_stage(rag_index, tmp_path):
+    from kgllm.artifacts import read_manifest
+    from kgllm.errors import ConfigError
+    from kgllm.stages import run_stage
+
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"question": "What is the hub airport of KLM?", "answers": [DBR + "Amsterdam_Airport_Schiphol"],
+                             "type": "one_hop"}) + "\n" + json.dumps({"question": "Who painted the Mona Lisa?",
+                                                                       "answers": []}) + "\n")
+    man = run_stage("eval.qa", [rag_index], tmp_path / "ev", {"questions": str(q), "retrievers": ["graph"]})
+    assert man.kind == "eval.qa" and man.counts["graph_hits@1"] == 1.0 and man.counts["questions"] == 2
+    assert read_manifest(tmp_path / "ev").inputs[0]["kind"] == "index"
+    with pytest.raises(ConfigError):
+        run_stage("eval.qa", [rag_index], tmp_path / "ev2", {})
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "x"}\n')
+    from kgllm.errors import InputError
+
+    with pytest.raises(InputError, match="bad.jsonl:1"):
+        run_stage("eval.qa", [rag_index], tmp_path / "ev3", {"questions": str(bad)})
