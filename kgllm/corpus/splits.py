@@ -5,12 +5,13 @@ Takes: the rows of each part (pretrain, sft, dpo), each with ``entity`` and its 
 Makes: rows per part and split, and the leakage report ``leakage.json``::
 
     {"split_by": "entity", "held_out": ["validation", "test"],
-     "removed": {"triple_overlap": {part: n}, "near_duplicate": {part: n}},
+     "removed": {"triple_overlap": {part: n}, "near_duplicate": {part: n}, "held_out_cross_split": {part: n}},
      "leaks": {"triple_ids": [...], "near_duplicates": [...]}, "counts": {...}}
 
 An entity's split is a hash of (seed, entity), so it does not depend on input order or on other
-entities. A train row is removed (and counted) when it uses a triple that a validation/test row uses
-(two-hop questions cross entity boundaries) or when its text is a near-duplicate of a held-out text.
+entities. Two-hop questions cross entity boundaries: a held-out two-hop row that uses a fact of a train
+entity is removed (``held_out_cross_split``). Then a train row is removed (and counted) when it uses a
+triple that a validation/test row uses or when its text is a near-duplicate of a held-out text.
 ``leaks`` is then recomputed from the final splits: it is empty unless something is wrong.
 """
 
@@ -56,6 +57,19 @@ def split_rows(parts: dict[str, list[dict]], *, validation: float, test: float, 
         for r in rows:
             out[part][split_of(r["entity"], validation, test, seed)].append(r)
 
+    # Rows that cross entities (two-hop questions use the middle entity's facts) must not decide for the
+    # entities they borrow from: a held-out two-hop row that uses a train entity's fact is dropped, rather
+    # than that entity's train document and questions.
+    def own(r: dict) -> bool:
+        return r.get("type") != "two_hop"
+
+    train_own = {t for part in out for r in out[part]["train"] if own(r) for t in row_triple_ids(r)}
+    removed_held: Counter = Counter()
+    for part in out:
+        for s in HELD_OUT:
+            kept_held = [r for r in out[part][s] if own(r) or not any(t in train_own for t in row_triple_ids(r))]
+            removed_held[part] += len(out[part][s]) - len(kept_held)
+            out[part][s] = kept_held
     held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
     index = _held_out_index(out, near_dup_threshold, num_perm)
     removed_overlap: Counter = Counter()
@@ -81,7 +95,8 @@ def split_rows(parts: dict[str, list[dict]], *, validation: float, test: float, 
 
     report = leakage_report(out, near_dup_threshold, num_perm, index=index, train_hashes=train_hashes)
     report["removed"] = {"triple_overlap": dict(sorted(removed_overlap.items())),
-                         "near_duplicate": dict(sorted(removed_near.items()))}
+                         "near_duplicate": dict(sorted(removed_near.items())),
+                         "held_out_cross_split": dict(sorted((k, v) for k, v in removed_held.items() if v))}
     return out, report
 
 

@@ -168,6 +168,7 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
             **{f"{part}_{sp}": len(splits[part][sp]) for part in PARTS for sp in SPLITS},
             "leakage_removed_triple_overlap": sum(report["removed"]["triple_overlap"].values()),
             "leakage_removed_near_duplicate": sum(report["removed"]["near_duplicate"].values()),
+            "leakage_removed_held_out_cross_split": sum(report["removed"]["held_out_cross_split"].values()),
             "leaks": len(report["leaks"]["triple_ids"]) + len(report["leaks"]["near_duplicates"]),
         })
         w.extra["sft_types"] = dict(sorted(Counter(r["type"] for sp in SPLITS for r in splits["sft"][sp]).items()))
