@@ -49,6 +49,10 @@ class RetrieveConfig:
     max_mids: int = 60              # intermediate entities expanded for two-hop paths
     neighbourhood: int = 2000       # triples read around an entity
     ppr_k: int = 50
+    # Global PageRank iterates over the whole graph (about 1 s per question at millions of terms), so above
+    # this many terms the neighbourhood is ranked by relation score alone (a local push-based PPR would be
+    # the fix; the index facade has none yet).
+    ppr_max_terms: int = 300_000
     seeds_from_vectors: int = 3     # hybrid: subjects of this many top vector hits become seeds
 
 
@@ -316,7 +320,8 @@ class Retriever:
                     ranked[t] = max(ranked.get(t, 0.0), 10.0 + best.score)
         if not seeds:
             return sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0]))
-        ppr = dict(self.index.ppr(seeds[:5], self.config.ppr_k))
+        ppr = dict(self.index.ppr(seeds[:5], self.config.ppr_k)) \
+            if len(self.index.graph.terms) <= self.config.ppr_max_terms else {}
         for seed in seeds[:5]:
             for (pred, _d), far in self._edges(seed).items():
                 rel = self.matcher.lexical(pred, q.relation_tokens, q.wh).score
