@@ -130,9 +130,14 @@ class Retriever:
             r.ranked = [(h.key, h.score) for h in r.vector_hits][: cfg.k]
             return r
         seeds: list[tuple[str, float, bool]] = []   # (term, prior, linked by the linker)
+        # Each linked entity is tried with the question minus its own mention only: in a large lexicon the
+        # relation words themselves ("mean", "kind", "poet") are linkable entities too.
+        per_seed: dict[str, Question] = {}
         for m in mentions:
+            qm = parse_question(text, [m])
             for c in m.candidates[: cfg.max_candidates]:
                 seeds.append((c.iri, c.score, True))
+                per_seed.setdefault(c.iri, qm)
         if mode == "hybrid":
             have = {s for s, _, _ in seeds}
             for h in r.vector_hits[: cfg.seeds_from_vectors]:
@@ -155,7 +160,7 @@ class Retriever:
                         continue
                     # Seeds from vector hits need a lexical relation match: the embedding fallback on an
                     # entity the question never named answers questions the graph cannot (measured).
-                    pa = self.best_path(q, term, allow_embedding=linked)
+                    pa = self.best_path(per_seed.get(term, q) if linked else q, term, allow_embedding=linked)
                     if pa is not None:
                         pa.score = round(pa.score + 0.3 * prior, 6)
                         if set(pa.answers) & mentioned:
