@@ -16,13 +16,23 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-APT_PACKAGES := wordnet-base virtuoso-opensource
+# wordnet-base: WordNet 3.0; virtuoso-opensource: the SPARQL server of the tests;
+# chromium + chromium-driver: the browser test of `kgllm serve`'s page.
+APT_PACKAGES := wordnet-base virtuoso-opensource chromium chromium-driver
 STAMP := $(VENV)/.kgllm-installed
 
 .PHONY: demo test setup system venv resources bench lint clean
 
+DEMO_INDEX := runs/quickstart/index
+DEMO_QUESTIONS := "Which company makes Audi A4?" \
+	"What is the population of the place of death of Erich Marcks?" \
+	"What is a sedan a sort of?" \
+	"What is the melting point of Lufthansa?"
+
 demo: setup
 	$(KGLLM) run examples/quickstart.yaml
+	@echo; echo "== grounded answers (kgllm ask; each cites the triples behind it)"; echo
+	$(KGLLM) ask $(DEMO_QUESTIONS) --index $(DEMO_INDEX)
 
 test: setup
 	$(PY) -m pytest -q tests

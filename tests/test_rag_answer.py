@@ -211,6 +211,14 @@ def test_cli_ask_json_and_text(rag_index, capsys):
     assert capsys.readouterr().out.startswith("not in the graph")
     assert main(["ask", "x" * 501, "--index", str(rag_index)]) == 2
     assert "limit is 500" in capsys.readouterr().err
+    # several questions share one index load: one answer block per question, a JSON list with --json
+    qs = ["What is the hub airport of Lufthansa?", "What is the boiling point of Lufthansa?"]
+    assert main(["ask", *qs, "--index", str(rag_index), "--retriever", "graph"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"Q: {qs[0]}\n") and f"\n\nQ: {qs[1]}\nnot in the graph" in text
+    assert main(["ask", *qs, "--index", str(rag_index), "--json"]) == 0
+    both = json.loads(capsys.readouterr().out)
+    assert [o["supported"] for o in both] == [True, False]
 
 
 def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):

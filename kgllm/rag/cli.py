@@ -18,11 +18,13 @@ def register(cmds) -> None:
                     "cited facts. Prints the answer and numbered citations, or one JSON object with --json.\n"
                     "Says 'not in the graph' when no fact supports an answer.\n\n"
                     "  kgllm ask 'What is the hub airport of British Airways?' --index out/index --json")
-    p.add_argument("question", help="the question (at most 500 characters)")
+    p.add_argument("question", nargs="+",
+                   help="the question (at most 500 characters); several questions share one index load")
     _answerer_args(p)
     p.add_argument("--retriever", choices=RETRIEVER_CHOICES, default="hybrid",
                    help="hybrid (default), graph-only or vector-only retrieval")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per question (a list for several questions)")
 
     p = cmds.command(
         "serve", "HTTP API (POST /ask) and a web page to ask questions over an index", _serve,
@@ -88,10 +90,14 @@ def _answerer(args):
 def _ask(args: argparse.Namespace) -> int:
     from .answer import format_text
 
-    out = _answerer(args).ask(args.question, args.retriever)
+    answerer = _answerer(args)
+    outs = [answerer.ask(q, args.retriever) for q in args.question]
     if args.json:
-        print(json.dumps(out, ensure_ascii=False, indent=2))
-    else:
+        print(json.dumps(outs[0] if len(outs) == 1 else outs, ensure_ascii=False, indent=2))
+        return 0
+    for i, (q, out) in enumerate(zip(args.question, outs)):
+        if len(outs) > 1:
+            print(("\n" if i else "") + f"Q: {q}")
         print(format_text(out))
     return 0
 
