@@ -6,8 +6,10 @@ real DBpedia 2015-10 dump files) so every stage's tests start from the same real
 
 from __future__ import annotations
 
+import atexit
 import lzma
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,8 @@ ONTOLOGIES = ROOT / "ontologies"
 
 # Offline and quiet before anything imports transformers/datasets/tokenizers.
 _TMP = Path(tempfile.mkdtemp(prefix="kgllm-tests-"))
+if not os.environ.get("KGLLM_KEEP_TEST_TMP"):  # set it to keep the session's temp dir for debugging
+    atexit.register(shutil.rmtree, _TMP, True)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

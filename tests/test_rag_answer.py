@@ -139,6 +139,23 @@ def test_two_hop_follows_the_right_edges(answerer):
     assert _values(vec) != [DBR + "Trollhättan"]
 
 
+def test_canonicalised_literals_from_sparql_keep_their_citations(answerer):
+    """The store returns "...^^xsd:nonNegativeInteger" as xsd:integer; answers and citations use the graph's term."""
+    from kgllm.rag.retrieve import literal_value
+
+    emp = '"%s"^^<http://www.w3.org/2001/XMLSchema#nonNegativeInteger>'
+    q = "What is the number of employees of the parent company of Lufthansa Cargo?"
+    for sparql_ran in (answerer.ask("What is the number of employees of Lufthansa?"), answerer.ask(q)):
+        assert sparql_ran["sparql"] and sparql_ran["supported"]
+        last = sparql_ran["citations"][-1]
+        assert last["s"] == R("Lufthansa") and last["p"] == f"<{DBO}numberOfEmployees>"
+        assert last["o"].endswith("XMLSchema#nonNegativeInteger>") and sparql_ran["answers"][0]["term"] == last["o"]
+        assert last["id"] == triple_id(last["s"], last["p"], last["o"])
+    assert len(answerer.ask(q)["citations"]) == 2  # both hops
+    assert literal_value(emp % "007") == literal_value('"7"^^<http://www.w3.org/2001/XMLSchema#integer>')
+    assert literal_value('"7"@en') != literal_value('"7"') == literal_value('"7"^^<http://www.w3.org/2001/XMLSchema#string>')
+
+
 def test_count_and_inverse_questions(answerer):
     out = answerer.ask("How many subsidiaries does KLM have?")
     assert out["shape"] == "count" and out["answer"] == "3" and len(out["citations"]) == 3

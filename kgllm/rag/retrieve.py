@@ -304,16 +304,31 @@ class Retriever:
             if var not in row:
                 continue
             if name == "one_hop":
-                vals.append((row["o"], [triple_id(pa.topic, p0, row["o"])]))
+                o = self._graph_literal(pa.topic, p0, row["o"])
+                vals.append((o, [triple_id(pa.topic, p0, o)]))
             elif name == "one_hop_inverse":
                 vals.append((row["s"], [triple_id(row["s"], p0, pa.topic)]))
             elif row["o"] != pa.topic:
-                vals.append((row["o"], [triple_id(pa.topic, p0, row["mid"]),
-                                        triple_id(row["mid"], pa.path[1][0], row["o"])]))
+                o = self._graph_literal(row["mid"], pa.path[1][0], row["o"])
+                vals.append((o, [triple_id(pa.topic, p0, row["mid"]),
+                                 triple_id(row["mid"], pa.path[1][0], o)]))
         for t, tids in _prefer_english([(t, tids) for t, tids in vals]):
             support[t] += [x for x in tids if x not in support[t]]
         pa.answers = sorted(support)
         pa.support = dict(support)
+
+    def _graph_literal(self, subject: str, predicate: str, term: str) -> str:
+        """The graph's own spelling of a literal object that a SPARQL engine returned in canonical form.
+
+        Engines normalise typed literals (Oxigraph and Virtuoso return ``"5"^^xsd:nonNegativeInteger`` as
+        ``"5"^^xsd:integer``); the triple id, and so the citation, needs the term as the graph has it."""
+        if not term.startswith('"'):
+            return term
+        far = [t for t, _ in self._edges(subject).get((predicate, "out"), ())]
+        if term in far:
+            return term
+        key = literal_value(term)
+        return next((t for t in far if t.startswith('"') and literal_value(t) == key), term)
 
     def _graph_ranking(self, q: Question, seeds: list[str], best: PathAnswer | None) -> list[tuple[str, float]]:
         """Triple ids: the exact answer's support first, then the seeds' neighbourhood ranked by relation
@@ -335,6 +350,31 @@ class Retriever:
                     if sc > ranked.get(tid, -1.0):
                         ranked[tid] = sc
         return sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+_XSD = "http://www.w3.org/2001/XMLSchema#"
+_NUMERIC = {_XSD + n for n in (
+    "integer", "decimal", "double", "float", "int", "long", "short", "byte", "nonNegativeInteger",
+    "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
+    "unsignedShort", "unsignedByte")}
+
+
+def literal_value(term: str) -> tuple:
+    """A comparison key for an N-Triples literal: numbers of any XSD numeric type by value, other literals
+    by lexical form and datatype or language."""
+    if '"^^<' in term:
+        lex, dt = term[1:].rsplit('"^^<', 1)
+        dt = dt.rstrip(">")
+        if dt in _NUMERIC:
+            try:
+                return ("number", float(lex))
+            except ValueError:
+                pass
+        return ("typed", lex, dt)
+    if '"@' in term:
+        lex, lang = term[1:].rsplit('"@', 1)
+        return ("lang", lex, lang.lower())
+    return ("typed", term[1:-1], _XSD + "string")
 
 
 def _prefer_english(vals: list[tuple[str, object]]) -> list[tuple[str, object]]:
