@@ -95,7 +95,7 @@ def _ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(outs[0] if len(outs) == 1 else outs, ensure_ascii=False, indent=2))
         return 0
-    for i, (q, out) in enumerate(zip(args.question, outs)):
+    for i, (q, out) in enumerate(zip(args.question, outs, strict=True)):
         if len(outs) > 1:
             print(("\n" if i else "") + f"Q: {q}")
         print(format_text(out))
