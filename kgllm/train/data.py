@@ -30,6 +30,15 @@ def check_corpus(corpus: Path) -> None:
     read_manifest(corpus, kind="corpus")
 
 
+def train_eval_rows(corpus: Path, part: str, cfg, what: str) -> tuple[list[dict], list[dict]]:
+    """The train and validation rows of ``part`` a training stage uses (``cfg.max_train_examples`` and
+    ``cfg.max_eval_examples``); no training rows is an error that says what is missing."""
+    train = read_split(corpus, part, "train", cfg.max_train_examples)
+    if not train:
+        raise InputError(f"{corpus}/{part}/train.jsonl: no {what}; rebuild the corpus")
+    return train, read_split(corpus, part, "validation", cfg.max_eval_examples)
+
+
 def read_split(corpus: Path, part: str, split: str, limit: int = 0) -> list[dict]:
     """Rows of ``corpus/<part>/<split>.jsonl`` sorted by id; a missing split file is an empty list.
 

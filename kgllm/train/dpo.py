@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..artifacts import Manifest
-from ..errors import InputError
 from . import data as tdata
 from .common import load_causal_lm, load_tokenizer, peft_config, resolve_inputs, run_training
 from .stages import DPOConfig
@@ -29,10 +28,7 @@ def run(inputs: list[Path], out: Path, config: DPOConfig, *, pipeline_key: str |
     ins = resolve_inputs(inputs, cfg)
     tok = load_tokenizer(ins.model)
     chat = tdata.use_chat(tok, cfg.chat_format)
-    train_rows = tdata.read_split(ins.corpus, "dpo", "train", cfg.max_train_examples)
-    if not train_rows:
-        raise InputError(f"{ins.corpus}/dpo/train.jsonl: no preference pairs; rebuild the corpus")
-    eval_rows = tdata.read_split(ins.corpus, "dpo", "validation", cfg.max_eval_examples)
+    train_rows, eval_rows = tdata.train_eval_rows(ins.corpus, "dpo", cfg, "preference pairs")
     model = load_causal_lm(ins.model)
 
     def build(kw: dict):

@@ -69,10 +69,7 @@ def run(inputs: list[Path], out: Path, config: PretrainConfig, *, pipeline_key: 
     tok = load_tokenizer(tokenizer_dir(cfg.tokenizer) if cfg.tokenizer else ins.model)
     if cfg.tokenizer:
         ins.inputs.append(Path(cfg.tokenizer))
-    train_rows = tdata.read_split(ins.corpus, "pretrain", "train", cfg.max_train_examples)
-    if not train_rows:
-        raise InputError(f"{ins.corpus}/pretrain/train.jsonl: no pretraining text; rebuild the corpus")
-    eval_rows = tdata.read_split(ins.corpus, "pretrain", "validation", cfg.max_eval_examples)
+    train_rows, eval_rows = tdata.train_eval_rows(ins.corpus, "pretrain", cfg, "pretraining text")
     train_blocks, tstats = tdata.pack_texts([r["text"] for r in train_rows], tok, cfg.max_length)
     eval_blocks, estats = tdata.pack_texts([r["text"] for r in eval_rows], tok, cfg.max_length) if eval_rows \
         else ([], {"tokens": 0, "blocks": 0})

@@ -14,7 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..artifacts import Manifest
-from ..errors import InputError
 from . import data as tdata
 from .common import load_causal_lm, load_tokenizer, peft_config, resolve_inputs, run_training
 from .stages import SFTConfig
@@ -29,10 +28,7 @@ def run(inputs: list[Path], out: Path, config: SFTConfig, *, pipeline_key: str |
     ins = resolve_inputs(inputs, cfg)
     tok = load_tokenizer(ins.model)
     chat = tdata.use_chat(tok, cfg.chat_format)
-    train_rows = tdata.read_split(ins.corpus, "sft", "train", cfg.max_train_examples)
-    if not train_rows:
-        raise InputError(f"{ins.corpus}/sft/train.jsonl: no SFT examples; rebuild the corpus")
-    eval_rows = tdata.read_split(ins.corpus, "sft", "validation", cfg.max_eval_examples)
+    train_rows, eval_rows = tdata.train_eval_rows(ins.corpus, "sft", cfg, "SFT examples")
     model = load_causal_lm(ins.model)
 
     def build(kw: dict):
