@@ -59,7 +59,7 @@ def quality(index: Path, questions: Path) -> None:
 
 
 def large(tmp: Path, index: Path | None, vectors: int, queries: int) -> None:
-    from kgllm.eval.qa import RETRIEVAL_STAGES, _pct
+    from kgllm.eval.qa import _pct, retrieval_ms
     from kgllm.rag.answer import Answerer
     from kgllm.rag.qgen import generate
     from kgllm.rdf import count_triples, iter_graph
@@ -89,19 +89,24 @@ def large(tmp: Path, index: Path | None, vectors: int, queries: int) -> None:
     for q in qs[:3]:
         for mode in ("vector", "graph", "hybrid"):
             ans.ask(q["question"], mode)  # warm-up: encoder, PageRank matrix, relation descriptions
+    # Two passes per retriever: the first also pays for first touches of the memory-mapped graph arrays
+    # (cold page cache), the second is the steady state of a long-running server. Caches inside the
+    # answerer live for one question only, so the second pass answers nothing from the first.
     res = {}
     for mode in ("vector", "graph", "hybrid"):
-        ms, hits = [], 0
-        for q in qs:
-            out = ans.ask(q["question"], mode)
-            ms.append(sum(out["timings"].get(k, 0.0) for k in RETRIEVAL_STAGES))
-            hits += bool(out["answers"]) and out["answers"][0]["value"] in q["answers"]
-        res[mode] = ms
-        print(f"  {mode:<7} retrieval p50 {_pct(ms, 0.5):8.1f} ms  p95 {_pct(ms, 0.95):8.1f} ms  "
-              f"Hits@1 {hits / len(qs):.2f}")
-    base = _pct(res["vector"], 0.5)
-    for mode in ("graph", "hybrid"):
-        print(f"  {mode} p50 / vector-only p50 = {_pct(res[mode], 0.5) / base:.2f}")
+        for run in ("first pass", "steady"):
+            ms, hits = [], 0
+            for q in qs:
+                out = ans.ask(q["question"], mode)
+                ms.append(retrieval_ms(out["timings"]))
+                hits += bool(out["answers"]) and out["answers"][0]["value"] in q["answers"]
+            res[mode, run] = ms
+            print(f"  {mode:<7} {run:<10} retrieval p50 {_pct(ms, 0.5):8.1f} ms  p95 {_pct(ms, 0.95):8.1f} ms  "
+                  f"Hits@1 {hits / len(qs):.2f}")
+    for run in ("first pass", "steady"):
+        base = _pct(res["vector", run], 0.5)
+        for mode in ("graph", "hybrid"):
+            print(f"  {run}: {mode} p50 / vector-only p50 = {_pct(res[mode, run], 0.5) / base:.2f}")
 
 
 def main() -> int:

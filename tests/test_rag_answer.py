@@ -119,7 +119,8 @@ def test_one_hop_answer_cites_the_supporting_triples(answerer):
     assert out["path"] == [{"predicate": DBO + "hubAirport", "label": "hub airport", "direction": "out"}]
     # The exact lookup ran through the one-hop SPARQL template on the embedded store.
     assert "<http://dbpedia.org/resource/Lufthansa> <http://dbpedia.org/ontology/hubAirport> ?o" in out["sparql"]
-    assert {"link_ms", "graph_ms", "sparql_ms", "total_ms"} <= set(out["timings"])
+    assert {"link_ms", "vector_ms", "graph_ms", "sparql_ms", "retrieval_ms", "total_ms"} <= set(out["timings"])
+    assert 0 < out["timings"]["retrieval_ms"] <= out["timings"]["total_ms"]
     # Another phrasing, and a wh-word that selects between two matching predicates.
     assert _values(answerer.ask("Where is KLM headquartered?")) == [DBR + "Amstelveen", DBR + "Netherlands"]
 

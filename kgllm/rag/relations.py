@@ -75,7 +75,8 @@ def curated_phrasings() -> dict[str, list[str]]:
 @contextlib.contextmanager
 def one_thread():
     """Encode one short question on one CPU thread: intra-op threads only add synchronisation for a single
-    sentence, and on a busy machine they made the encoding 20x slower (2 s instead of 0.1 s, measured)."""
+    sentence, and on a busy machine they made the encoding 20x slower (2 s instead of 0.1 s, measured).
+    torch's thread count is per calling thread (OpenMP), so this is safe from several threads at once."""
     torch = sys.modules.get("torch")
     if torch is None:
         yield
@@ -123,6 +124,11 @@ class RelationMatcher:
         self.min_embedding = min_embedding
         self._desc: dict[str, list[Description]] = {}
         self._emb: dict[str, np.ndarray] = {}
+        self._qvec: dict[str, np.ndarray] = {}  # encoded relation words (question text minus a mention)
+
+    def new_question(self) -> None:
+        """Forget the encoded relation words of the previous question (they are cached within one)."""
+        self._qvec.clear()
 
     def descriptions(self, pred: str) -> list[Description]:
         d = self._desc.get(pred)
@@ -179,7 +185,10 @@ class RelationMatcher:
                 rows = [i for i, o in enumerate(owners) if o == p]
                 self._emb[p] = vecs[rows] if rows else np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 1),
                                                                 np.float32)
-        q = enc.encode([text])[0]
+        q = self._qvec.get(text)
+        if q is None:
+            # The top candidates of one mention share the question's remaining words: encode them once.
+            q = self._qvec[text] = enc.encode([text])[0]
         out = {}
         for p in preds:
             m = self._emb[p]

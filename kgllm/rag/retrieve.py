@@ -105,6 +105,7 @@ class Retriever:
         self.sparql = sparql
         self.matcher = RelationMatcher(index)
         self._ecache: dict = {}   # edges per entity, for one question (an index may change between questions)
+        self._executor = None     # one worker thread: the question's vector search in hybrid mode
 
     # ------------------------------------------------------------------ entry point
 
@@ -115,61 +116,59 @@ class Retriever:
             raise UsageError(f"unknown retriever {mode!r}; choose one of {', '.join(RETRIEVERS)}")
         cfg = self.config
         self._ecache = {}
+        self.matcher.new_question()
+        t0 = time.perf_counter()
         timings: dict[str, float] = {}
+        vec_future, vector_hits = None, []
+        if mode != "graph" and "triple" in self.index.vectors:
+            if mode == "hybrid":
+                # The question's encoding (torch, which releases the GIL) runs beside linking and the graph
+                # search over linked entities; its hits are needed only for the fallback seeds and fusion.
+                vec_future = self._pool().submit(self._vector_search, text, timings)
+            else:
+                vector_hits = self._vector_search(text, timings)
         mentions = []
         if mode != "vector":
             with _Timer(timings, "link_ms"):
                 mentions = self.index.link(text)
         q = parse_question(text, mentions)
         r = Retrieval(mode, q, timings=timings)
-        if mode != "graph" and "triple" in self.index.vectors:
-            with _Timer(timings, "vector_ms"), one_thread():
-                r.vector_hits = self.index.search(text, cfg.vector_k, kind="triple")
-        vec_rank = [h.key for h in r.vector_hits]
         if mode == "vector":
+            r.vector_hits = vector_hits
             r.ranked = [(h.key, h.score) for h in r.vector_hits][: cfg.k]
+            timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
             return r
-        seeds: list[tuple[str, float, bool]] = []   # (term, prior, linked by the linker)
+        seeds: list[tuple[str, float]] = []   # (term, prior) of linked entities
         # Each linked entity is tried with the question minus its own mention only: in a large lexicon the
         # relation words themselves ("mean", "kind", "poet") are linkable entities too.
         per_seed: dict[str, Question] = {}
         for m in mentions:
             qm = parse_question(text, [m])
             for c in m.candidates[: cfg.max_candidates]:
-                seeds.append((c.iri, c.score, True))
+                seeds.append((c.iri, c.score))
                 per_seed.setdefault(c.iri, qm)
-        if mode == "hybrid":
-            have = {s for s, _, _ in seeds}
+        mentioned = {m.iri for m in mentions if m.iri}
+        with _Timer(timings, "graph_ms"):
+            best = self._best_of(seeds, per_seed, q, mentioned, linked=True)
+        vseeds: list[tuple[str, float]] = []  # subjects of the best vector hits (hybrid)
+        if vec_future is not None:
+            r.vector_hits = vec_future.result()
+            have = {s for s, _ in seeds}
             for h in r.vector_hits[: cfg.seeds_from_vectors]:
                 if h.score < cfg.min_vector:
                     continue
                 for rec in self.index.triples([h.key]):
                     if rec.s.startswith("<") and rec.s not in have:
                         have.add(rec.s)
-                        seeds.append((rec.s, h.score, False))
-        r.seeds = [s for s, _, _ in seeds]
-        mentioned = {m.iri for m in mentions if m.iri}
-        with _Timer(timings, "graph_ms"):
-            best = None
-            # Linked seeds first; vector-hit seeds only when no linked entity has a matching path (they
-            # rescue linker misses but, competing with a correct link, they mostly add wrong answers: measured
-            # on the bundled question set).
-            for group in (True, False):
-                for term, prior, linked in seeds:
-                    if linked != group:
-                        continue
-                    # Seeds from vector hits need a lexical relation match: the embedding fallback on an
-                    # entity the question never named answers questions the graph cannot (measured).
-                    pa = self.best_path(per_seed.get(term, q) if linked else q, term, allow_embedding=linked)
-                    if pa is not None:
-                        pa.score = round(pa.score + 0.3 * prior, 6)
-                        if set(pa.answers) & mentioned:
-                            pa.score -= 0.5  # a question rarely asks for an entity it names itself
-                        if best is None or pa.score > best.score:
-                            best = pa
-                if best is not None:
-                    break
-            r.structured = best
+                        vseeds.append((rec.s, h.score))
+            # Vector-hit seeds only when no linked entity has a matching path (they rescue linker misses
+            # but, competing with a correct link, they mostly add wrong answers: measured on the bundled
+            # question set).
+            if best is None and vseeds:
+                with _Timer(timings, "graph_ms"):
+                    best = self._best_of(vseeds, per_seed, q, mentioned, linked=False)
+        r.seeds = [s for s, _ in seeds + vseeds]
+        r.structured = best
         if best is not None and self.sparql is not None:
             with _Timer(timings, "sparql_ms"):
                 self._run_template(best)
@@ -177,14 +176,43 @@ class Retriever:
             graph_rank = self._graph_ranking(q, r.seeds, best)
         if mode == "graph":
             r.ranked = graph_rank[: cfg.k]
+            timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
             return r
+        vec_rank = [h.key for h in r.vector_hits]
         with _Timer(timings, "fusion_ms"):
             if cfg.fusion == "convex":
                 fused = FUSIONS["convex"]([graph_rank, [(h.key, h.score) for h in r.vector_hits]])
             else:
                 fused = FUSIONS["rrf"]([[t for t, _ in graph_rank], vec_rank], k=cfg.rrf_k)
         r.ranked = fused[: cfg.k]
+        timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         return r
+
+    def _vector_search(self, text: str, timings: dict) -> list:
+        with _Timer(timings, "vector_ms"), one_thread():
+            return self.index.search(text, self.config.vector_k, kind="triple")
+
+    def _pool(self):
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgllm-vector")
+        return self._executor
+
+    def _best_of(self, seeds, per_seed, q: Question, mentioned: set, *, linked: bool) -> PathAnswer | None:
+        """The best-scoring path from any of ``seeds``: linked seeds with the question minus their own
+        mention; vector-hit seeds need a lexical relation match (the embedding fallback on an entity the
+        question never named answers questions the graph cannot: measured)."""
+        best = None
+        for term, prior in seeds:
+            pa = self.best_path(per_seed.get(term, q) if linked else q, term, allow_embedding=linked)
+            if pa is not None:
+                pa.score = round(pa.score + 0.3 * prior, 6)
+                if set(pa.answers) & mentioned:
+                    pa.score -= 0.5  # a question rarely asks for an entity it names itself
+                if best is None or pa.score > best.score:
+                    best = pa
+        return best
 
     # ------------------------------------------------------------------ graph paths
 
