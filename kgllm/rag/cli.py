@@ -89,8 +89,12 @@ def _answerer(args):
 
 def _ask(args: argparse.Namespace) -> int:
     from .answer import format_text
+    from .questions import check_question
 
+    for q in args.question:  # bad input fails before the index loads
+        check_question(q)
     answerer = _answerer(args)
+    answerer.warmup()  # load the encoder first: each printed latency is then its question's own
     outs = [answerer.ask(q, args.retriever) for q in args.question]
     if args.json:
         print(json.dumps(outs[0] if len(outs) == 1 else outs, ensure_ascii=False, indent=2))
