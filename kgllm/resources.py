@@ -23,6 +23,20 @@ _PREPARE_STEPS = (
 )
 
 
+# Repository folders the package reads at run time. A wheel carries copies under kgllm/_bundled/ (see
+# setup.py); a checkout or editable install reads them where they are.
+BUNDLED = ("queries", "ontologies", "examples/data/dbpedia-sample")
+_REPO = Path(__file__).resolve().parent.parent
+_PACKAGED = Path(__file__).resolve().parent / "_bundled"
+
+
+def bundled(rel: str) -> Path:
+    """Path of a bundled data folder or file (``queries/ask``, ``ontologies/dbpedia/dbo.owl.xz``...): the
+    copy inside an installed wheel, else the repository's own."""
+    packaged = _PACKAGED / rel
+    return packaged if packaged.exists() else _REPO / rel
+
+
 def home() -> Path:
     return Path(os.environ.get("KGLLM_HOME") or Path.home() / ".cache" / "kgllm").expanduser()
 

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, UsageError
+from ..resources import bundled
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent.parent / "queries" / "ask"
+TEMPLATES_DIR = bundled("queries/ask")
 
 # SPARQL 1.1 IRIREF: '<' ([^<>"{}|^`\]-[#x00-#x20])* '>'
 _IRI_OK = re.compile(r'^[^<>"{}|^`\\\x00-\x20]*$')

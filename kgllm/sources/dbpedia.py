@@ -27,12 +27,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, UsageError
+from ..resources import bundled
 from .sparql import HarvestConfig
 
-ROOT = Path(__file__).resolve().parents[2]
-PRESET_DIR = ROOT / "queries" / "dbpedia"
-SAMPLE_DIR = ROOT / "examples" / "data" / "dbpedia-sample"
-ONTOLOGY = ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz"
+PRESET_DIR = bundled("queries/dbpedia")
+SAMPLE_DIR = bundled("examples/data/dbpedia-sample")
+ONTOLOGY = bundled("ontologies/dbpedia/dbo.owl.xz")
 PUBLIC_ENDPOINT = "https://dbpedia.org/sparql"
 DBPEDIA_GRAPH = "http://dbpedia.org"
 
