@@ -159,9 +159,13 @@ class GraphWriter:
                                     for s in self._shards]
         self._writer.__exit__(exc_type, exc, tb)
 
-    def shard(self, provenance: dict) -> _ShardContext:
-        """Open a new shard (a new file) whose triples all share ``provenance``."""
-        return _ShardContext(self, provenance)
+    def shard(self, provenance: dict, *, unique_lines: bool = False) -> _ShardContext:
+        """Open a new shard (a new file) whose triples all share ``provenance``.
+
+        The context yields ``add(s, p, o) -> bool`` (False for a duplicate). With ``unique_lines`` it yields
+        ``add_line("<s> <p> <o>")`` instead, with no de-duplication: for a caller that has already removed
+        duplicates across everything it writes (validate does, on interned term ids)."""
+        return _ShardContext(self, provenance, unique_lines)
 
     def _new_shard(self, provenance: dict) -> tuple[_Shard, Any]:
         sh = _Shard(f"{SHARD_DIR}/{len(self._shards):05d}.nt.gz", dict(provenance))
@@ -183,16 +187,26 @@ class GraphWriter:
 
 
 class _ShardContext:
-    def __init__(self, g: GraphWriter, provenance: dict):
+    def __init__(self, g: GraphWriter, provenance: dict, unique_lines: bool = False):
         self.g = g
         self.provenance = provenance
+        self.unique_lines = unique_lines
         self.shard: _Shard | None = None
         self.fh = None
         self.buf: list[str] = []
 
     def __enter__(self):
         self.shard, self.fh = self.g._new_shard(self.provenance)
-        return self.add
+        return self.add_line if self.unique_lines else self.add
+
+    def add_line(self, line: str) -> None:
+        """Add one N-Triples statement without its final " ." (the caller guarantees it is new)."""
+        self.buf.append(line)
+        self.shard.triples += 1
+        if len(self.buf) >= 50_000:
+            self._flush()
+        if self.shard.triples >= self.g.shard_size:
+            self._rotate()
 
     def add(self, s: Any, p: Any, o: Any) -> bool:
         """Add a triple; returns False when it was a duplicate."""

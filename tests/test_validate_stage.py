@@ -95,6 +95,15 @@ def test_two_inputs_with_shared_triples_count_duplicates(ex_files, tmp_path):
     c = man.counts
     assert c["duplicate_triples"] > 0
     assert c["kept"] + c["quarantined"] + c["duplicate_triples"] == c["input_triples"]
+    # Every distinct input triple is written exactly once: kept in the graph or in the quarantine.
+    from kgllm.rdf import iter_graph
+
+    distinct = set(iter_graph([ex_files / "clean", ex_files / "planted"]))
+    kept = list(iter_graph(out))
+    quarantined = (out / "quarantine" / "quarantine.nt").read_text().splitlines()
+    assert len(kept) == len(set(kept)) == c["kept"] and len(quarantined) == len(set(quarantined)) == c["quarantined"]
+    assert len(distinct) == c["kept"] + c["quarantined"] and set(kept) <= distinct
+    assert man.counts["duplicates"] == c["duplicate_triples"]
 
 
 def test_cli_exit_codes(ex_files, tmp_path, capsys):

@@ -99,41 +99,48 @@ def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine
     The triples come from the index (term table + id arrays, in input order), not from re-reading the
     shards: the per-shard triple counts of the input manifests give the shard boundaries.
     """
+    import numpy as np
+
     kept = quarantined = duplicates = 0
     qdir = g.path / "quarantine"
     qdir.mkdir()
-    seen_q: set[str] = set()
+    # A triple that occurred before (in input order) is a duplicate: found on the interned term ids with
+    # one stable sort instead of hashing every statement. lexsort is stable, so among equal triples the
+    # first occurrence comes first and only the later ones are marked.
+    n_all = len(ctx)
+    order = np.lexsort((ctx.O, ctx.P, ctx.S))
+    s_, p_, o_ = ctx.S[order], ctx.P[order], ctx.O[order]
+    dup = np.zeros(n_all, dtype=bool)
+    dup[order[1:]] = (s_[1:] == s_[:-1]) & (p_[1:] == p_[:-1]) & (o_[1:] == o_[:-1])
+    del order, s_, p_, o_
     terms = ctx.terms
     n0 = 0
-    bar = progress(desc="write", total=len(ctx), unit="triple")
+    bar = progress(desc="write", total=n_all, unit="triple")
     with open(qdir / "quarantine.jsonl", "w", encoding="utf-8") as qj, \
             open(qdir / "quarantine.nt", "w", encoding="utf-8") as qn:
         for d in inputs:
             for shard in graph_shards(d):
                 n1 = n0 + shard["triples"]
-                with g.shard(shard["provenance"]) as add:
+                with g.shard(shard["provenance"], unique_lines=True) as add_line:
                     for lo in range(n0, n1, 100_000):  # chunks: bounded memory for the int lists
                         hi = min(lo + 100_000, n1)
                         rows = zip(range(lo, hi), ctx.S[lo:hi].tolist(), ctx.P[lo:hi].tolist(),
-                                   ctx.O[lo:hi].tolist(), strict=True)
+                                   ctx.O[lo:hi].tolist(), dup[lo:hi].tolist(), strict=True)
                         bar.update(hi - lo)
-                        for n, si, pi, oi in rows:
-                            s, p, o = terms[si], terms[pi], terms[oi]
-                            vs = quarantine.get(n) if quarantine else None
-                            if vs is None:
-                                if add(s, p, o):
-                                    kept += 1
-                                    if shacl_lines is not None:
-                                        shacl_lines.append(f"{s} {p} {o} .\n")
-                                else:
-                                    duplicates += 1
-                                continue
-                            line = f"{s} {p} {o}"
-                            if line in seen_q:
+                        for n, si, pi, oi, is_dup in rows:
+                            if is_dup:
                                 duplicates += 1
                                 continue
-                            seen_q.add(line)
+                            line = f"{terms[si]} {terms[pi]} {terms[oi]}"
+                            vs = quarantine.get(n) if quarantine else None
+                            if vs is None:
+                                add_line(line)
+                                kept += 1
+                                if shacl_lines is not None:
+                                    shacl_lines.append(line + " .\n")
+                                continue
                             quarantined += 1
+                            s, p, o = terms[si], terms[pi], terms[oi]
                             qn.write(line + " .\n")
                             qj.write(json.dumps({
                                 "id": triple_id(s, p, o), "s": s, "p": p, "o": o,
@@ -142,6 +149,7 @@ def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine
                                            "provenance": shard["provenance"]}}, ensure_ascii=False) + "\n")
                 n0 = n1
     bar.close()
+    g.duplicates += duplicates  # the writer's own count (it did not see them: unique_lines)
     return kept, quarantined, duplicates
 
 
