@@ -217,12 +217,7 @@ class _ShardContext:
             self.g.duplicates += 1
             return False
         seen.add(key)
-        self.buf.append(line)
-        self.shard.triples += 1
-        if len(self.buf) >= 50_000:
-            self._flush()
-        if self.shard.triples >= self.g.shard_size:
-            self._rotate()
+        self.add_line(line)
         return True
 
     def _flush(self) -> None:

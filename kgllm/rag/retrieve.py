@@ -24,7 +24,8 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..rdf import DBO, RDFS, SKOS, WN, triple_id
+from ..corpus.literals import parse_literal
+from ..rdf import DBO, RDFS, SKOS, WN, XSD, triple_id
 from .fusion import FUSIONS
 from .questions import Question, parse_question
 from .relations import RelationMatcher, RelMatch, one_thread
@@ -114,10 +115,17 @@ class Retriever:
             from ..errors import UsageError
 
             raise UsageError(f"unknown retriever {mode!r}; choose one of {', '.join(RETRIEVERS)}")
-        cfg = self.config
         self._ecache = {}
         self.matcher.new_question()
         t0 = time.perf_counter()
+        r = self._retrieve(text, mode)
+        # Wall time: in hybrid the vector search overlaps linking and the graph search, so the stage
+        # timings do not add up to it.
+        r.timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
+        return r
+
+    def _retrieve(self, text: str, mode: str) -> Retrieval:
+        cfg = self.config
         timings: dict[str, float] = {}
         vec_future, vector_hits = None, []
         if mode != "graph" and "triple" in self.index.vectors:
@@ -136,7 +144,6 @@ class Retriever:
         if mode == "vector":
             r.vector_hits = vector_hits
             r.ranked = [(h.key, h.score) for h in r.vector_hits][: cfg.k]
-            timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
             return r
         seeds: list[tuple[str, float]] = []   # (term, prior) of linked entities
         # Each linked entity is tried with the question minus its own mention only: in a large lexicon the
@@ -176,7 +183,6 @@ class Retriever:
             graph_rank = self._graph_ranking(q, r.seeds, best)
         if mode == "graph":
             r.ranked = graph_rank[: cfg.k]
-            timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
             return r
         vec_rank = [h.key for h in r.vector_hits]
         with _Timer(timings, "fusion_ms"):
@@ -185,7 +191,6 @@ class Retriever:
             else:
                 fused = FUSIONS["rrf"]([[t for t, _ in graph_rank], vec_rank], k=cfg.rrf_k)
         r.ranked = fused[: cfg.k]
-        timings["retrieval_ms"] = round((time.perf_counter() - t0) * 1000, 3)
         return r
 
     def _vector_search(self, text: str, timings: dict) -> list:
@@ -380,8 +385,7 @@ class Retriever:
         return sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-_XSD = "http://www.w3.org/2001/XMLSchema#"
-_NUMERIC = {_XSD + n for n in (
+_NUMERIC = {XSD + n for n in (
     "integer", "decimal", "double", "float", "int", "long", "short", "byte", "nonNegativeInteger",
     "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
     "unsignedShort", "unsignedByte")}
@@ -390,19 +394,16 @@ _NUMERIC = {_XSD + n for n in (
 def literal_value(term: str) -> tuple:
     """A comparison key for an N-Triples literal: numbers of any XSD numeric type by value, other literals
     by lexical form and datatype or language."""
-    if '"^^<' in term:
-        lex, dt = term[1:].rsplit('"^^<', 1)
-        dt = dt.rstrip(">")
-        if dt in _NUMERIC:
-            try:
-                return ("number", float(lex))
-            except ValueError:
-                pass
-        return ("typed", lex, dt)
-    if '"@' in term:
-        lex, lang = term[1:].rsplit('"@', 1)
+    lex, lang, dt = parse_literal(term)
+    if lang:
         return ("lang", lex, lang.lower())
-    return ("typed", term[1:-1], _XSD + "string")
+    dt = dt or XSD + "string"
+    if dt in _NUMERIC:
+        try:
+            return ("number", float(lex))
+        except ValueError:
+            pass
+    return ("typed", lex, dt)
 
 
 def _prefer_english(vals: list[tuple[str, object]]) -> list[tuple[str, object]]:
