@@ -64,7 +64,8 @@ resources: venv
 	$(PY) -m kgllm.resources
 
 bench: setup
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@# bench_make.py times `make demo`/`make test` on a fresh clone: run it by hand, not from make.
+	@for b in bench/bench_*.py; do [ $$b = bench/bench_make.py ] && continue; echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: venv
 	$(PY) -m ruff check kgllm tests bench

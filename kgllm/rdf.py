@@ -171,8 +171,8 @@ class GraphWriter:
         sh = _Shard(f"{SHARD_DIR}/{len(self._shards):05d}.nt.gz", dict(provenance))
         self._shards.append(sh)
         # mtime=0 and a fixed level keep shards byte-identical across runs (deterministic hashes).
-        # Level 3: on all of WordNet (390 MB of N-Triples) 1.8 s and 27 MB, against 3.3 s and 26 MB at level 5
-        # (measured); shards are intermediate artifacts, written once and read a few times.
+        # Level 3: all of WordNet (388 MB of N-Triples) in 1.4 s and 27.0 MB, against 3.7 s and 25.8 MB at
+        # level 5 (bench/bench_gzip.py); shards are intermediate artifacts, written once and read a few times.
         fh = gzip.GzipFile(self.path / sh.file, "wb", compresslevel=3, mtime=0)
         return sh, fh
 
