@@ -16,9 +16,23 @@ T = TypeVar("T")
 logger = logging.getLogger("kgllm")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record, not the stream it was created
+    with: a CLI called in-process (tests, notebooks) may swap stderr, and a handler bound to the old,
+    closed stream would print "--- Logging error ---" tracebacks."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property wins
+        pass
+
+
 def setup_logging(verbose: int = 0) -> None:
     level = logging.DEBUG if verbose > 0 else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("kgllm")
     root.handlers[:] = [handler]

@@ -332,3 +332,26 @@ def test_cli_help_imports_no_heavy_packages():
 def test_cli_unknown_command_is_usage_error(capsys):
     assert main(["frobnicate"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_log_handler_follows_stderr_when_it_is_swapped(monkeypatch):
+    # The CLI called in-process (tests, notebooks) sets up logging with one stderr, which is later replaced
+    # and closed; records must go to the current stderr, never raise "I/O operation on closed file".
+    import io
+    import logging
+
+    from kgllm.log import logger, setup_logging
+
+    old = io.StringIO()
+    monkeypatch.setattr("sys.stderr", old)
+    setup_logging(0)
+    try:
+        logger.info("first record")
+        old.close()
+        new = io.StringIO()
+        monkeypatch.setattr("sys.stderr", new)
+        logger.info("second record")
+        assert "second record" in new.getvalue() and "Logging error" not in new.getvalue()
+    finally:
+        logging.getLogger("kgllm").handlers.clear()
+        logging.getLogger("kgllm").propagate = True

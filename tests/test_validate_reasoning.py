@@ -10,7 +10,12 @@ import pytest
 
 from kgllm.errors import InputError
 from kgllm.validate.ontology import load_ontologies
-from kgllm.validate.reasoning import parse_pellet_explain_blocks, parse_pellet_explanation, reason
+from kgllm.validate.reasoning import (
+    parse_pellet_explain_blocks,
+    parse_pellet_explanation,
+    reason,
+    summarize_java_failure,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PIZZA = ROOT / "ontologies" / "examples" / "pizza.owl"
@@ -104,7 +109,24 @@ def test_reasoner_out_of_memory_is_reported(tmp_path):
     res = reason(load_ontologies([ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz"]), "hermit", java_heap_mb=8,
                  timeout_s=60)
     assert res.status == "out_of_memory", res
-    assert "OutOfMemoryError" in res.message
+    first = res.message.splitlines()[0]
+    assert "OutOfMemoryError" in first and "8 MB Java heap" in first and "java_heap_mb" in first
+
+
+def test_java_failure_message_leads_with_the_cause_however_long_the_trace():
+    # A Java stack trace longer than any tail kept: the cause line must still be in the message, first.
+    trace = "\n".join(f"\tat org.example.Deep.frame{i}(Deep.java:{i})" for i in range(5000))
+    text = f'Java error message is:\nException in thread "main" java.lang.OutOfMemoryError: Java heap space\n{trace}\n'
+    status, msg = summarize_java_failure(text, 64, "hermit failed")
+    assert status == "out_of_memory"
+    assert msg.startswith('hermit failed: Exception in thread "main" java.lang.OutOfMemoryError: Java heap space')
+    assert "64 MB Java heap" in msg and "frame4999" in msg and len(msg) < 2200
+    status, msg = summarize_java_failure(
+        "Traceback (most recent call last):\n  File \"x.py\", line 1\n    raise ValueError('bad')\n"
+        "ValueError: bad ontology\n", 2000, "reasoner worker failed (exit 1)")
+    assert status == "error"
+    assert msg.splitlines()[0] == "reasoner worker failed (exit 1): ValueError: bad ontology"
+    assert summarize_java_failure("", 2000, "pellet explain failed") == ("error", "pellet explain failed: no output")
 
 
 def test_unparseable_ontology_names_the_file(tmp_path):

@@ -87,13 +87,33 @@ def reason(ont: Ontology, reasoner: str = "hermit", *, java_heap_mb: int = 2000,
     seconds = round(time.perf_counter() - t0, 2)
     text = out.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0 or not text:
-        tail = err.decode("utf-8", "replace")[-2000:]
-        status = "out_of_memory" if "OutOfMemoryError" in tail or "MemoryError" in tail else "error"
-        return ReasoningResult(reasoner, status, seconds=seconds,
-                               message=f"reasoner worker failed (exit {proc.returncode}): {tail.strip()}")
+        status, message = _worker_failure(err.decode("utf-8", "replace"), proc.returncode, java_heap_mb)
+        return ReasoningResult(reasoner, status, seconds=seconds, message=message)
     res = json.loads(text[-1])
     res["seconds"] = seconds
     return ReasoningResult(**res)
+
+
+def _worker_failure(err: str, returncode: int, java_heap_mb: int) -> tuple[str, str]:
+    """Status and message for a reasoner worker that died without a result."""
+    return summarize_java_failure(err, java_heap_mb, f"reasoner worker failed (exit {returncode})")
+
+
+def summarize_java_failure(text: str, java_heap_mb: int, what: str) -> tuple[str, str]:
+    """``(status, message)`` for a failed Java or worker run: the cause comes first (the first line naming
+    an error or exception, however long the stack trace under it), a hint when the heap ran out, then the
+    last lines of output. Status is ``out_of_memory`` or ``error``."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    oom = any("OutOfMemoryError" in ln or ln.startswith("MemoryError") for ln in lines)
+    causes = [ln for ln in lines if re.search(r"(Error|Exception)\b", ln)
+              and not ln.startswith(("at ", "File ", "raise ", "Traceback"))]
+    cause = next((ln for ln in causes if "OutOfMemoryError" in ln), None) if oom else None
+    cause = cause or (causes[0] if causes else lines[-1] if lines else "no output")
+    tail = "\n".join(ln for ln in lines[-12:] if ln != cause)[-1500:]
+    head = f"{what}: {cause[:500]}"
+    if oom:
+        head += f" (out of memory with a {java_heap_mb} MB Java heap; raise java_heap_mb)"
+    return ("out_of_memory" if oom else "error"), head + (f"\n{tail}" if tail else "")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -138,12 +158,6 @@ def parse_pellet_explain_blocks(text: str) -> list[dict]:
 # ----------------------------------------------------------------------------- worker (subprocess)
 
 
-def _java_failure(exc: Exception) -> tuple[str, str]:
-    msg = str(exc)
-    status = "out_of_memory" if "OutOfMemoryError" in msg else "error"
-    return status, msg[-3000:]
-
-
 def _pellet_explain(nt_path: str, heap_mb: int, *what: str) -> dict:
     """Pellet's justifications: of the inconsistency (default), or ``--all-unsat``: of each unsatisfiable
     class. HermiT gives none; owlready2 reaches ``pellet explain`` only after a second full ``realize``
@@ -162,7 +176,7 @@ def _pellet_explain(nt_path: str, heap_mb: int, *what: str) -> dict:
         explanations = parse_pellet_explanation(proc.stdout)
         if explanations:
             return {"explanations": explanations, "explainer": "pellet"}
-    status, msg = _java_failure(Exception(proc.stderr or proc.stdout))
+    status, msg = summarize_java_failure(proc.stderr or proc.stdout, heap_mb, "pellet explain failed")
     return {"message": f"Pellet could not explain {'the unsatisfiable classes' if what else 'the inconsistency'} "
                        f"({status}): {msg[:500]}"}
 
@@ -185,7 +199,7 @@ def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
     except OwlReadyInconsistentOntologyError:
         res.update(status="inconsistent", consistent=False)
     except OwlReadyJavaError as e:
-        status, msg = _java_failure(e)
+        status, msg = summarize_java_failure(str(e), heap_mb, f"{reasoner} failed")
         return {"reasoner": reasoner, "status": status, "consistent": None, "message": msg}
     if res["consistent"]:
         res["unsatisfiable_classes"] = sorted(c.iri for c in world.inconsistent_classes() if c.iri != _NOTHING)
