@@ -69,6 +69,82 @@ def test_pretrain_from_scratch_packs_and_reports_perplexity(tiny, tmp_path):
     assert json.loads((out / "training_config.json").read_text())["config"]["scratch"]["hidden_size"] == 32
 
 
+def test_pretrain_counts_every_token_and_reports_steady_speed(tiny, tmp_path):
+    # A tokenizer that pads with EOS (as SmolLM2's does): full packed batches go without attention_mask,
+    # and the EOS between documents must still be counted as a training token.
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tiny["tokenizer"]))
+    tok.pad_token = tok.eos_token
+    tok.save_pretrained(str(tmp_path / "tok-eos-pad"))
+    out = tmp_path / "lm"
+    cfg = {"tokenizer": str(tmp_path / "tok-eos-pad"), "max_length": 8, "batch_size": 2, "epochs": 1,
+           "save_steps": 1000, "logging_steps": 1, "scratch": {"hidden_size": 32, "num_layers": 2, "num_heads": 2}}
+    man = run_stage("train.pretrain", [tiny["corpus"]], out, cfg)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert man.counts["tokens"] == man.counts["train_tokens"] == metrics["num_input_tokens_seen"]
+    assert man.counts["steps"] == math.ceil(man.counts["train_examples"] / 2) >= 5
+    # Steady speed leaves out the first fifth of the steps; FLOPs per token as in PaLM's MFU.
+    from kgllm.train.common import model_flops_per_token
+
+    model, _ = _load_lm(out)
+    assert metrics["steady_steps"] == man.counts["steps"] - max(1, man.counts["steps"] // 5)
+    assert metrics["tokens_per_s_steady"] > 0
+    assert metrics["flops_per_token"] == model_flops_per_token(model, 8)
+    assert metrics["model_tflops_per_s"] == pytest.approx(metrics["flops_per_token"] * metrics["tokens_per_s_steady"] / 1e12)
+    assert "mfu" not in metrics  # CPU: no bf16 peak to compare with
+
+
+def test_model_flops_per_token_counts_matmul_weights_and_attention():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from kgllm.train.common import model_flops_per_token, peak_bf16_flops
+
+    v, d, f, layers = 100, 64, 160, 3
+    for tied in (True, False):
+        m = LlamaForCausalLM(LlamaConfig(vocab_size=v, hidden_size=d, intermediate_size=f, num_hidden_layers=layers,
+                                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tied))
+        kv = d // 2  # 2 of 4 heads for keys and values
+        per_layer = d * d + 2 * d * kv + d * d + 3 * d * f + 2 * d  # q, k, v, o, SwiGLU MLP, two norms
+        n = layers * per_layer + d + v * d  # + final norm + output head (the embedding lookup is no product)
+        assert model_flops_per_token(m, 128) == 6 * n + 12 * layers * d * 128
+        assert model_flops_per_token(m, None) == 6 * n
+    assert peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
+    assert peak_bf16_flops("Some CPU") is None
+
+
+def test_pad_collator_right_pads_with_or_without_mask_and_to_a_static_shape():
+    from kgllm.train.data import PadCollator
+
+    rows = [{"input_ids": [5, 6, 7]}, {"input_ids": [8]}]
+    masked = PadCollator(0)(rows)
+    assert masked["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert masked["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+    plain = PadCollator(0, mask=False)(rows)
+    assert set(plain) == {"input_ids", "labels"} and plain["labels"].tolist() == masked["labels"].tolist()
+    static = PadCollator(0, mask=False, static_shape=(3, 4))(rows)
+    assert static["input_ids"].tolist() == [[5, 6, 7, 0], [8, 0, 0, 0], [0, 0, 0, 0]]
+    assert int((static["labels"] != -100).sum()) == 4  # padding rows carry no loss
+
+
+def test_causal_lm_right_padding_needs_no_mask():
+    # Why packed batches go without attention_mask: right padding changes nothing at the real positions.
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from kgllm.train.data import PadCollator
+
+    torch.manual_seed(0)
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=2, num_key_value_heads=2)).eval()
+    rows = [{"input_ids": [5, 6, 7, 8, 9]}, {"input_ids": [10, 11]}]
+    with torch.no_grad():
+        a = m(**PadCollator(1)(rows))
+        b = m(**PadCollator(1, mask=False)(rows))
+    assert torch.allclose(a.loss, b.loss, atol=1e-6)
+    assert torch.allclose(a.logits[1, :2], b.logits[1, :2], atol=1e-5)
+
+
 def test_pretrain_resume_continues_from_saved_step(tiny, tmp_path):
     out = tmp_path / "lm"
     cfg = {**FAST, "model": str(tiny["model"]), "max_length": 16}

@@ -3,7 +3,6 @@ timeouts, bad ontology files."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -97,11 +96,9 @@ def test_pellet_as_the_reasoner(inconsistent_ttl):
 
 
 def test_reasoner_timeout_is_a_status_not_a_hang():
-    t0 = time.perf_counter()
     res = reason(load_ontologies([PIZZA]), "hermit", timeout_s=0.3)
-    assert res.status == "timeout"
+    assert res.status == "timeout" and res.consistent is None
     assert "0.3" in res.message and "reasoning_timeout_s" in res.message
-    assert time.perf_counter() - t0 < 10
 
 
 def test_reasoner_out_of_memory_is_reported(tmp_path):

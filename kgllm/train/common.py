@@ -110,6 +110,7 @@ def trainer_kwargs(cfg: TrainConfig, out: Path, has_eval: bool) -> dict:
         bf16=use_bf16(cfg),
         fp16=False,
         activation_checkpointing=cfg.activation_checkpointing,  # trl 1.x would default it to True
+        torch_compile=cfg.compile,
         report_to="none",
         disable_tqdm=not progress_enabled(),
         dataloader_num_workers=0,
@@ -171,6 +172,8 @@ def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: P
         logger.info("%s: --resume given but no checkpoint in %s; starting from step 0", stage, wd)
 
     trainer = build(trainer_kwargs(cfg, out, has_eval=counts.get("eval_examples", 0) > 0))
+    speed = ThroughputCallback()
+    trainer.add_callback(speed)
     resumed_step = _checkpoint_step(resume_from)
     logger.info("%s: training %s (%s)%s", stage, type(trainer.model).__name__, _device_note(),
                 f", resuming from step {resumed_step}" if resume_from else "")
@@ -179,7 +182,9 @@ def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: P
     # extends a finished run.)
     metrics = {"train_loss": result.training_loss, "global_step": trainer.state.global_step,
                "resumed_from_step": resumed_step, "num_input_tokens_seen": trainer.state.num_input_tokens_seen,
-               **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}}
+               **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
+               **speed.figures(trainer.model, cfg.max_length if kind == "model.pretrain" else None,
+                               state.num_processes, use_bf16(cfg))}
     if counts.get("eval_examples", 0) > 0:
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
@@ -219,6 +224,96 @@ def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: P
         man = w.manifest
     state.wait_for_everyone()
     return man if state.is_main_process else read_manifest(out)
+
+
+# Dense bf16 peak FLOP/s of one GPU (vendor datasheets, no sparsity), for MFU. More specific names first.
+PEAK_BF16_FLOPS = [("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H200", 989e12),
+                   ("GH200", 989e12), ("B200", 2250e12), ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12),
+                   ("A10G", 70e12), ("A10", 125e12)]
+
+
+def peak_bf16_flops(device_name: str) -> float | None:
+    return next((v for k, v in PEAK_BF16_FLOPS if k in device_name), None)
+
+
+def model_flops_per_token(model, seq_len: int | None) -> float | None:
+    """Training FLOPs per token of a decoder-only LM, as in PaLM's MFU (Chowdhery et al. 2022, app. B):
+    ``6 * N + 12 * L * d * T``, N the weights that take part in matrix products (the embedding lookup
+    does not, the output head does, tied or not), L layers, d = heads * head size, T the sequence
+    length (attention scores and their use; causal masking not discounted; left out when ``seq_len`` is
+    None, as for unpacked rows of varying length). None for a model that is not a plain decoder (its
+    config lacks the sizes)."""
+    cfg = getattr(model, "config", None)
+    layers = getattr(cfg, "num_hidden_layers", None)
+    hidden = getattr(cfg, "hidden_size", None)
+    if not layers or not hidden:
+        return None
+    heads = getattr(cfg, "num_attention_heads", None) or 1
+    head_dim = getattr(cfg, "head_dim", None) or hidden // heads
+    emb = model.get_input_embeddings().weight if hasattr(model, "get_input_embeddings") else None
+    n = sum(p.numel() for p in model.parameters() if p is not emb)
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if emb is not None and head is not None and head.weight is emb:
+        n += emb.numel()  # tied: the head's matrix product still runs
+    return 6.0 * n + (12.0 * layers * heads * head_dim * seq_len if seq_len else 0.0)
+
+
+class ThroughputCallback:
+    """Steady-state training speed: tokens/s between the end of warm-up (the first ``warmup`` optimizer
+    steps of this run, or a fifth of a short run: CUDA start-up, ``torch.compile``, allocator growth) and
+    the end of training. The Trainer's own ``train_tokens_per_second`` includes all of that."""
+
+    def __init__(self, warmup: int = 10):
+        self.warmup = warmup
+        self.start_step: int | None = None
+        self.mark: tuple[float, int, int] | None = None   # (time, tokens seen, step) at the end of warm-up
+        self.end: tuple[float, int, int] | None = None
+
+    def __getattr__(self, name: str):
+        if name.startswith("on_"):  # the Trainer calls every event on every callback
+            return lambda *a, **kw: None
+        raise AttributeError(name)
+
+    @staticmethod
+    def _now() -> float:
+        import time
+
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.start_step = state.global_step
+
+    def on_step_end(self, args, state, control, **kw):
+        todo = max(state.max_steps - (self.start_step or 0), 1)
+        skip = min(self.warmup, max(1, todo // 5))
+        if self.mark is None and state.global_step - (self.start_step or 0) == skip and state.global_step < state.max_steps:
+            self.mark = (self._now(), state.num_input_tokens_seen, state.global_step)
+
+    def on_train_end(self, args, state, control, **kw):
+        self.end = (self._now(), state.num_input_tokens_seen, state.global_step)
+
+    def figures(self, model, seq_len: int | None, num_processes: int, bf16: bool) -> dict:
+        """``tokens_per_s_steady`` (all processes together) and, where it applies, ``flops_per_token``
+        and ``mfu`` (per GPU, against the dense bf16 peak; only for bf16 runs on a GPU we know)."""
+        if self.mark is None or self.end is None or self.end[2] <= self.mark[2] or self.end[0] <= self.mark[0]:
+            return {}
+        tps = (self.end[1] - self.mark[1]) / (self.end[0] - self.mark[0])
+        out = {"tokens_per_s_steady": tps, "steady_steps": self.end[2] - self.mark[2]}
+        import torch
+
+        base = getattr(model, "get_base_model", lambda: model)()  # peft: the wrapped model
+        fpt = model_flops_per_token(base, seq_len)
+        if fpt:
+            out["flops_per_token"] = fpt
+            out["model_tflops_per_s"] = fpt * tps / 1e12
+            peak = peak_bf16_flops(torch.cuda.get_device_name(0)) if torch.cuda.is_available() and bf16 else None
+            if peak:
+                out["mfu"] = fpt * tps / (peak * max(num_processes, 1))
+        return out
 
 
 def _checkpoint_step(path: str | None) -> int:

@@ -131,22 +131,38 @@ def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[list[list[
 
 
 class PadCollator:
-    """Pad ``input_ids`` blocks; labels are the inputs with -100 on padding (not on EOS inside text)."""
+    """Right-pad ``input_ids`` blocks; labels are the inputs with -100 on padding (not on EOS inside text).
 
-    def __init__(self, pad_id: int):
+    ``mask=False`` (packed causal LM training): no ``attention_mask``. With right padding a causal model
+    gives the real positions the same outputs either way (they never attend to later positions), and
+    the loss skips padding through its labels; without a mask, transformers keeps the flash attention
+    kernel under ``torch.compile``, which cannot see that a mask is all ones.
+    ``static_shape=(rows, length)``: every batch is padded to that shape (a short batch gets rows of pure
+    padding, which carry no loss): one compiled graph for the whole run instead of a recompilation for
+    the short batch at the end of each epoch.
+    """
+
+    def __init__(self, pad_id: int, *, mask: bool = True, static_shape: tuple[int, int] | None = None):
         self.pad_id = pad_id
+        self.mask = mask
+        self.static_shape = static_shape
 
     def __call__(self, examples: list[dict]) -> dict:
         import torch
 
-        n = max(len(e["input_ids"]) for e in examples)
-        ids = torch.full((len(examples), n), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(examples), n), dtype=torch.long)
-        labels = torch.full((len(examples), n), -100, dtype=torch.long)
+        rows, n = len(examples), max(len(e["input_ids"]) for e in examples)
+        if self.static_shape:
+            rows, n = max(rows, self.static_shape[0]), max(n, self.static_shape[1])
+        ids = torch.full((rows, n), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, n), dtype=torch.long)
+        labels = torch.full((rows, n), -100, dtype=torch.long)
         for i, e in enumerate(examples):
             k = len(e["input_ids"])
             t = torch.tensor(e["input_ids"], dtype=torch.long)
             ids[i, :k] = t
             mask[i, :k] = 1
             labels[i, :k] = t
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        out = {"input_ids": ids, "labels": labels}
+        if self.mask:
+            out["attention_mask"] = mask
+        return out

@@ -58,6 +58,29 @@ def scratch_model(cfg: ScratchModelConfig, tokenizer, max_length: int, seed: int
     return LlamaForCausalLM(lc)
 
 
+def packed_trainer_class():
+    """The Trainer for packed blocks, which come without ``attention_mask`` (see
+    :class:`~kgllm.train.data.PadCollator`): tokens are counted from the labels (-100 only on padding).
+    The Trainer's own fallback counts ``input_ids != pad_token_id``, which misses every EOS between
+    documents when the tokenizer pads with EOS. None if this transformers has no token-count hook to
+    override (then the batches keep their masks)."""
+    from transformers import Trainer
+
+    if not callable(getattr(Trainer, "_track_num_input_tokens", None)):
+        return None
+
+    class PackedTrainer(Trainer):
+        def _track_num_input_tokens(self, inputs):
+            if "attention_mask" in inputs or self.args.include_num_input_tokens_seen == "no":
+                return super()._track_num_input_tokens(inputs)
+            import torch
+
+            n = torch.as_tensor((inputs["labels"] != -100).sum(), device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(n).sum().item()
+
+    return PackedTrainer
+
+
 def run(inputs: list[Path], out: Path, config: PretrainConfig, *, pipeline_key: str | None = None) -> Manifest:
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments
@@ -87,11 +110,14 @@ def run(inputs: list[Path], out: Path, config: PretrainConfig, *, pipeline_key: 
         model = get_peft_model(model, lora)
 
     def build(kw: dict):
-        return Trainer(
+        cls = packed_trainer_class()
+        collator = tdata.PadCollator(tok.pad_token_id, mask=cls is None,
+                                     static_shape=(cfg.batch_size, cfg.max_length) if cfg.compile else None)
+        return (cls or Trainer)(
             model=model, args=TrainingArguments(**kw), processing_class=tok,
             train_dataset=Dataset.from_dict({"input_ids": train_blocks}),
             eval_dataset=Dataset.from_dict({"input_ids": eval_blocks}) if eval_blocks else None,
-            data_collator=tdata.PadCollator(tok.pad_token_id),
+            data_collator=collator,
         )
 
     counts = {"train_examples": len(train_blocks), "eval_examples": len(eval_blocks),

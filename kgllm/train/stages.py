@@ -55,6 +55,7 @@ class TrainConfig:
     logging_steps: int = 10
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 on a GPU that has it, fp32 on CPU
     activation_checkpointing: bool = False  # recompute activations in backward: less memory, ~20% slower
+    compile: bool = False           # torch.compile the model (GPU: faster steps after a minute of compiling)
     chat_format: Literal["auto", "chat", "plain"] = "auto"  # auto: chat when the tokenizer has a template
     resume: bool = False            # continue from the last checkpoint in OUT's work dir
     lora: LoraConfig = field(default_factory=LoraConfig)
