@@ -103,13 +103,12 @@ def _alternate(reps: int, baseline, kgllm) -> tuple[dict, dict]:
     best of each. ``kgllm`` is called with the run's index."""
     base, fw = [], []
     for r in range(reps):
-        for first in ((0, 1) if r % 2 == 0 else (1, 0)):
-            if first == 0:
-                base.append(baseline())
-            else:
-                fw.append(kgllm(r))
-    best = lambda runs: max(runs, key=lambda x: x["tokens_per_s"])  # noqa: E731
-    return best(base), best(fw)
+        if r % 2 == 0:
+            base.append(baseline())
+        fw.append(kgllm(r))
+        if r % 2 == 1:
+            base.append(baseline())
+    return max(base, key=lambda x: x["tokens_per_s"]), max(fw, key=lambda x: x["tokens_per_s"])
 
 
 def main() -> None:

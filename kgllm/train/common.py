@@ -184,7 +184,7 @@ def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: P
                "resumed_from_step": resumed_step, "num_input_tokens_seen": trainer.state.num_input_tokens_seen,
                **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
                **speed.figures(trainer.model, cfg.max_length if kind == "model.pretrain" else None,
-                               state.num_processes, use_bf16(cfg))}
+                               state.num_processes, trainer.args.bf16)}
     if counts.get("eval_examples", 0) > 0:
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
@@ -265,7 +265,7 @@ class ThroughputCallback:
 
     def __init__(self, warmup: int = 10):
         self.warmup = warmup
-        self.start_step: int | None = None
+        self.mark_step = 0                                 # the step that ends warm-up (set at train begin)
         self.mark: tuple[float, int, int] | None = None   # (time, tokens seen, step) at the end of warm-up
         self.end: tuple[float, int, int] | None = None
 
@@ -285,12 +285,11 @@ class ThroughputCallback:
         return time.perf_counter()
 
     def on_train_begin(self, args, state, control, **kw):
-        self.start_step = state.global_step
+        todo = max(state.max_steps - state.global_step, 1)  # a resumed run starts past step 0
+        self.mark_step = state.global_step + min(self.warmup, max(1, todo // 5))
 
     def on_step_end(self, args, state, control, **kw):
-        todo = max(state.max_steps - (self.start_step or 0), 1)
-        skip = min(self.warmup, max(1, todo // 5))
-        if self.mark is None and state.global_step - (self.start_step or 0) == skip and state.global_step < state.max_steps:
+        if state.global_step == self.mark_step < state.max_steps:
             self.mark = (self._now(), state.num_input_tokens_seen, state.global_step)
 
     def on_train_end(self, args, state, control, **kw):

@@ -154,15 +154,13 @@ class PadCollator:
         if self.static_shape:
             rows, n = max(rows, self.static_shape[0]), max(n, self.static_shape[1])
         ids = torch.full((rows, n), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((rows, n), dtype=torch.long)
         labels = torch.full((rows, n), -100, dtype=torch.long)
+        mask = torch.zeros((rows, n), dtype=torch.long) if self.mask else None
         for i, e in enumerate(examples):
             k = len(e["input_ids"])
             t = torch.tensor(e["input_ids"], dtype=torch.long)
             ids[i, :k] = t
-            mask[i, :k] = 1
             labels[i, :k] = t
-        out = {"input_ids": ids, "labels": labels}
-        if self.mask:
-            out["attention_mask"] = mask
-        return out
+            if mask is not None:
+                mask[i, :k] = 1
+        return {"input_ids": ids, "labels": labels} | ({"attention_mask": mask} if mask is not None else {})

@@ -87,16 +87,12 @@ def reason(ont: Ontology, reasoner: str = "hermit", *, java_heap_mb: int = 2000,
     seconds = round(time.perf_counter() - t0, 2)
     text = out.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0 or not text:
-        status, message = _worker_failure(err.decode("utf-8", "replace"), proc.returncode, java_heap_mb)
+        status, message = summarize_java_failure(err.decode("utf-8", "replace"), java_heap_mb,
+                                                 f"reasoner worker failed (exit {proc.returncode})")
         return ReasoningResult(reasoner, status, seconds=seconds, message=message)
     res = json.loads(text[-1])
     res["seconds"] = seconds
     return ReasoningResult(**res)
-
-
-def _worker_failure(err: str, returncode: int, java_heap_mb: int) -> tuple[str, str]:
-    """Status and message for a reasoner worker that died without a result."""
-    return summarize_java_failure(err, java_heap_mb, f"reasoner worker failed (exit {returncode})")
 
 
 def summarize_java_failure(text: str, java_heap_mb: int, what: str) -> tuple[str, str]:
