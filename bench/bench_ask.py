@@ -11,7 +11,8 @@
 
 Usage (CPU; the large part takes several minutes: it pulls WordNet and builds a 1M-triple index)::
 
-    python bench/bench_ask.py [--index DIR] [--skip-large] [--large-index DIR] [--vectors 20000] [--queries 200]
+    python bench/bench_ask.py [--index DIR] [--skip-large] [--large-index DIR] [--vectors 20000]
+                              [--entity-vectors N] [--queries 200]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def quality(index: Path, questions: Path) -> None:
               f"({h / v:.1f}x)" if v else f"  {t:<13} hybrid Hits@1 {h:.2f} vs vector-only {v:.2f}")
 
 
-def large(tmp: Path, index: Path | None, vectors: int, queries: int) -> None:
+def large(tmp: Path, index: Path | None, vectors: int, entity_vectors: int, queries: int) -> None:
     from kgllm.eval.qa import _pct, retrieval_ms
     from kgllm.rag.answer import Answerer
     from kgllm.rag.qgen import generate
@@ -74,8 +75,10 @@ def large(tmp: Path, index: Path | None, vectors: int, queries: int) -> None:
         graphs = [tmp / "wn-full", tmp / "dbpedia"]
         print(f"\npulled WordNet in {time.perf_counter() - t:.1f}s; {count_triples(graphs):,} triples")
         t = time.perf_counter()
-        run_stage("index", graphs, tmp / "big-index", {"vector": {"max_triples": vectors, "max_entities": vectors}})
-        print(f"large index built in {time.perf_counter() - t:.1f}s (vectors for {vectors:,} triples/entities)")
+        run_stage("index", graphs, tmp / "big-index",
+                  {"vector": {"max_triples": vectors, "max_entities": entity_vectors}})
+        print(f"large index built in {time.perf_counter() - t:.1f}s (vectors for {vectors:,} triples, "
+              f"{entity_vectors:,} entities)")
         index = tmp / "big-index"
     else:
         from kgllm.artifacts import read_manifest
@@ -115,14 +118,15 @@ def main() -> int:
     ap.add_argument("--questions", type=Path, default=QUESTIONS)
     ap.add_argument("--skip-large", action="store_true")
     ap.add_argument("--large-index", type=Path, help="an index of >= 1M triples (else built)")
-    ap.add_argument("--vectors", type=int, default=20000)
+    ap.add_argument("--vectors", type=int, default=20000, help="triples embedded in the large index")
+    ap.add_argument("--entity-vectors", type=int, default=None, help="entities embedded (default: --vectors)")
     ap.add_argument("--queries", type=int, default=200)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-ask-") as d:
         tmp = Path(d)
         quality(args.index or build_small(tmp), args.questions)
         if not args.skip_large:
-            large(tmp, args.large_index, args.vectors, args.queries)
+            large(tmp, args.large_index, args.vectors, args.entity_vectors or args.vectors, args.queries)
     return 0
 
 

@@ -10,7 +10,7 @@ in the same run:
 
 Usage (CPU; a few minutes; WordNet is pulled into a temp dir unless ``--wordnet`` names a graph artifact)::
 
-    python bench/bench_index.py [--wordnet GRAPH_DIR] [--vectors 4000] [--queries 200]
+    python bench/bench_index.py [--wordnet GRAPH_DIR] [--vectors 4000] [--queries 200] [--webnlg XML_OR_DIR]
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import random
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
@@ -58,6 +57,8 @@ def main() -> int:
     ap.add_argument("--vectors", type=int, default=4000, help="texts embedded for the vector benchmark")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--skip-baselines", action="store_true")
+    ap.add_argument("--webnlg", type=Path, default=ROOT / "examples" / "data" / "webnlg" / "dev.xml.xz",
+                    help="WebNLG XML file or directory for the linking benchmark (default: the bundled 2020 dev)")
     args = ap.parse_args()
 
     from conftest import DBPEDIA_SAMPLE, write_graph
@@ -166,29 +167,20 @@ def main() -> int:
     line("HNSW search k=10", hn, fl)
 
     # ---------------------------------------------------------------- WebNLG linking accuracy
-    webnlg = Path(os.environ.get("KGLLM_SHARED", ROOT.parent / "shared")) / "data" / "webnlg" / "dev"
-    if webnlg.exists():
-        webnlg_linking(webnlg, tmp, DBR, quote)
-    else:
-        print(f"(WebNLG dev not found at {webnlg}: linking accuracy skipped)")
+    webnlg_linking(args.webnlg, tmp, DBR, quote)
     return 0
 
 
 def webnlg_linking(webnlg: Path, tmp: Path, DBR: str, quote) -> None:
     """Entity inventory = every resource in the dev triple sets; per entry, its first text is linked and
     the entities of its triples are the gold set (recall), linked mentions outside it count against precision."""
+    from kgllm.corpus.webnlg import read_entries
     from kgllm.index.graph import GraphIndex
     from kgllm.index.lexicon import Lexicon
     from kgllm.index.linker import Linker
     from kgllm.rdf import DBO, GraphWriter, iter_graph
 
-    entries = []
-    for f in sorted(webnlg.rglob("*.xml")):
-        for e in ET.parse(f).getroot().iter("entry"):
-            lex = [x.text for x in e.iter("lex") if x.text]
-            triples = [tuple(x.strip() for x in m.text.split(" | ")) for m in e.iter("mtriple")]
-            if lex and triples:
-                entries.append((lex[0], triples))
+    entries = [(e.references[0], e.triples) for e in read_entries([webnlg]) if e.references and e.triples]
 
     def term(x):
         if x.startswith('"') or x[:1].isdigit():
