@@ -26,7 +26,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ArtifactError
+from .errors import ArtifactError, InputError
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
@@ -120,6 +120,38 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default) + "\n")
+
+
+# ----------------------------------------------------------------------------- JSONL
+
+
+_JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
+               type(None): "null"}
+
+
+def iter_jsonl(path: str | os.PathLike, hint: str = "") -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line of a JSONL file, lines numbered from 1.
+
+    A line that is not JSON, or is JSON but not an object, raises :class:`InputError` naming ``path:line``
+    (``hint`` is appended to that message); an unreadable file raises :class:`InputError` naming the path.
+    Whether a missing file is an error or no rows is the caller's rule: check before calling.
+    """
+    try:
+        f = open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from e
+    with f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{n}: invalid JSON ({e.msg}){hint}") from e
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{n}: expected a JSON object, found {_JSON_KINDS.get(type(obj), 'a value')}"
+                                 f"{hint}")
+            yield n, obj
 
 
 # ----------------------------------------------------------------------------- manifests

@@ -117,6 +117,23 @@ def test_read_manifest_errors_name_the_problem(tmp_path):
         read_manifest(tmp_path / "g", "corpus")
 
 
+def test_iter_jsonl_numbers_lines_and_names_bad_ones(tmp_path):
+    from kgllm.errors import InputError
+
+    f = tmp_path / "rows.jsonl"
+    f.write_text('{"a": 1}\n\n  \n{"a": 2}\n', encoding="utf-8")
+    assert list(artifacts.iter_jsonl(f)) == [(1, {"a": 1}), (4, {"a": 2})]
+    f.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"rows\.jsonl:2: invalid JSON .*; try again"):
+        list(artifacts.iter_jsonl(f, hint="; try again"))
+    for line, kind in (("[1, 2]", "an array"), ('"text"', "a string"), ("3", "a number"), ("null", "null")):
+        f.write_text('{"a": 1}\n\n' + line + "\n", encoding="utf-8")
+        with pytest.raises(InputError, match=rf"rows\.jsonl:3: expected a JSON object, found {kind}"):
+            list(artifacts.iter_jsonl(f))
+    with pytest.raises(InputError, match=r"nope\.jsonl: cannot read"):
+        list(artifacts.iter_jsonl(tmp_path / "nope.jsonl"))
+
+
 def test_failed_stage_leaves_previous_artifact_untouched(tmp_path):
     with ArtifactWriter(tmp_path / "a", "demo") as w:
         (w.path / "v.txt").write_text("1")

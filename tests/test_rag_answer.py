@@ -285,3 +285,30 @@ def test_eval_qa_pipeline_stage(rag_index, tmp_path):
 
     with pytest.raises(InputError, match="bad.jsonl:1"):
         run_stage("eval.qa", [rag_index], tmp_path / "ev3", {"questions": str(bad)})
+
+
+def test_load_questions_checks_each_line(tmp_path):
+    from kgllm.errors import InputError
+    from kgllm.eval.qa import load_questions
+
+    q = tmp_path / "q.jsonl"
+    good = [{"question": f"What is the hub airport of airline {i}?", "answers": [DBR + "X", 7]} for i in range(3)]
+    q.write_text("".join(json.dumps(r) + "\n" for r in good))
+    rows = load_questions(q)
+    assert [r["id"] for r in rows] == ["line1", "line2", "line3"] and rows[0]["answers"] == [DBR + "X", "7"]
+    assert len(load_questions(q, limit=2)) == 2
+    assert len(load_questions(q, limit=-1)) == 3  # like train.data.read_split: only limit > 0 limits
+    cases = [
+        ('{"question": "ok?", "answers": []}\n[1, 2]\n', r"q\.jsonl:2: expected a JSON object"),
+        ('{"question": "ok?", "answers": []}\n{"question": \n', r"q\.jsonl:2: invalid JSON"),
+        ('{"question": "  ", "answers": []}\n', r"q\.jsonl:1: the question is empty"),
+        (json.dumps({"question": "x" * 501, "answers": []}) + "\n", r"q\.jsonl:1: .*the limit is 500"),
+        ('{"question": "ok?", "answers": ["a"]}\n{"question": "ok?", "answers": [null]}\n',
+         r"q\.jsonl:2: answer null is not a string"),
+        ('{"question": "ok?", "answers": [{"x": 1}]}\n', r"q\.jsonl:1: answer \{\"x\": 1\} is not a string"),
+        ('{"question": "ok?", "answers": [true]}\n', r"q\.jsonl:1: answer true is not a string"),
+    ]
+    for text, pattern in cases:
+        q.write_text(text)
+        with pytest.raises(InputError, match=pattern):
+            load_questions(q)

@@ -30,45 +30,45 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
-from ..errors import InputError
-
-RETRIEVAL_STAGES = ("link_ms", "vector_ms", "graph_ms", "sparql_ms", "expand_ms", "fusion_ms")
+from ..artifacts import iter_jsonl
+from ..errors import InputError, UsageError
+from ..index.lexicon import term_value
+from ..rag.questions import check_question
 
 
 def retrieval_ms(timings: dict) -> float:
-    """Wall time of retrieval: ``retrieval_ms`` (hybrid runs the vector search beside the graph search, so
-    the stages overlap), else the sum of the stage timings."""
-    if "retrieval_ms" in timings:
-        return timings["retrieval_ms"]
-    return round(sum(timings.get(k, 0.0) for k in RETRIEVAL_STAGES), 3)
+    """Wall time of retrieval (``Retriever.retrieve`` records it: in hybrid the vector search runs beside the
+    graph search, so the stage timings overlap)."""
+    return timings.get("retrieval_ms", 0.0)
 
 
 def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
-    """Read and check a question file; every line must have ``question`` (str) and ``answers`` (list)."""
+    """Read and check a question file (the first ``limit`` questions when ``limit > 0``). Every line must have
+    ``question`` (a string within :func:`~kgllm.rag.questions.check_question`'s limits) and ``answers`` (a list
+    of strings or numbers); a bad line is an error naming file and line."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: question file does not exist")
     rows = []
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{p}:{n}: not JSON ({e})") from e
-            if not isinstance(r, dict) or not isinstance(r.get("question"), str) or \
-                    not isinstance(r.get("answers"), list):
-                raise InputError(f'{p}:{n}: expected {{"question": str, "answers": [...]}}')
-            r.setdefault("id", f"line{n}")
-            r.setdefault("type", "all")
-            r["answers"] = [str(a) for a in r["answers"]]
-            rows.append(r)
-            if limit and len(rows) >= limit:
-                break
+    for n, r in iter_jsonl(p):
+        if not isinstance(r.get("question"), str) or not isinstance(r.get("answers"), list):
+            raise InputError(f'{p}:{n}: expected {{"question": str, "answers": [...]}}')
+        try:
+            check_question(r["question"])
+        except UsageError as e:
+            raise InputError(f"{p}:{n}: {e}") from e
+        bad = [a for a in r["answers"] if isinstance(a, bool) or not isinstance(a, (str, int, float))]
+        if bad:
+            raise InputError(f"{p}:{n}: answer {json.dumps(bad[0])} is not a string (IRI or literal) or a number")
+        r.setdefault("id", f"line{n}")
+        r.setdefault("type", "all")
+        r["answers"] = [str(a) for a in r["answers"]]
+        rows.append(r)
+        if limit > 0 and len(rows) >= limit:
+            break
     if not rows:
         raise InputError(f"{p}: no questions")
     return rows
@@ -105,7 +105,7 @@ def score(pred: dict, gold: dict) -> dict:
         gold_ids = set(gold.get("triple_ids") or [])
         good = 0
         for c in cited:
-            ends = {norm_answer(c["s"]), norm_answer(_lex(c["o"])), norm_answer(c["o"])}
+            ends = {norm_answer(c["s"]), norm_answer(term_value(c["o"])), norm_answer(c["o"])}
             if c["id"] in gold_ids or ends & g:
                 good += 1
         cit = good / len(cited)
@@ -113,16 +113,6 @@ def score(pred: dict, gold: dict) -> dict:
     return {"hits@1": hits, "em": em, "precision": prec, "recall": rec, "f1": f1, "citation_precision": cit,
             "latency_ms": t.get("total_ms", 0.0),
             "retrieval_ms": retrieval_ms(t)}
-
-
-def _lex(term: str) -> str:
-    if term.startswith('"'):
-        from ..index.lexicon import literal_text
-
-        lit = literal_text(term)
-        if lit:
-            return lit[0]
-    return term
 
 
 def _pct(vals: list[float], q: float) -> float:
@@ -150,19 +140,18 @@ def aggregate(scores: list[dict]) -> dict:
             "retrieval_p50_ms": _pct(ret, 0.5), "retrieval_p95_ms": _pct(ret, 0.95)}
 
 
-def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hybrid"), warmup: int = 1
+def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hybrid")
              ) -> tuple[dict, dict[str, list[dict]]]:
     """Run every question through every retriever. Returns the report and the predictions per retriever.
 
-    ``warmup`` questions are asked once first (not scored) so that model loading is not counted as latency.
+    The answerer is warmed up first (:meth:`~kgllm.rag.answer.Answerer.warmup`) so that loading the encoder
+    is not counted as latency.
     """
     from ..log import progress
 
-    for q in questions[:warmup]:
-        for mode in retrievers:
-            answerer.ask(q["question"], mode)
+    answerer.warmup()
     report: dict = {"retrievers": {}, "questions": len(questions),
-                    "types": dict(sorted(_count(q["type"] for q in questions).items()))}
+                    "types": dict(sorted(Counter(q["type"] for q in questions).items()))}
     preds: dict[str, list[dict]] = {}
     for mode in retrievers:
         rows, by_type = [], defaultdict(list)
@@ -183,13 +172,6 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
     return report, preds
 
 
-def _count(items) -> dict:
-    c: dict = defaultdict(int)
-    for x in items:
-        c[x] += 1
-    return c
-
-
 def format_table(report: dict) -> str:
     """Markdown: one row per retriever and question type, with Hits@1, EM, F1, citation precision, latency."""
     lines = ["| retriever | type | n | Hits@1 | EM | F1 (QALD macro) | citation precision | p50 ms | p95 ms |",
@@ -207,7 +189,7 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
              pipeline_key: str | None = None):
     """Evaluate and write the ``eval.qa`` artifact; returns its manifest."""
     from ..artifacts import ArtifactWriter, atomic_write_json
-    from ..rag.answer import Answerer
+    from ..rag.answer import load_answerer
     from ..rag.retrieve import RETRIEVERS
 
     retrievers = list(retrievers or RETRIEVERS)
@@ -215,13 +197,7 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
     if bad:
         raise InputError(f"unknown retriever(s) {bad}; choose from {', '.join(RETRIEVERS)}")
     qs = load_questions(questions_file, limit)
-    generator = None
-    if model:
-        from ..rag.generate import Generator
-
-        generator = Generator(model)
-    ans = Answerer.from_dir(index_dir, sparql=sparql, generator=generator)
-    report, preds = evaluate(ans, qs, retrievers)
+    report, preds = evaluate(load_answerer(index_dir, model=model, sparql=sparql), qs, retrievers)
     report["index"] = str(index_dir)
     report["questions_file"] = str(questions_file)
     cfg = config if config is not None else {"questions": str(questions_file), "retrievers": retrievers,

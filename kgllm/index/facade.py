@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, read_manifest
+from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, iter_jsonl, read_manifest
 from ..errors import InputError
 from ..log import logger, progress
 from ..rdf import DBO, ONTOLEX, OWL, RDF, RDFS, iri
@@ -199,7 +199,7 @@ class KGIndex:
         if tid in self.corpus_texts:
             return self.corpus_texts[tid]
         s, p, o = self.graph.triple_terms(r)
-        return f"{self.label(s)} {self.label(p)} {_short(self.label(o), 300)}"
+        return f"{self.label(s)} {self.label(p)} {shorten(self.label(o), 300)}"
 
     def entity_text(self, node: int, max_facts: int = 6) -> str:
         """``label (type, type): predicate object; ...`` from the entity's live triples."""
@@ -212,7 +212,7 @@ class KGIndex:
                 if o not in _GENERIC_TYPES and len(types) < 3 and o.startswith(("<" + DBO, "<" + RDFS, "<http")):
                     types.append(self.label(o))
             elif p not in self._skip and len(facts) < max_facts:
-                facts.append(f"{self.label(p)} {_short(self.label(o), 200)}")
+                facts.append(f"{self.label(p)} {shorten(self.label(o), 200)}")
         head = self.label(t) + (f" ({', '.join(types)})" if types else "")
         return head + (": " + "; ".join(facts) if facts else "")
 
@@ -387,10 +387,8 @@ def load_index(d: str | Path, mmap: bool = True) -> KGIndex:
             vectors[f.stem] = VectorIndex.load(vdir, f.stem)
     texts = {}
     if (d / "corpus_texts.jsonl").exists():
-        with open(d / "corpus_texts.jsonl", encoding="utf-8") as f:
-            for line in f:
-                e = json.loads(line)
-                texts[e["id"]] = e["text"]
+        for _n, e in iter_jsonl(d / "corpus_texts.jsonl"):
+            texts[e["id"]] = e["text"]
     idx = KGIndex(graph, lex, settings, vectors, texts)
     idx.counts = {k: v for k, v in man.counts.items()}
     logger.debug("loaded index %s in %.2fs", d, time.perf_counter() - t0)
@@ -399,22 +397,19 @@ def load_index(d: str | Path, mmap: bool = True) -> KGIndex:
 
 def _read_corpus_texts(corpus: str | Path) -> dict[str, str]:
     p = Path(corpus) / "triples.jsonl"
+    hint = "; give a corpus artifact written by `kgllm corpus`"
     if not p.exists():
-        raise InputError(f"{corpus}: no triples.jsonl; give a corpus artifact written by `kgllm corpus`")
+        raise InputError(f"{corpus}: no triples.jsonl{hint}")
     out = {}
-    with open(p, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                e = json.loads(line)
-                out[e["id"]] = e["text"]
-            except (json.JSONDecodeError, KeyError) as ex:
-                raise InputError(f"{p}:{n}: not a triples.jsonl record with 'id' and 'text' ({ex})") from ex
+    for n, e in iter_jsonl(p, hint=hint):
+        if "id" not in e or "text" not in e:
+            raise InputError(f"{p}:{n}: not a triples.jsonl record with 'id' and 'text'{hint}")
+        out[e["id"]] = e["text"]
     return out
 
 
-def _short(s: str, n: int) -> str:
+def shorten(s: str, n: int) -> str:
+    """``s`` cut to at most ``n`` characters, an ellipsis marking a cut."""
     return s if len(s) <= n else s[: n - 1] + "…"
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ..artifacts import atomic_open
-from ..rdf import DBO, DBP, DBR, FOAF, ONTOLEX, RDF, RDFS, SKOS, WN, iri
+from ..rdf import DBO, DBP, DBR, FOAF, ONTOLEX, RDF, RDFS, SKOS, WN, iri, iri_value
 
 LABEL_PREDICATES = {iri(RDFS + "label"): 0, iri(SKOS + "prefLabel"): 1, iri(FOAF + "name"): 2,
                     iri(DBO + "name"): 3}
@@ -76,6 +76,15 @@ def literal_text(term: str) -> tuple[str, str | None] | None:
         raw, lang, _dt = literal_parts(term)
         return raw, lang
     return raw, m.group(2)
+
+
+def term_value(term: str) -> str:
+    """What answers are compared on: the bare IRI of an IRI term, the lexical form of a literal (else the term)."""
+    v = iri_value(term)
+    if v is not None:
+        return v
+    lit = literal_text(term)
+    return lit[0] if lit is not None else term
 
 
 def local_name(term: str) -> str:

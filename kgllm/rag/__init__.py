@@ -5,13 +5,3 @@ provenance, the SPARQL query run and per-stage timings. Importing this package i
 """
 
 from __future__ import annotations
-
-
-def answerer(index_dir, **kw):
-    """An :class:`kgllm.rag.answer.Answerer` over an index artifact directory."""
-    from .answer import Answerer
-
-    return Answerer.from_dir(index_dir, **kw)
-
-
-__all__ = ["answerer"]

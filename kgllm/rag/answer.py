@@ -19,25 +19,13 @@ from __future__ import annotations
 
 import time
 
+from ..index.facade import shorten
+from ..index.lexicon import term_value
 from ..rdf import iri_value
 from .questions import check_question
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
 
 NOT_IN_GRAPH = "not in the graph"
-
-
-def term_value(term: str) -> str:
-    """What answers are compared on: the bare IRI of an IRI term, the lexical form of a literal."""
-    v = iri_value(term)
-    if v is not None:
-        return v
-    if term.startswith('"'):
-        from ..index.lexicon import literal_text
-
-        lit = literal_text(term)
-        if lit is not None:
-            return lit[0]
-    return term
 
 
 def store_from_index(index):
@@ -67,11 +55,10 @@ class Answerer:
     """Question -> answer dict. ``sparql``: "store" (embedded, built from the index), "off", or an endpoint URL."""
 
     def __init__(self, index, *, config: RetrieveConfig | None = None, sparql: str | None = "store",
-                 generator=None, max_question_chars: int = 500):
+                 generator=None):
         self.index = index
         self.config = config or RetrieveConfig()
         self.generator = generator
-        self.max_question_chars = max_question_chars
         runner = None
         if sparql and sparql != "off":
             from .sparql_templates import SparqlRunner
@@ -96,7 +83,7 @@ class Answerer:
 
     def ask(self, question: str, retriever: str = "hybrid") -> dict:
         t0 = time.perf_counter()
-        q = check_question(question, self.max_question_chars)
+        q = check_question(question)
         r = self.retriever.retrieve(q, retriever)
         out = self._format(r)
         if self.generator is not None and out["supported"]:
@@ -199,10 +186,21 @@ class Answerer:
                     role = "topic" if t == topic else "answer" if t in answers else \
                         "literal" if t.startswith('"') else "entity"
                     label = self.index.label(t)
-                    nodes[t] = {"id": t, "label": label if len(label) <= 80 else label[:79] + "…", "role": role}
+                    nodes[t] = {"id": t, "label": shorten(label, 80), "role": role}
             edges.append({"id": rec.id, "source": rec.s, "target": rec.o, "label": self.index.label(rec.p),
                           "cited": rec.id in cited})
         return {"nodes": list(nodes.values()), "edges": edges}
+
+
+def load_answerer(index_dir, *, model=None, sparql: str = "store") -> Answerer:
+    """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, wording its
+    answers with the local ``model`` (name or checkpoint directory) when one is given, else extractive."""
+    generator = None
+    if model:
+        from .generate import Generator
+
+        generator = Generator(model)
+    return Answerer.from_dir(index_dir, sparql=sparql, generator=generator)
 
 
 def format_text(out: dict) -> str:
@@ -211,15 +209,11 @@ def format_text(out: dict) -> str:
     for c in out["citations"]:
         prov = c.get("provenance") or {}
         src = prov.get("path") or prov.get("endpoint") or prov.get("source") or "?"
-        lines.append(f"  [{c['n']}] {c['labels']['s']} | {c['labels']['p']} | {_short(c['labels']['o'], 100)}"
+        lines.append(f"  [{c['n']}] {c['labels']['s']} | {c['labels']['p']} | {shorten(c['labels']['o'], 100)}"
                      f"   (triple {c['id']}, from {src})")
     path = " -> ".join(p["label"] for p in out["path"]) or "-"
     lines.append(f"retriever: {out['retriever']}; path: {path}; {out['timings'].get('total_ms', 0):.1f} ms")
     return "\n".join(lines)
-
-
-def _short(s: str, n: int) -> str:
-    return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _is_number(term: str) -> bool:
@@ -238,5 +232,5 @@ def _join(labels: list[str]) -> str:
     return ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
-__all__ = ["NOT_IN_GRAPH", "RETRIEVERS", "Answerer", "RetrieveConfig", "format_text", "store_from_index",
-           "term_value"]
+__all__ = ["NOT_IN_GRAPH", "RETRIEVERS", "Answerer", "RetrieveConfig", "format_text", "load_answerer",
+           "store_from_index", "term_value"]

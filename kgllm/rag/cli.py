@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 RETRIEVER_CHOICES = ("hybrid", "graph", "vector")
@@ -77,14 +78,9 @@ def _sparql(args) -> str:
 
 
 def _answerer(args):
-    from .answer import Answerer
+    from .answer import load_answerer
 
-    gen = None
-    if args.model:
-        from .generate import Generator
-
-        gen = Generator(args.model)
-    return Answerer.from_dir(args.index, sparql=_sparql(args), generator=gen)
+    return load_answerer(args.index, model=args.model, sparql=_sparql(args))
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -115,12 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _eval_qa(args: argparse.Namespace) -> int:
     from ..cli import print_artifact
-    from ..eval.qa import format_table, run_eval
+    from ..eval.qa import run_eval
 
     man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
                    sparql=_sparql(args), limit=args.limit)
-    print((args.out / "table.md").read_text("utf-8") if (args.out / "table.md").exists() else
-          format_table(json.loads((args.out / "report.json").read_text())), file=sys.stderr)
+    print((args.out / "table.md").read_text("utf-8"), file=sys.stderr)  # run_eval always writes it
     print_artifact(args.out, man)
     return 0
 
@@ -133,9 +128,7 @@ def _eval_questions(args: argparse.Namespace) -> int:
     rows = generate(iter_graph(args.graphs), holdout=args.holdout, held_out=held, phrasings=args.phrasings,
                     max_per_type=args.per_type, seed=args.seed)
     write_questions(rows, args.out)
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r["type"]] = counts.get(r["type"], 0) + 1
+    counts = Counter(r["type"] for r in rows)
     print(f"questions: {args.out}  ({', '.join(f'{k}={v}' for k, v in sorted(counts.items()))}; "
           f"total={len(rows)})")
     return 0

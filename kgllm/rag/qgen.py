@@ -6,7 +6,7 @@ without a corpus, entities are held out by a hash of their IRI (``holdout`` of t
 Makes: JSONL lines ``{"id", "question", "answers", "type", "entity", "triple_ids", "phrasing"}``:
 
 * ``one_hop``: "What is the hub airport of British Airways?" (a curated phrasing of the predicate, from the
-  corpus stage's lexicon when installed, else "What is the <label> of <entity>?"), answers = all objects;
+  corpus stage's lexicon, else "What is the <label> of <entity>?"), answers = all objects;
 * ``two_hop``: "What is the city of the manufacturer of Saab 9000?", answers = the objects of the chain;
 * ``definition`` and ``hypernym`` (WordNet): "What does puppy mean?", "What is a puppy a kind of?";
 * ``unanswerable``: a relation the graph does not have ("What is the boiling point of KLM?"), answers = [].
@@ -23,8 +23,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..artifacts import iter_jsonl
 from ..errors import InputError
-from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, WN, iri_value, triple_id
+from ..index.lexicon import local_name, term_value
+from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, WN, triple_id
 from .relations import EXTRA, curated_phrasings
 
 # Facts nobody asks about (bookkeeping, links, long texts, names).
@@ -46,21 +48,9 @@ def _h(*parts: str) -> int:
     return int.from_bytes(hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest(), "big")
 
 
-def _value(term: str) -> str:
-    v = iri_value(term)
-    if v is not None:
-        return v
-    from ..index.lexicon import literal_text
-
-    lit = literal_text(term)
-    return lit[0] if lit else term
-
-
 def _noun(pred: str, label_of) -> str:
     """The noun for a predicate in a generated question: the curated label, else the graph label."""
     phr = curated_phrasings().get(pred[1:-1])
-    from ..index.lexicon import local_name
-
     if phr and pred[1:-1] not in EXTRA:
         return phr[0]
     lab = label_of(pred)
@@ -80,12 +70,10 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
     labels: dict[str, str] = {}
     for s, p, o in triples:
         if p == f"<{RDFS}label>" and (o.endswith('"@en') or o.endswith('"')) and s not in labels:
-            labels[s] = _value(o)
+            labels[s] = term_value(o)
         out_edges[s].append((p, o))
 
     def label_of(t: str) -> str:
-        from ..index.lexicon import local_name
-
         return labels.get(t) or local_name(t)
 
     def keep(e: str) -> bool:
@@ -130,8 +118,9 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
             forms = sorted(forms, key=lambda f: _h(str(seed), s, p, f))[:phrasings]
             tids = [triple_id(s, p, o) for o in vals]
             for i, f in enumerate(forms):
-                by_type[qtype].append({"question": f.replace("{s}", name), "answers": [_value(v) for v in vals],
-                                       "type": qtype, "entity": s[1:-1], "triple_ids": tids, "phrasing": i})
+                by_type[qtype].append({"question": f.replace("{s}", name),
+                                       "answers": [term_value(v) for v in vals], "type": qtype,
+                                       "entity": s[1:-1], "triple_ids": tids, "phrasing": i})
         # Two hops: s -p1-> mid -p2-> o, mid a named entity, o not s.
         if not is_wn:
             for p1 in sorted(preds):
@@ -152,7 +141,7 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
                     tids = [triple_id(s, p1, mid)] + [triple_id(mid, p2, o) for o in vals]
                     for i, f in enumerate(forms):
                         by_type["two_hop"].append({
-                            "question": f.format(s=name, p1=n1, p2=n2), "answers": [_value(v) for v in vals],
+                            "question": f.format(s=name, p1=n1, p2=n2), "answers": [term_value(v) for v in vals],
                             "type": "two_hop", "entity": s[1:-1], "triple_ids": tids, "phrasing": i})
         if not is_wn and _h(str(seed), "u", s) % 4 == 0:
             f = UNANSWERABLE[_h(str(seed), "uf", s) % len(UNANSWERABLE)]
@@ -189,15 +178,10 @@ def held_out_entities(corpus: str | Path, split: str = "test") -> set[str]:
         if not p.exists():
             continue
         found = True
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        e = json.loads(line).get("entity")
-                    except json.JSONDecodeError as ex:
-                        raise InputError(f"{p}:{n}: not JSON ({ex})") from ex
-                    if e:
-                        ents.add(e if e.startswith("<") else f"<{e}>")
+        for _n, row in iter_jsonl(p):
+            e = row.get("entity")
+            if e:
+                ents.add(e if e.startswith("<") else f"<{e}>")
     if not found:
         raise InputError(f"{corpus}: no sft/{split}.jsonl or pretrain/{split}.jsonl; give a corpus artifact")
     return ents

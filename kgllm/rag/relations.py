@@ -5,8 +5,8 @@ index (labels, encoder).
 Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 
 1. **descriptions** of each predicate: its label in the graph (``rdfs:label`` or the split local name,
-   ``dbo:hubAirport`` -> "hub airport"), the corpus stage's curated verbalization templates when that package
-   is installed (``kgllm/corpus/data/lexicon.json``: label, sentence, question phrasings such as "Where was
+   ``dbo:hubAirport`` -> "hub airport"), the corpus stage's curated verbalization templates
+   (``kgllm/corpus/data/lexicon.json``: label, sentence, question phrasings such as "Where was
    {s} born?"), and the few WordNet phrasings below ("a kind of" -> ``wn:hypernym``);
 2. **lexical overlap**: a description's content words found among the question's (both reduced to WordNet
    base forms, "founded" ~ "found"); score = the share of the description's words matched, plus 0.25 when
@@ -19,16 +19,15 @@ Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 
+from ..corpus.lexicon import curated
 from ..rdf import DC, RDFS, SKOS, WN
-from .questions import STOP, WH_WORDS, Token, content_tokens
+from .questions import WH_WORDS, Token, content_tokens
 
 WH_BONUS = 0.25
 # Among equally covered descriptions, the one explaining more question words wins ("founding year" over
@@ -58,14 +57,10 @@ EXTRA = {
 
 @lru_cache(maxsize=1)
 def curated_phrasings() -> dict[str, list[str]]:
-    """``predicate IRI -> [phrasings]`` from the corpus stage's lexicon (if installed) and :data:`EXTRA`."""
+    """``predicate IRI -> [phrasings]`` from the corpus stage's curated lexicon and :data:`EXTRA`."""
     out: dict[str, list[str]] = {k: list(v) for k, v in EXTRA.items()}
-    try:
-        data = json.loads(resources.files("kgllm.corpus").joinpath("data/lexicon.json").read_text("utf-8"))
-    except (ModuleNotFoundError, FileNotFoundError, OSError, ValueError):
-        data = {}  # the corpus package is optional: labels and embeddings still work without it
-    for k, v in sorted(data.items()):
-        if k.startswith("_") or not isinstance(v, dict):
+    for k, v in sorted((term[1:-1], v) for term, v in curated().items()):
+        if not isinstance(v, dict):
             continue
         phr = [v.get("label", ""), v.get("sentence", "")] + list(v.get("questions", []))
         out.setdefault(k, []).extend(p for p in phr if p)
@@ -194,6 +189,3 @@ class RelationMatcher:
             m = self._emb[p]
             out[p] = float((m @ q).max()) if len(m) else 0.0
         return out
-
-    def relation_words(self, tokens: list[Token]) -> str:
-        return " ".join(t.text for t in tokens if t.text not in STOP)

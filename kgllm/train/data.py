@@ -9,10 +9,9 @@ an assistant turn; without one (a tokenizer trained from scratch) a fixed plain 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..artifacts import read_manifest
+from ..artifacts import iter_jsonl, read_manifest
 from ..errors import InputError
 
 PARTS = ("pretrain", "sft", "dpo")
@@ -48,18 +47,11 @@ def read_split(corpus: Path, part: str, split: str, limit: int = 0) -> list[dict
     if not path.exists():
         return []
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{n}: invalid JSON ({e.msg}); rebuild the corpus with `kgllm corpus`") from e
-            missing = [k for k in _REQUIRED[part] if not isinstance(row.get(k), str)]
-            if missing:
-                raise InputError(f"{path}:{n}: record {row.get('id', '?')!r} lacks string field(s) {missing}")
-            rows.append(row)
+    for n, row in iter_jsonl(path, hint="; rebuild the corpus with `kgllm corpus`"):
+        missing = [k for k in _REQUIRED[part] if not isinstance(row.get(k), str)]
+        if missing:
+            raise InputError(f"{path}:{n}: record {row.get('id', '?')!r} lacks string field(s) {missing}")
+        rows.append(row)
     rows.sort(key=lambda r: r["id"])
     return rows[:limit] if limit > 0 else rows
 
@@ -69,15 +61,7 @@ def read_triples(corpus: Path) -> list[dict]:
     path = Path(corpus) / "triples.jsonl"
     if not path.exists():
         return []
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise InputError(f"{path}:{n}: invalid JSON ({e.msg})") from e
-    return out
+    return [row for _n, row in iter_jsonl(path)]
 
 
 def use_chat(tokenizer, chat_format: str) -> bool:
