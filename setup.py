@@ -6,6 +6,7 @@ ask templates, the shipped ontologies and SHACL shapes, the bundled DBpedia samp
 read them in place.
 """
 
+import runpy
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,8 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
-BUNDLED = ("queries", "ontologies", "examples/data/dbpedia-sample")
+# Read from the source file, not imported: the package's dependencies need not be installed to build.
+BUNDLED = runpy.run_path(str(HERE / "kgllm" / "resources.py"))["BUNDLED"]
 
 
 class BuildWithData(build_py):

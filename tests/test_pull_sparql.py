@@ -452,6 +452,30 @@ def test_changed_query_does_not_resume(vt, tmp_path):
         harvest(vt.endpoint, other, out, cfg(vt, [GEN_GRAPH], page_size=5_000, resume=True))
 
 
+def test_checkpoint_of_another_version_does_not_resume(vt, tmp_path):
+    """A checkpoint in an older format (version 1 had no page order, "mode") is refused with a clear
+    error naming the file, not continued into a KeyError."""
+    from kgllm.sources.sparql import CHECKPOINT_VERSION, _Interrupted
+
+    out = tmp_path / "v"
+    c = cfg(vt, [GEN_GRAPH], page_size=5_000)
+    with pytest.raises(_Interrupted):
+        harvest(vt.endpoint, ALL, out, c, _stop_after_pages=1)
+    ck = work_dir(out) / CHECKPOINT
+    state = json.loads(ck.read_text())
+    assert state["version"] == CHECKPOINT_VERSION != 1
+    state["version"] = 1
+    del state["mode"]
+    ck.write_text(json.dumps(state))
+    with pytest.raises(UsageError, match=rf"{ck.name}: the checkpoint was written by another kgllm version .*"
+                                         r"rerun without --resume") as e:
+        harvest(vt.endpoint, ALL, out, HarvestConfig(**{**c.__dict__, "resume": True}))
+    assert str(ck) in str(e.value)
+    # Without --resume the old checkpoint is discarded and the harvest starts over.
+    man = harvest(vt.endpoint, ALL, out, c)
+    assert graph_set(out) == vt.generated and man.counts["pages"] == 6
+
+
 def test_stage_and_cli(vt, tmp_path):
     from kgllm.cli import main
     from kgllm.stages import run_stage

@@ -45,9 +45,8 @@ class Corrupter:
         self.planner = planner
         self.kg = planner.kg
         self.seed = seed
-        self._pred_objects: dict[str, list[str]] | None = None
+        self._kind_pools: dict[tuple, list[str]] | None = None
         self._type_members: dict[str, list[str]] | None = None
-        self._kind_pools: dict[tuple, list[str]] = {}
         self.no_candidate = 0
 
     def _pools(self) -> None:
@@ -57,7 +56,16 @@ class Corrupter:
             for p, o in po:
                 if p == f"<{WN}definition>" or kg.role(s, p, o) == ROLE_FACT:
                     pred[p].add(o)
-        self._pred_objects = {p: sorted(v) for p, v in pred.items()}
+        # Each predicate's objects by kind, in sorted order: IRIs under (p, "iri"), literals under
+        # (p, language, datatype). Blank nodes are in no pool.
+        pools: dict[tuple, list[str]] = defaultdict(list)
+        for p, objs in pred.items():
+            for x in sorted(objs):
+                if x.startswith("<"):
+                    pools[(p, "iri")].append(x)
+                elif x.startswith('"'):
+                    pools[(p, *parse_literal(x)[1:])].append(x)
+        self._kind_pools = dict(pools)
         members: dict[str, list[str]] = defaultdict(list)
         for s in sorted(kg.types):
             t = kg.main_type(s)
@@ -66,25 +74,16 @@ class Corrupter:
         self._type_members = dict(members)
 
     def pool(self, p: str, o: str) -> list[str]:
-        if self._pred_objects is None:
+        if self._kind_pools is None:
             self._pools()
         if o.startswith("<"):
             t = self.kg.main_type(o)
             if t is not None and len(self._type_members.get(t, ())) > 1:
                 return self._type_members[t]
-            key = (p, "iri", None)
+            key = (p, "iri")
         else:
             key = (p, *parse_literal(o)[1:])
-        # Pools are cached per (predicate, kind): rebuilding one per fact is quadratic on WordNet.
-        pool = self._kind_pools.get(key)
-        if pool is None:
-            if key[1] == "iri":
-                pool = [x for x in self._pred_objects.get(p, ()) if x.startswith("<")]
-            else:
-                pool = [x for x in self._pred_objects.get(p, ())
-                        if x.startswith('"') and parse_literal(x)[1:] == key[1:]]
-            self._kind_pools[key] = pool
-        return pool
+        return self._kind_pools.get(key, [])
 
     def corrupt(self, s: str, p: str, o: str) -> str | None:
         """A replacement o' with (s, p, o') false in the graph, or None."""

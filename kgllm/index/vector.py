@@ -179,16 +179,18 @@ class VectorIndex:
             return [[] for _ in range(len(queries))]
         dead = len(self.keys) - len(self.pos)
         fetch = min(k + (dead if self.kind == "hnsw" else 0), len(self.keys))
+        # One query gains nothing from OpenMP threads, and on a busy machine their spin-waits cost
+        # milliseconds: small batches are searched on the calling thread (faiss's global setting is
+        # changed, and restored, only then).
         faiss = _faiss()
-        threads = faiss.omp_get_max_threads()
-        if len(queries) < 16:
-            # One query gains nothing from OpenMP threads, and on a busy machine their spin-waits cost
-            # milliseconds: search small batches on the calling thread.
+        threads = faiss.omp_get_max_threads() if len(queries) < 16 else 1
+        if threads > 1:
             faiss.omp_set_num_threads(1)
         try:
             scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), max(fetch, 1))
         finally:
-            faiss.omp_set_num_threads(threads)
+            if threads > 1:
+                faiss.omp_set_num_threads(threads)
         out = []
         for srow, irow in zip(scores, ids, strict=True):
             hits = [(self.keys[i], float(s)) for s, i in zip(srow.tolist(), irow.tolist(), strict=True)

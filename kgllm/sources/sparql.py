@@ -59,7 +59,7 @@ logger = logging.getLogger("kgllm.sources.sparql")
 
 USER_AGENT = "kgllm/0.1 (knowledge-graph harvester; https://w3id.org/kgllm)"
 CHECKPOINT = "checkpoint.json"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: the state records its page order ("mode")
 _RETRY_AFTER_CODES = (405, 429, 503)
 
 
@@ -680,7 +680,12 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
     if (wd / CHECKPOINT).exists():
         old = json.loads((wd / CHECKPOINT).read_text("utf-8"))
         if config.resume:
-            if old.get("version") != CHECKPOINT_VERSION or old.get("ident") != ident:
+            if old.get("version") != CHECKPOINT_VERSION:
+                raise UsageError(f"{wd / CHECKPOINT}: the checkpoint was written by another kgllm version "
+                                 f"(checkpoint format {old.get('version')}, this version reads "
+                                 f"{CHECKPOINT_VERSION}) and cannot be continued; rerun without --resume to "
+                                 "start over (it discards the checkpoint)")
+            if old.get("ident") != ident:
                 raise UsageError(f"{wd / CHECKPOINT}: the checkpoint is for another endpoint or query "
                                  f"({old.get('ident')}); rerun without --resume to start over")
             state = old
@@ -693,9 +698,12 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
         state = _fresh_state(wd, ident, mode)
 
     pacer = _Pacer(config, label, _sleep)
+    # The pacer counts on from the checkpoint's totals (counts survive resumes and the restart below).
+    pacer.requests, pacer.retries = state["requests"], state["retries"]
     t0 = time.perf_counter()
     while True:
-        _fetch_pages(q, ep, config, state, wd, pacer, _stop_after_pages)
+        ordered = state["mode"] == "ordered" and ep.paging
+        _fetch_pages(q, ep, label, ordered, config, state, wd, pacer, _stop_after_pages)
         # COUNT check: how many distinct triples the endpoint says the query yields.
         expected = None
         if not config.count_check:
@@ -704,12 +712,12 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
             count_note = "not possible: the template has blank nodes or could not be analysed"
         else:
             expected = pacer.call(lambda: ep.count(count_text), "COUNT check")
-            _tally(state, pacer)
             count_note = f"ok: {expected} distinct triples"
+        state.update(requests=pacer.requests, retries=pacer.retries)
         try:
             return _assemble(q, label, config, state, wd, out, expected, count_note, count_text,
                              round(time.perf_counter() - t0, 3), pipeline_key, inputs, extra, manifest_config,
-                             ordered=state["mode"] == "ordered" and ep.paging)
+                             ordered=ordered)
         except _CountMismatch as e:
             if config.order != "auto" or state["mode"] != "natural":
                 raise
@@ -723,44 +731,34 @@ def _fresh_state(wd: Path, ident: dict, mode: str, carry: dict | None = None) ->
     keep = {k: carry[k] for k in ("requests", "retries", "truncated", "started")} if carry else {}
     return {"version": CHECKPOINT_VERSION, "ident": ident, "mode": mode, "offset": 0, "limit": None, "cap": None,
             "pages": [], "done": False, "requests": 0, "retries": 0, "truncated": 0, "skipped": 0,
-            "started": _now(), "_base": None, **keep}
+            "started": _now(), **keep}
 
 
-def _tally(state: dict, pacer: _Pacer) -> None:
-    """Fold the pacer's request/retry counts into the state (counts survive resumes)."""
-    if state.get("_base") is None or state["_base"][2] != id(pacer):
-        state["_base"] = [state["requests"] - pacer.requests, state["retries"] - pacer.retries, id(pacer)]
-    state["requests"] = state["_base"][0] + pacer.requests
-    state["retries"] = state["_base"][1] + pacer.retries
+def _fetch_pages(q: Query, ep, label: str, ordered: bool, config: HarvestConfig, state: dict, wd: Path,
+                 pacer: _Pacer, stop_after: int | None) -> None:
+    """Fetch pages until the last one, writing each page and the checkpoint atomically.
 
-
-def _fetch_pages(q: Query, ep, config: HarvestConfig, state: dict, wd: Path, pacer: _Pacer,
-                 stop_after: int | None) -> None:
-    """Fetch pages until the last one, writing each page and the checkpoint atomically."""
+    ``ordered``: ORDER BY pages (the state's mode on an endpoint that pages)."""
     from ..artifacts import atomic_write_json
     from ..log import progress
 
-    label = ep.describe()
-    ordered = state["mode"] == "ordered"
     cap = state["cap"] or ep.cap or (config.max_rows or None)
     limit = state["limit"] or (min(config.page_size, cap - 1) if cap else config.page_size)
     if not ep.paging:
         cap, limit = None, 2**31 - 1
-    _tally(state, pacer)
     bar = progress(desc=f"harvest {Path(q.name).name}", unit="triples")
     bar.update(sum(p["rows"] for p in state["pages"]))
     fetched_now = 0
 
     def save() -> None:
-        _tally(state, pacer)
-        state.update(limit=limit, cap=cap)
-        atomic_write_json(wd / CHECKPOINT, {k: v for k, v in state.items() if k != "_base"})
+        state.update(limit=limit, cap=cap, requests=pacer.requests, retries=pacer.retries)
+        atomic_write_json(wd / CHECKPOINT, state)
 
     try:
         while not state["done"]:
             offset = state["offset"]
             page_no = len(state["pages"])
-            text = q.paged(limit, offset, ordered=ordered and ep.paging)
+            text = q.paged(limit, offset, ordered=ordered)
             resp = pacer.call(lambda t=text: ep.request(t, q.form), f"page {page_no} (offset {offset})")
             announced = resp.headers.get("x-sparql-maxrows")
             if announced and announced.isdigit() and (cap is None or int(announced) < cap):
