@@ -107,6 +107,16 @@ def _values(out):
     return [a["value"] for a in out["answers"]]
 
 
+def test_embedded_store_is_built_only_when_a_template_runs(rag_index):
+    from kgllm.rag.answer import Answerer
+
+    ans = Answerer.from_dir(rag_index)
+    ans.warmup(["vector"])
+    assert not hasattr(ans.sparql.store, "query")  # vector-only never loaded the triples into a store
+    out = ans.ask("What is the hub airport of Lufthansa?", "graph")
+    assert hasattr(ans.sparql.store, "query") and "hubAirport> ?o" in out["sparql"]
+
+
 def test_one_hop_answer_cites_the_supporting_triples(answerer):
     out = answerer.ask("What is the hub airport of Lufthansa?")
     assert out["supported"] and out["shape"] == "one_hop"

@@ -149,7 +149,7 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
     """
     from ..log import progress
 
-    answerer.warmup()
+    answerer.warmup(retrievers)
     report: dict = {"retrievers": {}, "questions": len(questions),
                     "types": dict(sorted(Counter(q["type"] for q in questions).items()))}
     preds: dict[str, list[dict]] = {}

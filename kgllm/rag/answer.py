@@ -64,7 +64,7 @@ class Answerer:
             from .sparql_templates import SparqlRunner
 
             if sparql == "store":
-                runner = SparqlRunner(store=store_from_index(index))
+                runner = SparqlRunner(store=lambda: store_from_index(index))
             else:
                 runner = SparqlRunner(endpoint=sparql)
         self.sparql = runner
@@ -76,9 +76,10 @@ class Answerer:
 
         return cls(load_index(index_dir), **kw)
 
-    def warmup(self) -> None:
-        """Load the encoder and build the cached matrices now (seconds), not in the first question's latency."""
-        for mode in RETRIEVERS:
+    def warmup(self, retrievers=RETRIEVERS) -> None:
+        """Load the encoder and build the cached matrices (and the embedded SPARQL store) of ``retrievers`` now
+        (seconds), not in the first question's latency."""
+        for mode in retrievers:
             self.ask("warm up", mode)
 
     def ask(self, question: str, retriever: str = "hybrid") -> dict:

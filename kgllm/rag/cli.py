@@ -90,7 +90,7 @@ def _ask(args: argparse.Namespace) -> int:
     for q in args.question:  # bad input fails before the index loads
         check_question(q)
     answerer = _answerer(args)
-    answerer.warmup()  # load the encoder first: each printed latency is then its question's own
+    answerer.warmup([args.retriever])  # load the encoder first: each printed latency is then its question's own
     outs = [answerer.ask(q, args.retriever) for q in args.question]
     if args.json:
         print(json.dumps(outs[0] if len(outs) == 1 else outs, ensure_ascii=False, indent=2))

@@ -120,7 +120,10 @@ def load_template(name: str, directory: str | Path | None = None) -> Template:
 
 
 class SparqlRunner:
-    """Run templates on an embedded pyoxigraph store or on a SPARQL endpoint (same rows either way)."""
+    """Run templates on an embedded pyoxigraph store or on a SPARQL endpoint (same rows either way).
+
+    ``store``: a pyoxigraph ``Store``, or a function that builds one, called at the first query (so that
+    an answerer that never runs a template, vector-only, never loads its triples into a store)."""
 
     def __init__(self, store=None, endpoint: str | None = None, templates_dir: str | Path | None = None,
                  timeout: float = 30.0):
@@ -146,6 +149,8 @@ class SparqlRunner:
     def select(self, query: str) -> list[dict[str, str]]:
         """Rows of a SELECT query as ``{variable: N-Triples term}`` (unbound variables left out)."""
         if self.store is not None:
+            if not hasattr(self.store, "query"):
+                self.store = self.store()  # built on first use
             res = self.store.query(query)
             names = [v.value for v in res.variables]
             return [{n: str(row[n]) for n in names if row[n] is not None} for row in res]
