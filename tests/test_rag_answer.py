@@ -317,6 +317,9 @@ def test_load_questions_checks_each_line(tmp_path):
          r"q\.jsonl:2: answer null is not a string"),
         ('{"question": "ok?", "answers": [{"x": 1}]}\n', r"q\.jsonl:1: answer \{\"x\": 1\} is not a string"),
         ('{"question": "ok?", "answers": [true]}\n', r"q\.jsonl:1: answer true is not a string"),
+        ('{"question": "ok?", "answers": [], "type": null}\n', r"q\.jsonl:1: 'type' must be a string, not null"),
+        ('{"question": "ok?", "answers": [], "id": 3}\n', r"q\.jsonl:1: 'id' must be a string, not 3"),
+        ('{"question": "ok?", "answers": [], "triple_ids": "ab"}\n', r"q\.jsonl:1: 'triple_ids' must be a list"),
     ]
     for text, pattern in cases:
         q.write_text(text)

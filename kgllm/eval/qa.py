@@ -63,6 +63,12 @@ def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
         bad = [a for a in r["answers"] if isinstance(a, bool) or not isinstance(a, (str, int, float))]
         if bad:
             raise InputError(f"{p}:{n}: answer {json.dumps(bad[0])} is not a string (IRI or literal) or a number")
+        for key in ("id", "type"):
+            if key in r and not isinstance(r[key], str):
+                raise InputError(f"{p}:{n}: {key!r} must be a string, not {json.dumps(r[key])}")
+        tids = r.get("triple_ids", [])
+        if not isinstance(tids, list) or not all(isinstance(t, str) for t in tids):
+            raise InputError(f"{p}:{n}: 'triple_ids' must be a list of triple id strings")
         r.setdefault("id", f"line{n}")
         r.setdefault("type", "all")
         r["answers"] = [str(a) for a in r["answers"]]
