@@ -8,17 +8,25 @@ Atomicity: a stage writes into a hidden sibling ``.NAME.tmp-PID`` and the direct
 place only after ``manifest.json`` was written and fsynced. A process killed mid-write leaves at most a
 ``.tmp-`` directory, which no reader accepts (readers require ``manifest.json`` at the final path) and
 which the next writer to the same destination removes.
+
+Safety: kgllm replaces only what it wrote. The destination must be absent, an empty directory, or a
+kgllm artifact (a directory whose ``manifest.json`` names a known kind) of the kind being written;
+``force`` also allows an artifact of another kind. A file, a foreign directory or the working directory
+is refused before any work starts (:func:`check_destination`) and checked again at the final rename.
+Debris is only ``.NAME.tmp-PID`` / ``.NAME.old-PID`` of dead processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -26,9 +34,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import ArtifactError, InputError
+from .errors import ArtifactError, InputError, UsageError
 
 MANIFEST = "manifest.json"
+# Set by ``run_stage(..., force=True)`` (the CLI's --force): writers may then replace an artifact of
+# another kind. Never a directory that is not an artifact.
+REPLACE_OTHER_KINDS: contextvars.ContextVar[bool] = contextvars.ContextVar("kgllm_replace_other_kinds",
+                                                                           default=False)
+# The first dotted part of every kind kgllm writes ("model.sft" -> "model").
+KNOWN_KINDS = frozenset({"graph", "corpus", "index", "kge", "tokenizer", "model", "eval", "feedback"})
 SCHEMA_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
@@ -173,6 +187,9 @@ class Manifest:
     wall_time_s: float = 0.0
     pipeline_key: str | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+    # What the stage found wrong although it wrote its artifact (everything quarantined, validation
+    # errors...): the CLI prints these and exits 1, ``kgllm run`` repeats them in its summary.
+    problems: list[str] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Manifest:
@@ -238,19 +255,24 @@ class ArtifactWriter:
     ...     w.counts["triples"] = 3
 
     ``w.path`` is the temp directory to write into. On clean exit every file is hashed, the manifest is
-    written last, and the directory is moved to ``out`` (replacing an older artifact there). On error
-    the temp directory is removed and ``out`` is left as it was.
+    written last, and the directory is moved to ``out`` (replacing an older kgllm artifact there, never
+    anything else: see :func:`check_destination`). On error the temp directory is removed and ``out``
+    is left as it was. ``w.problems`` lists what the stage found wrong (see :class:`Manifest`).
     """
 
     def __init__(self, out: str | os.PathLike, kind: str, *, config: Any = None,
-                 inputs: list[str | os.PathLike] | None = None, pipeline_key: str | None = None):
-        self.out = Path(out)
+                 inputs: list[str | os.PathLike] | None = None, pipeline_key: str | None = None,
+                 force: bool | None = None):
+        force = REPLACE_OTHER_KINDS.get() if force is None else force
+        self.out = check_destination(out, kind, force=force)
+        self.force = force
         self.kind = kind
         self.config = _config_dict(config)
         self.inputs = [Path(p) for p in (inputs or [])]
         self.pipeline_key = pipeline_key
         self.counts: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}
+        self.problems: list[str] = []
         self.path = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
         self.manifest: Manifest | None = None
         self._t0 = 0.0
@@ -296,12 +318,14 @@ class ArtifactWriter:
             wall_time_s=round(time.perf_counter() - self._t0, 3),
             pipeline_key=self.pipeline_key,
             extra=self.extra,
+            problems=list(self.problems),
         )
         with open(self.path / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(man.to_dict(), f, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
+        check_destination(self.out, self.kind, force=self.force)  # again: something may have appeared since
         _replace_dir(self.path, self.out)
         return man
 
@@ -323,7 +347,8 @@ def _config_dict(config: Any) -> dict:
 
 
 def _replace_dir(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``; an existing ``dst`` is moved aside first and removed after."""
+    """Move ``src`` to ``dst``; an existing ``dst`` (checked by :func:`check_destination`) is moved aside
+    first and removed after."""
     old = None
     if dst.exists():
         old = dst.parent / f".{dst.name}.old-{os.getpid()}"
@@ -335,17 +360,85 @@ def _replace_dir(src: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def artifact_kind(path: str | os.PathLike) -> str | None:
+    """The kind of the kgllm artifact at ``path``, or None when it is not one (no readable manifest
+    naming a known kind)."""
+    m = Path(path) / MANIFEST
+    try:
+        data = json.loads(m.read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if not isinstance(kind, str) or kind.split(".", 1)[0] not in KNOWN_KINDS or "content_sha256" not in data:
+        return None
+    return kind
+
+
+def check_destination(out: str | os.PathLike, kind: str, *, force: bool = False) -> Path:
+    """Refuse (:class:`UsageError`, exit 2) any destination kgllm may not replace; return it as a Path.
+
+    Allowed: nothing there, an empty directory, or a kgllm artifact of ``kind`` (same first dotted part;
+    any kind with ``force``). Refused: an empty path, the working directory or one of its parents, a
+    file, and every directory that is not a kgllm artifact, whatever ``force`` says.
+    """
+    if out is None or str(out).strip() == "":
+        raise UsageError("the output path is empty; name a new directory for the artifact (e.g. --out runs/graph)")
+    p = Path(out)
+    try:
+        resolved = p.resolve()
+        cwd = Path.cwd().resolve()
+    except OSError as e:
+        raise UsageError(f"{p}: cannot resolve the output path ({e.strerror or e})") from e
+    if resolved == cwd or resolved in cwd.parents:
+        raise UsageError(f"{p}: the output would replace the working directory (or a parent of it); "
+                         "name a new directory for the artifact")
+    if p.is_symlink() or (p.exists() and not p.is_dir()):
+        raise UsageError(f"{p}: is a file, not an artifact directory; kgllm will not replace it. "
+                         "Choose another --out (a new directory, or a kgllm artifact to replace)")
+    if not p.exists():
+        return p
+    try:
+        entries = sorted(x.name for x in p.iterdir())
+    except OSError as e:
+        raise UsageError(f"{p}: cannot read the output directory ({e.strerror or e})") from e
+    if not entries:
+        return p
+    found = artifact_kind(p)
+    if found is None:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise UsageError(f"{p}: is a directory that is not a kgllm artifact ({len(entries)} entries: {shown}); "
+                         "kgllm replaces only its own artifacts. Choose a new --out, or move that directory "
+                         "away yourself")
+    if found.split(".", 1)[0] != kind.split(".", 1)[0] and not force:
+        raise UsageError(f"{p}: holds a kgllm {found!r} artifact, not {kind!r}; pass --force to replace it, "
+                         "or choose another --out")
+    return p
+
+
+_DEBRIS = re.compile(r"\.(tmp|old)-(\d+)")
+
+
 def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
-    """Remove temp/old siblings of ``out`` left by processes that no longer run."""
+    """Remove kgllm's own debris beside ``out``: ``.NAME.tmp-PID`` and ``.NAME.old-PID`` left by
+    processes that no longer run. Nothing else is touched."""
     out = Path(out)
-    removed = []
+    removed: list[Path] = []
     if not out.parent.exists():
         return removed
-    for p in out.parent.glob(f".{out.name}.*-*"):
-        pid = p.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+    prefix = f".{out.name}"
+    for p in out.parent.iterdir():
+        if not p.name.startswith(prefix):
             continue
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        m = _DEBRIS.fullmatch(p.name[len(prefix):])
+        if m is None:
+            continue
+        pid = int(m.group(2))
+        if pid != os.getpid() and _pid_alive(pid):
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
         removed.append(p)
     return removed
 

@@ -73,11 +73,42 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="more logging; show tracebacks on errors")
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    """``--config FILE.yaml`` and repeatable ``--set key=value`` overrides for a stage command."""
+def add_config_args(p: argparse.ArgumentParser, stage: str) -> None:
+    """``--config FILE.yaml``, repeatable ``--set key=value`` overrides (the help shows a key of this
+    ``stage``) and ``--force`` for a stage command."""
     p.add_argument("--config", type=Path, help="YAML config file (CLI flags override it)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key, e.g. --set split.seed=3 (repeatable)")
+                   help=f"override any config key, e.g. --set {set_example(stage)} (repeatable; "
+                        f"'kgllm stages {stage}' lists the keys)")
+    p.add_argument("--force", action="store_true", default=False,
+                   help="allow replacing a kgllm artifact of another kind at --out (never a directory "
+                        "kgllm did not write)")
+
+
+def set_example(stage: str) -> str:
+    """A ``key=value`` of this stage's own config for help texts: the first scalar key, nested or not."""
+    import dataclasses
+
+    from .stages import get_stage
+
+    def first(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            v = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            if isinstance(v, bool):
+                return f"{prefix}{f.name}={'false' if v else 'true'}"
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                return f"{prefix}{f.name}={v * 2 if v else 1}"
+        for f in dataclasses.fields(cls):
+            if f.default_factory is not dataclasses.MISSING:
+                v = f.default_factory()
+                if dataclasses.is_dataclass(v):
+                    found = first(type(v), f"{prefix}{f.name}.")
+                    if found:
+                        return found
+        return None
+
+    return first(get_stage(stage).config) or "KEY=VALUE"
 
 
 def stage_config(stage_name: str, args: argparse.Namespace, flags: dict):
@@ -99,13 +130,17 @@ def stage_config(stage_name: str, args: argparse.Namespace, flags: dict):
     return st.make_config(*layers, source=str(args.config) if getattr(args, "config", None) else stage_name)
 
 
-def print_artifact(out: Path, manifest=None) -> None:
-    """The standard last lines of a stage command: where the artifact is and its counts."""
+def print_artifact(out: Path, manifest=None) -> int:
+    """The standard last lines of a stage command: where the artifact is and its counts, then each of
+    its problems on stderr. Returns the exit code: 1 when the artifact records problems, else 0."""
     from .artifacts import read_manifest
 
     man = manifest or read_manifest(out)
     counts = ", ".join(f"{k}={v}" for k, v in man.counts.items() if not isinstance(v, (dict, list)))
     print(f"{man.kind} artifact: {out}  ({counts}; {man.wall_time_s:.1f}s)")
+    for problem in man.problems:
+        print(f"kgllm: problem: {problem}", file=sys.stderr)
+    return 1 if man.problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,13 @@
 """Exception types. The CLI prints any ``KgllmError`` as one line (traceback only with ``-v``).
 
-Exit codes: 2 for usage and input errors, 1 for everything else that fails, 0 for success.
+Exit codes (the contract every command follows, documented in the README):
+
+- 0: the artifact was written and the stage found nothing wrong;
+- 1: the stage ran but its result is not a success: it wrote its artifact with ``problems`` in the
+  manifest (validation errors, every line quarantined), or it had nothing to work on
+  (:class:`EmptyResultError`: zero triples without ``--allow-empty``, an empty graph), or it failed;
+- 2: usage and input errors, found before any work (bad flags, config values, paths, malformed input);
+  nothing is written.
 """
 
 from __future__ import annotations
@@ -26,6 +33,15 @@ class InputError(KgllmError):
     """An input file or endpoint is unusable (malformed RDF, unreachable endpoint...)."""
 
     exit_code = 2
+
+
+class EmptyResultError(KgllmError):
+    """A stage had nothing to work on or produced nothing (zero triples, an empty graph): exit 1.
+
+    Raised before the artifact is committed, so nothing is written; pulls accept an empty result with
+    ``allow_empty`` (``--allow-empty``)."""
+
+    exit_code = 1
 
 
 class ArtifactError(InputError):

@@ -84,8 +84,14 @@ def get_stage(name: str) -> Stage:
 
 
 def run_stage(name: str, inputs: list[str | Path], out: str | Path, config: Any = None, *,
-              pipeline_key: str | None = None):
-    """Run one stage by name. ``config`` is a config instance, a mapping of overrides, or None."""
+              pipeline_key: str | None = None, force: bool = False):
+    """Run one stage by name. ``config`` is a config instance, a mapping of overrides, or None.
+
+    ``out`` is checked before any work (:func:`kgllm.artifacts.check_destination`): kgllm replaces only
+    its own artifacts of the same kind, or of any kind with ``force``.
+    """
+    from .artifacts import REPLACE_OTHER_KINDS, check_destination
+
     st = get_stage(name)
     if config is None or isinstance(config, Mapping):
         config = st.make_config(config or {})
@@ -96,4 +102,9 @@ def run_stage(name: str, inputs: list[str | Path], out: str | Path, config: Any 
         want = f"{st.min_inputs}" if st.max_inputs == st.min_inputs else \
             f"{st.min_inputs}..{'n' if st.max_inputs is None else st.max_inputs}"
         raise UsageError(f"stage {name} takes {want} input artifact(s), got {len(ins)}")
-    return st.function()(ins, Path(out), config, pipeline_key=pipeline_key)
+    out = check_destination(out, st.kind, force=force)
+    token = REPLACE_OTHER_KINDS.set(force)
+    try:
+        return st.function()(ins, out, config, pipeline_key=pipeline_key)
+    finally:
+        REPLACE_OTHER_KINDS.reset(token)

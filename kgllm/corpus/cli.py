@@ -22,7 +22,7 @@ def register(cmds) -> None:
     p.add_argument("--ontology", action="append", type=Path, default=None, metavar="FILE",
                    help="ontology file (OWL/RDF, .xz ok) for predicate and class labels; repeatable")
     p.add_argument("--out", type=Path, required=True, help="output corpus artifact directory")
-    add_config_args(p)
+    add_config_args(p, "corpus")
 
     p = cmds.command("verbalize", "triples (JSONL, IRIs or WebNLG-style) -> English text", _verbalize,
                      description='Each input line {"id": ..., "triples": [[s, p, o], ...]} gives one output line\n'
@@ -50,9 +50,8 @@ def _corpus(args: argparse.Namespace) -> int:
     from ..stages import run_stage
 
     cfg = stage_config("corpus", args, {"ontology": args.ontology})
-    run_stage("corpus", args.graphs, args.out, cfg)
-    print_artifact(args.out)
-    return 0
+    run_stage("corpus", args.graphs, args.out, cfg, force=args.force)
+    return print_artifact(args.out)
 
 
 def _verbalize(args: argparse.Namespace) -> int:
@@ -82,5 +81,4 @@ def _tokenizer(args: argparse.Namespace) -> int:
     from .tokenizer import train_tokenizer
 
     train_tokenizer(args.corpus, args.out, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
-    print_artifact(args.out)
-    return 0
+    return print_artifact(args.out)

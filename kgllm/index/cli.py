@@ -14,14 +14,14 @@ def register(cmds) -> None:
                          "Build the retrieval index of one or more graph artifacts: entity lexicon and linker,\n"
                          "faiss vector indices of triples and entity descriptions, CSR graph index.\n"
                          "Load it in Python with kgllm.index.load_index(OUT) (see docs/index.md)."))
-    add_config_args(p)
+    add_config_args(p, "index")
     p.add_argument("graphs", nargs="+", type=Path, metavar="GRAPH_DIR", help="graph artifact directories")
     p.add_argument("--corpus", type=Path, help="corpus artifact: embed its triples.jsonl texts")
     p.add_argument("--out", type=Path, required=True, help="output index artifact directory")
     p.add_argument("--no-vectors", action="store_true", help="skip the faiss vector indices")
 
     p = cmds.command("embed", "train knowledge graph embeddings (PyKEEN) with filtered MRR and Hits@k", _embed)
-    add_config_args(p)
+    add_config_args(p, "embed")
     p.add_argument("graph", type=Path, metavar="GRAPH_DIR", help="graph artifact directory")
     p.add_argument("--model", choices=["TransE", "RotatE", "ComplEx"], help="KGE model (default RotatE)")
     p.add_argument("--dim", type=int, help="embedding dimension")
@@ -35,9 +35,8 @@ def _index(args: argparse.Namespace) -> int:
 
     cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None})
     inputs = list(args.graphs) + ([args.corpus] if args.corpus else [])
-    run_stage("index", inputs, args.out, cfg)
-    print_artifact(args.out)
-    return 0
+    run_stage("index", inputs, args.out, cfg, force=args.force)
+    return print_artifact(args.out)
 
 
 def _embed(args: argparse.Namespace) -> int:
@@ -45,6 +44,5 @@ def _embed(args: argparse.Namespace) -> int:
     from ..stages import run_stage
 
     cfg = stage_config("embed", args, {"model": args.model, "dim": args.dim, "epochs": args.epochs})
-    run_stage("embed", [args.graph], args.out, cfg)
-    print_artifact(args.out)
-    return 0
+    run_stage("embed", [args.graph], args.out, cfg, force=args.force)
+    return print_artifact(args.out)

@@ -116,8 +116,7 @@ def _eval_qa(args: argparse.Namespace) -> int:
     man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
                    sparql=_sparql(args), limit=args.limit)
     print((args.out / "table.md").read_text("utf-8"), file=sys.stderr)  # run_eval always writes it
-    print_artifact(args.out, man)
-    return 0
+    return print_artifact(args.out, man)
 
 
 def _eval_questions(args: argparse.Namespace) -> int:

@@ -37,7 +37,7 @@ def register_wordnet(cmds) -> None:
     p.add_argument("--relation", action="append", metavar="NAME",
                    help="WN-LMF relation to keep (hypernym, antonym, ...); repeatable; default all")
     p.add_argument("--no-examples", action="store_true", help="leave out usage examples (wn:example)")
-    add_config_args(p)
+    add_config_args(p, "pull.wordnet")
 
 
 def _cmd_wordnet(args: argparse.Namespace) -> int:
@@ -47,8 +47,7 @@ def _cmd_wordnet(args: argparse.Namespace) -> int:
         "roots": _csv(args.root), "pos": _csv(args.pos), "relations": _csv(args.relation),
         "include_examples": False if args.no_examples else None})
     man = pull_wordnet(args.out, cfg)
-    print_artifact(args.out, man)
-    return 0
+    return print_artifact(args.out, man)
 
 
 def register_file(cmds) -> None:
@@ -67,7 +66,7 @@ def register_file(cmds) -> None:
     p.add_argument("--skip-bad", action="store_true", default=None,
                    help="quarantine malformed lines (N-Triples/N-Quads) instead of stopping")
     p.add_argument("--base-iri", metavar="IRI", help="base IRI for relative IRIs (Turtle, RDF/XML)")
-    add_config_args(p)
+    add_config_args(p, "pull.file")
 
 
 _FORMAT_CHOICES = ("nt", "ntriples", "ttl", "turtle", "xml", "rdfxml", "nq", "nquads")
@@ -80,5 +79,4 @@ def _cmd_file(args: argparse.Namespace) -> int:
         "paths": [str(p) for p in args.paths] or None, "format": args.format, "skip_bad": args.skip_bad,
         "base_iri": args.base_iri})
     man = pull_files(cfg.paths, args.out, cfg)
-    print_artifact(args.out, man)
-    return 0
+    return print_artifact(args.out, man)

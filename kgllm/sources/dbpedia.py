@@ -241,7 +241,7 @@ def register_cli(cmds, group_help: str) -> None:
                    help="dump file for the embedded store (repeatable; default: the bundled sample)")
     p.add_argument("--list-presets", action="store_true", help="list the presets and their parameters")
     _harvest_flags(p)
-    add_config_args(p)
+    add_config_args(p, "pull.dbpedia")
 
 
 def _harvest_flags(p) -> None:
@@ -292,5 +292,4 @@ def _cmd_dbpedia(args) -> int:
 
         cfg = replace(cfg, params={**cfg.params, **params})
     man = pull_dbpedia(args.out, cfg)
-    print_artifact(args.out, man)
-    return 0
+    return print_artifact(args.out, man)

@@ -875,7 +875,7 @@ def register_cli(cmds, group_help: str) -> None:
     p.add_argument("--query", type=Path, help="a .rq file")
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     _harvest_flags(p)
-    add_config_args(p)
+    add_config_args(p, "pull.sparql")
 
 
 def _cmd_sparql(args) -> int:
@@ -885,5 +885,4 @@ def _cmd_sparql(args) -> int:
     cfg = stage_config("pull.sparql", args, {
         "endpoint": args.endpoint, "query": str(args.query) if args.query else None, **harvest_flag_values(args)})
     man = run([], args.out, cfg)
-    print_artifact(args.out, man)
-    return 0
+    return print_artifact(args.out, man)

@@ -43,7 +43,7 @@ def register(cmds) -> None:
     for name, help_ in _STAGES.items():
         p = cmds.subcommand("train", name, help_, _train_handler(name), group_help=GROUP_HELP,
                             description=f"{help_}.\n\n{__doc__.split(chr(10), 2)[2]}")
-        add_config_args(p)
+        add_config_args(p, f"train.{name}")
         p.add_argument("--corpus", type=Path, required=True, help="corpus artifact directory (kgllm corpus)")
         p.add_argument("--out", type=Path, required=True, help="output model artifact directory")
         p.add_argument("--model", help="starting model: a name from `kgllm models list` or a checkpoint dir"
@@ -70,10 +70,9 @@ def _train_handler(name: str):
         if name == "pretrain":
             flags["tokenizer"] = str(args.tokenizer) if args.tokenizer else None
         cfg = stage_config(f"train.{name}", args, flags)
-        man = run_stage(f"train.{name}", [args.corpus], args.out, cfg)
+        man = run_stage(f"train.{name}", [args.corpus], args.out, cfg, force=args.force)
         if man is not None:
-            print_artifact(args.out, man)
-        return 0
+            return print_artifact(args.out, man)
 
     return handler
 
@@ -85,8 +84,7 @@ def _prepare(args: argparse.Namespace) -> int:
     from .models import prepare
 
     out = prepare(args.name, force=args.force)
-    print_artifact(out)
-    return 0
+    return print_artifact(out)
 
 
 def _list(args: argparse.Namespace) -> int:

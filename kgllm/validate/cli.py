@@ -31,7 +31,7 @@ def register(cmds) -> None:
     p.add_argument("--reasoner", choices=["hermit", "pellet", "none"], help="OWL reasoner (default hermit)")
     p.add_argument("--java-heap-mb", type=int, help="Java heap for the reasoner in MB (default 2000)")
     p.add_argument("--reasoning-timeout", type=float, metavar="S", help="reasoner time limit in s (default 300)")
-    add_config_args(p)
+    add_config_args(p, "validate")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -46,7 +46,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cfg = stage_config("validate", args, flags)
     if not cfg.ontology:
         raise UsageError("validate: give at least one --ontology FILE (or ontology: in --config)")
-    man = run_stage("validate", args.graphs, args.out, cfg)
+    man = run_stage("validate", args.graphs, args.out, cfg, force=args.force)
     print_artifact(args.out, man)
     val = man.extra.get("validation", {})
     for problem in val.get("problems", []):
