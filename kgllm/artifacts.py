@@ -41,8 +41,14 @@ MANIFEST = "manifest.json"
 # another kind. Never a directory that is not an artifact.
 REPLACE_OTHER_KINDS: contextvars.ContextVar[bool] = contextvars.ContextVar("kgllm_replace_other_kinds",
                                                                            default=False)
-# The first dotted part of every kind kgllm writes ("model.sft" -> "model").
-KNOWN_KINDS = frozenset({"graph", "corpus", "index", "kge", "tokenizer", "model", "eval", "feedback"})
+# The first dotted part of every kind kgllm writes ("model.sft" -> "model"); a Stage adds its own kind.
+_KNOWN_KINDS = {"graph", "corpus", "index", "kge", "tokenizer", "model", "eval", "feedback"}
+
+
+def register_kind(kind: str) -> None:
+    """Make ``kind`` (its first dotted part) one that kgllm may replace at an output path. Every
+    registered :class:`~kgllm.stages.Stage` registers the kind it writes."""
+    _KNOWN_KINDS.add(kind.split(".", 1)[0])
 SCHEMA_VERSION = 1
 _HASH_CHUNK = 1 << 20
 
@@ -369,7 +375,7 @@ def artifact_kind(path: str | os.PathLike) -> str | None:
     except (OSError, ValueError):
         return None
     kind = data.get("kind") if isinstance(data, dict) else None
-    if not isinstance(kind, str) or kind.split(".", 1)[0] not in KNOWN_KINDS or "content_sha256" not in data:
+    if not isinstance(kind, str) or kind.split(".", 1)[0] not in _KNOWN_KINDS or "content_sha256" not in data:
         return None
     return kind
 

@@ -11,6 +11,7 @@ code (2 for usage/input errors, 1 otherwise); ``-v`` also prints the traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.util
 import json
@@ -34,6 +35,22 @@ _CLI_MODULES = (
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse's own errors become UsageError (exit 2, one line)
         raise UsageError(f"{self.prog}: {message}")
+
+    def parse_known_args(self, args=None, namespace=None):
+        ns, extras = super().parse_known_args(args, namespace)
+        if extras and self._subparsers is None:
+            # A leaf command: what it did not recognise is an error here, where its options are known.
+            self.error(f"unrecognized arguments: {' '.join(extras)}{self._suggest(extras)}")
+        return ns, extras
+
+    def _suggest(self, extras: list[str]) -> str:
+        flags = [o for o in self._option_string_actions if o.startswith("--")]
+        for word in extras:
+            if word.startswith("-"):
+                close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1, cutoff=0.6)
+                if close:
+                    return f" (did you mean {close[0]}?)"
+        return f" (see '{self.prog} --help')"
 
 
 class Commands:
@@ -71,6 +88,8 @@ class Commands:
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                    help="more logging; show tracebacks on errors")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="only warnings and errors; no progress bars")
 
 
 def add_config_args(p: argparse.ArgumentParser, stage: str) -> None:
@@ -148,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog="Run 'kgllm COMMAND --help' for a command's options.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False,
+                        help="only warnings and errors; no progress bars (KGLLM_PROGRESS=0 also hides the bars)")
     parser.add_argument("--version", action="version", version="kgllm 0.1.0")
     cmds = Commands(parser)
     _register_builtin(cmds)
@@ -161,49 +182,109 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_builtin(cmds: Commands) -> None:
-    p = cmds.command("run", "run a pipeline YAML: each stage in order, skipping up-to-date ones", _cmd_run)
+    p = cmds.command("run", "run a pipeline YAML: each stage in order, skipping up-to-date ones", _cmd_run,
+                     description="Run a pipeline YAML: each stage in order, skipping up-to-date ones.\n\n"
+                                 "The whole pipeline is checked before any step runs. The exit code is the worst of\n"
+                                 "its steps: 1 when a step's artifact records problems (they are listed in the\n"
+                                 "summary), or the error's code when a step fails.\n"
+                                 "Example:\n  kgllm run examples/quickstart.yaml --dry-run")
     p.add_argument("pipeline", type=Path, help="pipeline YAML (see examples/)")
     p.add_argument("--force", action="append", default=[], metavar="STEP",
                    help="rerun this step even if up to date ('all' for every step); repeatable")
     p.add_argument("--only", action="append", default=[], metavar="STEP", help="run only this step; repeatable")
-    p.add_argument("--dry-run", action="store_true", help="validate the pipeline and print its steps")
-    p = cmds.command("stages", "list the pipeline stages and their config keys", _cmd_stages)
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the whole pipeline and print each step's output, status and config")
+    p = cmds.command("stages", "list the pipeline stages and their config keys", _cmd_stages,
+                     description="List the pipeline stages, or one stage's config keys with types and defaults.\n"
+                                 "Example:\n  kgllm stages validate")
+    p.add_argument("name", nargs="?", help="a stage name (e.g. validate, pull.file): show its keys in detail")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import yaml
+
     from .pipeline import load_pipeline
 
     pipe = load_pipeline(args.pipeline)
     if args.dry_run:
-        for sid, cfg in pipe.configs().items():
-            print(f"{sid}: {cfg}")
+        for p in pipe.plan(force=args.force, only=args.only):
+            print(f"{p.step.id} ({p.stage.name}): {p.status} -> {p.out}")
+            if p.inputs:
+                print(f"  inputs: {', '.join(map(str, p.inputs))}")
+            cfg = json.loads(json.dumps(dataclasses.asdict(p.config), default=str))
+            print("  config:\n" + "\n".join("    " + line for line in
+                                             yaml.safe_dump(cfg, sort_keys=False).rstrip().splitlines()))
         return 0
-    results = pipe.run(force=args.force, only=args.only)
+    results = []
+    try:
+        pipe.run(force=args.force, only=args.only, on_step=results.append)
+    finally:
+        _print_run_summary(results)
+    return 1 if any(r.problems for r in results) else 0
+
+
+def _print_run_summary(results) -> None:
+    if not results:
+        return
     print("\nArtifacts:")
     for r in results:
         counts = ", ".join(f"{k}={v}" for k, v in r.counts.items() if not isinstance(v, (dict, list)))
         print(f"  {r.id:<12} {r.stage:<14} {r.status:<8} {r.out}  ({counts})")
-    return 0
+    problems = [(r, p) for r in results for p in r.problems]
+    if problems:
+        print("\nProblems:")
+        for r, p in problems:
+            print(f"  {r.id}: {p}")
+            print(f"kgllm: problem: step {r.id}: {p}", file=sys.stderr)
 
 
 def _cmd_stages(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .stages import list_stages
+    from .stages import get_stage, list_stages
 
+    if args.name:
+        st = get_stage(args.name)
+        print(f"{st.name} -> {st.kind} artifact: {st.help}")
+        for name, type_, default in config_keys(st.config):
+            print(f"  {name:<34} {type_:<26} default: {default}")
+        return 0
     for st in list_stages():
         keys = ", ".join(f.name for f in dataclasses.fields(st.config))
         print(f"{st.name:<16} -> {st.kind:<10} {st.help}\n{'':<16}    keys: {keys}")
+    print("\nRun 'kgllm stages NAME' for a stage's keys with their types and defaults.")
     return 0
+
+
+def config_keys(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """``(dotted key, type, default)`` for every key of a config dataclass, nested ones flattened."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    rows = []
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else "(required)")
+        if dataclasses.is_dataclass(default):
+            rows.extend(config_keys(type(default), f"{prefix}{f.name}."))
+            continue
+        type_ = getattr(hints[f.name], "__name__", None) if typing.get_origin(hints[f.name]) is None else None
+        rows.append((f"{prefix}{f.name}", type_ or str(hints[f.name]).replace("typing.", "").replace("pathlib.", ""),
+                     json.dumps(default, default=str)))
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = sum(1 for a in argv if a in ("-v", "--verbose")) + sum(
         a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"} and len(a) > 2)
+    quiet = any(a in ("-q", "--quiet") for a in argv)
     from .log import setup_logging
 
-    setup_logging(verbose)
+    setup_logging(verbose, quiet=quiet)
     try:
         parser = build_parser()
         if not argv:
@@ -225,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kgllm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kgllm ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except Exception as e:  # an unexpected failure: one line unless -v
         if verbose:
             raise

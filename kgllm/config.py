@@ -34,8 +34,14 @@ def load_yaml(path: str | Path) -> dict:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: config file does not exist")
+    if p.is_dir():
+        raise ConfigError(f"{p}: is a directory; give a YAML file (e.g. examples/quickstart.yaml)")
     try:
-        data = yaml.safe_load(p.read_text("utf-8"))
+        text = p.read_text("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read the YAML file ({getattr(e, 'strerror', None) or e})") from e
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -99,6 +105,10 @@ def from_dict(cls: type[T], data: Mapping, where: str = "config") -> T:
         close = difflib.get_close_matches(str(k), fields, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{where}: unknown key {k!r}{hint}; valid keys: {', '.join(sorted(fields))}")
+    missing = [n for n, f in fields.items() if n not in data and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing required key {missing[0]!r}")
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         obj = cls(**kwargs)

@@ -1,7 +1,10 @@
 """Logging and progress bars.
 
-Everything logs under the ``kgllm`` logger; ``-v`` turns on DEBUG. Long loops use :func:`progress`,
-a tqdm bar on stderr that switches itself off when ``KGLLM_PROGRESS=0`` (tests, logs to files).
+Everything logs under the ``kgllm`` logger; ``-v`` turns on DEBUG, ``-q`` shows only warnings and
+errors. Long loops use :func:`progress`, a tqdm bar on stderr. Bars are drawn only when stderr is a
+terminal, so they never run into log lines written to a file or a pipe. ``KGLLM_PROGRESS=0`` turns
+them off everywhere, ``KGLLM_PROGRESS=1`` draws them even when stderr is not a terminal; ``-q``
+turns them off.
 """
 
 from __future__ import annotations
@@ -30,8 +33,13 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(verbose: int = 0) -> None:
-    level = logging.DEBUG if verbose > 0 else logging.INFO
+_QUIET = False
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    global _QUIET
+    _QUIET = quiet and not verbose
+    level = logging.DEBUG if verbose > 0 else logging.WARNING if _QUIET else logging.INFO
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     root = logging.getLogger("kgllm")
@@ -41,7 +49,19 @@ def setup_logging(verbose: int = 0) -> None:
 
 
 def progress_enabled() -> bool:
-    return os.environ.get("KGLLM_PROGRESS", "1") not in ("0", "false", "no")
+    """Whether to draw progress bars: ``KGLLM_PROGRESS`` (0/1) decides when set, else ``-q`` turns them
+    off, else they are drawn only when stderr is a terminal."""
+    env = os.environ.get("KGLLM_PROGRESS", "").strip().lower()
+    if env in ("0", "false", "no", "off"):
+        return False
+    if env in ("1", "true", "yes", "on"):
+        return True
+    if _QUIET:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def progress(iterable: Iterable[T] | None = None, *, desc: str = "", total: int | None = None,

@@ -24,18 +24,23 @@ names steps to rerun anyway (``all`` for every step).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
+import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import config as cfgmod
-from .artifacts import MANIFEST, input_digest, read_manifest, sha256_json
-from .errors import ArtifactError, ConfigError, UsageError
+from .artifacts import MANIFEST, check_destination, input_digest, read_manifest, sha256_json
+from .errors import ArtifactError, ConfigError, KgllmError, UsageError
 from .log import logger
 from .stages import Stage, get_stage
+
+
+_STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 @dataclass
@@ -61,6 +66,19 @@ class StepResult:
     status: str  # "ran" | "skipped"
     seconds: float
     counts: dict
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PlannedStep:
+    """One step as ``run`` would execute it: resolved inputs, output directory and effective config."""
+
+    step: Step
+    stage: Stage
+    inputs: list[Path]
+    out: Path
+    config: Any
+    status: str  # "would run" | "up to date"
 
 
 @dataclass
@@ -80,45 +98,111 @@ class Pipeline:
         return {s.id: _resolve_paths(get_stage(s.stage).make_config(s.config, source=f"steps.{s.id}.config"),
                                      self.base_dir) for s in self.spec.steps}
 
-    def run(self, force: Iterable[str] = (), only: Iterable[str] = ()) -> list[StepResult]:
-        force = set(force)
-        only = set(only)
-        ids = {s.id for s in self.spec.steps}
-        for name in (force - {"all"}) | only:
-            if name not in ids:
-                raise UsageError(f"no step {name!r} in the pipeline; steps: {', '.join(s.id for s in self.spec.steps)}")
-        configs = self.configs()  # validate every step before running any
-        results = []
-        for step in self.spec.steps:
-            if only and step.id not in only:
-                continue
+    def plan(self, force: Iterable[str] = (), only: Iterable[str] = ()) -> list[PlannedStep]:
+        """Check the whole pipeline before anything runs and say what ``run`` would do.
+
+        Checks every step's config, its inputs (earlier steps or existing paths: never itself or a later
+        step), their number, the files its config names, the keys its stage requires, and that its output
+        directory is one kgllm may replace. Raises :class:`ConfigError` naming the step and the problem.
+        """
+        force, only = set(force), set(only)
+        ids = [s.id for s in self.spec.steps]
+        for flag, names in (("--force", force - {"all"}), ("--only", only)):
+            for name in sorted(names):
+                if name not in ids:
+                    close = difflib.get_close_matches(name, ids, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise UsageError(f"{flag} {name}: no such step{hint}; steps: {', '.join(ids)}")
+        configs = self.configs()
+        planned: list[PlannedStep] = []
+        reruns: set[str] = set()
+        for i, step in enumerate(self.spec.steps):
             st = get_stage(step.stage)
-            inputs = [self._input_path(step, i) for i in step.inputs]
+            cfg = configs[step.id]
+            where = f"step {step.id} ({st.name})"
+            inputs = [self._input_path(step, ref, i) for ref in step.inputs]
+            n = len(inputs)
+            if n < st.min_inputs or (st.max_inputs is not None and n > st.max_inputs):
+                want = (f"no inputs" if st.max_inputs == 0 else
+                        f"{st.min_inputs}" if st.max_inputs == st.min_inputs else
+                        f"at least {st.min_inputs}" if st.max_inputs is None else f"{st.min_inputs}..{st.max_inputs}")
+                raise ConfigError(f"{where}: takes {want} input(s), the pipeline gives {n}")
+            for key in st.required:
+                if not _lookup(cfg, key):
+                    raise ConfigError(f"{where}: config key {key!r} is required (steps.{step.id}.config.{key})")
+            for p in _config_paths(cfg):
+                if not p.exists():
+                    raise ConfigError(f"{where}: {p} (named in its config) does not exist")
             out = self.step_out(step)
-            key = pipeline_key(st, configs[step.id], inputs)
+            try:
+                check_destination(out, st.kind)
+            except UsageError as e:
+                raise ConfigError(f"{where}: {e}") from e
+            upstream = {ref for ref in step.inputs if ref in ids}
+            for ref in sorted(upstream):
+                if only and ref not in only and not (self.step_out(self.spec.steps[ids.index(ref)]) / MANIFEST).exists():
+                    raise ConfigError(f"{where}: its input step {ref!r} has no artifact yet and is not among "
+                                      f"--only; add --only {ref}")
+            if "all" in force or step.id in force or upstream & reruns or \
+                    not _up_to_date(out, pipeline_key(st, cfg, inputs)):
+                status = "would run"
+            else:
+                status = "up to date"
+            if status == "would run" and (not only or step.id in only):
+                reruns.add(step.id)
+            planned.append(PlannedStep(step, st, inputs, out, cfg, status))
+        return [p for p in planned if not only or p.step.id in only]
+
+    def run(self, force: Iterable[str] = (), only: Iterable[str] = (),
+            on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
+        """Run the pipeline (after :meth:`plan` checked all of it). ``on_step`` sees each result as it comes.
+
+        A step that raises stops the pipeline; the error names the step. A step whose artifact records
+        problems (validation errors, say) does not stop it: its result carries them.
+        """
+        force = set(force)
+        results = []
+        for p in self.plan(force=force, only=only):
+            st, step, out = p.stage, p.step, p.out
+            key = pipeline_key(st, p.config, p.inputs)  # now: upstream steps may have just rewritten inputs
             t0 = time.perf_counter()
             if "all" not in force and step.id not in force and _up_to_date(out, key):
                 man = read_manifest(out)
                 logger.info("step %s (%s): up to date, skipped", step.id, st.name)
-                results.append(StepResult(step.id, st.name, out, "skipped", 0.0, man.counts))
-                continue
-            logger.info("step %s (%s): running", step.id, st.name)
-            from .stages import run_stage
+                r = StepResult(step.id, st.name, out, "skipped", 0.0, man.counts, list(man.problems))
+            else:
+                logger.info("step %s (%s): running", step.id, st.name)
+                from .stages import run_stage
 
-            man = run_stage(st.name, inputs, out, configs[step.id], pipeline_key=key)
-            counts = man.counts if man is not None else read_manifest(out).counts
-            results.append(StepResult(step.id, st.name, out, "ran", time.perf_counter() - t0, counts))
+                try:
+                    man = run_stage(st.name, p.inputs, out, p.config, pipeline_key=key)
+                except KgllmError as e:
+                    if type(e).__init__ is KgllmError.__init__:  # same class, message names the step
+                        raise type(e)(f"step {step.id} ({st.name}): {e}") from e
+                    raise
+                man = man if man is not None else read_manifest(out)
+                r = StepResult(step.id, st.name, out, "ran", time.perf_counter() - t0, man.counts,
+                               list(man.problems))
+            results.append(r)
+            if on_step is not None:
+                on_step(r)
         return results
 
-    def _input_path(self, step: Step, ref: str) -> Path:
-        earlier = {s.id: s for s in self.spec.steps[: self.spec.steps.index(step)]}
-        if ref in earlier:
-            return self.step_out(earlier[ref])
-        if ref in {s.id for s in self.spec.steps}:
-            raise ConfigError(f"steps.{step.id}.inputs: step {ref!r} comes later in the pipeline")
+    def _input_path(self, step: Step, ref: str, index: int) -> Path:
+        ids = [s.id for s in self.spec.steps]
+        where = f"step {step.id} ({step.stage})"
+        if ref == step.id:
+            raise ConfigError(f"{where}: takes its own output as input (a cycle)")
+        if ref in ids[:index]:
+            return self.step_out(self.spec.steps[ids.index(ref)])
+        if ref in ids:
+            raise ConfigError(f"{where}: input step {ref!r} comes later in the pipeline (a cycle, or steps out "
+                              "of order); list it before this step")
         p = _resolve(self.base_dir, Path(ref))
         if not p.exists():
-            raise ConfigError(f"steps.{step.id}.inputs: {ref!r} is neither an earlier step nor an existing path")
+            close = difflib.get_close_matches(ref, ids, n=1)
+            hint = f" (did you mean step {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: input {ref!r} is neither an earlier step nor an existing path{hint}")
         return p
 
 
@@ -162,9 +246,18 @@ def load_pipeline(path: str | Path, overrides: Mapping | None = None) -> Pipelin
     data = cfgmod.load_yaml(path)
     if overrides:
         data = cfgmod.merge(data, overrides)
+    for i, s in enumerate(data.get("steps") or []):
+        if isinstance(s, Mapping) and "id" not in s:
+            raise ConfigError(f"{path}: steps[{i}] ({s.get('stage', 'no stage')}): missing 'id' (a name for the "
+                              "step; its artifact is written to WORKDIR/ID)")
     spec = cfgmod.from_dict(PipelineSpec, data, where=str(path))
+    if not spec.steps:
+        raise ConfigError(f"{path}: the pipeline has no steps; list them under 'steps:' (see examples/quickstart.yaml)")
     seen = set()
     for i, s in enumerate(spec.steps):
+        if not _STEP_ID.fullmatch(s.id) or ".." in s.id:
+            raise ConfigError(f"{path}: steps[{i}]: step id {s.id!r} must be a name (letters, digits, '_', '-', "
+                              "'.'; no '/' or '..'), not a path: its artifact is written to WORKDIR/ID")
         if s.id in seen:
             raise ConfigError(f"{path}: steps[{i}]: duplicate step id {s.id!r}")
         seen.add(s.id)
@@ -174,6 +267,12 @@ def load_pipeline(path: str | Path, overrides: Mapping | None = None) -> Pipelin
 
 def run_pipeline(path: str | Path, force: Iterable[str] = (), only: Iterable[str] = ()) -> list[StepResult]:
     return load_pipeline(path).run(force=force, only=only)
+
+
+def _lookup(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part, None)
+    return cfg
 
 
 def _resolve(base: Path, p: Path) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as cfgmod
+from .artifacts import register_kind
 from .errors import UsageError
 
 _STAGE_MODULES = (
@@ -41,6 +42,10 @@ class Stage:
     help: str = ""
     min_inputs: int = 0
     max_inputs: int | None = None  # None: any number
+    required: tuple[str, ...] = ()  # config keys (dotted) that must be set to something non-empty
+
+    def __post_init__(self) -> None:
+        register_kind(self.kind)
 
     def function(self) -> Callable[..., Any]:
         mod, _, fn = self.run.partition(":")
@@ -102,6 +107,12 @@ def run_stage(name: str, inputs: list[str | Path], out: str | Path, config: Any 
         want = f"{st.min_inputs}" if st.max_inputs == st.min_inputs else \
             f"{st.min_inputs}..{'n' if st.max_inputs is None else st.max_inputs}"
         raise UsageError(f"stage {name} takes {want} input artifact(s), got {len(ins)}")
+    for key in st.required:
+        value = config
+        for part in key.split("."):
+            value = getattr(value, part, None)
+        if not value:
+            raise UsageError(f"stage {name}: config key {key!r} is required")
     out = check_destination(out, st.kind, force=force)
     token = REPLACE_OTHER_KINDS.set(force)
     try:

@@ -22,6 +22,7 @@ from kgllm.cli import main
 from kgllm.errors import ArtifactError, ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
+artifacts.register_kind("demo")  # the kind the writer tests below write
 
 
 # ----------------------------------------------------------------------------- a small real stage for tests
@@ -149,7 +150,8 @@ def test_failed_stage_leaves_previous_artifact_untouched(tmp_path):
 _CRASHER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from kgllm.artifacts import ArtifactWriter, atomic_open
+    from kgllm.artifacts import ArtifactWriter, atomic_open, register_kind
+    register_kind("demo")
     out, mode = Path(sys.argv[1]), sys.argv[2]
     if mode == "dir":
         with ArtifactWriter(out, "demo") as w:

@@ -16,7 +16,8 @@ STAGES += [
     Stage("pull.wordnet", WordNetPullConfig, "kgllm.sources.wordnet:run", "graph",
           help="WordNet 3.0 through nltk (all of it, or --root/--pos/--relation subsets)", max_inputs=0),
     Stage("pull.file", FilePullConfig, "kgllm.sources.files:run", "graph",
-          help="local RDF files (N-Triples, Turtle, RDF/XML, N-Quads; .gz/.bz2/.xz)", max_inputs=0),
+          help="local RDF files (N-Triples, Turtle, RDF/XML, N-Quads; .gz/.bz2/.xz)", max_inputs=0,
+          required=("paths",)),
 ]
 
 # SPARQL endpoints (Virtuoso, DBpedia, any SPARQL 1.1 server) and the DBpedia presets.
@@ -25,7 +26,8 @@ from .sparql import SparqlConfig  # noqa: E402
 
 STAGES += [
     Stage("pull.sparql", SparqlConfig, "kgllm.sources.sparql:run", "graph",
-          help="harvest a CONSTRUCT/SELECT ?s ?p ?o query from a SPARQL endpoint (paged, resumable)", max_inputs=0),
+          help="harvest a CONSTRUCT/SELECT ?s ?p ?o query from a SPARQL endpoint (paged, resumable)", max_inputs=0,
+          required=("endpoint", "query")),
     Stage("pull.dbpedia", DbpediaConfig, "kgllm.sources.dbpedia:run", "graph",
           help="harvest a DBpedia preset (queries/dbpedia) from an endpoint or the bundled sample", max_inputs=0),
 ]
