@@ -16,7 +16,7 @@ from test_pull_sparql import load_reference_data
 from virtuoso import shared
 
 from kgllm.artifacts import read_manifest, verify_artifact
-from kgllm.errors import UsageError
+from kgllm.errors import EmptyResultError, UsageError
 from kgllm.rdf import DBO, FOAF, RDF, RDFS, graph_shards, iter_graph
 from kgllm.sources.dbpedia import (
     DbpediaConfig,
@@ -149,8 +149,13 @@ def test_params_class_and_lang(tmp_path, core_triples):
     pull_dbpedia(tmp_path / "co", cfg)
     want = class_facts(core_triples, f"{DBO}Company", "*")
     assert graph_set(tmp_path / "co") == want and len({s for s, _, _ in want}) == 15 and len(want) > 300
-    # The sample is English only: German labels and abstracts come back empty, English ones complete.
-    de = pull_dbpedia(tmp_path / "de", DbpediaConfig(preset="labels", params={"lang": "de"}, data=core_files()))
+    # The sample is English only: German labels and abstracts come back empty (an error unless
+    # allow_empty, and nothing is written), English ones complete.
+    with pytest.raises(EmptyResultError, match="0 triples.*--allow-empty"):
+        pull_dbpedia(tmp_path / "de", DbpediaConfig(preset="labels", params={"lang": "de"}, data=core_files()))
+    assert not (tmp_path / "de").exists()
+    de = pull_dbpedia(tmp_path / "de", DbpediaConfig(preset="labels", params={"lang": "de"}, data=core_files(),
+                                                     allow_empty=True))
     assert de.counts["triples"] == 0
     en = pull_dbpedia(tmp_path / "en", DbpediaConfig(preset="labels", data=core_files()))
     things = {s for s, p, o in core_triples if p == TYPE and o == "<http://www.w3.org/2002/07/owl#Thing>"}

@@ -488,8 +488,15 @@ def test_stage_and_cli(vt, tmp_path):
     assert graph_set(tmp_path / "st") == want and man.counts["pages"] == 2
     assert man.inputs[0]["path"] == str(qf)  # the query file is hashed as an input
     rc = main(["pull", "sparql", "--endpoint", vt.endpoint, "--query", str(qf), "--out", str(tmp_path / "cli"),
-               "--set", f"harvest.default_graph=[{vt.dbpedia_graphs[0]}]", "--rate", "50", "--order", "ordered"])
-    assert rc == 0 and graph_set(tmp_path / "cli") <= want
+               "--set", f"harvest.default_graph=[{', '.join(vt.dbpedia_graphs)}]", "--rate", "50", "--order", "ordered"])
+    assert rc == 0 and graph_set(tmp_path / "cli") == want
+    # One part without labels: zero triples fail (exit 1, nothing written) unless --allow-empty.
+    empty = [g for g in vt.dbpedia_graphs if not any(
+        t[1] == "<http://www.w3.org/2000/01/rdf-schema#label>" for t in _construct(vt.endpoint, ALL, [g]))]
+    args = ["pull", "sparql", "--endpoint", vt.endpoint, "--query", str(qf), "--out", str(tmp_path / "none"),
+            "--default-graph", empty[0]]
+    assert main(args) == 1 and not (tmp_path / "none").exists()
+    assert main([*args, "--allow-empty"]) == 0
     from kgllm.artifacts import read_manifest
 
     assert read_manifest(tmp_path / "cli").extra["order"] == "ordered"

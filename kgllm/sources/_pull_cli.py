@@ -1,7 +1,8 @@
 """``kgllm pull wordnet`` and ``kgllm pull file``: argument parsing only (pulls import lazily).
 
 Takes: parsed CLI flags. Makes: the effective stage config (defaults < ``--config`` < ``--set`` < flags)
-and runs the pull, then prints where the artifact is.
+and runs the pull through :func:`kgllm.stages.run_stage` (``--out`` is checked before any work), then
+prints where the artifact is.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ def _csv(values: list[str] | None) -> list[str] | None:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def add_allow_empty(p: argparse.ArgumentParser) -> None:
+    """``--allow-empty`` (config key ``allow_empty``) of every pull command."""
+    p.add_argument("--allow-empty", action="store_true", default=None,
+                   help="accept a pull that yields zero triples (a warning, exit 0) instead of failing (exit 1)")
+
+
 def register_wordnet(cmds) -> None:
     p = cmds.subcommand(
         "pull", "wordnet", "pull WordNet 3.0 (all of it by default) through nltk", _cmd_wordnet,
@@ -37,16 +44,17 @@ def register_wordnet(cmds) -> None:
     p.add_argument("--relation", action="append", metavar="NAME",
                    help="WN-LMF relation to keep (hypernym, antonym, ...); repeatable; default all")
     p.add_argument("--no-examples", action="store_true", help="leave out usage examples (wn:example)")
+    add_allow_empty(p)
     add_config_args(p, "pull.wordnet")
 
 
 def _cmd_wordnet(args: argparse.Namespace) -> int:
-    from .wordnet import pull_wordnet
+    from ..stages import run_stage
 
     cfg = stage_config("pull.wordnet", args, {
         "roots": _csv(args.root), "pos": _csv(args.pos), "relations": _csv(args.relation),
-        "include_examples": False if args.no_examples else None})
-    man = pull_wordnet(args.out, cfg)
+        "include_examples": False if args.no_examples else None, "allow_empty": args.allow_empty})
+    man = run_stage("pull.wordnet", [], args.out, cfg, force=args.force)
     return print_artifact(args.out, man)
 
 
@@ -59,13 +67,14 @@ def register_file(cmds) -> None:
                     "Malformed input stops with the file and line (exit code 2); with --skip-bad,\n"
                     "bad N-Triples/N-Quads lines are quarantined inside the artifact and counted.\n"
                     "Example:\n  kgllm pull file data/labels_en.nt.gz data/dbo.owl --out runs/files")
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="RDF files to read")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="RDF files to read")
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     p.add_argument("--format", choices=sorted(_FORMAT_CHOICES),
                    help="format of every PATH (default: from each file's extension)")
     p.add_argument("--skip-bad", action="store_true", default=None,
                    help="quarantine malformed lines (N-Triples/N-Quads) instead of stopping")
     p.add_argument("--base-iri", metavar="IRI", help="base IRI for relative IRIs (Turtle, RDF/XML)")
+    add_allow_empty(p)
     add_config_args(p, "pull.file")
 
 
@@ -73,10 +82,10 @@ _FORMAT_CHOICES = ("nt", "ntriples", "ttl", "turtle", "xml", "rdfxml", "nq", "nq
 
 
 def _cmd_file(args: argparse.Namespace) -> int:
-    from .files import pull_files
+    from ..stages import run_stage
 
     cfg = stage_config("pull.file", args, {
-        "paths": [str(p) for p in args.paths] or None, "format": args.format, "skip_bad": args.skip_bad,
-        "base_iri": args.base_iri})
-    man = pull_files(cfg.paths, args.out, cfg)
+        "paths": args.paths or None, "format": args.format, "skip_bad": args.skip_bad,
+        "base_iri": args.base_iri, "allow_empty": args.allow_empty})
+    man = run_stage("pull.file", [], args.out, cfg, force=args.force)
     return print_artifact(args.out, man)

@@ -16,7 +16,9 @@ Preset files document their parameters in header comments, one per line::
 (``# @param NAME TYPE DEFAULT  description``; TYPE is ``iri``, ``lang``, ``string`` or ``int``) and use
 them as ``${class}`` in the query. Values are checked and escaped for their type before they are
 inserted (IRIs as ``<...>``, languages and strings as quoted literals), so a parameter cannot inject
-SPARQL.
+SPARQL; a ``lang`` value must be a language tag (``en``, ``de``, ``pt-BR`` or ``*``), so ``english`` is a
+usage error, not an empty harvest. Zero triples is an :class:`~kgllm.errors.EmptyResultError` (exit 1)
+unless ``allow_empty``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ DBPEDIA_GRAPH = "http://dbpedia.org"
 _PARAM = re.compile(r"^#\s*@param\s+(\w+)\s+(iri|lang|string|int)\s+(\S+)(?:\s+(.*))?$")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 _PREFIX_DECL = re.compile(r"PREFIX\s+([A-Za-z][\w.-]*)?:\s*<([^>]*)>", re.I)
-_LANG = re.compile(r"^(\*|[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*)$")
+_LANG = re.compile(r"^(\*|[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*)$")  # a 2-3 letter language, then subtags
 _IRI_BAD = re.compile(r'[\x00-\x20<>"{}|^`\\]')
 
 
@@ -52,6 +54,7 @@ class DbpediaConfig:
     params: dict[str, str] = field(default_factory=dict)
     data: list[Path] = field(default_factory=list)  # embedded store files; default: bundled sample + ontology
     harvest: HarvestConfig = field(default_factory=lambda: HarvestConfig(default_graph=[DBPEDIA_GRAPH]))
+    allow_empty: bool = False          # accept zero triples (a warning) instead of failing (exit 1)
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,8 @@ def escape(kind: str, value: str, prefixes: dict[str, str], where: str) -> str:
         return f"<{v}>"
     if kind == "lang":
         if not _LANG.match(value):
-            raise UsageError(f"{where}: {value!r} is not a language tag (e.g. en, de, pt-BR, or *)")
+            raise UsageError(f"{where}: {value!r} is not a language tag; use a 2- or 3-letter code like en "
+                             "or de (or pt-BR; * for all languages)")
         return f'"{value}"'
     if kind == "int":
         if not re.match(r"^-?\d+$", value.strip()):
@@ -155,6 +159,15 @@ def default_data() -> list[Path]:
     return sorted(SAMPLE_DIR.glob("*.ttl*")) + [ONTOLOGY]
 
 
+def check_data_files(files: list[Path]) -> None:
+    """Every data file exists and is a file (checked before any is loaded)."""
+    for f in map(Path, files):
+        if f.is_dir():
+            raise InputError(f"{f}: is a directory, not a data file; give the dump files in it")
+        if not f.is_file():
+            raise InputError(f"{f}: data file does not exist")
+
+
 def embedded_store(files: list[Path]):
     """A pyoxigraph store loaded from dump files (N-Triples/Turtle/RDF-XML, plain/.xz/.gz/.bz2)."""
     import bz2
@@ -162,11 +175,10 @@ def embedded_store(files: list[Path]):
 
     import pyoxigraph
 
+    check_data_files(files)
     store = pyoxigraph.Store()
     for f in files:
         f = Path(f)
-        if not f.exists():
-            raise InputError(f"{f}: data file does not exist")
         name = f.name
         opener = open
         for ext, op in ((".xz", lzma.open), (".gz", gzip.open), (".bz2", bz2.open)):
@@ -194,6 +206,8 @@ def pull_dbpedia(out: str | Path, config: DbpediaConfig | None = None, *, pipeli
     from .sparql import StoreEndpoint, harvest, parse_query
 
     config = config or DbpediaConfig()
+    if not config.endpoint:
+        check_data_files([Path(p) for p in config.data])
     preset = load_preset(config.preset)
     text, used = preset.render(config.params)
     q = parse_query(text, f"dbpedia/{preset.name}", validate=config.harvest.validate_query)
@@ -207,7 +221,8 @@ def pull_dbpedia(out: str | Path, config: DbpediaConfig | None = None, *, pipeli
     extra = {"preset": preset.name, "preset_sha256": q.sha256, "params": used,
              "data": [str(p) for p in data]}
     return harvest(endpoint, q, out, config.harvest, pipeline_key=pipeline_key,
-                   inputs=[preset.path, *inputs], extra=extra, manifest_config=asdict(config))
+                   inputs=[preset.path, *inputs], extra=extra, manifest_config=asdict(config),
+                   allow_empty=config.allow_empty)
 
 
 def run(inputs: list[Path], out: Path, config: DbpediaConfig, *, pipeline_key: str | None = None):
@@ -220,6 +235,7 @@ def run(inputs: list[Path], out: Path, config: DbpediaConfig, *, pipeline_key: s
 
 def register_cli(cmds, group_help: str) -> None:
     from ..cli import add_config_args
+    from ._pull_cli import add_allow_empty
 
     names = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.rq")))
     p = cmds.subcommand(
@@ -232,15 +248,18 @@ def register_cli(cmds, group_help: str) -> None:
                     f"  kgllm pull dbpedia --endpoint {PUBLIC_ENDPOINT} --preset labels --param lang=de "
                     "--param class=dbo:City --rate 2 --out runs/city-labels\n"
                     "  kgllm pull dbpedia --list-presets")
-    p.add_argument("--out", type=Path, help="artifact directory to write")
+    # --out is required, except with --list-presets: one of the two, as the usage line shows.
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--out", type=Path, help="artifact directory to write")
+    what.add_argument("--list-presets", action="store_true", help="list the presets and their parameters")
     p.add_argument("--endpoint", help=f"SPARQL endpoint URL (e.g. {PUBLIC_ENDPOINT}); default: embedded store")
     p.add_argument("--preset", help="preset name or path to a .rq file (default class-facts)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="preset parameter, e.g. class=dbo:Place or lang=de; repeatable")
     p.add_argument("--data", action="append", type=Path, metavar="FILE",
                    help="dump file for the embedded store (repeatable; default: the bundled sample)")
-    p.add_argument("--list-presets", action="store_true", help="list the presets and their parameters")
     _harvest_flags(p)
+    add_allow_empty(p)
     add_config_args(p, "pull.dbpedia")
 
 
@@ -269,6 +288,7 @@ def harvest_flag_values(args) -> dict:
 
 def _cmd_dbpedia(args) -> int:
     from ..cli import print_artifact, stage_config
+    from ..stages import run_stage
 
     if args.list_presets:
         for pr in list_presets():
@@ -276,8 +296,6 @@ def _cmd_dbpedia(args) -> int:
             for prm in pr.params:
                 print(f"    {prm.name} ({prm.type}, default {prm.default}): {prm.help}")
         return 0
-    if args.out is None:
-        raise UsageError("kgllm pull dbpedia: --out is required")
     params = {}
     for item in args.param:
         if "=" not in item:
@@ -286,10 +304,10 @@ def _cmd_dbpedia(args) -> int:
         params[k.strip()] = v
     cfg = stage_config("pull.dbpedia", args, {
         "endpoint": args.endpoint, "preset": args.preset, "data": [str(d) for d in args.data] if args.data else None,
-        **harvest_flag_values(args)})
+        "allow_empty": args.allow_empty, **harvest_flag_values(args)})
     if params:
         from ..config import replace
 
         cfg = replace(cfg, params={**cfg.params, **params})
-    man = pull_dbpedia(args.out, cfg)
+    man = run_stage("pull.dbpedia", [], args.out, cfg, force=args.force)
     return print_artifact(args.out, man)

@@ -10,8 +10,15 @@ provenance ``{source: file, path, sha256, format}``. Parsing streams through pyo
   (pyoxigraph makes up random labels for anonymous nodes) and distinct across files.
 * N-Quads: graph names are dropped; the quads that had one are counted (``named_graph_quads``).
 * Malformed input stops the pull with an :class:`InputError` naming the file, line and column
-  (exit code 2). With ``skip_bad`` (N-Triples/N-Quads only: one statement per line), bad lines go
-  to ``quarantine.jsonl`` in the artifact (file, line, column, parser message, text) and are counted.
+  (exit code 2; for RDF/XML, whose parser gives no position, the position is found by a second pass
+  with the XML parser of the standard library). With ``skip_bad`` (N-Triples/N-Quads only: one
+  statement per line), bad lines go to ``quarantine.jsonl`` in the artifact (file, line, column,
+  parser message, text) and are counted; a file whose every statement was quarantined is recorded as
+  a problem in the manifest (exit code 1).
+* Every path is checked before any work: a missing file, a directory or a URL is an error (exit 2).
+  A UTF-8 byte order mark at the start of a file is skipped.
+* Zero triples in all is an :class:`EmptyResultError` (exit 1, nothing written) unless
+  ``allow_empty`` (``--allow-empty``): then a warning.
 
 Counts add up per file and in total, for the line-based formats:
 ``lines = statements + bad_lines + blank_lines`` (blank or comment-only lines), and for every format
@@ -33,7 +40,7 @@ from pathlib import Path
 from typing import IO
 
 from ..artifacts import Manifest, sha256_file
-from ..errors import ConfigError, InputError, UsageError
+from ..errors import ConfigError, EmptyResultError, InputError, UsageError
 from ..log import logger, progress
 from ..rdf import GraphWriter
 
@@ -48,6 +55,9 @@ _EXTENSIONS = {".nt": "ntriples", ".ttl": "turtle", ".rdf": "rdfxml", ".owl": "r
                ".nq": "nquads"}
 _COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _LINE_BASED = ("ntriples", "nquads")
+_SHORT = {"ntriples": "nt", "turtle": "ttl", "rdfxml": "xml", "nquads": "nq"}
+_BOM = b"\xef\xbb\xbf"
+_URL = re.compile(r"^(https?|ftp)://?", re.I)  # a Path turns "https://x" into "https:/x"
 _CHUNK_LINES = 20_000  # lines parsed per pyoxigraph call: large enough to amortise the call
 # pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
 # line-based formats); kgllm puts the position in the file in front instead.
@@ -63,6 +73,7 @@ class FilePullConfig:
     format: str | None = None        # ntriples | turtle | rdfxml | nquads (or nt, ttl, xml, nq); None: by extension
     skip_bad: bool = False           # quarantine malformed lines (N-Triples/N-Quads) instead of failing
     base_iri: str | None = None      # base for relative IRIs (Turtle, RDF/XML)
+    allow_empty: bool = False        # accept zero triples (a warning) instead of failing (exit 1)
 
     def __post_init__(self):
         if self.format is not None and self.format.lower() not in _ALIASES:
@@ -84,7 +95,15 @@ def detect_format(path: Path, override: str | None = None) -> tuple[str, str | N
 
 
 def _open(path: Path, comp: str | None) -> IO[bytes]:
-    return _COMPRESSION[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
+    """The (decompressed) bytes of a file, after a UTF-8 byte order mark if it starts with one."""
+    f = _COMPRESSION[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
+    try:
+        if f.read(len(_BOM)) != _BOM:
+            f.seek(0)
+    except BaseException:
+        f.close()
+        raise
+    return f
 
 
 def _ox_format(fmt: str):
@@ -101,6 +120,59 @@ def _is_content(line: bytes) -> bool:
 
 def _message(e: SyntaxError) -> str:
     return _POSITION.sub("", str(e.msg or e))
+
+
+_XML_POSITION = re.compile(r"^at \d+\.\.\d+: ")  # an offset inside a text node, meaningless to a reader
+_QUOTED = re.compile(r"'([^'\n]+)'|`([^`\n]+)`|^(\S+) is not a valid")
+
+
+def _locate_xml_error(path: Path, comp: str | None, message: str) -> tuple[int | None, int | None]:
+    """``(line, column)`` (from 1) in an RDF/XML file of the error pyoxigraph reported without one.
+
+    A second pass with the standard library's XML parser (expat) finds where the XML is not
+    well-formed, and the first element without a namespace; a term quoted in the message is looked
+    up in the text. The earliest of the places that apply is the one pyoxigraph, which reads in
+    order and stops at its first error, reported. ``(None, None)`` when none applies."""
+    import xml.sax
+    import xml.sax.handler
+
+    found: list[tuple[int, int]] = []
+    no_ns: list[tuple[int, int]] = []
+
+    class Handler(xml.sax.handler.ContentHandler):
+        def startElementNS(self, name, qname, attrs):
+            if name[0] is None and not no_ns:
+                no_ns.append((self._locator.getLineNumber(), self._locator.getColumnNumber() + 1))
+
+    parser = xml.sax.make_parser()
+    parser.setFeature(xml.sax.handler.feature_namespaces, True)
+    parser.setFeature(xml.sax.handler.feature_external_ges, False)
+    parser.setContentHandler(Handler())
+    try:
+        with _open(path, comp) as f:
+            parser.parse(f)
+    except xml.sax.SAXParseException as e:
+        found.append((e.getLineNumber(), e.getColumnNumber() + 1))
+    except (OSError, EOFError, ValueError, xml.sax.SAXException):
+        pass
+    if no_ns and "namespace" in message.lower():
+        found.append(no_ns[0])
+    tokens = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(message)]
+    if tokens:
+        try:
+            with _open(path, comp) as f:
+                text = f.read().decode("utf-8", "replace")
+        except (OSError, EOFError, ValueError):
+            text = ""
+        for tok in tokens:
+            # As an attribute value first, then anywhere.
+            at = min((i for i in (text.find(f'"{tok}"'), text.find(f"'{tok}'")) if i >= 0), default=-1)
+            at = at + 1 if at >= 0 else text.find(tok)
+            if at >= 0:
+                line_start = text.rfind("\n", 0, at) + 1
+                found.append((text.count("\n", 0, at) + 1, at - line_start + 1))
+                break
+    return min(found) if found else (None, None)
 
 
 class _FileReader:
@@ -151,6 +223,17 @@ class _FileReader:
 
     def _error(self, line: int | None, column: int | None, message: str) -> InputError:
         where = f"{self.path}:{line}" + (f":{column}" if column else "") if line else str(self.path)
+        if self.config.format:
+            # A format forced for all files: the likeliest cause is that this file is in another one.
+            try:
+                implied = detect_format(self.path)[0]
+            except UsageError:
+                implied = None
+            if implied != self.fmt:
+                said = (f"its extension says {implied}: drop --format or pass --format {_SHORT[implied]}"
+                        if implied else "check --format")
+                return InputError(f"{where}: could not be read as {self.fmt} (--format {self.config.format}): "
+                                  f"{message}; {said}")
         hint = " (or rerun with --skip-bad to quarantine malformed lines)" if self.fmt in _LINE_BASED else ""
         if "absolute IRI" in message and not self.config.base_iri and self.fmt not in _LINE_BASED:
             hint = " or give a base IRI for its relative IRIs (--base-iri / base_iri)"
@@ -159,13 +242,17 @@ class _FileReader:
     # -- whole documents (Turtle, RDF/XML)
 
     def read_document(self) -> None:
-        with _open(self.path, self.comp) as f:
-            try:
+        try:
+            with _open(self.path, self.comp) as f:
                 self._add_all(self.ox.parse(f, format=self.oxfmt, base_iri=self.config.base_iri))
-            except SyntaxError as e:
-                raise self._error(e.lineno, e.offset, _message(e)) from e
-            except (OSError, EOFError, ValueError) as e:  # bad compression, unreadable file
-                raise InputError(f"{self.path}: cannot read: {e}") from e
+        except SyntaxError as e:
+            line, column, message = e.lineno, e.offset, _message(e)
+            if line is None and self.fmt == "rdfxml":  # pyoxigraph's RDF/XML errors carry no position
+                message = _XML_POSITION.sub("", message)
+                line, column = _locate_xml_error(self.path, self.comp, message)
+            raise self._error(line, column, message) from e
+        except (OSError, EOFError, ValueError) as e:  # bad compression, unreadable file
+            raise InputError(f"{self.path}: cannot read: {e}") from e
 
     # -- line-based formats (N-Triples, N-Quads), in chunks of lines
 
@@ -235,8 +322,17 @@ def _resolve_paths(paths, config: FilePullConfig) -> list[Path]:
     if not ps:
         raise UsageError("pull file: no input files; give one or more PATHs (or `paths:` in the config)")
     for p in ps:
-        if not p.is_file():
+        if _URL.match(str(p)):
+            url = _URL.sub(lambda m: f"{m.group(1)}://", str(p))
+            raise UsageError(f"{url}: is a URL; pull file reads local files: download the file first "
+                             "(e.g. curl -LO URL), or harvest a SPARQL endpoint with `kgllm pull sparql`")
+        if p.is_dir():
+            raise InputError(f"{p}: is a directory, not an RDF file; give the files in it "
+                             f"(e.g. {p / '*.nt'})")
+        if not p.exists():
             raise InputError(f"{p}: no such file")
+        if not p.is_file():
+            raise InputError(f"{p}: is not a regular file")
     return ps
 
 
@@ -268,10 +364,20 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                 for k in totals:
                     totals[k] += r.counts.get(k, 0) if k != "files" else 0
                 logger.info("%s: %d statements (%d kept)", path, r.counts["statements"], r.counts["triples"])
+                if r.counts.get("bad_lines") and not r.counts["statements"]:
+                    g._writer.problems.append(
+                        f"all {r.counts['bad_lines']} statements of {path} were quarantined "
+                        f"(see {Path(out) / QUARANTINE}); is it in another format?")
         finally:
             bar.close()
             if qf is not None:
                 qf.close()
+        if not sum(f["triples"] for f in per_file) and not g._writer.problems:
+            names = ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+            what = f"pull file: {names}: 0 triples"
+            if not config.allow_empty:
+                raise EmptyResultError(f"{what}; pass --allow-empty to accept an empty graph")
+            logger.warning("%s (accepted: allow_empty)", what)
         g.counts.update(totals)
         g.extra["files"] = per_file
     return g.manifest

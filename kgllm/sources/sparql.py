@@ -31,6 +31,8 @@ How a query is harvested
     into the result and none skipped.
   * COUNT check: where the template has no blank nodes, the endpoint is asked for the number of
     distinct triples the query yields; a mismatch with the harvested count is an error.
+  * Zero triples is an :class:`EmptyResultError` (exit 1, nothing written, the work directory removed)
+    unless ``allow_empty`` (``--allow-empty``): then a warning.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import InputError, UsageError
+from ..errors import EmptyResultError, InputError, UsageError
 
 logger = logging.getLogger("kgllm.sources.sparql")
 
@@ -106,6 +108,7 @@ class SparqlConfig:
     endpoint: str = ""
     query: Path | None = None
     harvest: HarvestConfig = field(default_factory=HarvestConfig)
+    allow_empty: bool = False        # accept zero triples (a warning) instead of failing (exit 1)
 
 
 # ----------------------------------------------------------------------------- query analysis
@@ -353,6 +356,8 @@ def load_query(query: str | Path, name: str | None = None, *, validate: bool = T
     if isinstance(query, Path):
         if not query.exists():
             raise InputError(f"{query}: query file does not exist")
+        if query.is_dir():
+            raise InputError(f"{query}: is a directory, not a query file; give a .rq file")
         try:
             text = query.read_text("utf-8")
         except UnicodeDecodeError as e:
@@ -654,13 +659,15 @@ def _write_page(path: Path, rows: list[str]) -> None:
 def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Query, out: str | Path,
             config: HarvestConfig | None = None, *, pipeline_key: str | None = None,
             inputs: list[Path] | None = None, extra: dict | None = None, manifest_config: dict | None = None,
-            _sleep: Callable[[float], None] = time.sleep, _stop_after_pages: int | None = None):
+            allow_empty: bool = False, _sleep: Callable[[float], None] = time.sleep,
+            _stop_after_pages: int | None = None):
     """Harvest ``query`` from ``endpoint`` into the graph artifact ``out``; returns its Manifest.
 
     ``endpoint`` is a URL or an endpoint object (:class:`StoreEndpoint` for an embedded store);
     ``query`` a ``.rq`` Path, query text, or a parsed :class:`Query`. ``_stop_after_pages`` (tests)
     stops after that many pages as a crash would, leaving the checkpoint for ``resume``.
     ``manifest_config`` is the stage config to record (default: the endpoint and ``config``).
+    Zero triples raise :class:`EmptyResultError` unless ``allow_empty``.
     """
     config = config or HarvestConfig()
     out = Path(out)
@@ -717,7 +724,7 @@ def harvest(endpoint: str | HttpEndpoint | StoreEndpoint, query: str | Path | Qu
         try:
             return _assemble(q, label, config, state, wd, out, expected, count_note, count_text,
                              round(time.perf_counter() - t0, 3), pipeline_key, inputs, extra, manifest_config,
-                             ordered=ordered)
+                             ordered=ordered, allow_empty=allow_empty)
         except _CountMismatch as e:
             if config.order != "auto" or state["mode"] != "natural":
                 raise
@@ -808,7 +815,7 @@ class _CountMismatch(InputError):
 
 def _assemble(q: Query, label: str, config: HarvestConfig, state: dict, wd: Path, out: Path,
               expected: int | None, count_note: str, count_text: str | None, harvest_s: float,
-              pipeline_key, inputs, extra, manifest_config, *, ordered: bool):
+              pipeline_key, inputs, extra, manifest_config, *, ordered: bool, allow_empty: bool = False):
     """Write the graph artifact from the pages (one shard each) and check the COUNT; remove the work dir."""
     from ..rdf import GraphWriter
 
@@ -830,6 +837,13 @@ def _assemble(q: Query, label: str, config: HarvestConfig, state: dict, wd: Path
                 f"the harvest ({state['mode']} pages) has {distinct}; the data may have changed during the harvest, "
                 f"or the endpoint caps results below harvest.max_rows={config.max_rows} without saying so. "
                 "Rerun without --resume (with a smaller harvest.max_rows).")
+        if not distinct:
+            params = ", ".join(f"{k}={v}" for k, v in ((extra or {}).get("params") or {}).items())
+            what = f"{label}: the query {q.name}{f' ({params})' if params else ''} returned 0 triples"
+            if not allow_empty:
+                shutil.rmtree(wd, ignore_errors=True)  # a complete harvest of nothing: nothing to resume
+                raise EmptyResultError(f"{what}; pass --allow-empty to accept an empty graph")
+            logger.warning("%s (accepted: allow_empty)", what)
         g.counts.update(pages=len(state["pages"]), results=sum(p["results"] for p in state["pages"]),
                         skipped_rows=state["skipped"], requests=state["requests"], retries=state["retries"],
                         truncated_pages=state["truncated"], expected_triples=expected)
@@ -855,11 +869,12 @@ def run(inputs: list[Path], out: Path, config: SparqlConfig, *, pipeline_key: st
         raise UsageError("pull.sparql: set query (a .rq file with a CONSTRUCT or SELECT ?s ?p ?o query)")
     return harvest(config.endpoint, Path(config.query), out, config.harvest, pipeline_key=pipeline_key,
                    inputs=[Path(config.query)] if Path(config.query).exists() else [],
-                   manifest_config=asdict(config))
+                   manifest_config=asdict(config), allow_empty=config.allow_empty)
 
 
 def register_cli(cmds, group_help: str) -> None:
     from ..cli import add_config_args
+    from ._pull_cli import add_allow_empty
     from .dbpedia import _harvest_flags
 
     p = cmds.subcommand(
@@ -875,14 +890,17 @@ def register_cli(cmds, group_help: str) -> None:
     p.add_argument("--query", type=Path, help="a .rq file")
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
     _harvest_flags(p)
+    add_allow_empty(p)
     add_config_args(p, "pull.sparql")
 
 
 def _cmd_sparql(args) -> int:
     from ..cli import print_artifact, stage_config
+    from ..stages import run_stage
     from .dbpedia import harvest_flag_values
 
     cfg = stage_config("pull.sparql", args, {
-        "endpoint": args.endpoint, "query": str(args.query) if args.query else None, **harvest_flag_values(args)})
-    man = run([], args.out, cfg)
+        "endpoint": args.endpoint, "query": str(args.query) if args.query else None,
+        "allow_empty": args.allow_empty, **harvest_flag_values(args)})
+    man = run_stage("pull.sparql", [], args.out, cfg, force=args.force)
     return print_artifact(args.out, man)

@@ -27,7 +27,9 @@ A subset pull (``roots``, ``pos``) keeps the relations of the selected synsets a
 they point outside the subset; each such outside target gets a short description (types, part of
 speech, identifier, label, definition, lexfile; for a sense its entry) so the subset is
 self-contained. Counts in the manifest add up: ``emitted = triples + duplicates``, where ``emitted``
-follows from the synset, sense, entry, definition, example and relation counts.
+follows from the synset, sense, entry, definition, example and relation counts. A selection that
+yields no triple (e.g. ``roots: [dog.n.01]`` with ``pos: [v]``) is an :class:`EmptyResultError` (exit 1,
+nothing written) unless ``allow_empty``.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from ..artifacts import Manifest
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, EmptyResultError, InputError
 from ..log import logger, progress
 from ..rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, GraphWriter
 
@@ -86,6 +88,7 @@ POINTER_RELATIONS = {
 RELATIONS = tuple(dict.fromkeys(POINTER_RELATIONS.values()))
 POS_NAMES = {"n": "noun", "v": "verb", "a": "adjective", "r": "adverb", "s": "adjective_satellite"}
 _FILE_ORDER = {"a": 0, "s": 0, "r": 1, "n": 2, "v": 3}  # nltk's all_synsets order (a/s share data.adj)
+_SYNSET_NAME = re.compile(r"^\S.*\.[nvasr]\.\d+$")  # lemma.pos.sense: dog.n.01, St._Louis.n.01
 
 
 @dataclass
@@ -96,8 +99,13 @@ class WordNetPullConfig:
     pos: list[str] = field(default_factory=lambda: ["n", "v", "a", "r"])  # "a" includes satellites ("s")
     relations: list[str] = field(default_factory=lambda: list(RELATIONS))  # WN-LMF names to keep
     include_examples: bool = True
+    allow_empty: bool = False        # accept a selection with zero triples (a warning) instead of failing
 
     def __post_init__(self):
+        bad = [r for r in self.roots if not _SYNSET_NAME.match(str(r))]
+        if bad:
+            raise ConfigError(f"roots: {bad[0]!r} is not a synset name; write lemma.pos.sense like dog.n.01 "
+                              "(pos n, v, a, s or r)")
         bad = [p for p in self.pos if p not in POS_NAMES]
         if bad:
             raise ConfigError(f"pos: {bad[0]!r} is not a WordNet part of speech; use some of n, v, a, r, s")
@@ -582,6 +590,12 @@ def pull_wordnet(out: str | os.PathLike, config: WordNetPullConfig | None = None
         # triples + duplicates, which the tests check.
         c["emitted"] = (6 * (c["synsets"] + c["boundary_synsets"]) + c["definitions"] + c["examples"]
                         + 3 * (c["senses"] + c["boundary_senses"]) + 4 * c["entries"] + sum(em.rel_count.values()))
+        if not c["emitted"]:
+            what = (f"pull wordnet: the selection (roots {', '.join(config.roots) or 'all'}, "
+                    f"pos {', '.join(config.pos)}) has 0 triples")
+            if not config.allow_empty:
+                raise EmptyResultError(f"{what}; pass --allow-empty to accept an empty graph")
+            logger.warning("%s (accepted: allow_empty)", what)
         g.counts.update(c)
         g.counts["relations"] = dict(sorted(em.rel_count.items()))
         g.extra["wordnet"] = info
