@@ -191,6 +191,10 @@ def _build(source: Path, dest: Path, stamp: dict) -> None:
     (tmp / _STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n", "utf-8")
     os.chmod(tmp / _STAMP, 0o644)
     if dest.exists():
+        if not (dest / _STAMP).is_file():  # not built by kgllm: never replace it
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise InputError(f"{dest}: holds a WordNet kgllm did not build (no {_STAMP}); kgllm will not replace "
+                             "it. Move it away, or set KGLLM_HOME to another directory")
         shutil.rmtree(dest)
     os.replace(tmp, dest)
 
