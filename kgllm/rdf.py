@@ -143,6 +143,10 @@ class GraphWriter:
         return self._writer.extra
 
     @property
+    def problems(self) -> list[str]:
+        return self._writer.problems
+
+    @property
     def manifest(self):
         return self._writer.manifest
 

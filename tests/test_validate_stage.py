@@ -115,7 +115,8 @@ def test_cli_exit_codes(ex_files, tmp_path, capsys):
     # 1: errors found; the clean graph and the report are still written.
     assert main(["validate", str(ex_files / "planted"), "--ontology", onto, "--reasoner", "none",
                  "--out", str(tmp_path / "b")]) == 1
-    assert (tmp_path / "b" / "report.md").exists() and "problem:" in capsys.readouterr().out
+    assert (tmp_path / "b" / "report.md").exists() and "kgllm: problem: " in capsys.readouterr().err
+    assert read_manifest(tmp_path / "b").problems  # recorded for `kgllm run`
     # 2: usage and input errors, nothing written.
     assert main(["validate", str(ex_files / "clean"), "--out", str(tmp_path / "c")]) == 2
     assert main(["validate", str(ex_files / "clean"), "--ontology", str(tmp_path / "nope.owl"),

@@ -14,6 +14,7 @@ from pathlib import Path
 
 def register(cmds) -> None:
     from ..cli import add_config_args
+    from ..eval.cli import GROUP_HELP as EVAL_HELP
 
     p = cmds.command("corpus", "graph artifacts -> annotated pretrain text, SFT and DPO data, splits", _corpus,
                      description="Verbalize graph artifacts into annotated documents, SFT question/answer pairs and\n"
@@ -32,7 +33,7 @@ def register(cmds) -> None:
     p.add_argument("--out", type=Path, required=True, help="output JSONL")
 
     p = cmds.subcommand("eval", "webnlg", "BLEU and chrF++ of the template verbalizer on a WebNLG XML file",
-                        _eval_webnlg, group_help="evaluate models and answers: facts, qa, webnlg")
+                        _eval_webnlg, group_help=EVAL_HELP)
     p.add_argument("--xml", type=Path, action="append", required=True,
                    help="WebNLG XML file or a directory of them (searched recursively); repeatable")
     p.add_argument("--out", type=Path, help="also write the JSON report (and predictions) here")
@@ -55,8 +56,14 @@ def _corpus(args: argparse.Namespace) -> int:
 
 
 def _verbalize(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..eval.cli import check_output_file
     from .webnlg import verbalize_jsonl
 
+    if not args.jsonl.is_file():
+        raise InputError(f"--jsonl {args.jsonl}: " + ("is a directory; give the JSONL file" if args.jsonl.is_dir()
+                                                      else "input file does not exist"))
+    check_output_file(args.out)
     n = verbalize_jsonl(args.jsonl, args.out)
     print(f"verbalized {n} triple sets -> {args.out}")
     return 0
@@ -66,8 +73,11 @@ def _eval_webnlg(args: argparse.Namespace) -> int:
     import json
 
     from ..artifacts import atomic_write_json
+    from ..eval.cli import check_output_file
     from .webnlg import evaluate, format_report
 
+    if args.out:
+        check_output_file(args.out)
     report = evaluate(args.xml)
     if args.out:
         atomic_write_json(args.out, report)

@@ -37,6 +37,20 @@ def shingles(text: str, k: int = 3) -> set[bytes]:
     return {" ".join(words[i:i + k]).encode() for i in range(len(words) - k + 1)}
 
 
+def check_lsh(threshold: float, num_perm: int, key: str) -> None:
+    """:class:`ConfigError` (naming the config ``key``) when MinHash LSH cannot work at ``threshold`` with
+    ``num_perm`` permutations (a high threshold needs more permutations); called before any work."""
+    from datasketch import MinHashLSH
+
+    from ..errors import ConfigError
+
+    try:
+        MinHashLSH(threshold=threshold, num_perm=num_perm)
+    except ValueError as e:
+        raise ConfigError(f"{key}={threshold} with dedup.num_perm={num_perm}: MinHash LSH cannot index at this "
+                          f"threshold ({e}); lower the threshold or raise dedup.num_perm (e.g. 128)") from e
+
+
 class NearDupIndex:
     """MinHash LSH over texts: ``add(key, text)`` then ``query(text)`` -> keys at or above the threshold."""
 

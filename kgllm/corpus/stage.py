@@ -12,6 +12,9 @@ Makes: a ``corpus`` artifact::
     triples.jsonl                           {"id","s","p","o","text"} for each triple the corpus uses
     leakage.json                            the split's leakage report (see kgllm.corpus.splits)
     dedup.json                              removed duplicates: {"pretrain": [...], "sft": [...], "dpo": [...]}
+
+An empty input graph, or one that yields no rows at all, is :class:`~kgllm.errors.EmptyResultError`
+(exit 1, nothing written); MinHash settings LSH cannot use are a ConfigError before any work.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from collections import Counter
 from pathlib import Path
 
 from ..artifacts import ArtifactWriter, Manifest
+from ..errors import EmptyResultError
 from ..log import logger, progress
-from ..rdf import DC, WN, triple_id
+from ..rdf import DC, WN, count_triples, triple_id
 from .annotate import conll_lines, default_label, inline_markup
 from .clean import clean_text
-from .dedup import dedup
+from .dedup import check_lsh, dedup
 from .kg import (
     KG,
     ROLE_ABSTRACT,
@@ -104,9 +108,18 @@ def triple_text(planner: Planner, s: str, p: str, o: str, role: str) -> str:
 
 
 def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: str | None = None) -> Manifest:
+    if config.dedup.near:
+        check_lsh(config.dedup.threshold, config.dedup.num_perm, "dedup.threshold")
+    check_lsh(config.split.near_dup_threshold, config.dedup.num_perm, "split.near_dup_threshold")
+    if count_triples(inputs) == 0:
+        raise EmptyResultError(f"{', '.join(map(str, inputs))}: the graph holds no triples; nothing to verbalize "
+                               "(check the pull or validate step that wrote it)")
     kg = KG.from_graphs(inputs, config.ontology, config.language)
     logger.info("corpus: %d triples from %d graph(s)", kg.triples, len(inputs))
     plans, rows, removed, counts = build(kg, config)
+    if not any(rows.values()):
+        raise EmptyResultError(f"{', '.join(map(str, inputs))}: no documents, SFT or DPO rows could be made from "
+                               f"{kg.triples} triples (only types, labels or skipped predicates?)")
     planner = Planner(kg, Lexicon(kg.label_of), include_abstracts=config.include_abstracts,
                       max_facts=config.max_facts_per_entity)
     splits, report = split_rows(rows, validation=config.split.validation, test=config.split.test,
@@ -172,8 +185,7 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
             "leaks": len(report["leaks"]["triple_ids"]) + len(report["leaks"]["near_duplicates"]),
         })
         w.extra["sft_types"] = dict(sorted(Counter(r["type"] for sp in SPLITS for r in splits["sft"][sp]).items()))
-    logger.info("corpus: %s", {k: v for k, v in w.counts.items() if not isinstance(v, dict)})
-    return w.manifest
+    return w.manifest  # the CLI prints the counts (print_artifact)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

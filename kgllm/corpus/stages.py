@@ -45,6 +45,29 @@ class CorpusConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
 
+    def __post_init__(self):
+        # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
+        sp, dd = self.split, self.dedup
+        for key, value, ok, want in (
+            ("sft_phrasings", self.sft_phrasings, self.sft_phrasings >= 0, "0 or more"),
+            ("max_two_hop", self.max_two_hop, self.max_two_hop >= 0, "0 or more"),
+            ("max_list_objects", self.max_list_objects, self.max_list_objects >= 0, "0 or more"),
+            ("dpo_per_fact", self.dpo_per_fact, self.dpo_per_fact >= 0, "0 or more"),
+            ("max_facts_per_entity", self.max_facts_per_entity, self.max_facts_per_entity >= 1, "at least 1"),
+            ("split.validation", sp.validation, 0 <= sp.validation < 1, "in [0, 1) (a share of the entities)"),
+            ("split.test", sp.test, 0 <= sp.test < 1, "in [0, 1) (a share of the entities)"),
+            ("split.validation + split.test", round(sp.validation + sp.test, 6), sp.validation + sp.test < 1,
+             "below 1 (the rest is the train split)"),
+            ("split.near_dup_threshold", sp.near_dup_threshold, 0 < sp.near_dup_threshold < 1,
+             "in (0, 1) (a Jaccard similarity)"),
+            ("dedup.threshold", dd.threshold, 0 < dd.threshold < 1, "in (0, 1) (a Jaccard similarity)"),
+            ("dedup.num_perm", dd.num_perm, dd.num_perm >= 4, "at least 4 (MinHash permutations; default 64)"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {value}")
+        if not self.language.strip():
+            raise ValueError("language must be a language tag such as en")
+
 
 STAGES = [
     Stage(name="corpus", config=CorpusConfig, run="kgllm.corpus.stage:run", kind="corpus",

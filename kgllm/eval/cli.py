@@ -1,6 +1,8 @@
 """``kgllm eval facts``: factual evaluation of trained models (handlers import lazily).
 
-Other packages add their own ``eval`` subcommands (``eval qa``, ``eval webnlg``); the group merges.
+Other packages add their own ``eval`` subcommands (``eval webnlg`` in kgllm.corpus.cli, ``eval qa`` and
+``eval questions`` in kgllm.rag.cli); the group merges. Its help text, :data:`GROUP_HELP`, is defined
+here only and lists every subcommand: whichever package registers first sets it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,18 @@ import json
 import sys
 from pathlib import Path
 
-GROUP_HELP = "evaluate models and answers: facts, qa, webnlg"
+GROUP_HELP = "evaluate models and answers: facts, qa, questions, webnlg"
+
+
+def check_output_file(path: Path, flag: str = "--out") -> Path:
+    """A command's output file must not be an existing directory: :class:`UsageError` (exit 2) before
+    any work, instead of an ``IsADirectoryError`` at the end."""
+    from ..errors import UsageError
+
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; {flag} names the file to write (a new file, or "
+                         "one to replace)")
+    return path
 
 
 def register(cmds) -> None:
@@ -34,6 +47,8 @@ def _facts(args: argparse.Namespace) -> int:
     from ..artifacts import atomic_write_json
     from .facts import evaluate, format_table
 
+    if args.out:
+        check_output_file(args.out)
     report = evaluate(args.model, args.corpus, split=args.split, limit=args.limit,
                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     if args.out:

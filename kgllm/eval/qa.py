@@ -194,10 +194,11 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
              model: str | Path | None = None, sparql: str = "store", limit: int = 0, config=None,
              pipeline_key: str | None = None):
     """Evaluate and write the ``eval.qa`` artifact; returns its manifest."""
-    from ..artifacts import ArtifactWriter, atomic_write_json
+    from ..artifacts import REPLACE_OTHER_KINDS, ArtifactWriter, atomic_write_json, check_destination
     from ..rag.answer import load_answerer
     from ..rag.retrieve import RETRIEVERS
 
+    check_destination(out, "eval.qa", force=REPLACE_OTHER_KINDS.get())  # before the index loads
     retrievers = list(retrievers or RETRIEVERS)
     bad = [r for r in retrievers if r not in RETRIEVERS]
     if bad:

@@ -46,6 +46,24 @@ class IndexConfig:
     vector: VectorConfig = field(default_factory=VectorConfig)
     linker: LinkerConfig = field(default_factory=LinkerConfig)
 
+    def __post_init__(self):
+        # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
+        v, lk = self.vector, self.linker
+        for key, value, ok, want in (
+            ("vector.batch_size", v.batch_size, v.batch_size >= 1, "at least 1"),
+            ("vector.max_triples", v.max_triples, v.max_triples >= 0, "0 (all) or more"),
+            ("vector.max_entities", v.max_entities, v.max_entities >= 0, "0 (all) or more"),
+            ("vector.exact_threshold", v.exact_threshold, v.exact_threshold >= 0, "0 or more"),
+            ("vector.hnsw_m", v.hnsw_m, v.hnsw_m >= 2, "at least 2"),
+            ("vector.ef_search", v.ef_search, v.ef_search >= 1, "at least 1"),
+            ("vector.recall_queries", v.recall_queries, v.recall_queries >= 0, "0 or more"),
+            ("linker.max_ngram", lk.max_ngram, lk.max_ngram >= 1, "at least 1"),
+            ("linker.max_candidates", lk.max_candidates, lk.max_candidates >= 1, "at least 1"),
+            ("linker.min_fuzzy_ratio", lk.min_fuzzy_ratio, 0 <= lk.min_fuzzy_ratio <= 1, "in [0, 1]"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {value}")
+
 
 @dataclass
 class EmbedConfig:
@@ -62,6 +80,21 @@ class EmbedConfig:
         default_factory=lambda: ["http://www.w3.org/1999/02/22-rdf-syntax-ns#type"])
     max_triples: int = 0                # 0: all entity-to-entity triples
     device: str = "auto"                # auto: cuda when available
+
+    def __post_init__(self):
+        for key, value, ok, want in (
+            ("dim", self.dim, self.dim >= 1, "at least 1"),
+            ("epochs", self.epochs, self.epochs >= 1, "at least 1"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("lr", self.lr, self.lr > 0, "positive"),
+            ("negatives", self.negatives, self.negatives >= 1, "at least 1"),
+            ("max_triples", self.max_triples, self.max_triples >= 0, "0 (all) or more"),
+            ("split", self.split, len(self.split) == 3 and all(0 <= r <= 1 for r in self.split)
+             and self.split[0] > 0 and abs(sum(self.split) - 1) <= 1e-6,
+             "three ratios in [0, 1] summing to 1 (train > 0, validation, test)"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {value}")
 
 
 STAGES = [

@@ -12,6 +12,8 @@ RETRIEVER_CHOICES = ("hybrid", "graph", "vector")
 
 
 def register(cmds) -> None:
+    from ..eval.cli import GROUP_HELP as EVAL_HELP
+
     p = cmds.command(
         "ask", "answer a question from the graph, citing the triples that support it", _ask,
         description="Answer a question over an index artifact (kgllm index). Without --model the answer is\n"
@@ -34,12 +36,13 @@ def register(cmds) -> None:
                     "Limits: question length, request body size and requests per minute per client.")
     _answerer_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
-    p.add_argument("--rate", type=int, default=60, help="requests per minute per client address (default 60)")
+    p.add_argument("--port", type=int, default=8765, help="port 1..65535 (default 8765; 0: any free port)")
+    p.add_argument("--rate", type=int, default=60,
+                   help="requests per minute per client address, at least 1 (default 60)")
 
     p = cmds.subcommand(
         "eval", "qa", "QA accuracy (Hits@1, EM, QALD F1, citation precision, latency) per retriever", _eval_qa,
-        group_help="evaluate models and answers: facts, qa, webnlg",
+        group_help=EVAL_HELP,
         description="Ask every question of a JSONL file ({\"question\", \"answers\": [IRI or literal...]}) with\n"
                     "the vector-only, graph-only and hybrid retrievers; write report.json, table.md and the\n"
                     "predictions to an eval.qa artifact.")
@@ -52,6 +55,7 @@ def register(cmds) -> None:
 
     p = cmds.subcommand(
         "eval", "questions", "generate a QA question set from held-out facts of graph artifacts", _eval_questions,
+        group_help=EVAL_HELP,
         description="One-hop, two-hop, WordNet definition/hypernym and unanswerable questions with several\n"
                     "phrasings, from graph artifacts; held-out entities from --corpus's test split or by hash.")
     p.add_argument("graphs", nargs="+", type=Path, help="graph artifact directories")
@@ -103,8 +107,9 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import serve
+    from .serve import check_serve_args, serve
 
+    check_serve_args(args.port, args.rate)  # before the index loads
     serve(_answerer(args), host=args.host, port=args.port, rate_per_minute=args.rate)
     return 0
 
@@ -120,12 +125,26 @@ def _eval_qa(args: argparse.Namespace) -> int:
 
 
 def _eval_questions(args: argparse.Namespace) -> int:
-    from ..rdf import iter_graph
+    from ..errors import EmptyResultError, UsageError
+    from ..eval.cli import check_output_file
+    from ..rdf import count_triples, iter_graph
     from .qgen import generate, held_out_entities, write_questions
 
+    check_output_file(args.out)
+    if not 0 < args.holdout <= 1:
+        raise UsageError(f"--holdout {args.holdout}: must be in (0, 1] (the share of entities to ask about)")
+    for flag, value in (("--per-type", args.per_type), ("--phrasings", args.phrasings)):
+        if value < 1:
+            raise UsageError(f"{flag} {value}: must be at least 1")
+    graphs = ", ".join(map(str, args.graphs))
+    if count_triples(args.graphs) == 0:  # also a clear error for anything but graph artifacts
+        raise EmptyResultError(f"{graphs}: the graph holds no triples; no questions to generate")
     held = held_out_entities(args.corpus) if args.corpus else None
     rows = generate(iter_graph(args.graphs), holdout=args.holdout, held_out=held, phrasings=args.phrasings,
                     max_per_type=args.per_type, seed=args.seed)
+    if not rows:
+        raise EmptyResultError(f"{graphs}: no questions could be generated (no labelled entity with an askable "
+                               f"fact among the held-out ones); try a larger --holdout or another graph")
     write_questions(rows, args.out)
     counts = Counter(r["type"] for r in rows)
     print(f"questions: {args.out}  ({', '.join(f'{k}={v}' for k, v in sorted(counts.items()))}; "

@@ -26,7 +26,7 @@ from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
-from ..errors import KgllmError
+from ..errors import KgllmError, UsageError
 from ..log import logger
 from .retrieve import RETRIEVERS
 
@@ -154,10 +154,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, out)
 
 
+def check_serve_args(port: int, rate_per_minute: int) -> None:
+    """:class:`UsageError` for a port outside 0..65535 (0: any free port) or a rate below 1 request per
+    minute: checked before the index loads."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port}: must be a port number from 1 to 65535 (0: any free port)")
+    if rate_per_minute < 1:
+        raise UsageError(f"--rate {rate_per_minute}: must be at least 1 request per minute per client")
+
+
 def make_server(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60,
                 max_body: int = 8192) -> AskServer:
-    """A server bound to ``host:port`` (port 0: any free port; see ``.url``), not yet serving."""
-    return AskServer((host, port), answerer, rate_per_minute=rate_per_minute, max_body=max_body)
+    """A server bound to ``host:port`` (port 0: any free port; see ``.url``), not yet serving.
+
+    A bad port or rate, or an address that cannot be bound (in use, not allowed), is a :class:`UsageError`."""
+    check_serve_args(port, rate_per_minute)
+    try:
+        return AskServer((host, port), answerer, rate_per_minute=rate_per_minute, max_body=max_body)
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another --port or --host "
+                         "(--port 0: any free port)") from e
 
 
 def serve(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..stages import Stage
 
@@ -15,10 +16,19 @@ from ..stages import Stage
 @dataclass
 class QAEvalConfig:
     questions: Path | None = None       # question file (JSONL); required
-    retrievers: list[str] = field(default_factory=lambda: ["vector", "graph", "hybrid"])
+    retrievers: list[Literal["vector", "graph", "hybrid"]] = field(
+        default_factory=lambda: ["vector", "graph", "hybrid"])
     model: str | None = None            # local model to word answers (name or checkpoint dir); None: extractive
     sparql: str = "store"               # store (embedded, from the index) | off | an endpoint URL
     limit: int = 0                      # first N questions only (0: all)
+
+    def __post_init__(self):
+        if not self.retrievers:
+            raise ValueError("retrievers must name at least one of vector, graph, hybrid")
+        if self.limit < 0:
+            raise ValueError(f"limit must be 0 (all) or more, got {self.limit}")
+        if not self.sparql.strip():
+            raise ValueError("sparql must be store, off or an endpoint URL")
 
 
 STAGES = [

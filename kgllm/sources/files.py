@@ -365,14 +365,14 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                     totals[k] += r.counts.get(k, 0) if k != "files" else 0
                 logger.info("%s: %d statements (%d kept)", path, r.counts["statements"], r.counts["triples"])
                 if r.counts.get("bad_lines") and not r.counts["statements"]:
-                    g._writer.problems.append(
+                    g.problems.append(
                         f"all {r.counts['bad_lines']} statements of {path} were quarantined "
                         f"(see {Path(out) / QUARANTINE}); is it in another format?")
         finally:
             bar.close()
             if qf is not None:
                 qf.close()
-        if not sum(f["triples"] for f in per_file) and not g._writer.problems:
+        if not sum(f["triples"] for f in per_file) and not g.problems:
             names = ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
             what = f"pull file: {names}: 0 triples"
             if not config.allow_empty:

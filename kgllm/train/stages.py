@@ -60,6 +60,36 @@ class TrainConfig:
     resume: bool = False            # continue from the last checkpoint in OUT's work dir
     lora: LoraConfig = field(default_factory=LoraConfig)
 
+    def __post_init__(self):
+        # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
+        lo = self.lora
+        _check((
+            ("max_steps", self.max_steps, self.max_steps == -1 or self.max_steps > 0,
+             "-1 (train for `epochs`) or a positive number of steps"),
+            ("epochs", self.epochs, self.epochs > 0, "positive"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("grad_accum", self.grad_accum, self.grad_accum >= 1, "at least 1"),
+            ("lr", self.lr, self.lr > 0, "positive"),
+            ("weight_decay", self.weight_decay, self.weight_decay >= 0, "0 or more"),
+            ("warmup_steps", self.warmup_steps, self.warmup_steps >= 0, "0 or more"),
+            ("max_length", self.max_length, self.max_length >= 1, "at least 1"),
+            ("max_train_examples", self.max_train_examples, self.max_train_examples >= 0, "0 (all) or more"),
+            ("max_eval_examples", self.max_eval_examples, self.max_eval_examples >= 0, "0 or more"),
+            ("eval_steps", self.eval_steps, self.eval_steps >= 0, "0 (at the end) or more"),
+            ("save_steps", self.save_steps, self.save_steps >= 1, "at least 1"),
+            ("logging_steps", self.logging_steps, self.logging_steps >= 1, "at least 1"),
+            ("lora.r", lo.r, lo.r >= 1, "at least 1"),
+            ("lora.alpha", lo.alpha, lo.alpha > 0, "positive"),
+            ("lora.dropout", lo.dropout, 0 <= lo.dropout < 1, "in [0, 1)"),
+        ))
+
+
+def _check(rules) -> None:
+    """``ValueError("KEY must be WANT, got VALUE")`` for the first ``(key, value, ok, want)`` not ok."""
+    for key, value, ok, want in rules:
+        if not ok:
+            raise ValueError(f"{key} must be {want}, got {value}")
+
 
 @dataclass
 class ScratchModelConfig:
@@ -81,6 +111,22 @@ class PretrainConfig(TrainConfig):
     scratch: ScratchModelConfig = field(default_factory=ScratchModelConfig)
     lr: float = 3e-4
 
+    def __post_init__(self):
+        super().__post_init__()
+        sc = self.scratch
+        _check((
+            ("scratch.hidden_size", sc.hidden_size, sc.hidden_size >= 1, "at least 1"),
+            ("scratch.num_layers", sc.num_layers, sc.num_layers >= 1, "at least 1"),
+            ("scratch.num_heads", sc.num_heads, sc.num_heads >= 1, "at least 1"),
+            ("scratch.hidden_size", sc.hidden_size, sc.num_heads < 1 or sc.hidden_size % sc.num_heads == 0,
+             f"a multiple of scratch.num_heads ({sc.num_heads})"),
+            ("scratch.num_kv_heads", sc.num_kv_heads, sc.num_kv_heads == 0 or (
+                sc.num_kv_heads >= 1 and sc.num_heads % sc.num_kv_heads == 0),
+             f"0 (= num_heads) or a divisor of scratch.num_heads ({sc.num_heads})"),
+            ("scratch.intermediate_size", sc.intermediate_size, sc.intermediate_size >= 0, "0 (automatic) or more"),
+            ("scratch.rope_theta", sc.rope_theta, sc.rope_theta > 0, "positive"),
+        ))
+
 
 @dataclass
 class SFTConfig(TrainConfig):
@@ -94,11 +140,20 @@ class DPOConfig(TrainConfig):
     loss_type: str = "sigmoid"      # trl's DPO loss names: sigmoid, ipo, hinge, ...
     lr: float = 5e-6
 
+    def __post_init__(self):
+        super().__post_init__()
+        _check((("beta", self.beta, self.beta > 0, "positive"),))
+
 
 @dataclass
 class RewardConfig(TrainConfig):
     center_rewards_coefficient: float = 0.0  # > 0: pull rewards towards zero mean (trl's centering term)
     lr: float = 1e-5
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check((("center_rewards_coefficient", self.center_rewards_coefficient,
+                 self.center_rewards_coefficient >= 0, "0 or more"),))
 
 
 _HELP_INPUTS = "inputs: corpus [, model artifact from an earlier train step]"

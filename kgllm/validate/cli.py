@@ -1,7 +1,9 @@
 """``kgllm validate GRAPH_DIR... --ontology FILE... [--shapes FILE...] --out DIR`` (handler imports lazily).
 
 Exit codes: 0 consistent and clean, 1 problems found (the clean graph, quarantine and report are
-still written), 2 usage or input errors (nothing written).
+still written; the problems are printed as ``kgllm: problem: ...`` and recorded in the manifest) or an
+empty input graph (nothing written), 2 usage or input errors: a missing graph, ontology or shapes file,
+an ontology without classes or properties (nothing written).
 """
 
 from __future__ import annotations
@@ -47,9 +49,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not cfg.ontology:
         raise UsageError("validate: give at least one --ontology FILE (or ontology: in --config)")
     man = run_stage("validate", args.graphs, args.out, cfg, force=args.force)
-    print_artifact(args.out, man)
-    val = man.extra.get("validation", {})
-    for problem in val.get("problems", []):
-        print(f"problem: {problem}")
+    rc = print_artifact(args.out, man)  # each problem on stderr (the manifest's problems): exit 1
     print(f"report: {args.out / 'report.md'}")
-    return 0 if val.get("clean") else 1
+    return rc if man.extra.get("validation", {}).get("clean") else 1

@@ -51,7 +51,7 @@ _FORMATS = {".owl": "RDF_XML", ".rdf": "RDF_XML", ".xml": "RDF_XML", ".ttl": "TU
             ".n3": "N3", ".trig": "TRIG", ".nq": "N_QUADS", ".jsonld": "JSON_LD"}
 
 
-def rdf_format(path: Path) -> tuple[str, str | None]:
+def rdf_format(path: Path, what: str = "ontology file") -> tuple[str, str | None]:
     """(pyoxigraph format name, compression) from the file name, e.g. ``dbo.owl.xz`` -> (RDF_XML, xz)."""
     suffixes = [s.lower() for s in path.suffixes]
     comp = None
@@ -59,19 +59,29 @@ def rdf_format(path: Path) -> tuple[str, str | None]:
         comp = suffixes.pop()[1:]
     fmt = _FORMATS.get(suffixes[-1] if suffixes else "")
     if fmt is None:
-        raise InputError(f"{path}: unknown RDF syntax; name ontology files .owl/.rdf (RDF/XML), .ttl (Turtle) "
+        raise InputError(f"{path}: unknown RDF syntax; name {what}s .owl/.rdf (RDF/XML), .ttl (Turtle) "
                          f"or .nt (N-Triples), optionally with .xz or .gz")
     return fmt, comp
 
 
-def parse_rdf_file(path: str | Path) -> list[Triple]:
+def check_rdf_file(path: str | Path, what: str = "ontology file") -> Path:
+    """``path`` as a Path if it is an existing file with a known RDF syntax, else :class:`InputError`
+    naming it as ``what`` (``ontology file``, ``shapes file``): a check before any work."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: {what} does not exist")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} is not a file (a directory?); give the RDF file itself")
+    rdf_format(path, what)
+    return path
+
+
+def parse_rdf_file(path: str | Path, what: str = "ontology file") -> list[Triple]:
     """All triples of an RDF file as N-Triples term strings; a syntax error names the file and position."""
     import pyoxigraph
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: ontology file does not exist")
-    fmt, comp = rdf_format(path)
+    path = check_rdf_file(path, what)
+    fmt, comp = rdf_format(path, what)
     opener = {"xz": lzma.open, "gz": gzip.open}.get(comp, open)
     try:
         with opener(path, "rb") as fh:

@@ -29,16 +29,18 @@ def load_shapes(paths: Iterable[str | Path]):
 
     g = rdflib.Graph()
     for p in paths:
-        lines = "".join(f"{s} {pr} {o} .\n" for s, pr, o in parse_rdf_file(p))
+        lines = "".join(f"{s} {pr} {o} .\n" for s, pr, o in parse_rdf_file(p, "shapes file"))
         g.parse(data=lines, format="nt")
     return g
 
 
 def validate_shapes(nt_lines: Iterable[str], n_triples: int, shape_files: list[Path], *,
-                    max_triples: int = 500_000, max_examples: int = 20) -> dict:
+                    max_triples: int = 500_000, max_examples: int = 20, shapes=None) -> dict:
+    """``shapes``: the graph :func:`load_shapes` made of ``shape_files`` (loaded here when None)."""
     if not shape_files:
         return {"status": "skipped", "message": "no shapes given (--shapes)", "shapes": []}
-    shapes = load_shapes(shape_files)
+    if shapes is None:
+        shapes = load_shapes(shape_files)
     files = [str(p) for p in shape_files]
     if n_triples > max_triples:
         return {"status": "skipped", "shapes": files,

@@ -11,7 +11,10 @@ input shard with the same provenance) holding the triples no ``error`` check fla
 
 Counts add up: ``input_triples = kept + quarantined + duplicate_triples`` (the same triple in two
 input artifacts, or twice in the quarantine; 0 for a single input). ``manifest.extra.validation.clean``
-is False when problems were found (the CLI then exits 1).
+is False when problems were found; they are also the manifest's ``problems`` (the CLI then exits 1).
+Checked before any work: every graph, ontology and shapes file exists and parses; an ontology file without
+triples, or ontologies without any class or property, is an input error (exit 2); an input graph of zero
+triples is :class:`~kgllm.errors.EmptyResultError` (exit 1).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..artifacts import Manifest, atomic_write_json, atomic_write_text
-from ..errors import ArtifactError
+from ..errors import ArtifactError, EmptyResultError, InputError
 from ..log import logger, progress
 from ..rdf import (
     GRAPH_KIND,
@@ -33,24 +36,35 @@ from ..rdf import (
     triple_id,
 )
 from .checks import CHECKS, GraphIndex, run_checks
-from .ontology import load_ontologies
+from .ontology import check_rdf_file, load_ontologies
 from .reasoning import reason
 from .report import render_markdown
-from .shapes import validate_shapes
+from .shapes import load_shapes, validate_shapes
 from .stages import ValidateConfig
 
 
 def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: str | None = None) -> Manifest:
+    # Every input (graphs, ontologies, shapes) is checked and read before any reasoning or data check.
     for d in inputs:
         read_manifest(d, GRAPH_KIND)  # a clear error for anything but a graph artifact
         if Path(d).resolve() == Path(out).resolve():
             raise ArtifactError(f"{out}: the output must not be one of the inputs (validate writes a new graph)")
+    for p in config.ontology:
+        check_rdf_file(p, "ontology file")
+    for p in config.shapes:
+        check_rdf_file(p, "shapes file")
     ont = load_ontologies(config.ontology)
+    _check_ontology(ont)
+    shapes = load_shapes(config.shapes) if config.shapes else None
+    total = count_triples(inputs)
+    if total == 0:
+        raise EmptyResultError(f"{', '.join(map(str, inputs))}: the graph holds no triples; nothing to validate "
+                               "(check the pull that wrote it)")
+
     reasoning = reason(ont, config.reasoner, java_heap_mb=config.java_heap_mb,
                        timeout_s=config.reasoning_timeout_s, explain=config.explain)
     logger.info("reasoning: %s", reasoning.status)
 
-    total = count_triples(inputs)
     ctx = GraphIndex(ont, config.checks)
     ctx.add_all(_iter_inputs(inputs), total=total)
     if len(ctx) != total:
@@ -79,7 +93,8 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
 
         # Too big for pyshacl: the lines were not kept, and the input size decides (reported as skipped).
         shacl = validate_shapes(shacl_lines or [], kept if shacl_lines is not None else total, config.shapes,
-                                max_triples=config.shacl_max_triples, max_examples=config.max_examples)
+                                max_triples=config.shacl_max_triples, max_examples=config.max_examples,
+                                shapes=shapes)
         counts = {"input_triples": total, "kept": kept, "quarantined": quarantined, "duplicate_triples": duplicates,
                   "errors": sum(len(v) for v in quarantine.values()), "warnings": len(warnings)}
         report = _report(inputs, config, ont, reasoning, results, counts, shacl, ctx)
@@ -89,7 +104,23 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
         g.counts["problems"] = len(report["problems"])
         g.extra["validation"] = {"clean": report["clean"], "problems": report["problems"],
                                  "reasoning": reasoning.status}
+        # In the manifest's problems too: the CLI and `kgllm run` print them and exit 1.
+        g.problems.extend(report["problems"])
     return g.manifest
+
+
+def _check_ontology(ont) -> None:
+    """An ontology file without triples, or ontologies without any class or property, cannot validate
+    anything: an input error naming the file(s), not a "clean" report."""
+    for f in ont.files:
+        if not f["triples"]:
+            raise InputError(f"{f['path']}: the ontology file holds no triples (no axioms); give the OWL/RDF "
+                             "file of the ontology to validate against")
+    if not (ont.classes or ont.properties or ont.domains or ont.ranges or ont.disjoint
+            or any(len(sup) > 1 for sup in ont.superclasses.values())):
+        raise InputError(f"{', '.join(f['path'] for f in ont.files)}: the ontology has no classes or properties "
+                         "(no owl:Class, rdfs:Class or property declarations, no rdfs:subClassOf, domain or range "
+                         "axioms); give the OWL/RDF file of the ontology to validate against")
 
 
 def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine: dict[int, list],

@@ -43,6 +43,9 @@ class ValidateConfig:
             raise ValueError("java_heap_mb must be at least 64")
         if self.reasoning_timeout_s <= 0:
             raise ValueError("reasoning_timeout_s must be positive")
+        for key, value in (("shacl_max_triples", self.shacl_max_triples), ("max_examples", self.max_examples)):
+            if value < 0:
+                raise ValueError(f"{key} must be 0 or more, got {value}")
 
 
 STAGES = [
