@@ -34,7 +34,7 @@ QUESTIONS = ROOT / "examples" / "data" / "questions" / "dbpedia_wordnet.jsonl"
 def build_small(tmp: Path) -> Path:
     from conftest import dbpedia_files, write_graph
 
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     write_graph(tmp / "dbpedia", dbpedia_files())
     run_stage("pull.wordnet", [], tmp / "wordnet", {"roots": ["dog.n.01"]})
@@ -46,7 +46,7 @@ def build_small(tmp: Path) -> Path:
 
 def quality(index: Path, questions: Path) -> None:
     from kgllm.eval.qa import evaluate, format_table, load_questions
-    from kgllm.rag.answer import Answerer
+    from kgllm.ask.answer import Answerer
 
     qs = load_questions(questions)
     rep, _ = evaluate(Answerer.from_dir(index), qs)
@@ -61,10 +61,10 @@ def quality(index: Path, questions: Path) -> None:
 
 def large(tmp: Path, index: Path | None, vectors: int, entity_vectors: int, queries: int) -> None:
     from kgllm.eval.qa import _pct, retrieval_ms
-    from kgllm.rag.answer import Answerer
-    from kgllm.rag.qgen import generate
+    from kgllm.ask.answer import Answerer
+    from kgllm.eval.questions import generate
     from kgllm.rdf import count_triples, iter_graph
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     if index is None:
         from conftest import dbpedia_files, write_graph

@@ -31,7 +31,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from kgllm.rdf import iter_graph
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="kgllm-bench-corpus-"))
     graphs = args.graph

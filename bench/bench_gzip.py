@@ -25,7 +25,7 @@ def main() -> int:
     if graph is None:
         graph = Path(os.environ.get("KGLLM_BENCH_DIR", "/tmp/kgllm-bench")) / "wordnet-all"
         if not (graph / "manifest.json").exists():
-            from kgllm.stages import run_stage
+            from kgllm.registry import run_stage
 
             run_stage("pull.wordnet", [], graph, {})
     data = b"".join(gzip.open(f).read() for f in sorted((graph / "triples").glob("*.nt.gz")))

@@ -1,4 +1,4 @@
-"""Harvest throughput: ``kgllm.sources.sparql.harvest`` against one raw CONSTRUCT with the cap lifted.
+"""Harvest throughput: ``kgllm.pull.sparql.harvest`` against one raw CONSTRUCT with the cap lifted.
 
 Takes: nothing (``--triples N``, default 200,000; ``--repeat R``, default 2, best run counted).
 Makes: printed figures. Two private Virtuoso servers (tests/virtuoso.py) are loaded with the same
@@ -67,7 +67,7 @@ def main() -> int:
                     help="harvest.order to measure (auto, the default, pages in natural order here)")
     args = ap.parse_args()
 
-    from kgllm.sources.sparql import HarvestConfig, harvest
+    from kgllm.pull.sparql import HarvestConfig, harvest
 
     tmp = Path(tempfile.mkdtemp(prefix="kgllm-bench-harvest-"))
     capped = Virtuoso(tmp / "capped", max_rows=10_000, buffers=20_000)

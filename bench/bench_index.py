@@ -66,7 +66,7 @@ def main() -> int:
     from kgllm.index import load_index
     from kgllm.index.facade import KGIndex
     from kgllm.rdf import DBR, KGWN, count_triples
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-index-"))
     wn = args.wordnet

@@ -111,7 +111,7 @@ def main() -> int:
     if args.nations:
         return nations()
 
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     wn = args.wordnet
     if wn is None:

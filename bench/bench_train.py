@@ -19,6 +19,7 @@ Run: .venv/bin/python bench/bench_train.py [--steps 30] [--hidden 256] [--layers
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import math
 import os
@@ -31,6 +32,7 @@ os.environ.setdefault("KGLLM_PROGRESS", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 10  # optimizer steps left out of the timing (as kgllm's own tokens_per_s_steady does)
 
 
@@ -87,7 +89,7 @@ def plain_loop(model_dir: Path, batches, steps: int, lr: float, device: str, bf1
 
 def framework(stage: str, corpus: Path, out: Path, cfg: dict) -> dict:
     """One run of a kgllm train stage; speed from its own metrics (``tokens_per_s_steady``)."""
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     t0 = time.perf_counter()
     man = run_stage(stage, [corpus], out, cfg)
@@ -137,7 +139,8 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     from kgllm.train import data as tdata
-    from kgllm.train import tiny
+    sys.path.insert(0, str(ROOT / "tests"))  # the tiny corpus and model the tests use
+    import tiny
     from kgllm.train.common import model_flops_per_token, peak_bf16_flops
     from kgllm.train.pretrain import scratch_model
     from kgllm.train.stages import ScratchModelConfig

@@ -42,7 +42,7 @@ def dbpedia_graph(out: Path) -> Path:
 
 
 def wordnet_graph(out: Path, roots: list[str]) -> Path:
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     if not (out / "manifest.json").exists():
         run_stage("pull.wordnet", [], out, {"roots": roots})
@@ -59,7 +59,7 @@ def main() -> None:
     import pyoxigraph
 
     from kgllm.rdf import graph_shards, iter_graph
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
     from kgllm.validate.checks import GraphIndex, run_checks
     from kgllm.validate.ontology import load_ontologies
 

@@ -12,7 +12,7 @@ from .artifacts import ArtifactWriter, Manifest, read_manifest, verify_artifact
 from .errors import ConfigError, InputError, KgllmError, MissingDependency, UsageError
 from .pipeline import Pipeline, load_pipeline, run_pipeline
 from .rdf import GraphWriter, iter_graph, load_store, triple_id
-from .stages import get_stage, list_stages, run_stage
+from .registry import get_stage, list_stages, run_stage
 
 __version__ = "0.1.0"
 

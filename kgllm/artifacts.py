@@ -47,7 +47,7 @@ _KNOWN_KINDS = {"graph", "corpus", "index", "kge", "tokenizer", "model", "eval",
 
 def register_kind(kind: str) -> None:
     """Make ``kind`` (its first dotted part) one that kgllm may replace at an output path. Every
-    registered :class:`~kgllm.stages.Stage` registers the kind it writes."""
+    registered :class:`~kgllm.registry.Stage` registers the kind it writes."""
     _KNOWN_KINDS.add(kind.split(".", 1)[0])
 SCHEMA_VERSION = 1
 _HASH_CHUNK = 1 << 20

@@ -266,7 +266,7 @@ def iter_graph(graph_dirs: str | os.PathLike | Iterable[str | os.PathLike], with
 
 def iter_ntriples_file(path: str | os.PathLike) -> Iterator[Triple]:
     """Fast reader for canonical N-Triples written by :class:`GraphWriter` (not for arbitrary files:
-    use :mod:`kgllm.sources.files` for those)."""
+    use :mod:`kgllm.pull.files` for those)."""
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
         for n, line in enumerate(f, 1):

@@ -29,7 +29,7 @@ def wordnet_graph(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, dbpedia_graph, wordnet_graph, dbpedia_ontology_owl) -> Path:
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     out = tmp_path_factory.mktemp("corpus") / "corpus"
     run_stage("corpus", [dbpedia_graph, wordnet_graph], out, {"ontology": [dbpedia_ontology_owl]})
@@ -158,7 +158,7 @@ def test_markup_and_conll_exports(corpus):
 
 def test_planted_duplicates_are_removed(tmp_path, dbpedia_graph):
     """Copies of an entity under new IRIs: an exact copy and a copy with one fact changed."""
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     src = DBR + "British_Airways"
     ba = [t for t in iter_graph(dbpedia_graph) if t[0] == f"<{src}>"]
@@ -191,7 +191,7 @@ def test_cli_corpus(tmp_path, wordnet_graph, capsys):
 @pytest.mark.slow
 def test_corpus_on_pulled_wordnet(tmp_path):
     """The real pull.wordnet stage (dog.n.01 and its neighbourhood) through the corpus stage."""
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     graph = tmp_path / "wn"
     run_stage("pull.wordnet", [], graph, {"roots": ["dog.n.01"]})

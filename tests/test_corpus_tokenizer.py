@@ -14,7 +14,7 @@ def test_train_tokenizer_round_trip(tmp_path, dbpedia_graph):
 
     from kgllm.artifacts import read_manifest
     from kgllm.cli import main
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     wn = write_wordnet_graph(tmp_path / "wn")
     run_stage("corpus", [dbpedia_graph, wn], tmp_path / "corpus", {"include_abstracts": True})

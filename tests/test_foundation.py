@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import kgllm
-from kgllm import artifacts, config, stages
+from kgllm import artifacts, config, registry
 from kgllm.artifacts import ArtifactWriter, read_manifest, sha256_file, verify_artifact
 from kgllm.cli import main
 from kgllm.errors import ArtifactError, ConfigError
@@ -62,10 +62,10 @@ def run_count(inputs, out, cfg: CountConfig, *, pipeline_key=None):
 
 @pytest.fixture
 def count_stage(monkeypatch):
-    reg = dict(stages._registry())
-    reg["test.count"] = stages.Stage("test.count", CountConfig, f"{__name__}:run_count", "count",
+    reg = dict(registry._registry())
+    reg["test.count"] = registry.Stage("test.count", CountConfig, f"{__name__}:run_count", "count",
                                      help="count lines", min_inputs=0)
-    monkeypatch.setattr(stages, "_REGISTRY", reg)
+    monkeypatch.setattr(registry, "_REGISTRY", reg)
     RUNS.clear()
     return reg["test.count"]
 
@@ -214,7 +214,7 @@ def test_killed_writer_keeps_the_older_artifact_and_file(tmp_path):
 def test_config_precedence_defaults_yaml_overrides_flags(tmp_path, count_stage):
     import argparse
 
-    from kgllm.cli import stage_config
+    from kgllm.commands import stage_config
 
     y = tmp_path / "c.yaml"
     y.write_text("factor: 2\nlabel: from-yaml\ninner: {depth: 5}\n")

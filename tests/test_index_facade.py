@@ -12,7 +12,7 @@ from kgllm.cli import main
 from kgllm.index import load_index
 from kgllm.index.vector import Encoder, VectorIndex
 from kgllm.rdf import DBO, DBR, RDFS, GraphWriter, iter_graph, triple_id
-from kgllm.stages import run_stage
+from kgllm.registry import run_stage
 
 ENTITIES = {"British_Airways", "KLM", "Lufthansa", "Rome", "Colosseum", "Porsche", "Heathrow_Airport"}
 LONG = {f"<{DBO}abstract>", f"<{RDFS}comment>"}

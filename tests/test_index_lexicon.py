@@ -191,7 +191,7 @@ def test_links_webnlg_entities(tmp_path):
 def test_links_plural_lemma_in_pulled_wordnet(tmp_path):
     """The real ``pull.wordnet`` stage (dog.n.01 and its hyponyms) indexed end to end, without vectors."""
     from kgllm.index import load_index
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     run_stage("pull.wordnet", [], tmp_path / "wn", {"roots": ["dog.n.01"]})
     run_stage("index", [tmp_path / "wn"], tmp_path / "ix", {"vector": {"enabled": False}})

@@ -35,8 +35,8 @@ def test_wheel_carries_the_data_the_package_reads(tmp_path):
                     str(site), str(whl)], check=True, capture_output=True)
     probe = (
         "import json, kgllm\n"
-        "from kgllm.rag.sparql_templates import TEMPLATES_DIR\n"
-        "from kgllm.sources import dbpedia\n"
+        "from kgllm.ask.sparql_templates import TEMPLATES_DIR\n"
+        "from kgllm.pull import dbpedia\n"
         "print(json.dumps({'pkg': kgllm.__file__, 'templates': str(TEMPLATES_DIR),\n"
         "                  'presets': sorted(p.name for p in dbpedia.list_presets()),\n"
         "                  'sample': dbpedia.SAMPLE_DIR.is_dir(), 'ontology': dbpedia.ONTOLOGY.is_file()}))\n")

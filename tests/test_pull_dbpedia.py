@@ -18,7 +18,7 @@ from virtuoso import shared
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.errors import EmptyResultError, UsageError
 from kgllm.rdf import DBO, FOAF, RDF, RDFS, graph_shards, iter_graph
-from kgllm.sources.dbpedia import (
+from kgllm.pull.dbpedia import (
     DbpediaConfig,
     default_data,
     escape,
@@ -26,7 +26,7 @@ from kgllm.sources.dbpedia import (
     load_preset,
     pull_dbpedia,
 )
-from kgllm.sources.sparql import HarvestConfig, parse_query
+from kgllm.pull.sparql import HarvestConfig, parse_query
 
 TYPE = f"<{RDF}type>"
 CORE = ["instance_types_transitive_en", "labels_en", "short_abstracts_en", "long_abstracts_en",
@@ -238,7 +238,7 @@ def test_select_query_on_the_embedded_store(tmp_path):
     a literal subject are skipped and counted, not dropped silently."""
     import pyoxigraph
 
-    from kgllm.sources.sparql import StoreEndpoint, harvest
+    from kgllm.pull.sparql import StoreEndpoint, harvest
 
     store = pyoxigraph.Store()
     store.bulk_load(b'<urn:a> <urn:p> "x"@en .\n<urn:a> <urn:p> "2"^^<urn:dt> .\n<urn:a> <urn:q> "plain" .\n'

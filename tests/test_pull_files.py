@@ -17,9 +17,9 @@ from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.cli import main
 from kgllm.errors import ConfigError, InputError, UsageError
 from kgllm.rdf import iter_graph
-from kgllm.sources import files as filesmod
-from kgllm.sources.files import QUARANTINE, FilePullConfig, pull_files
-from kgllm.stages import run_stage
+from kgllm.pull import files as filesmod
+from kgllm.pull.files import QUARANTINE, FilePullConfig, pull_files
+from kgllm.registry import run_stage
 
 LABELS = DBPEDIA_SAMPLE / "labels_en.ttl.xz"          # 98 real N-Triples lines
 OBJECTS = DBPEDIA_SAMPLE / "mappingbased_objects_en.ttl.xz"

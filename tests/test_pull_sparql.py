@@ -32,7 +32,7 @@ from virtuoso import Virtuoso, shared
 from kgllm.artifacts import verify_artifact
 from kgllm.errors import InputError, UsageError
 from kgllm.rdf import graph_shards, iter_graph
-from kgllm.sources.sparql import (
+from kgllm.pull.sparql import (
     CHECKPOINT,
     HarvestConfig,
     _retry_after,
@@ -392,7 +392,7 @@ def test_silent_smaller_cap_fails_the_count_check(vt, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_abort_is_exact(vt, tmp_path):
-    from kgllm.sources.sparql import _Interrupted
+    from kgllm.pull.sparql import _Interrupted
 
     out = tmp_path / "r"
     c = cfg(vt, [GEN_GRAPH], page_size=6_000)
@@ -411,7 +411,7 @@ def test_resume_after_sigkill_is_exact(vt, tmp_path):
     """A harvest killed by SIGKILL in the middle continues with --resume: exact graph, no duplicates."""
     out = tmp_path / "k"
     script = (f"import sys; sys.path.insert(0, {str(ROOT)!r})\n"
-              "from kgllm.sources.sparql import harvest, HarvestConfig\n"
+              "from kgllm.pull.sparql import harvest, HarvestConfig\n"
               f"harvest({vt.endpoint!r}, {ALL!r}, {str(out)!r}, HarvestConfig(default_graph=[{GEN_GRAPH!r}], "
               "page_size=5000, rate=4))\n")
     env = {**os.environ, "KGLLM_PROGRESS": "0"}
@@ -442,7 +442,7 @@ def test_resume_after_sigkill_is_exact(vt, tmp_path):
 
 
 def test_changed_query_does_not_resume(vt, tmp_path):
-    from kgllm.sources.sparql import _Interrupted
+    from kgllm.pull.sparql import _Interrupted
 
     out = tmp_path / "c"
     with pytest.raises(_Interrupted):
@@ -455,7 +455,7 @@ def test_changed_query_does_not_resume(vt, tmp_path):
 def test_checkpoint_of_another_version_does_not_resume(vt, tmp_path):
     """A checkpoint in an older format (version 1 had no page order, "mode") is refused with a clear
     error naming the file, not continued into a KeyError."""
-    from kgllm.sources.sparql import CHECKPOINT_VERSION, _Interrupted
+    from kgllm.pull.sparql import CHECKPOINT_VERSION, _Interrupted
 
     out = tmp_path / "v"
     c = cfg(vt, [GEN_GRAPH], page_size=5_000)
@@ -478,7 +478,7 @@ def test_checkpoint_of_another_version_does_not_resume(vt, tmp_path):
 
 def test_stage_and_cli(vt, tmp_path):
     from kgllm.cli import main
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     qf = _write(tmp_path / "labels.rq", "PREFIX rdfs: <http://www.w3.org/2000/01/rdf-schema#>\n"
                 "CONSTRUCT { ?s rdfs:label ?l } WHERE { ?s rdfs:label ?l }\n")

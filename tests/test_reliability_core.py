@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kgllm import artifacts, stages
+from kgllm import artifacts, registry
 from kgllm.artifacts import ArtifactWriter, read_manifest
 from kgllm.cli import main
 
@@ -234,9 +234,9 @@ def test_pipeline_exits_with_the_worst_step_code_and_lists_problems(user_dir, ca
     class NoConfig:
         pass
 
-    reg = dict(stages._registry())
-    reg["test.problems"] = stages.Stage("test.problems", NoConfig, f"{__name__}:_problem_stage", "graph", min_inputs=1)
-    monkeypatch.setattr(stages, "_REGISTRY", reg)
+    reg = dict(registry._registry())
+    reg["test.problems"] = registry.Stage("test.problems", NoConfig, f"{__name__}:_problem_stage", "graph", min_inputs=1)
+    monkeypatch.setattr(registry, "_REGISTRY", reg)
     (user_dir / "p.yaml").write_text(
         "workdir: work\nsteps:\n  - {id: g, stage: pull.file, config: {paths: [good.nt]}}\n"
         "  - {id: check, stage: test.problems, inputs: [g]}\n")
@@ -259,9 +259,9 @@ def test_misspelled_flag_suggests_the_right_one(user_dir, capsys):
 
 
 def test_set_help_example_is_a_key_of_each_commands_own_stage(capsys):
-    from kgllm.cli import set_example
+    from kgllm.commands import set_example
 
-    for st in stages.list_stages():
+    for st in registry.list_stages():
         key, _, value = set_example(st.name).partition("=")
         node = st.make_config({})
         for part in key.split("."):

@@ -200,7 +200,7 @@ def test_serve_bad_port_or_rate(tmp_path, capsys, flags, expected):
 
 
 def test_serve_port_in_use_is_a_usage_error():
-    from kgllm.rag.serve import make_server
+    from kgllm.ask.serve import make_server
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -240,14 +240,14 @@ def test_corpus_config_range_fails_at_load(files, capsys):
 ])
 def test_config_ranges(stage, overrides, key):
     from kgllm.errors import ConfigError
-    from kgllm.stages import get_stage
+    from kgllm.registry import get_stage
 
     with pytest.raises(ConfigError, match=key.replace("+", r"\+")):
         get_stage(stage).make_config(overrides)
 
 
 def test_config_defaults_pass_their_checks():
-    from kgllm.stages import list_stages
+    from kgllm.registry import list_stages
 
     for st in list_stages():
         st.make_config({})

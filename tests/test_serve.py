@@ -18,8 +18,8 @@ from kgllm.rdf import DBO, DBR, triple_id
 
 @pytest.fixture(scope="module")
 def server(session_tmp, dbpedia_graph):
-    from kgllm.rag.answer import Answerer
-    from kgllm.rag.serve import make_server
+    from kgllm.ask.answer import Answerer
+    from kgllm.ask.serve import make_server
 
     srv = make_server(Answerer.from_dir(build_rag_index(session_tmp, dbpedia_graph)), "127.0.0.1", 0,
                       rate_per_minute=1000)
@@ -64,7 +64,7 @@ def test_input_limits(server):
 
 
 def test_rate_limit_per_client(server):
-    from kgllm.rag.serve import RateLimiter
+    from kgllm.ask.serve import RateLimiter
 
     rl = RateLimiter(2, window=60)
     assert rl.check("a", 0.0) == 0 and rl.check("a", 1.0) == 0

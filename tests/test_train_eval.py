@@ -12,8 +12,8 @@ from kgllm.eval.facts import answer_texts, normalize, score_answer, token_f1
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from kgllm.stages import run_stage
-    from kgllm.train import tiny
+    from kgllm.registry import run_stage
+    import tiny
 
     d = tmp_path_factory.mktemp("tiny-eval")
     corpus = tiny.write_tiny_corpus(d / "corpus")

@@ -13,14 +13,14 @@ import pytest
 
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.errors import ConfigError
-from kgllm.stages import run_stage
+from kgllm.registry import run_stage
 
 FAST = {"max_steps": 2, "batch_size": 2, "save_steps": 2, "logging_steps": 1}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from kgllm.train import tiny
+    import tiny
 
     d = tmp_path_factory.mktemp("tiny")
     corpus = tiny.write_tiny_corpus(d / "corpus")
@@ -278,7 +278,7 @@ def test_shipped_train_configs_load():
     import yaml
 
     from kgllm import config as cfgmod
-    from kgllm.stages import get_stage
+    from kgllm.registry import get_stage
 
     root = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples"
     for name in ("pretrain", "sft", "dpo", "reward"):

@@ -12,7 +12,7 @@ from test_validate_checks import CLEAN, ONTOLOGY, PLANTED, turtle_triples
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.cli import main
 from kgllm.rdf import GraphWriter, iter_graph, triple_id
-from kgllm.stages import run_stage
+from kgllm.registry import run_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 DBO = ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz"

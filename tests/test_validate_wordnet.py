@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kgllm.rdf import KGWN, WN, GraphWriter, iter_graph
-from kgllm.stages import run_stage
+from kgllm.registry import run_stage
 
 ROOT = Path(__file__).resolve().parent.parent
 WN_ONTOLOGY = ROOT / "ontologies" / "wordnet" / "wn.ttl"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def register(cmds) -> None:
-    from ..cli import add_config_args
+    from ..commands import add_config_args
     from ..eval.cli import GROUP_HELP as EVAL_HELP
 
     p = cmds.command("corpus", "graph artifacts -> annotated pretrain text, SFT and DPO data, splits", _corpus,
@@ -47,8 +47,8 @@ def register(cmds) -> None:
 
 
 def _corpus(args: argparse.Namespace) -> int:
-    from ..cli import print_artifact, stage_config
-    from ..stages import run_stage
+    from ..commands import print_artifact, stage_config
+    from ..registry import run_stage
 
     cfg = stage_config("corpus", args, {"ontology": args.ontology})
     run_stage("corpus", args.graphs, args.out, cfg, force=args.force)
@@ -87,8 +87,8 @@ def _eval_webnlg(args: argparse.Namespace) -> int:
 
 
 def _tokenizer(args: argparse.Namespace) -> int:
-    from ..cli import print_artifact
-    from .tokenizer import train_tokenizer
+    from ..commands import print_artifact
+    from ..train.tokenizer import train_tokenizer
 
     train_tokenizer(args.corpus, args.out, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
     return print_artifact(args.out)

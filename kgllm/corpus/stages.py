@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..stages import Stage
+from ..registry import Stage
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """``kgllm eval facts``: factual evaluation of trained models (handlers import lazily).
 
 Other packages add their own ``eval`` subcommands (``eval webnlg`` in kgllm.corpus.cli, ``eval qa`` and
-``eval questions`` in kgllm.rag.cli); the group merges. Its help text, :data:`GROUP_HELP`, is defined
+``eval questions`` in kgllm.ask.cli); the group merges. Its help text, :data:`GROUP_HELP`, is defined
 here only and lists every subcommand: whichever package registers first sets it.
 """
 

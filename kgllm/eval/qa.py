@@ -36,7 +36,7 @@ from pathlib import Path
 from ..artifacts import iter_jsonl
 from ..errors import InputError, UsageError
 from ..index.lexicon import term_value
-from ..rag.questions import check_question
+from ..ask.parse import check_question
 
 
 def retrieval_ms(timings: dict) -> float:
@@ -47,7 +47,7 @@ def retrieval_ms(timings: dict) -> float:
 
 def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
     """Read and check a question file (the first ``limit`` questions when ``limit > 0``). Every line must have
-    ``question`` (a string within :func:`~kgllm.rag.questions.check_question`'s limits) and ``answers`` (a list
+    ``question`` (a string within :func:`~kgllm.ask.parse.check_question`'s limits) and ``answers`` (a list
     of strings or numbers); a bad line is an error naming file and line."""
     p = Path(path)
     if not p.exists():
@@ -90,7 +90,7 @@ def norm_answer(a: str) -> str:
 
 
 def score(pred: dict, gold: dict) -> dict:
-    """Per-question metrics of one answer dict (kgllm.rag.answer) against one gold question."""
+    """Per-question metrics of one answer dict (kgllm.ask.answer) against one gold question."""
     g = {norm_answer(a) for a in gold["answers"]}
     plist = [norm_answer(a["value"]) for a in pred.get("answers", [])] if pred.get("supported") else []
     pset = set(plist)
@@ -150,7 +150,7 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
              ) -> tuple[dict, dict[str, list[dict]]]:
     """Run every question through every retriever. Returns the report and the predictions per retriever.
 
-    The answerer is warmed up first (:meth:`~kgllm.rag.answer.Answerer.warmup`) so that loading the encoder
+    The answerer is warmed up first (:meth:`~kgllm.ask.answer.Answerer.warmup`) so that loading the encoder
     is not counted as latency.
     """
     from ..log import progress
@@ -195,8 +195,8 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
              pipeline_key: str | None = None):
     """Evaluate and write the ``eval.qa`` artifact; returns its manifest."""
     from ..artifacts import REPLACE_OTHER_KINDS, ArtifactWriter, atomic_write_json, check_destination
-    from ..rag.answer import load_answerer
-    from ..rag.retrieve import RETRIEVERS
+    from ..ask.answer import load_answerer
+    from ..ask.retrieve import RETRIEVERS
 
     check_destination(out, "eval.qa", force=REPLACE_OTHER_KINDS.get())  # before the index loads
     retrievers = list(retrievers or RETRIEVERS)

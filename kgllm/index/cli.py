@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def register(cmds) -> None:
-    from ..cli import add_config_args
+    from ..commands import add_config_args
 
     p = cmds.command("index", "build the retrieval index: entity lexicon/linker, faiss vectors, graph CSR",
                      _index, description=(
@@ -30,8 +30,8 @@ def register(cmds) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from ..cli import print_artifact, stage_config
-    from ..stages import run_stage
+    from ..commands import print_artifact, stage_config
+    from ..registry import run_stage
 
     cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None})
     inputs = list(args.graphs) + ([args.corpus] if args.corpus else [])
@@ -40,8 +40,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from ..cli import print_artifact, stage_config
-    from ..stages import run_stage
+    from ..commands import print_artifact, stage_config
+    from ..registry import run_stage
 
     cfg = stage_config("embed", args, {"model": args.model, "dim": args.dim, "epochs": args.epochs})
     run_stage("embed", [args.graph], args.out, cfg, force=args.force)

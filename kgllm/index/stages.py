@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..stages import Stage
+from ..registry import Stage
 
 
 @dataclass

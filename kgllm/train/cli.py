@@ -38,7 +38,7 @@ _STAGES = {
 
 
 def register(cmds) -> None:
-    from ..cli import add_config_args
+    from ..commands import add_config_args
 
     for name, help_ in _STAGES.items():
         p = cmds.subcommand("train", name, help_, _train_handler(name), group_help=GROUP_HELP,
@@ -63,8 +63,8 @@ def register(cmds) -> None:
 
 def _train_handler(name: str):
     def handler(args: argparse.Namespace) -> int:
-        from ..cli import print_artifact, stage_config
-        from ..stages import run_stage
+        from ..commands import print_artifact, stage_config
+        from ..registry import run_stage
 
         flags = {"model": args.model, "resume": args.resume, "max_steps": args.max_steps}
         if name == "pretrain":
@@ -80,7 +80,7 @@ def _train_handler(name: str):
 def _prepare(args: argparse.Namespace) -> int:
     if args.name == "list":
         return _list(args)
-    from ..cli import print_artifact
+    from ..commands import print_artifact
     from .models import prepare
 
     out = prepare(args.name, force=args.force)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..stages import Stage
+from ..registry import Stage
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 

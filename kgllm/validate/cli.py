@@ -22,7 +22,7 @@ examples:
 
 
 def register(cmds) -> None:
-    from ..cli import add_config_args
+    from ..commands import add_config_args
 
     p = cmds.command("validate", HELP, _cmd_validate, description=HELP + "\n\n" + EPILOG)
     p.add_argument("graphs", nargs="+", type=Path, metavar="GRAPH_DIR", help="graph artifact(s) to validate")
@@ -37,9 +37,9 @@ def register(cmds) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ..cli import print_artifact, stage_config
+    from ..commands import print_artifact, stage_config
     from ..errors import UsageError
-    from ..stages import run_stage
+    from ..registry import run_stage
 
     flags = {"ontology": [str(p) for p in args.ontology] if args.ontology else None,
              "shapes": [str(p) for p in args.shapes] if args.shapes else None,

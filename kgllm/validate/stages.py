@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..stages import Stage
+from ..registry import Stage
 from .checks import CheckOptions
 
 

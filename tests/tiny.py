@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..artifacts import ArtifactWriter
-from ..rdf import DBO, DBR, RDFS, iri, triple_id
+from kgllm.artifacts import ArtifactWriter
+from kgllm.rdf import DBO, DBR, RDFS, iri, triple_id
 
 # (subject, predicate, object, subject label, object label) from the bundled DBpedia sample.
 FACTS = [

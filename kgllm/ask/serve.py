@@ -1,13 +1,13 @@
 """``kgllm serve``: the answerer over HTTP (standard library only), with a web page.
 
-Takes: an :class:`~kgllm.rag.answer.Answerer` (an index, optionally a SPARQL endpoint and a model).
+Takes: an :class:`~kgllm.ask.answer.Answerer` (an index, optionally a SPARQL endpoint and a model).
 Makes: an HTTP server with
 
 * ``POST /ask``  body ``{"question": str, "retriever": "hybrid"|"graph"|"vector"}`` -> the answer object of
   ``kgllm ask --json`` (200), or ``{"error": ...}`` with 400 (bad JSON, empty or too long question, unknown
   retriever), 413 (body over ``max_body`` bytes), 415 (not JSON), 429 (over ``rate_per_minute`` requests per
   client address in the last 60 s; ``Retry-After`` says when to come back);
-* ``GET /``      the page (kgllm/rag/static/index.html): a question box, the answer, the cited triples with
+* ``GET /``      the page (kgllm/ask/static/index.html): a question box, the answer, the cited triples with
   their provenance, the SPARQL query and the subgraph around the evidence (SVG);
 * ``GET /health`` ``{"status": "ok", "triples": N}``.
 
@@ -54,7 +54,7 @@ class RateLimiter:
 
 
 def page() -> str:
-    return resources.files("kgllm.rag").joinpath("static/index.html").read_text("utf-8")
+    return resources.files("kgllm.ask").joinpath("static/index.html").read_text("utf-8")
 
 
 class AskServer(ThreadingHTTPServer):

@@ -1,7 +1,7 @@
 """``kgllm pull wordnet`` and ``kgllm pull file``: argument parsing only (pulls import lazily).
 
 Takes: parsed CLI flags. Makes: the effective stage config (defaults < ``--config`` < ``--set`` < flags)
-and runs the pull through :func:`kgllm.stages.run_stage` (``--out`` is checked before any work), then
+and runs the pull through :func:`kgllm.registry.run_stage` (``--out`` is checked before any work), then
 prints where the artifact is.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import add_config_args, print_artifact, stage_config
+from ..commands import add_config_args, print_artifact, stage_config
 
 GROUP_HELP = "pull triples from WordNet, SPARQL endpoints or RDF files into a graph artifact"
 
@@ -49,7 +49,7 @@ def register_wordnet(cmds) -> None:
 
 
 def _cmd_wordnet(args: argparse.Namespace) -> int:
-    from ..stages import run_stage
+    from ..registry import run_stage
 
     cfg = stage_config("pull.wordnet", args, {
         "roots": _csv(args.root), "pos": _csv(args.pos), "relations": _csv(args.relation),
@@ -82,7 +82,7 @@ _FORMAT_CHOICES = ("nt", "ntriples", "ttl", "turtle", "xml", "rdfxml", "nq", "nq
 
 
 def _cmd_file(args: argparse.Namespace) -> int:
-    from ..stages import run_stage
+    from ..registry import run_stage
 
     cfg = stage_config("pull.file", args, {
         "paths": args.paths or None, "format": args.format, "skip_bad": args.skip_bad,

@@ -2,7 +2,7 @@
 
 Takes: an index artifact (``kgllm index``; loaded with ``kgllm.index.load_index``), a question, a retriever
 (``vector`` | ``graph`` | ``hybrid``), optionally a SPARQL endpoint (else an embedded pyoxigraph store built
-from the index's live triples) and a local model for generated answer text (kgllm.rag.generate).
+from the index's live triples) and a local model for generated answer text (kgllm.ask.generate).
 Makes: one JSON-ready dict per question (the ``kgllm ask --json`` output and the ``POST /ask`` body)::
 
     question, answer (text), answers [{term, value, label, kind}], supported (bool), shape, retriever, mode,
@@ -22,7 +22,7 @@ import time
 from ..index.facade import shorten
 from ..index.lexicon import term_value
 from ..rdf import iri_value
-from .questions import check_question
+from .parse import check_question
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
 
 NOT_IN_GRAPH = "not in the graph"

@@ -6,7 +6,7 @@ way), parameter values (``class=dbo:Place``, ``lang=de``) and either an endpoint
 embedded pyoxigraph store loaded from local dump files (by default the bundled DBpedia 2015-10 sample
 ``examples/data/dbpedia-sample`` and the DBpedia ontology ``ontologies/dbpedia/dbo.owl.xz``), so
 everything works without a network.
-Makes: a graph artifact through :func:`kgllm.sources.sparql.harvest` (same paging, retries, checkpoints,
+Makes: a graph artifact through :func:`kgllm.pull.sparql.harvest` (same paging, retries, checkpoints,
 COUNT check and provenance); the manifest also records the preset, its parameters and the data files.
 
 Preset files document their parameters in header comments, one per line::
@@ -234,7 +234,7 @@ def run(inputs: list[Path], out: Path, config: DbpediaConfig, *, pipeline_key: s
 
 
 def register_cli(cmds, group_help: str) -> None:
-    from ..cli import add_config_args
+    from ..commands import add_config_args
     from ._pull_cli import add_allow_empty
 
     names = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.rq")))
@@ -287,8 +287,8 @@ def harvest_flag_values(args) -> dict:
 
 
 def _cmd_dbpedia(args) -> int:
-    from ..cli import print_artifact, stage_config
-    from ..stages import run_stage
+    from ..commands import print_artifact, stage_config
+    from ..registry import run_stage
 
     if args.list_presets:
         for pr in list_presets():

@@ -1,4 +1,4 @@
-"""Run function of the ``eval.qa`` pipeline stage (see kgllm.rag.stages and kgllm.eval.qa)."""
+"""Run function of the ``eval.qa`` pipeline stage (see kgllm.eval.stages and kgllm.eval.qa)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Pipeline stages of the ask step: ``eval.qa`` (QA evaluation of an index, written as an artifact).
 
-Config dataclass only; the run function (kgllm.rag.stage) imports the index and the encoder lazily.
+Config dataclass only; the run function (kgllm.eval.stage) imports the index and the encoder lazily.
 ``kgllm ask`` and ``kgllm serve`` answer questions interactively and write no artifact.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..stages import Stage
+from ..registry import Stage
 
 
 @dataclass
@@ -32,7 +32,7 @@ class QAEvalConfig:
 
 
 STAGES = [
-    Stage("eval.qa", QAEvalConfig, "kgllm.rag.stage:run_eval_qa", "eval.qa",
+    Stage("eval.qa", QAEvalConfig, "kgllm.eval.stage:run_eval_qa", "eval.qa",
           help="QA evaluation of an index: Hits@1, EM, QALD F1, citation precision, latency per retriever",
           min_inputs=1, max_inputs=1),
 ]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from test_rag_answer import build_rag_index
 
-from kgllm.rag.generate import Generator, build_prompt
+from kgllm.ask.generate import Generator, build_prompt
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    from kgllm.train.tiny import train_tiny_tokenizer, write_tiny_corpus, write_tiny_model
+    from tiny import train_tiny_tokenizer, write_tiny_corpus, write_tiny_model
 
     d = tmp_path_factory.mktemp("tiny")
     corpus = write_tiny_corpus(d / "corpus")
@@ -29,7 +29,7 @@ def test_prompt_holds_the_numbered_facts():
 
 @pytest.mark.slow
 def test_generative_mode_keeps_the_extractive_evidence(tiny_model, session_tmp, dbpedia_graph):
-    from kgllm.rag.answer import Answerer
+    from kgllm.ask.answer import Answerer
 
     index = build_rag_index(session_tmp, dbpedia_graph)
     gen = Generator(tiny_model, max_new_tokens=8)

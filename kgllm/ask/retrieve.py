@@ -1,13 +1,13 @@
 """Retrieval of the triples that answer a question: vector-only, graph-only and hybrid.
 
 Takes: a question and a :class:`kgllm.index.facade.KGIndex` (``kgllm.index.load_index``); optionally a
-:class:`~kgllm.rag.sparql_templates.SparqlRunner` for the structured lookups.
+:class:`~kgllm.ask.sparql_templates.SparqlRunner` for the structured lookups.
 Makes: a :class:`Retrieval`: the ranked candidate triple ids (fused), the structured result of the graph
 (topic entity, predicate path, answers, supporting triple ids per answer) when the graph answers exactly,
 the vector hits, and per-stage timings in milliseconds.
 
 * **vector**: the question embedded and searched against the verbalized triples (faiss); no linking.
-* **graph**: entity linking of the question's mentions, relation matching (kgllm.rag.relations) over the
+* **graph**: entity linking of the question's mentions, relation matching (kgllm.ask.relations) over the
   predicate paths that actually leave each linked entity (one hop, and two hops when a second, different
   group of words matches a predicate of the intermediate entity: predicate-aware pruning, so "Where was the
   founder of X born?" follows foundedBy then birthPlace and nothing else), then the exact lookup of the
@@ -15,7 +15,7 @@ the vector hits, and per-stage timings in milliseconds.
   neighbourhood is ranked by relation score plus the personalized PageRank (HippoRAG-style) of the far end.
 * **hybrid**: both; the entities of the best vector hits join the linked entities as seeds (so a question
   whose entity the linker misses is still answered through the graph), and the two rankings are fused by
-  reciprocal rank fusion (kgllm.rag.fusion).
+  reciprocal rank fusion (kgllm.ask.fusion).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from ..corpus.literals import parse_literal
 from ..rdf import DBO, RDFS, SKOS, WN, XSD, triple_id
 from .fusion import FUSIONS
-from .questions import Question, parse_question
+from .parse import Question, parse_question
 from .relations import RelationMatcher, RelMatch, one_thread
 
 RETRIEVERS = ("vector", "graph", "hybrid")
@@ -40,7 +40,7 @@ DESCRIPTION_PREDICATES = tuple(f"<{p}>" for p in (WN + "definition", SKOS + "def
 class RetrieveConfig:
     k: int = 10                     # triples in the fused context
     vector_k: int = 20              # vector hits fetched
-    fusion: str = "rrf"             # rrf | convex (see kgllm.rag.fusion)
+    fusion: str = "rrf"             # rrf | convex (see kgllm.ask.fusion)
     rrf_k: int = 60
     min_relation: float = 0.6       # lexical relation score a hop needs (half a two-word label is not enough)
     two_hop_gain: float = 0.5       # a second hop must add this much relation score over the best single hop

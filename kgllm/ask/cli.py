@@ -89,7 +89,7 @@ def _answerer(args):
 
 def _ask(args: argparse.Namespace) -> int:
     from .answer import format_text
-    from .questions import check_question
+    from .parse import check_question
 
     for q in args.question:  # bad input fails before the index loads
         check_question(q)
@@ -115,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _eval_qa(args: argparse.Namespace) -> int:
-    from ..cli import print_artifact
+    from ..commands import print_artifact
     from ..eval.qa import run_eval
 
     man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
@@ -128,7 +128,7 @@ def _eval_questions(args: argparse.Namespace) -> int:
     from ..errors import EmptyResultError, UsageError
     from ..eval.cli import check_output_file
     from ..rdf import count_triples, iter_graph
-    from .qgen import generate, held_out_entities, write_questions
+    from ..eval.questions import generate, held_out_entities, write_questions
 
     check_output_file(args.out)
     if not 0 < args.holdout <= 1:

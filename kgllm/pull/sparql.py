@@ -57,7 +57,7 @@ from typing import Literal
 
 from ..errors import EmptyResultError, InputError, UsageError
 
-logger = logging.getLogger("kgllm.sources.sparql")
+logger = logging.getLogger("kgllm.pull.sparql")
 
 USER_AGENT = "kgllm/0.1 (knowledge-graph harvester; https://w3id.org/kgllm)"
 CHECKPOINT = "checkpoint.json"
@@ -873,7 +873,7 @@ def run(inputs: list[Path], out: Path, config: SparqlConfig, *, pipeline_key: st
 
 
 def register_cli(cmds, group_help: str) -> None:
-    from ..cli import add_config_args
+    from ..commands import add_config_args
     from ._pull_cli import add_allow_empty
     from .dbpedia import _harvest_flags
 
@@ -895,8 +895,8 @@ def register_cli(cmds, group_help: str) -> None:
 
 
 def _cmd_sparql(args) -> int:
-    from ..cli import print_artifact, stage_config
-    from ..stages import run_stage
+    from ..commands import print_artifact, stage_config
+    from ..registry import run_stage
     from .dbpedia import harvest_flag_values
 
     cfg = stage_config("pull.sparql", args, {

@@ -27,7 +27,7 @@ from ..artifacts import iter_jsonl
 from ..errors import InputError
 from ..index.lexicon import local_name, term_value
 from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, WN, triple_id
-from .relations import EXTRA, curated_phrasings
+from ..ask.relations import EXTRA, curated_phrasings
 
 # Facts nobody asks about (bookkeeping, links, long texts, names).
 SKIP = {RDF + "type", RDFS + "label", RDFS + "seeAlso", RDFS + "comment", OWL + "sameAs", OWL + "differentFrom",

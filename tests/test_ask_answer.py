@@ -74,7 +74,7 @@ def wordnet_triples() -> list[tuple[str, str, str]]:
 
 def build_rag_index(session_tmp: Path, dbpedia_graph: Path) -> Path:
     """Index over a DBpedia subset (abstracts left out: encoding them is slow) + the WordNet subset."""
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     root = session_tmp / "rag"
     index = root / "index"
@@ -98,7 +98,7 @@ def rag_index(session_tmp, dbpedia_graph) -> Path:
 
 @pytest.fixture(scope="module")
 def answerer(rag_index):
-    from kgllm.rag.answer import Answerer
+    from kgllm.ask.answer import Answerer
 
     return Answerer.from_dir(rag_index)
 
@@ -108,7 +108,7 @@ def _values(out):
 
 
 def test_embedded_store_is_built_only_when_a_template_runs(rag_index):
-    from kgllm.rag.answer import Answerer
+    from kgllm.ask.answer import Answerer
 
     ans = Answerer.from_dir(rag_index)
     ans.warmup(["vector"])
@@ -152,7 +152,7 @@ def test_two_hop_follows_the_right_edges(answerer):
 
 def test_canonicalised_literals_from_sparql_keep_their_citations(answerer):
     """The store returns "...^^xsd:nonNegativeInteger" as xsd:integer; answers and citations use the graph's term."""
-    from kgllm.rag.retrieve import literal_value
+    from kgllm.ask.retrieve import literal_value
 
     emp = '"%s"^^<http://www.w3.org/2001/XMLSchema#nonNegativeInteger>'
     q = "What is the number of employees of the parent company of Lufthansa Cargo?"
@@ -191,7 +191,7 @@ def test_wordnet_definition_and_hypernym(answerer):
 
 
 def test_not_in_the_graph(answerer):
-    from kgllm.rag.answer import NOT_IN_GRAPH
+    from kgllm.ask.answer import NOT_IN_GRAPH
 
     for q in ("What is the boiling point of Lufthansa?", "Who painted the Mona Lisa?"):
         for mode in ("graph", "hybrid"):
@@ -215,7 +215,7 @@ def test_sparql_injection_in_the_question_is_harmless(answerer):
 
 
 def test_retrievers_and_sparql_modes_agree_on_exact_answers(rag_index, answerer):
-    from kgllm.rag.answer import Answerer
+    from kgllm.ask.answer import Answerer
 
     no_sparql = Answerer.from_dir(rag_index, sparql="off")
     for q in ("What is the hub airport of Lufthansa?", "Which alliance is the parent company of Lufthansa Cargo "
@@ -250,7 +250,7 @@ def test_cli_ask_json_and_text(rag_index, capsys):
 
 
 def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):
-    from kgllm.rag.qgen import generate, write_questions
+    from kgllm.eval.questions import generate, write_questions
 
     root = session_tmp / "rag"
     rows = generate(iter_graph([root / "dbpedia", root / "wordnet"]), holdout=1.0, max_per_type=6, phrasings=1)
@@ -278,7 +278,7 @@ def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):
 def test_eval_qa_pipeline_stage(rag_index, tmp_path):
     from kgllm.artifacts import read_manifest
     from kgllm.errors import ConfigError
-    from kgllm.stages import run_stage
+    from kgllm.registry import run_stage
 
     q = tmp_path / "q.jsonl"
     q.write_text(json.dumps({"question": "What is the hub airport of KLM?", "answers": [DBR + "Amsterdam_Airport_Schiphol"],

@@ -24,12 +24,12 @@ from .artifacts import register_kind
 from .errors import UsageError
 
 _STAGE_MODULES = (
-    "kgllm.sources.stages",
+    "kgllm.pull.stages",
     "kgllm.validate.stages",
     "kgllm.corpus.stages",
     "kgllm.index.stages",
     "kgllm.train.stages",
-    "kgllm.rag.stages",
+    "kgllm.eval.stages",
 )
 
 

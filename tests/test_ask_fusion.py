@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kgllm.rag.fusion import convex, rrf
+from kgllm.ask.fusion import convex, rrf
 
 
 def test_rrf_rewards_agreement_and_is_deterministic():

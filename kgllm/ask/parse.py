@@ -4,7 +4,7 @@ Takes: a question string and the entity mentions the index's linker found in it.
 Makes: a :class:`Question` with the shape (``one_hop`` | ``two_hop`` | ``count`` | ``list``), the wh-word, the
 relation words (content words outside the entity mentions, in question order, with their base forms) and
 the topic mentions. Whether a question is one- or two-hop is decided later, by the relation matcher, from
-which predicate chains actually leave the entity (kgllm.rag.relations): the words alone cannot say whether
+which predicate chains actually leave the entity (kgllm.ask.relations): the words alone cannot say whether
 "capital city" is one relation or two.
 
 Limits of a question (length) are checked here so that every entry point (CLI, HTTP, eval) shares them.

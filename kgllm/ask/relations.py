@@ -1,6 +1,6 @@
 """Relation matching: which predicates a question's words ask for.
 
-Takes: the relation words of a question (kgllm.rag.questions) and predicate terms of the graph, with the
+Takes: the relation words of a question (kgllm.ask.parse) and predicate terms of the graph, with the
 index (labels, encoder).
 Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from ..corpus.lexicon import curated
 from ..rdf import DC, RDFS, SKOS, WN
-from .questions import WH_WORDS, Token, content_tokens
+from .parse import WH_WORDS, Token, content_tokens
 
 WH_BONUS = 0.25
 # Among equally covered descriptions, the one explaining more question words wins ("founding year" over

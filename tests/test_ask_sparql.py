@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kgllm.rag.sparql_templates import (
+from kgllm.ask.sparql_templates import (
     TEMPLATES_DIR,
     SparqlRunner,
     UnsafeValue,
