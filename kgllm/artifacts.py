@@ -22,6 +22,7 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime as _dt
+import gzip
 import hashlib
 import importlib.metadata
 import json
@@ -30,7 +31,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -143,6 +144,26 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- JSONL
+
+
+def jsonl_line(obj: Any) -> str:
+    """One JSONL line (UTF-8 kept as is, newline included): the one format every JSONL file of kgllm uses."""
+    return json.dumps(obj, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
+    """Write ``rows`` as a JSONL file atomically (temp file + rename); returns the number of lines.
+    A ``.gz`` path is gzip-compressed (mtime 0, so the bytes are the same on every run)."""
+    path = Path(path)
+    n = 0
+    with atomic_open(path, "wb") as raw:
+        f = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+        for row in rows:
+            f.write(jsonl_line(row).encode("utf-8"))
+            n += 1
+        if f is not raw:
+            f.close()
+    return n
 
 
 _JSON_KINDS = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",

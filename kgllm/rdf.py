@@ -1,4 +1,6 @@
-"""RDF basics shared by every stage: namespaces, triple ids and the graph artifact.
+"""RDF basics shared by every stage, and the only module that knows them: namespaces and the terms used
+by name (``RDF_TYPE``, ``RDFS_LABEL``...), literal parsing and formatting, RDF file formats and
+compressions, triple ids and the graph artifact.
 
 Takes: triples as N-Triples term strings (``<http://...>``, ``"lit"@en``, ``_:b0``) or pyoxigraph terms.
 Makes: graph artifacts, i.e. directories of gzip N-Triples shards plus ``manifest.json``.
@@ -15,13 +17,17 @@ canonical ``s p o`` line, as 16 hex digits: identical facts get identical ids in
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
+import lzma
 import os
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .artifacts import ArtifactWriter, read_manifest
 from .errors import InputError
@@ -62,6 +68,155 @@ def iri(value: str) -> str:
     return f"<{value}>"
 
 
+# Terms used by name across the stages, in N-Triples form.
+RDF_TYPE = iri(RDF + "type")
+RDF_LANGSTRING = RDF + "langString"   # datatype IRIs are bare (as pyoxigraph gives them)
+RDFS_LABEL = iri(RDFS + "label")
+RDFS_COMMENT = iri(RDFS + "comment")
+RDFS_SUBCLASSOF = iri(RDFS + "subClassOf")
+RDFS_SUBPROPERTYOF = iri(RDFS + "subPropertyOf")
+RDFS_DOMAIN = iri(RDFS + "domain")
+RDFS_RANGE = iri(RDFS + "range")
+OWL_CLASS = iri(OWL + "Class")
+OWL_SAMEAS = iri(OWL + "sameAs")
+SKOS_PREFLABEL = iri(SKOS + "prefLabel")
+DCT_SUBJECT = iri(DCT + "subject")
+XSD_STRING = XSD + "string"
+
+
+# ----------------------------------------------------------------------------- literals
+
+
+def is_literal(term: str) -> bool:
+    return term[:1] == '"'
+
+
+@lru_cache(maxsize=1 << 16)
+def parse_literal(term: str) -> tuple[str, str | None, str | None]:
+    """``(lexical form, language, datatype IRI)`` of an N-Triples literal, escapes decoded; language and
+    datatype are None when absent (a plain literal has neither). Pure Python: no parser call per term."""
+    if not term.startswith('"'):
+        raise ValueError(f"not a literal: {term}")
+    end = term.rfind('"')
+    raw = term[1:end]
+    rest = term[end + 1:]
+    if "\\" in raw:
+        raw = _unescape(raw)
+    if rest.startswith("@"):
+        return raw, rest[1:], None
+    if rest.startswith("^^<"):
+        return raw, None, rest[3:-1]
+    return raw, None, None
+
+
+_ESCAPE = re.compile(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[tnrbf\"'\\])")
+_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}
+
+
+def _unescape(s: str) -> str:
+    def rep(m: re.Match) -> str:
+        c = m.group(1)
+        return chr(int(c[1:], 16)) if c[0] in "uU" else _UNESCAPES[c]
+
+    return _ESCAPE.sub(rep, s)
+
+
+def lexical_form(term: str) -> str:
+    """The lexical form of an N-Triples literal, escapes decoded."""
+    return parse_literal(term)[0]
+
+
+def literal_datatype(term: str) -> str:
+    """Datatype IRI of an N-Triples literal, the implicit ones included (``xsd:string`` for a plain
+    literal, ``rdf:langString`` for a tagged one). A slice, for hot loops over millions of terms."""
+    if term[-1] == ">":
+        return term[term.rindex("^^<") + 3:-1]
+    if term[-1] == '"':
+        return XSD_STRING
+    return RDF_LANGSTRING
+
+
+def literal_lexical(term: str) -> str:
+    """The lexical form of an N-Triples literal as written (escapes kept): a slice, for hot loops."""
+    return term[1:term.rindex('"')]
+
+
+_NT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def literal(value: str, lang: str | None = None, datatype: str | None = None) -> str:
+    """The N-Triples term of a literal: ``"value"@lang`` or ``"value"^^<datatype>`` (IRI without <>)."""
+    if lang and datatype:
+        raise ValueError("a literal has a language tag or a datatype, not both")
+    body = "".join(_NT_ESCAPES.get(c, c) for c in value)
+    if lang:
+        return f'"{body}"@{lang}'
+    if datatype and datatype != XSD_STRING:
+        return f'"{body}"^^<{datatype}>'
+    return f'"{body}"'
+
+
+# ----------------------------------------------------------------------------- file formats
+
+# Canonical format names, what each file extension means, and pyoxigraph's name for each format.
+FORMATS = ("ntriples", "turtle", "rdfxml", "nquads", "n3", "trig", "jsonld")
+FORMAT_ALIASES = {"nt": "ntriples", "ntriples": "ntriples", "n-triples": "ntriples",
+                  "ttl": "turtle", "turtle": "turtle",
+                  "xml": "rdfxml", "rdf": "rdfxml", "owl": "rdfxml", "rdfxml": "rdfxml", "rdf/xml": "rdfxml",
+                  "nq": "nquads", "nquads": "nquads", "n-quads": "nquads",
+                  "n3": "n3", "trig": "trig", "jsonld": "jsonld", "json-ld": "jsonld"}
+EXTENSIONS = {".nt": "ntriples", ".ttl": "turtle", ".rdf": "rdfxml", ".owl": "rdfxml", ".xml": "rdfxml",
+              ".nq": "nquads", ".n3": "n3", ".trig": "trig", ".jsonld": "jsonld"}
+FORMAT_SHORT = {"ntriples": "nt", "turtle": "ttl", "rdfxml": "xml", "nquads": "nq", "n3": "n3", "trig": "trig",
+                "jsonld": "jsonld"}
+LINE_BASED = ("ntriples", "nquads")
+_OXIGRAPH = {"ntriples": "N_TRIPLES", "turtle": "TURTLE", "rdfxml": "RDF_XML", "nquads": "N_QUADS",
+             "n3": "N3", "trig": "TRIG", "jsonld": "JSON_LD"}
+COMPRESSIONS: dict[str, Callable[..., IO[bytes]]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_EXT_HELP = ".nt/.ttl/.rdf/.owl/.xml/.nq/.n3/.trig/.jsonld (optionally + .gz/.bz2/.xz)"
+
+
+def format_name(name: str) -> str:
+    """The canonical name of a format or one of its aliases (``ttl`` -> ``turtle``); ValueError if unknown."""
+    try:
+        return FORMAT_ALIASES[name.lower()]
+    except KeyError:
+        raise ValueError(f"{name!r} is not a supported RDF format; use one of {', '.join(FORMATS)} "
+                         "(or nt, ttl, xml, nq)") from None
+
+
+def detect_format(path: str | os.PathLike, override: str | None = None,
+                  what: str = "RDF file") -> tuple[str, str | None]:
+    """``(format, compression suffix or None)`` of a file, from ``override`` or its extension:
+    ``dbo.owl.xz`` -> ``("rdfxml", ".xz")``. An unknown extension is an :class:`InputError` naming the
+    file (described as ``what``), never a guess."""
+    path = Path(path)
+    suffixes = [s.lower() for s in path.suffixes]
+    comp = suffixes[-1] if suffixes and suffixes[-1] in COMPRESSIONS else None
+    if override:
+        try:
+            return format_name(override), comp
+        except ValueError as e:
+            raise InputError(f"{path}: {e}") from None
+    ext = suffixes[-2] if comp and len(suffixes) >= 2 else (suffixes[-1] if suffixes and not comp else "")
+    if ext not in EXTENSIONS:
+        raise InputError(f"{path}: cannot tell the RDF format of this {what} from its extension "
+                         f"{ext or '(none)'!r}; name it {_EXT_HELP}")
+    return EXTENSIONS[ext], comp
+
+
+def open_rdf(path: str | os.PathLike, comp: str | None) -> IO[bytes]:
+    """The decompressed bytes of an RDF file (``comp`` as returned by :func:`detect_format`)."""
+    return COMPRESSIONS[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
+
+
+def oxigraph_format(fmt: str):
+    """pyoxigraph's ``RdfFormat`` for a canonical format name."""
+    import pyoxigraph
+
+    return getattr(pyoxigraph.RdfFormat, _OXIGRAPH[fmt])
+
+
 def triple_id(s: str, p: str, o: str) -> str:
     """Stable id of a triple given in canonical N-Triples terms."""
     return hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).hexdigest()
@@ -85,23 +240,6 @@ def shorten(term: str) -> str:
 def iri_value(term: str) -> str | None:
     """``<x>`` -> ``x``; None for literals and blank nodes."""
     return term[1:-1] if term.startswith("<") else None
-
-
-def literal_parts(term: str) -> tuple[str, str | None, str | None]:
-    """Lexical form, language tag and datatype IRI of an N-Triples literal term."""
-    import pyoxigraph
-
-    lit = _parse_term(term)
-    if not isinstance(lit, pyoxigraph.Literal):
-        raise ValueError(f"not a literal: {term}")
-    return lit.value, lit.language, lit.datatype.value if lit.datatype else None
-
-
-def _parse_term(term: str):
-    import pyoxigraph
-
-    q = next(iter(pyoxigraph.parse(f"<urn:s> <urn:p> {term} .".encode(), format=pyoxigraph.RdfFormat.N_TRIPLES)))
-    return q.object
 
 
 # ----------------------------------------------------------------------------- writing

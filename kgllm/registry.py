@@ -24,12 +24,12 @@ from .artifacts import register_kind
 from .errors import UsageError
 
 _STAGE_MODULES = (
-    "kgllm.pull.stages",
-    "kgllm.validate.stages",
-    "kgllm.corpus.stages",
-    "kgllm.index.stages",
-    "kgllm.train.stages",
-    "kgllm.eval.stages",
+    "kgllm.pull.stage",
+    "kgllm.validate.stage",
+    "kgllm.corpus.stage",
+    "kgllm.index.stage",
+    "kgllm.train.stage",
+    "kgllm.eval.stage",
 )
 
 
@@ -71,7 +71,10 @@ def _registry() -> dict[str, Stage]:
                 spec = None
             if spec is None:
                 continue
-            for st in importlib.import_module(modname).STAGES:
+            mod = importlib.import_module(modname)
+            if not hasattr(mod, "STAGES"):  # TRANSITION: packages not yet merged keep stages.py
+                mod = importlib.import_module(modname + "s")
+            for st in mod.STAGES:
                 reg[st.name] = st
         _REGISTRY = reg
     return _REGISTRY

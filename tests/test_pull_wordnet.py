@@ -15,7 +15,7 @@ import pytest
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.cli import main
 from kgllm.errors import ConfigError, InputError
-from kgllm.rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, iter_graph, literal_parts
+from kgllm.rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, iter_graph, parse_literal
 from kgllm.pull import wordnet as wnmod
 from kgllm.pull.wordnet import WordNetPullConfig, literal, open_wordnet, pull_wordnet
 
@@ -64,7 +64,7 @@ def test_known_synset_facts(triples):
     assert (dog, P(WN, "lexfile"), '"noun.animal"') in triples
     assert (dog, P(WN, "example"), '"the dog barked all night"@en') in triples
     defs = [o for s, p, o in triples if s == dog and p == P(WN, "definition")]
-    assert len(defs) == 1 and literal_parts(defs[0])[0].startswith("a member of the genus Canis")
+    assert len(defs) == 1 and parse_literal(defs[0])[0].startswith("a member of the genus Canis")
     # instance hypernym: Einstein is an instance of physicist (reached by the instance-hyponym closure)
     assert (S("10954498-n"), P(WN, "instance_hypernym"), S("10428004-n")) in triples
     assert (S("10428004-n"), P(WN, "instance_hyponym"), S("10954498-n")) in triples

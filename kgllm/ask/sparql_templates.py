@@ -65,9 +65,9 @@ def sparql_literal(text: str, lang: str | None = None, datatype: str | None = No
 
 def literal_from_nt(term: str) -> str:
     """Re-escape an N-Triples literal term (as found in the graph) for a query."""
-    from ..rdf import XSD, literal_parts
+    from ..rdf import XSD, parse_literal
 
-    value, lang, dt = literal_parts(term)
+    value, lang, dt = parse_literal(term)
     return sparql_literal(value, lang=lang, datatype=None if lang or dt in (None, XSD + "string") else dt)
 
 

@@ -57,14 +57,14 @@ def token_f1(pred: str, ref: str) -> float:
 
 def label_map(corpus: Path) -> dict[str, str]:
     """IRI (without brackets) -> first rdfs:label lexical form seen in ``triples.jsonl`` (sorted by id)."""
-    from ..rdf import literal_parts
+    from ..rdf import parse_literal
 
     out: dict[str, str] = {}
     for t in sorted(tdata.read_triples(corpus), key=lambda t: t.get("id", "")):
         if t.get("p") == _LABEL_P and t.get("s", "").startswith("<") and t.get("o", "").startswith('"'):
             s = t["s"][1:-1]
             if s not in out:
-                out[s] = literal_parts(t["o"])[0]
+                out[s] = parse_literal(t["o"])[0]
     return out
 
 

@@ -71,9 +71,9 @@ def literal_text(term: str) -> tuple[str, str | None] | None:
         return None
     raw = m.group(1)
     if "\\" in raw:  # escapes: let the real parser decode them (rare, so its cost does not matter)
-        from ..rdf import literal_parts
+        from ..rdf import parse_literal
 
-        raw, lang, _dt = literal_parts(term)
+        raw, lang, _dt = parse_literal(term)
         return raw, lang
     return raw, m.group(2)
 

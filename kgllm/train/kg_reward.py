@@ -65,9 +65,9 @@ def _term_forms(term: str, labels: dict[str, str]) -> tuple[str, ...]:
         forms = {_norm(local), _norm(re.sub(r"\s*\([^)]*\)$", "", local))}
         return tuple(sorted(f for f in forms if f))
     if term.startswith('"'):
-        from ..rdf import literal_parts
+        from ..rdf import parse_literal
 
-        return (_norm(literal_parts(term)[0]),)
+        return (_norm(parse_literal(term)[0]),)
     return ()
 
 
@@ -80,9 +80,9 @@ class KGReward:
         labels: dict[str, str] = {}
         for t in sorted(triples, key=lambda t: t.get("id", "")):
             if t.get("p") == _LABEL_P and t.get("s", "").startswith("<") and t.get("o", "").startswith('"'):
-                from ..rdf import literal_parts
+                from ..rdf import parse_literal
 
-                labels.setdefault(t["s"][1:-1], literal_parts(t["o"])[0])
+                labels.setdefault(t["s"][1:-1], parse_literal(t["o"])[0])
         self.facts: list[_Fact] = []
         self.objects: dict[tuple[str, str], set[str]] = defaultdict(set)
         for t in sorted(triples, key=lambda t: t.get("id", "")):
