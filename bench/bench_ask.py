@@ -45,8 +45,8 @@ def build_small(tmp: Path) -> Path:
 
 
 def quality(index: Path, questions: Path) -> None:
-    from kgllm.eval.qa import evaluate, format_table, load_questions
     from kgllm.ask.answer import Answerer
+    from kgllm.eval.qa import evaluate, format_table, load_questions
 
     qs = load_questions(questions)
     rep, _ = evaluate(Answerer.from_dir(index), qs)
@@ -60,8 +60,8 @@ def quality(index: Path, questions: Path) -> None:
 
 
 def large(tmp: Path, index: Path | None, vectors: int, entity_vectors: int, queries: int) -> None:
-    from kgllm.eval.qa import _pct, retrieval_ms
     from kgllm.ask.answer import Answerer
+    from kgllm.eval.qa import _pct, retrieval_ms
     from kgllm.eval.questions import generate
     from kgllm.rdf import count_triples, iter_graph
     from kgllm.registry import run_stage

@@ -19,11 +19,11 @@ Run: .venv/bin/python bench/bench_train.py [--steps 30] [--hidden 256] [--layers
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -141,6 +141,7 @@ def main() -> None:
     from kgllm.train import data as tdata
     sys.path.insert(0, str(ROOT / "tests"))  # the tiny corpus and model the tests use
     import tiny
+
     from kgllm.train.common import model_flops_per_token, peak_bf16_flops
     from kgllm.train.pretrain import scratch_model
     from kgllm.train.stages import ScratchModelConfig

@@ -39,7 +39,6 @@ from .errors import ArtifactError, ConfigError, KgllmError, UsageError
 from .log import logger
 from .registry import Stage, get_stage
 
-
 _STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -123,7 +122,7 @@ class Pipeline:
             inputs = [self._input_path(step, ref, i) for ref in step.inputs]
             n = len(inputs)
             if n < st.min_inputs or (st.max_inputs is not None and n > st.max_inputs):
-                want = (f"no inputs" if st.max_inputs == 0 else
+                want = ("no inputs" if st.max_inputs == 0 else
                         f"{st.min_inputs}" if st.max_inputs == st.min_inputs else
                         f"at least {st.min_inputs}" if st.max_inputs is None else f"{st.min_inputs}..{st.max_inputs}")
                 raise ConfigError(f"{where}: takes {want} input(s), the pipeline gives {n}")

@@ -66,12 +66,12 @@ def _registry() -> dict[str, Stage]:
             if importlib.util.find_spec(modname.rsplit(".", 1)[0]) is None:
                 continue
             try:
-                spec = importlib.util.find_spec(modname)
+                spec = importlib.util.find_spec(modname) or importlib.util.find_spec(modname + "s")
             except ModuleNotFoundError:
                 spec = None
             if spec is None:
                 continue
-            mod = importlib.import_module(modname)
+            mod = importlib.import_module(spec.name)
             if not hasattr(mod, "STAGES"):  # TRANSITION: packages not yet merged keep stages.py
                 mod = importlib.import_module(modname + "s")
             for st in mod.STAGES:

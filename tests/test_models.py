@@ -82,8 +82,9 @@ def test_models_cli_lists_known_models(capsys):
 
 @pytest.mark.slow
 def test_eval_facts_on_base_model_uses_its_chat_template(smollm2, tmp_path):
-    from kgllm.eval.facts import evaluate
     from tiny import write_tiny_corpus
+
+    from kgllm.eval.facts import evaluate
 
     corpus = write_tiny_corpus(tmp_path / "corpus")
     report = evaluate([NAME], corpus, max_new_tokens=24)

@@ -17,7 +17,6 @@ from virtuoso import shared
 
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.errors import EmptyResultError, UsageError
-from kgllm.rdf import DBO, FOAF, RDF, RDFS, graph_shards, iter_graph
 from kgllm.pull.dbpedia import (
     DbpediaConfig,
     default_data,
@@ -27,6 +26,7 @@ from kgllm.pull.dbpedia import (
     pull_dbpedia,
 )
 from kgllm.pull.sparql import HarvestConfig, parse_query
+from kgllm.rdf import DBO, FOAF, RDF, RDFS, graph_shards, iter_graph
 
 TYPE = f"<{RDF}type>"
 CORE = ["instance_types_transitive_en", "labels_en", "short_abstracts_en", "long_abstracts_en",

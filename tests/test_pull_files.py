@@ -16,9 +16,9 @@ from conftest import DBPEDIA_SAMPLE, ONTOLOGIES, dbpedia_files
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.cli import main
 from kgllm.errors import ConfigError, InputError, UsageError
-from kgllm.rdf import iter_graph
 from kgllm.pull import files as filesmod
 from kgllm.pull.files import QUARANTINE, FilePullConfig, pull_files
+from kgllm.rdf import iter_graph
 from kgllm.registry import run_stage
 
 LABELS = DBPEDIA_SAMPLE / "labels_en.ttl.xz"          # 98 real N-Triples lines

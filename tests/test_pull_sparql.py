@@ -31,7 +31,6 @@ from virtuoso import Virtuoso, shared
 
 from kgllm.artifacts import verify_artifact
 from kgllm.errors import InputError, UsageError
-from kgllm.rdf import graph_shards, iter_graph
 from kgllm.pull.sparql import (
     CHECKPOINT,
     HarvestConfig,
@@ -42,6 +41,7 @@ from kgllm.pull.sparql import (
     template_triples,
     work_dir,
 )
+from kgllm.rdf import graph_shards, iter_graph
 
 CAP = 10_000
 PART = 6_000                      # lines per loaded part graph: each part reads back under the cap

@@ -15,9 +15,9 @@ import pytest
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.cli import main
 from kgllm.errors import ConfigError, InputError
-from kgllm.rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, iter_graph, parse_literal
 from kgllm.pull import wordnet as wnmod
 from kgllm.pull.wordnet import WordNetPullConfig, literal, open_wordnet, pull_wordnet
+from kgllm.rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, iter_graph, parse_literal
 
 ROOTS = ["dog.n.01", "good.a.01", "slowly.r.01", "teach.v.01", "physicist.n.01", "canis.n.01"]
 

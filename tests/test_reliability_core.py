@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from kgllm import artifacts, registry
+from kgllm import registry
 from kgllm.artifacts import ArtifactWriter, read_manifest
 from kgllm.cli import main
 

@@ -12,8 +12,9 @@ from kgllm.eval.facts import answer_texts, normalize, score_answer, token_f1
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from kgllm.registry import run_stage
     import tiny
+
+    from kgllm.registry import run_stage
 
     d = tmp_path_factory.mktemp("tiny-eval")
     corpus = tiny.write_tiny_corpus(d / "corpus")

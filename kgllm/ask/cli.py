@@ -127,8 +127,8 @@ def _eval_qa(args: argparse.Namespace) -> int:
 def _eval_questions(args: argparse.Namespace) -> int:
     from ..errors import EmptyResultError, UsageError
     from ..eval.cli import check_output_file
-    from ..rdf import count_triples, iter_graph
     from ..eval.questions import generate, held_out_entities, write_questions
+    from ..rdf import count_triples, iter_graph
 
     check_output_file(args.out)
     if not 0 < args.holdout <= 1:

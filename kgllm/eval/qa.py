@@ -34,9 +34,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..artifacts import iter_jsonl
+from ..ask.parse import check_question
 from ..errors import InputError, UsageError
 from ..index.lexicon import term_value
-from ..ask.parse import check_question
 
 
 def retrieval_ms(timings: dict) -> float:

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..artifacts import iter_jsonl
+from ..ask.relations import EXTRA, curated_phrasings
 from ..errors import InputError
 from ..index.lexicon import local_name, term_value
 from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, WN, triple_id
-from ..ask.relations import EXTRA, curated_phrasings
 
 # Facts nobody asks about (bookkeeping, links, long texts, names).
 SKIP = {RDF + "type", RDFS + "label", RDFS + "seeAlso", RDFS + "comment", OWL + "sameAs", OWL + "differentFrom",
