@@ -227,6 +227,39 @@ class Manifest:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """An artifact directory and its manifest: what every stage function of the Python API returns, and
+    what every one takes as an input (an ``os.PathLike``, so a plain path works too)."""
+
+    path: Path
+    manifest: Manifest
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, kind: str | None = None) -> Artifact:
+        """The artifact at ``path`` (its manifest read and, with ``kind``, checked)."""
+        return cls(Path(path), read_manifest(path, kind))
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    @property
+    def counts(self) -> dict:
+        return self.manifest.counts
+
+    @property
+    def problems(self) -> list[str]:
+        return self.manifest.problems
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.path)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items() if not isinstance(v, (dict, list)))
+        return f"Artifact({self.kind!r}, {str(self.path)!r}, {counts})"
+
+
 def package_versions() -> dict[str, str]:
     out = {}
     for name in _TRACKED_PACKAGES:

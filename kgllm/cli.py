@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from . import __version__
 from .commands import Commands, Parser, config_keys
 from .errors import KgllmError
 from .log import setup_logging
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging; tracebacks on errors")
     parser.add_argument("-q", "--quiet", action="store_true", default=False,
                         help="only warnings and errors; no progress bars (KGLLM_PROGRESS=0 also hides the bars)")
-    parser.add_argument("--version", action="version", version="kgllm 0.1.0")
+    parser.add_argument("--version", action="version", version=f"kgllm {__version__}")
     cmds = Commands(parser)
     _register_builtin(cmds)
     for modname in _CLI_MODULES:

@@ -37,7 +37,7 @@ from . import config as cfgmod
 from .artifacts import MANIFEST, check_destination, input_digest, read_manifest, sha256_json
 from .errors import ArtifactError, ConfigError, KgllmError, UsageError
 from .log import logger
-from .registry import Stage, get_stage
+from .registry import Stage, get_stage, run_stage
 
 _STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -171,8 +171,6 @@ class Pipeline:
                 r = StepResult(step.id, st.name, out, "skipped", 0.0, man.counts, list(man.problems))
             else:
                 logger.info("step %s (%s): running", step.id, st.name)
-                from .registry import run_stage
-
                 try:
                     man = run_stage(st.name, p.inputs, out, p.config, pipeline_key=key)
                 except KgllmError as e:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as cfgmod
-from .artifacts import register_kind
+from .artifacts import REPLACE_OTHER_KINDS, check_destination, register_kind
 from .errors import UsageError
 
 _STAGE_MODULES = (
@@ -98,8 +98,6 @@ def run_stage(name: str, inputs: list[str | Path], out: str | Path, config: Any 
     ``out`` is checked before any work (:func:`kgllm.artifacts.check_destination`): kgllm replaces only
     its own artifacts of the same kind, or of any kind with ``force``.
     """
-    from .artifacts import REPLACE_OTHER_KINDS, check_destination
-
     st = get_stage(name)
     if config is None or isinstance(config, Mapping):
         config = st.make_config(config or {})
