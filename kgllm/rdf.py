@@ -141,7 +141,9 @@ def literal_lexical(term: str) -> str:
     return term[1:term.rindex('"')]
 
 
-_NT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+# As pyoxigraph writes them (canonical N-Triples): the named escapes, other controls as \\uXXXX.
+_NT_ESCAPES = {**{chr(c): f"\\u{c:04X}" for c in (*range(0x20), 0x7F)},
+               "\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
 def literal(value: str, lang: str | None = None, datatype: str | None = None) -> str:
