@@ -16,6 +16,8 @@ import time
 import zlib
 from pathlib import Path
 
+from kgllm.registry import run_stage
+
 
 def main() -> int:
     ap = argparse.ArgumentParser()
@@ -25,8 +27,6 @@ def main() -> int:
     if graph is None:
         graph = Path(os.environ.get("KGLLM_BENCH_DIR", "/tmp/kgllm-bench")) / "wordnet-all"
         if not (graph / "manifest.json").exists():
-            from kgllm.registry import run_stage
-
             run_stage("pull.wordnet", [], graph, {})
     data = b"".join(gzip.open(f).read() for f in sorted((graph / "triples").glob("*.nt.gz")))
     print(f"{graph}: {len(data) / 1e6:.0f} MB of N-Triples")

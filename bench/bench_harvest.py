@@ -30,6 +30,9 @@ os.environ.setdefault("KGLLM_PROGRESS", "0")
 
 from virtuoso import Virtuoso  # noqa: E402
 
+from kgllm.pull.sparql import HarvestConfig, harvest  # noqa: E402
+from kgllm.rdf import RDFS_LABEL  # noqa: E402
+
 GRAPH = "http://kgllm.bench/graph"
 QUERY = "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }"
 
@@ -42,7 +45,7 @@ def generate(path: Path, n: int) -> None:
             s = f"<http://kgllm.bench/e/{i // 5}>"
             k = i % 5
             if k == 0:
-                f.write(f'{s} <http://www.w3.org/2000/01/rdf-schema#label> "entity number {i // 5}"@en .\n')
+                f.write(f'{s} {RDFS_LABEL} "entity number {i // 5}"@en .\n')
             elif k == 1:
                 f.write(f'{s} <http://kgllm.bench/p/code> "C-{i:09d}" .\n')
             else:
@@ -66,8 +69,6 @@ def main() -> int:
     ap.add_argument("--order", choices=["auto", "ordered", "natural"], default="auto",
                     help="harvest.order to measure (auto, the default, pages in natural order here)")
     args = ap.parse_args()
-
-    from kgllm.pull.sparql import HarvestConfig, harvest
 
     tmp = Path(tempfile.mkdtemp(prefix="kgllm-bench-harvest-"))
     capped = Virtuoso(tmp / "capped", max_rows=10_000, buffers=20_000)

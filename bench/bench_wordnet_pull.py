@@ -19,6 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from kgllm.pull.wordnet import WordNetPullConfig, open_wordnet, pull_wordnet
+from kgllm.pull.wordnet_data import prepare_nltk_data
+
 os.environ.setdefault("KGLLM_PROGRESS", "0")
 
 SYNSET_RELATIONS = (
@@ -32,8 +35,6 @@ LEMMA_RELATIONS = ("antonyms", "derivationally_related_forms", "pertainyms")
 
 def baseline() -> tuple[float, float, int, int]:
     """(seconds to open, seconds to iterate, synsets, relation targets) with a fresh nltk reader."""
-    from kgllm.pull.wordnet import open_wordnet
-
     t0 = time.perf_counter()
     reader, _ = open_wordnet()
     t1 = time.perf_counter()
@@ -49,8 +50,6 @@ def baseline() -> tuple[float, float, int, int]:
 
 
 def pull(out: Path, profile: bool) -> tuple[float, float, dict]:
-    from kgllm.pull.wordnet import WordNetPullConfig, open_wordnet, pull_wordnet
-
     t0 = time.perf_counter()
     wn = open_wordnet()
     t1 = time.perf_counter()
@@ -69,7 +68,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="where to write the artifact (default: a temp dir, removed)")
     ap.add_argument("--profile", action="store_true", help="cProfile the pull (stderr)")
     args = ap.parse_args()
-    from kgllm.pull.wordnet import prepare_nltk_data
 
     prepare_nltk_data()  # set-up (one-time) is not part of either measurement
     b_open, b_iter, n, edges = baseline()

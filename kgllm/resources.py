@@ -18,7 +18,7 @@ from pathlib import Path
 
 # (description, "module:function") run by `python -m kgllm.resources`; each is idempotent.
 _PREPARE_STEPS = (
-    ("WordNet 3.0 nltk data", "kgllm.pull.wordnet:prepare_nltk_data"),
+    ("WordNet 3.0 nltk data", "kgllm.pull.wordnet_data:prepare_nltk_data"),
     ("SmolLM2-135M-Instruct (safetensors)", "kgllm.train.models:prepare_default_model"),
 )
 

@@ -25,10 +25,24 @@ from kgllm.pull.dbpedia import (
     load_preset,
     pull_dbpedia,
 )
-from kgllm.pull.sparql import HarvestConfig, parse_query
-from kgllm.rdf import DBO, FOAF, RDF, RDFS, graph_shards, iter_graph
+from kgllm.pull.sparql import HarvestConfig, StoreEndpoint, harvest, parse_query
+from kgllm.rdf import (
+    DBO,
+    FOAF,
+    OWL,
+    OWL_CLASS,
+    RDF_TYPE,
+    RDFS_COMMENT,
+    RDFS_LABEL,
+    RDFS_SUBCLASSOF,
+    XSD,
+    graph_shards,
+    iri,
+    iter_graph,
+)
 
-TYPE = f"<{RDF}type>"
+TYPE = RDF_TYPE
+OWL_THING = iri(OWL + "Thing")
 CORE = ["instance_types_transitive_en", "labels_en", "short_abstracts_en", "long_abstracts_en",
         "mappingbased_objects_en", "mappingbased_literals_en", "specific_mappingbased_properties_en"]
 
@@ -73,8 +87,8 @@ def _lang_ok(o: str, lang: str) -> bool:
 
 def class_facts(triples, cls: str, lang: str = "en") -> set:
     """What class-facts.rq means, in plain Python."""
-    inst = {s for s, p, o in triples if p == TYPE and o == f"<{cls}>"}
-    keep = {TYPE, f"<{RDFS}label>", f"<{RDFS}comment>", f"<{FOAF}name>"}
+    inst = {s for s, p, o in triples if p == TYPE and o == iri(cls)}
+    keep = {TYPE, RDFS_LABEL, RDFS_COMMENT, iri(FOAF + "name")}
     return {(s, p, o) for s, p, o in triples if s in inst and _lang_ok(o, lang) and (
         p in keep or (p.startswith(f"<{DBO}") and not p.startswith(f"<{DBO}wikiPage")))}
 
@@ -158,21 +172,19 @@ def test_params_class_and_lang(tmp_path, core_triples):
                                                      allow_empty=True))
     assert de.counts["triples"] == 0
     en = pull_dbpedia(tmp_path / "en", DbpediaConfig(preset="labels", data=core_files()))
-    things = {s for s, p, o in core_triples if p == TYPE and o == "<http://www.w3.org/2002/07/owl#Thing>"}
-    props = {f"<{RDFS}label>", f"<{RDFS}comment>", f"<{DBO}abstract>"}
+    things = {s for s, p, o in core_triples if p == TYPE and o == OWL_THING}
+    props = {RDFS_LABEL, RDFS_COMMENT, iri(DBO + "abstract")}
     want = {t for t in core_triples if t[0] in things and t[1] in props and t[2].endswith('"@en')}
     assert graph_set(tmp_path / "en") == want and en.counts["triples"] == len(want) > 150
 
 
 def test_ontology_preset(tmp_path):
-    from kgllm.rdf import OWL
-
     man = pull_dbpedia(tmp_path / "dbo", DbpediaConfig(preset="ontology", params={"lang": "en"},
                                                        data=[default_data()[-1]]))
     g = graph_set(tmp_path / "dbo")
-    assert (f"<{DBO}Person>", TYPE, f"<{OWL}Class>") in g
-    assert (f"<{DBO}Architect>", f"<{RDFS}subClassOf>", f"<{DBO}Person>") in g
-    assert (f"<{DBO}Person>", f"<{RDFS}label>", '"person"@en') in g
+    assert (f"<{DBO}Person>", TYPE, OWL_CLASS) in g
+    assert (f"<{DBO}Architect>", RDFS_SUBCLASSOF, f"<{DBO}Person>") in g
+    assert (f"<{DBO}Person>", RDFS_LABEL, '"person"@en') in g
     assert not any(o.endswith('"@de') for _, _, o in g)
     assert all(s.startswith(f"<{DBO}") for s, _, _ in g) and man.counts["triples"] > 5_000
 
@@ -211,7 +223,7 @@ def test_presets_on_virtuoso_match_embedded(vt, tmp_path):
     assert len(a) == len(b) > 150
 
     def plain(g):
-        return {t for t in g if "^^<http://www.w3.org/2001/XMLSchema#" not in t[2]}
+        return {t for t in g if f"^^<{XSD}" not in t[2]}
 
     assert plain(a) == plain(b)
     man = read_manifest(tmp_path / "vt")
@@ -237,8 +249,6 @@ def test_select_query_on_the_embedded_store(tmp_path):
     """SELECT ?s ?p ?o through the embedded store: typed, tagged and plain literals survive; rows with
     a literal subject are skipped and counted, not dropped silently."""
     import pyoxigraph
-
-    from kgllm.pull.sparql import StoreEndpoint, harvest
 
     store = pyoxigraph.Store()
     store.bulk_load(b'<urn:a> <urn:p> "x"@en .\n<urn:a> <urn:p> "2"^^<urn:dt> .\n<urn:a> <urn:q> "plain" .\n'

@@ -18,7 +18,7 @@ from kgllm.cli import main
 from kgllm.errors import ConfigError, InputError, UsageError
 from kgllm.pull import files as filesmod
 from kgllm.pull.files import QUARANTINE, FilePullConfig, pull_files
-from kgllm.rdf import iter_graph
+from kgllm.rdf import DBO, OWL_CLASS, RDF_TYPE, iri, iter_graph
 from kgllm.registry import run_stage
 
 LABELS = DBPEDIA_SAMPLE / "labels_en.ttl.xz"          # 98 real N-Triples lines
@@ -87,8 +87,7 @@ def test_owl_ontology_rdfxml_xz(tmp_path):
     man = pull_files([ONTOLOGIES / "dbpedia" / "dbo.owl.xz"], tmp_path / "o")
     triples = set(iter_graph(tmp_path / "o"))
     assert man.extra["files"][0]["format"] == "rdfxml" and man.counts["triples"] == len(triples) > 10_000
-    assert ("<http://dbpedia.org/ontology/Person>", "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>",
-            "<http://www.w3.org/2002/07/owl#Class>") in triples
+    assert (iri(DBO + "Person"), RDF_TYPE, OWL_CLASS) in triples
 
 
 def planted(tmp_path: Path, name: str = "labels.nt.gz") -> Path:

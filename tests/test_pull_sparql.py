@@ -33,15 +33,17 @@ from kgllm.artifacts import verify_artifact
 from kgllm.errors import InputError, UsageError
 from kgllm.pull.sparql import (
     CHECKPOINT,
+    CHECKPOINT_VERSION,
     HarvestConfig,
-    _retry_after,
-    _validate_syntax,
     harvest,
     parse_query,
     template_triples,
     work_dir,
 )
-from kgllm.rdf import graph_shards, iter_graph
+from kgllm.pull.sparql.endpoint import _retry_after
+from kgllm.pull.sparql.harvest import _Interrupted
+from kgllm.pull.sparql.query import _validate_syntax
+from kgllm.rdf import RDFS_LABEL, graph_shards, iter_graph
 
 CAP = 10_000
 PART = 6_000                      # lines per loaded part graph: each part reads back under the cap
@@ -60,7 +62,7 @@ def generated_triples(n: int = GEN_TRIPLES) -> list[str]:
         s = f"<http://kgllm.test/e/{i // 5}>"
         k = i % 5
         if k == 0:
-            out.append(f'{s} <http://www.w3.org/2000/01/rdf-schema#label> "entity {i // 5}"@en')
+            out.append(f'{s} {RDFS_LABEL} "entity {i // 5}"@en')
         elif k == 1:
             out.append(f'{s} <http://kgllm.test/p/name> "name \\"{i}\\" \\u00e9t\\u00e9"')
         else:
@@ -392,8 +394,6 @@ def test_silent_smaller_cap_fails_the_count_check(vt, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_abort_is_exact(vt, tmp_path):
-    from kgllm.pull.sparql import _Interrupted
-
     out = tmp_path / "r"
     c = cfg(vt, [GEN_GRAPH], page_size=6_000)
     with pytest.raises(_Interrupted):
@@ -442,8 +442,6 @@ def test_resume_after_sigkill_is_exact(vt, tmp_path):
 
 
 def test_changed_query_does_not_resume(vt, tmp_path):
-    from kgllm.pull.sparql import _Interrupted
-
     out = tmp_path / "c"
     with pytest.raises(_Interrupted):
         harvest(vt.endpoint, ALL, out, cfg(vt, [GEN_GRAPH], page_size=5_000), _stop_after_pages=1)
@@ -455,8 +453,6 @@ def test_changed_query_does_not_resume(vt, tmp_path):
 def test_checkpoint_of_another_version_does_not_resume(vt, tmp_path):
     """A checkpoint in an older format (version 1 had no page order, "mode") is refused with a clear
     error naming the file, not continued into a KeyError."""
-    from kgllm.pull.sparql import CHECKPOINT_VERSION, _Interrupted
-
     out = tmp_path / "v"
     c = cfg(vt, [GEN_GRAPH], page_size=5_000)
     with pytest.raises(_Interrupted):

@@ -16,8 +16,10 @@ from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.cli import main
 from kgllm.errors import ConfigError, InputError
 from kgllm.pull import wordnet as wnmod
-from kgllm.pull.wordnet import WordNetPullConfig, literal, open_wordnet, pull_wordnet
-from kgllm.rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, iter_graph, parse_literal
+from kgllm.pull import wordnet_data
+from kgllm.pull.wordnet import WordNetPullConfig, open_wordnet, pull_wordnet
+from kgllm.pull.wordnet import _literal as literal
+from kgllm.rdf import DC, KGWN, ONTOLEX, RDF_TYPE, RDFS_LABEL, WN, iri, iter_graph, parse_literal
 
 ROOTS = ["dog.n.01", "good.a.01", "slowly.r.01", "teach.v.01", "physicist.n.01", "canis.n.01"]
 
@@ -33,7 +35,7 @@ def K(sense_key: str) -> str:
 
 
 def P(ns: str, local: str) -> str:
-    return f"<{ns}{local}>"
+    return iri(ns + local)
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +58,11 @@ def triples(subset) -> set[tuple[str, str, str]]:
 def test_known_synset_facts(triples):
     dog, canine = S("02084071-n"), S("02083346-n")
     assert (dog, P(WN, "hypernym"), canine) in triples
-    assert (dog, P(RDF, "type"), P(WN, "Synset")) in triples
-    assert (dog, P(RDF, "type"), P(ONTOLEX, "LexicalConcept")) in triples
+    assert (dog, RDF_TYPE, P(WN, "Synset")) in triples
+    assert (dog, RDF_TYPE, P(ONTOLEX, "LexicalConcept")) in triples
     assert (dog, P(WN, "partOfSpeech"), P(WN, "noun")) in triples
     assert (dog, P(DC, "identifier"), '"dog.n.01"') in triples
-    assert (dog, P(RDFS, "label"), '"dog"@en') in triples
+    assert (dog, RDFS_LABEL, '"dog"@en') in triples
     assert (dog, P(WN, "lexfile"), '"noun.animal"') in triples
     assert (dog, P(WN, "example"), '"the dog barked all night"@en') in triples
     defs = [o for s, p, o in triples if s == dog and p == P(WN, "definition")]
@@ -82,10 +84,10 @@ def test_known_sense_relations(triples):
     assert (K("teach%2:32:00::"), P(WN, "derivation"), K("teacher%1:18:00::")) in triples
     assert (K("teach%2:32:00::"), P(WN, "derivation"), K("teachable%5:00:00:tractable:00")) in triples
     sense, entry = K("dog%1:05:00::"), f"<{KGWN}entry/dog-n>"
-    assert (sense, P(RDF, "type"), P(ONTOLEX, "LexicalSense")) in triples
+    assert (sense, RDF_TYPE, P(ONTOLEX, "LexicalSense")) in triples
     assert (sense, P(ONTOLEX, "isLexicalizedSenseOf"), S("02084071-n")) in triples
     assert (entry, P(ONTOLEX, "sense"), sense) in triples
-    assert (entry, P(RDF, "type"), P(ONTOLEX, "LexicalEntry")) in triples
+    assert (entry, RDF_TYPE, P(ONTOLEX, "LexicalEntry")) in triples
     assert (entry, P(ONTOLEX, "canonicalForm"), f"<{KGWN}entry/dog-n#form>") in triples
     assert (f"<{KGWN}entry/dog-n#form>", P(ONTOLEX, "writtenRep"), '"dog"@en') in triples
     assert (f"<{KGWN}entry/domestic_dog-n#form>", P(ONTOLEX, "writtenRep"), '"domestic dog"@en') in triples
@@ -94,14 +96,14 @@ def test_known_sense_relations(triples):
 def test_outside_targets_are_described(triples, subset):
     # bad.a.01 is outside the subset: it is still typed, labelled and defined, and its sense has an entry
     bad, bad_sense = S("01125429-a"), K("bad%3:00:00::")
-    assert (bad, P(RDF, "type"), P(WN, "Synset")) in triples
+    assert (bad, RDF_TYPE, P(WN, "Synset")) in triples
     assert (bad, P(DC, "identifier"), '"bad.a.01"') in triples
     assert (bad_sense, P(ONTOLEX, "isLexicalizedSenseOf"), bad) in triples
     assert (f"<{KGWN}entry/bad-a>", P(ONTOLEX, "sense"), bad_sense) in triples
     # ... but carries no relations of its own
     assert not [t for t in triples if t[0] == bad and t[1] == P(WN, "antonym")]
     # every synset IRI that appears anywhere is described (no dangling synset references)
-    synsets = {s for s, p, o in triples if p == P(RDF, "type") and o == P(WN, "Synset")}
+    synsets = {s for s, p, o in triples if p == RDF_TYPE and o == P(WN, "Synset")}
     mentioned = {x for t in triples for x in (t[0], t[2]) if re.fullmatch(rf"<{KGWN}\d{{8}}-[nvars]>", x)}
     assert mentioned <= synsets
 
@@ -112,11 +114,11 @@ def test_manifest_counts_add_up(subset, triples):
     assert man.kind == "graph"
     assert c["triples"] == len(triples)
     assert c["emitted"] == c["triples"] + c["duplicates"]
-    synsets = {s for s, p, o in triples if p == P(RDF, "type") and o == P(WN, "Synset")}
+    synsets = {s for s, p, o in triples if p == RDF_TYPE and o == P(WN, "Synset")}
     assert len(synsets) == c["synsets"] + c["boundary_synsets"]
     ids = [s for s, p, o in triples if p == P(DC, "identifier")]
     assert len(ids) == len(set(ids)) == len(synsets)
-    senses = {s for s, p, o in triples if p == P(RDF, "type") and o == P(ONTOLEX, "LexicalSense")}
+    senses = {s for s, p, o in triples if p == RDF_TYPE and o == P(ONTOLEX, "LexicalSense")}
     assert len(senses) <= c["senses"] + c["boundary_senses"]
     for rel, n in c["relations"].items():
         assert sum(1 for t in triples if t[1] == P(WN, rel)) <= n  # equal unless a duplicate was dropped
@@ -175,7 +177,7 @@ def test_no_wordnet_found_says_how_to_install(tmp_path, monkeypatch, capsys):
     empty.mkdir()
     monkeypatch.setattr(nltk.data, "path", [str(empty)])
     monkeypatch.setenv("KGLLM_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(wnmod, "DEBIAN_WORDNET", empty)
+    monkeypatch.setattr(wordnet_data, "DEBIAN_WORDNET", empty)
     with pytest.raises(InputError, match="apt-get install wordnet-base"):
         open_wordnet()
     assert main(["pull", "wordnet", "--out", str(tmp_path / "g")]) == 2
@@ -188,7 +190,7 @@ def test_prepared_dir_is_a_proper_nltk_wordnet(wordnet):
     reader, info = wordnet
     root = Path(info["path"])
     assert (root / "lexnames").read_text().splitlines()[5] == "05\tnoun.animal\t1"
-    assert wnmod.prepare_nltk_data() == root  # idempotent
+    assert wordnet_data.prepare_nltk_data() == root  # idempotent
     assert reader.lemma_from_key("dog%1:05:00::").synset().name() == "dog.n.01"
     assert reader.lemma_from_key("teachable%5:00:00:tractable:00").synset().name() == "docile.s.01"
     assert reader.lemma("dog.n.01.dog").count() > 0  # tag counts from cntlist.rev
@@ -227,6 +229,6 @@ def test_users_nltk_wordnet_comes_first(wordnet, tmp_path, monkeypatch):
             z.write(f, f"wordnet/{f.name}")
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "user")])
     monkeypatch.setenv("KGLLM_HOME", str(tmp_path / "home"))
-    where, origin = wnmod.locate_wordnet()
+    where, origin = wordnet_data.locate_wordnet()
     assert origin == "nltk" and str(where).startswith(str(tmp_path / "user"))
     assert not (tmp_path / "home").exists()

@@ -23,14 +23,14 @@ unless ``allow_empty``.
 
 from __future__ import annotations
 
-import lzma
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import InputError, UsageError
+from ..rdf import PREFIXES, detect_format, iri, literal, open_rdf, oxigraph_format
 from ..resources import bundled
-from .sparql import HarvestConfig
+from .sparql import HarvestConfig, StoreEndpoint, harvest, parse_query
 
 PRESET_DIR = bundled("queries/dbpedia")
 SAMPLE_DIR = bundled("examples/data/dbpedia-sample")
@@ -96,8 +96,6 @@ class Preset:
 
 def escape(kind: str, value: str, prefixes: dict[str, str], where: str) -> str:
     """A parameter value as a safe SPARQL term of its declared type."""
-    from ..rdf import PREFIXES
-
     if kind == "iri":
         v = value.strip()
         if v.startswith("<") and v.endswith(">"):
@@ -110,20 +108,18 @@ def escape(kind: str, value: str, prefixes: dict[str, str], where: str) -> str:
             v = ns + local
         if not re.match(r"^[a-z][a-z0-9+.-]*:", v, re.I) or _IRI_BAD.search(v):
             raise UsageError(f"{where}: {value!r} is not a valid IRI (no spaces, quotes, <>, braces)")
-        return f"<{v}>"
+        return iri(v)
     if kind == "lang":
         if not _LANG.match(value):
             raise UsageError(f"{where}: {value!r} is not a language tag; use a 2- or 3-letter code like en "
                              "or de (or pt-BR; * for all languages)")
-        return f'"{value}"'
+        return literal(value)
     if kind == "int":
         if not re.match(r"^-?\d+$", value.strip()):
             raise UsageError(f"{where}: {value!r} is not an integer")
         return str(int(value))
     # string: a quoted literal with every special character escaped
-    esc = (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-           .replace("\t", "\\t"))
-    return f'"{esc}"'
+    return literal(value)
 
 
 def list_presets() -> list[Preset]:
@@ -169,42 +165,28 @@ def check_data_files(files: list[Path]) -> None:
 
 
 def embedded_store(files: list[Path]):
-    """A pyoxigraph store loaded from dump files (N-Triples/Turtle/RDF-XML, plain/.xz/.gz/.bz2)."""
-    import bz2
-    import gzip
-
+    """A pyoxigraph store loaded from dump files (any RDF format :func:`kgllm.rdf.detect_format` knows by
+    extension: N-Triples, Turtle, RDF/XML, N-Quads...; plain or .xz/.gz/.bz2)."""
     import pyoxigraph
 
     check_data_files(files)
     store = pyoxigraph.Store()
-    for f in files:
-        f = Path(f)
-        name = f.name
-        opener = open
-        for ext, op in ((".xz", lzma.open), (".gz", gzip.open), (".bz2", bz2.open)):
-            if name.endswith(ext):
-                name, opener = name[: -len(ext)], op
-        suffix = name.rsplit(".", 1)[-1].lower()
-        fmt = {"nt": pyoxigraph.RdfFormat.N_TRIPLES, "ttl": pyoxigraph.RdfFormat.TURTLE,
-               "owl": pyoxigraph.RdfFormat.RDF_XML, "rdf": pyoxigraph.RdfFormat.RDF_XML,
-               "xml": pyoxigraph.RdfFormat.RDF_XML, "nq": pyoxigraph.RdfFormat.N_QUADS}.get(suffix)
-        if fmt is None:
-            raise InputError(f"{f}: unknown RDF format .{suffix}; use .nt, .ttl, .owl/.rdf or .nq")
+    for f in map(Path, files):
+        fmt, comp = detect_format(f, what="data file")
         try:
-            with opener(f, "rb") as fh:
-                if fmt == pyoxigraph.RdfFormat.N_QUADS:
-                    store.bulk_load(fh, format=fmt)
+            with open_rdf(f, comp) as fh:
+                if fmt == "nquads":
+                    store.bulk_load(fh, format=oxigraph_format(fmt))
                 else:
-                    store.bulk_load(fh, format=fmt, to_graph=pyoxigraph.DefaultGraph())
+                    store.bulk_load(fh, format=oxigraph_format(fmt), to_graph=pyoxigraph.DefaultGraph())
         except SyntaxError as e:
-            raise InputError(f"{f}: not valid {suffix.upper()}: {e}") from None
+            ext = (f.with_suffix("") if comp else f).suffix[1:].upper()
+            raise InputError(f"{f}: not valid {ext}: {e}") from None
     return store
 
 
 def pull_dbpedia(out: str | Path, config: DbpediaConfig | None = None, *, pipeline_key: str | None = None):
     """Harvest a DBpedia preset into the graph artifact ``out``; returns its Manifest."""
-    from .sparql import StoreEndpoint, harvest, parse_query
-
     config = config or DbpediaConfig()
     if not config.endpoint:
         check_data_files([Path(p) for p in config.data])
@@ -223,91 +205,3 @@ def pull_dbpedia(out: str | Path, config: DbpediaConfig | None = None, *, pipeli
     return harvest(endpoint, q, out, config.harvest, pipeline_key=pipeline_key,
                    inputs=[preset.path, *inputs], extra=extra, manifest_config=asdict(config),
                    allow_empty=config.allow_empty)
-
-
-def run(inputs: list[Path], out: Path, config: DbpediaConfig, *, pipeline_key: str | None = None):
-    """The ``pull.dbpedia`` stage (no input artifacts)."""
-    return pull_dbpedia(out, config, pipeline_key=pipeline_key)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def register_cli(cmds, group_help: str) -> None:
-    from ..commands import add_config_args
-    from ._pull_cli import add_allow_empty
-
-    names = ", ".join(p.stem for p in sorted(PRESET_DIR.glob("*.rq")))
-    p = cmds.subcommand(
-        "pull", "dbpedia", "harvest a DBpedia preset query (offline on the bundled sample by default)",
-        _cmd_dbpedia, group_help=group_help,
-        description="Harvest a DBpedia preset (queries/dbpedia/*.rq) into a graph artifact.\n\n"
-                    "Without --endpoint the preset runs on an embedded store of the bundled DBpedia sample.\n"
-                    f"Presets: {names}\nExamples:\n"
-                    "  kgllm pull dbpedia --preset class-facts --param class=dbo:Company --out runs/companies\n"
-                    f"  kgllm pull dbpedia --endpoint {PUBLIC_ENDPOINT} --preset labels --param lang=de "
-                    "--param class=dbo:City --rate 2 --out runs/city-labels\n"
-                    "  kgllm pull dbpedia --list-presets")
-    # --out is required, except with --list-presets: one of the two, as the usage line shows.
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--out", type=Path, help="artifact directory to write")
-    what.add_argument("--list-presets", action="store_true", help="list the presets and their parameters")
-    p.add_argument("--endpoint", help=f"SPARQL endpoint URL (e.g. {PUBLIC_ENDPOINT}); default: embedded store")
-    p.add_argument("--preset", help="preset name or path to a .rq file (default class-facts)")
-    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="preset parameter, e.g. class=dbo:Place or lang=de; repeatable")
-    p.add_argument("--data", action="append", type=Path, metavar="FILE",
-                   help="dump file for the embedded store (repeatable; default: the bundled sample)")
-    _harvest_flags(p)
-    add_allow_empty(p)
-    add_config_args(p, "pull.dbpedia")
-
-
-def _harvest_flags(p) -> None:
-    p.add_argument("--default-graph", action="append", metavar="IRI",
-                   help="default-graph-uri for the endpoint (repeatable)")
-    p.add_argument("--page-size", type=int, help="solutions per page (clamped below the endpoint's row cap)")
-    p.add_argument("--max-rows", type=int, help="the endpoint's row cap when it does not announce one")
-    p.add_argument("--rate", type=float, help="at most this many requests per second")
-    p.add_argument("--timeout", type=float, help="seconds per request")
-    p.add_argument("--retries", type=int, help="retries per request")
-    p.add_argument("--order", choices=["auto", "ordered", "natural"],
-                   help="page order: natural (no sort, proven by the COUNT check), ordered (ORDER BY, "
-                        "sorted by the endpoint for every page), auto (natural, ordered if the check fails)")
-    p.add_argument("--no-count-check", action="store_true", help="skip the final COUNT check")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted harvest from its checkpoint")
-
-
-def harvest_flag_values(args) -> dict:
-    return {"harvest.default_graph": args.default_graph, "harvest.page_size": args.page_size,
-            "harvest.max_rows": args.max_rows, "harvest.rate": args.rate, "harvest.timeout": args.timeout,
-            "harvest.retries": args.retries, "harvest.order": args.order,
-            "harvest.count_check": False if args.no_count_check else None,
-            "harvest.resume": True if args.resume else None}
-
-
-def _cmd_dbpedia(args) -> int:
-    from ..commands import print_artifact, stage_config
-    from ..registry import run_stage
-
-    if args.list_presets:
-        for pr in list_presets():
-            print(f"{pr.name}: {pr.summary}")
-            for prm in pr.params:
-                print(f"    {prm.name} ({prm.type}, default {prm.default}): {prm.help}")
-        return 0
-    params = {}
-    for item in args.param:
-        if "=" not in item:
-            raise UsageError(f"--param {item!r} must look like NAME=VALUE (e.g. class=dbo:Place)")
-        k, v = item.split("=", 1)
-        params[k.strip()] = v
-    cfg = stage_config("pull.dbpedia", args, {
-        "endpoint": args.endpoint, "preset": args.preset, "data": [str(d) for d in args.data] if args.data else None,
-        "allow_empty": args.allow_empty, **harvest_flag_values(args)})
-    if params:
-        from ..config import replace
-
-        cfg = replace(cfg, params={**cfg.params, **params})
-    man = run_stage("pull.dbpedia", [], args.out, cfg, force=args.force)
-    return print_artifact(args.out, man)

@@ -1,8 +1,9 @@
-"""``pull.file``: local RDF files (N-Triples, Turtle, RDF/XML, N-Quads; plain or .gz/.bz2/.xz) into a
+"""``pull.file``: local RDF files (N-Triples, Turtle, RDF/XML, N-Quads...; plain or .gz/.bz2/.xz) into a
 graph artifact.
 
-Takes: file paths; the format comes from each name's extension (``.nt .ttl .rdf .owl .xml .nq``, then
-an optional ``.gz .bz2 .xz``) or from ``format`` for all of them.
+Takes: file paths; the format comes from each name's extension (``.nt .ttl .rdf .owl .xml .nq``, also
+``.n3 .trig .jsonld``, then an optional ``.gz .bz2 .xz``: :func:`kgllm.rdf.detect_format`) or from
+``format`` for all of them.
 Makes: a graph artifact with one shard (or more, past the writer's shard size) per input file and the
 provenance ``{source: file, path, sha256, format}``. Parsing streams through pyoxigraph's parsers.
 
@@ -27,11 +28,7 @@ Counts add up per file and in total, for the line-based formats:
 
 from __future__ import annotations
 
-import bz2
 import dataclasses
-import gzip
-import json
-import lzma
 import os
 import re
 from collections.abc import Iterator
@@ -39,23 +36,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..artifacts import Manifest, sha256_file
+from .. import rdf
+from ..artifacts import Manifest, jsonl_line, sha256_file
 from ..errors import ConfigError, EmptyResultError, InputError, UsageError
 from ..log import logger, progress
-from ..rdf import GraphWriter
+from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, open_rdf, oxigraph_format
 
 QUARANTINE = "quarantine.jsonl"
 
-FORMATS = ("ntriples", "turtle", "rdfxml", "nquads")
-_ALIASES = {"nt": "ntriples", "ntriples": "ntriples", "n-triples": "ntriples",
-            "ttl": "turtle", "turtle": "turtle",
-            "xml": "rdfxml", "rdf": "rdfxml", "owl": "rdfxml", "rdfxml": "rdfxml", "rdf/xml": "rdfxml",
-            "nq": "nquads", "nquads": "nquads", "n-quads": "nquads"}
-_EXTENSIONS = {".nt": "ntriples", ".ttl": "turtle", ".rdf": "rdfxml", ".owl": "rdfxml", ".xml": "rdfxml",
-               ".nq": "nquads"}
-_COMPRESSION = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
-_LINE_BASED = ("ntriples", "nquads")
-_SHORT = {"ntriples": "nt", "turtle": "ttl", "rdfxml": "xml", "nquads": "nq"}
 _BOM = b"\xef\xbb\xbf"
 _URL = re.compile(r"^(https?|ftp)://?", re.I)  # a Path turns "https://x" into "https:/x"
 _CHUNK_LINES = 20_000  # lines parsed per pyoxigraph call: large enough to amortise the call
@@ -70,33 +58,31 @@ class FilePullConfig:
     """Which local RDF files to pull and how to read them."""
 
     paths: list[Path] = field(default_factory=list)
-    format: str | None = None        # ntriples | turtle | rdfxml | nquads (or nt, ttl, xml, nq); None: by extension
+    format: str | None = None        # ntriples | turtle | rdfxml | nquads... (or nt, ttl, xml, nq); None: by extension
     skip_bad: bool = False           # quarantine malformed lines (N-Triples/N-Quads) instead of failing
     base_iri: str | None = None      # base for relative IRIs (Turtle, RDF/XML)
     allow_empty: bool = False        # accept zero triples (a warning) instead of failing (exit 1)
 
     def __post_init__(self):
-        if self.format is not None and self.format.lower() not in _ALIASES:
-            raise ConfigError(f"format: {self.format!r} is not a supported RDF format; use one of "
-                              f"{', '.join(FORMATS)} (or nt, ttl, xml, nq)")
+        if self.format is not None:
+            try:
+                format_name(self.format)
+            except ValueError as e:
+                raise ConfigError(f"format: {e}") from None
 
 
 def detect_format(path: Path, override: str | None = None) -> tuple[str, str | None]:
-    """``(format, compression suffix or None)`` of a file, from ``override`` or its extension."""
-    suffixes = [s.lower() for s in path.suffixes]
-    comp = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSION else None
-    if override:
-        return _ALIASES[override.lower()], comp
-    ext = suffixes[-2] if comp and len(suffixes) >= 2 else (suffixes[-1] if suffixes and not comp else "")
-    if ext not in _EXTENSIONS:
-        raise UsageError(f"{path}: cannot tell the RDF format from the extension {ext or '(none)'!r}; "
-                         f"name it .nt/.ttl/.rdf/.owl/.xml/.nq (optionally + .gz/.bz2/.xz) or pass --format")
-    return _EXTENSIONS[ext], comp
+    """``(format, compression suffix or None)`` of a file, from ``override`` or its extension
+    (:func:`kgllm.rdf.detect_format`); an unknown extension is a usage error: ``--format`` says what it is."""
+    try:
+        return rdf.detect_format(path, override)
+    except InputError as e:
+        raise UsageError(f"{e} or pass --format") from None
 
 
 def _open(path: Path, comp: str | None) -> IO[bytes]:
     """The (decompressed) bytes of a file, after a UTF-8 byte order mark if it starts with one."""
-    f = _COMPRESSION[comp](path, "rb") if comp else open(path, "rb")  # noqa: SIM115
+    f = open_rdf(path, comp)
     try:
         if f.read(len(_BOM)) != _BOM:
             f.seek(0)
@@ -104,13 +90,6 @@ def _open(path: Path, comp: str | None) -> IO[bytes]:
         f.close()
         raise
     return f
-
-
-def _ox_format(fmt: str):
-    import pyoxigraph
-
-    return {"ntriples": pyoxigraph.RdfFormat.N_TRIPLES, "turtle": pyoxigraph.RdfFormat.TURTLE,
-            "rdfxml": pyoxigraph.RdfFormat.RDF_XML, "nquads": pyoxigraph.RdfFormat.N_QUADS}[fmt]
 
 
 def _is_content(line: bytes) -> bool:
@@ -185,11 +164,11 @@ class _FileReader:
         self.path, self.fmt, self.comp, self.config = path, fmt, comp, config
         self.add, self.quarantine, self.bar = add, quarantine, bar
         self.ox = pyoxigraph
-        self.oxfmt = _ox_format(fmt)
+        self.oxfmt = oxigraph_format(fmt)
         self.bnode_prefix = f"_:b{sha256[:12]}x"
         self.bnodes: dict[str, str] = {}
         self.counts = {"statements": 0, "triples": 0, "duplicates": 0, "named_graph_quads": 0}
-        if fmt in _LINE_BASED:
+        if fmt in LINE_BASED:
             self.counts.update(lines=0, blank_lines=0, bad_lines=0)
 
     # -- terms and statements
@@ -230,12 +209,12 @@ class _FileReader:
             except UsageError:
                 implied = None
             if implied != self.fmt:
-                said = (f"its extension says {implied}: drop --format or pass --format {_SHORT[implied]}"
+                said = (f"its extension says {implied}: drop --format or pass --format {FORMAT_SHORT[implied]}"
                         if implied else "check --format")
                 return InputError(f"{where}: could not be read as {self.fmt} (--format {self.config.format}): "
                                   f"{message}; {said}")
-        hint = " (or rerun with --skip-bad to quarantine malformed lines)" if self.fmt in _LINE_BASED else ""
-        if "absolute IRI" in message and not self.config.base_iri and self.fmt not in _LINE_BASED:
+        hint = " (or rerun with --skip-bad to quarantine malformed lines)" if self.fmt in LINE_BASED else ""
+        if "absolute IRI" in message and not self.config.base_iri and self.fmt not in LINE_BASED:
             hint = " or give a base IRI for its relative IRIs (--base-iri / base_iri)"
         return InputError(f"{where}: malformed {self.fmt}: {message}; fix the file{hint}")
 
@@ -312,7 +291,7 @@ class _FileReader:
             text = line.decode("utf-8", "replace").rstrip("\r\n")
             rec = {"file": str(self.path), "line": lineno, "column": e.offset, "message": _message(e),
                    "text": text}
-            self.quarantine.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            self.quarantine.write(jsonl_line(rec))
             return
         self._add_all(quads)
 
@@ -344,7 +323,7 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     # The manifest's config names the files actually read (a copy: the caller's config is not touched).
     config = dataclasses.replace(config, paths=files)
     plan = [(p, *detect_format(p, config.format)) for p in files]
-    if config.skip_bad and not any(fmt in _LINE_BASED for _, fmt, _ in plan):
+    if config.skip_bad and not any(fmt in LINE_BASED for _, fmt, _ in plan):
         logger.warning("--skip-bad applies to N-Triples/N-Quads only; the other formats stop at an error")
     totals = {"files": len(files), "statements": 0, "named_graph_quads": 0, "lines": 0, "blank_lines": 0,
               "bad_lines": 0}
@@ -358,7 +337,7 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                 prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
                 with g.shard(prov) as add:
                     r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
-                    r.read_lines() if fmt in _LINE_BASED else r.read_document()
+                    r.read_lines() if fmt in LINE_BASED else r.read_document()
                 per_file.append({"path": str(path), "sha256": sha, "format": fmt,
                                  "compression": comp[1:] if comp else None, **r.counts})
                 for k in totals:
@@ -392,12 +371,8 @@ def iter_file_triples(path: str | os.PathLike, fmt: str | None = None, base_iri:
     fmt_, comp = detect_format(p, fmt)
     with _open(p, comp) as f:
         try:
-            for q in pyoxigraph.parse(f, format=_ox_format(fmt_), base_iri=base_iri):
+            for q in pyoxigraph.parse(f, format=oxigraph_format(fmt_), base_iri=base_iri):
                 yield str(q.subject), str(q.predicate), str(q.object)
         except SyntaxError as e:
             raise InputError(f"{p}:{e.lineno}:{e.offset}: malformed {fmt_}: {_message(e)}") from e
 
-
-def run(inputs: list[Path], out: Path, config: FilePullConfig, *, pipeline_key: str | None = None) -> Manifest:
-    """Stage ``pull.file`` (takes no input artifacts: the files are in ``config.paths``)."""
-    return pull_files(config.paths, out, config, pipeline_key=pipeline_key)

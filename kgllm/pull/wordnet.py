@@ -1,14 +1,7 @@
 """``pull.wordnet``: Princeton WordNet 3.0, read through nltk, as an RDF graph artifact.
 
-Takes: WordNet 3.0 in nltk's layout, found in this order:
-
-1. an nltk WordNet the user already has (``corpora/wordnet`` anywhere on ``nltk.data.path``);
-2. Debian's ``wordnet-base`` (``/usr/share/wordnet``), copied once into
-   ``kgllm.resources.nltk_data_dir()/corpora/wordnet/`` with the ``lexnames`` file nltk needs and
-   Debian lacks (nltk also refuses to read corpora outside its data path, hence the copy).
-
-Nothing is ever downloaded. :func:`prepare_nltk_data` builds (2) ahead of time (``make resources``);
-:func:`pull_wordnet` builds it lazily when it is missing.
+Takes: WordNet 3.0 in nltk's layout, located (and if need be set up from Debian's ``wordnet-base``) by
+:mod:`kgllm.pull.wordnet_data`; nothing is ever downloaded.
 
 Makes: a graph artifact (kind ``graph``, one provenance ``{source: wordnet-3.0, path, nltk_version,
 wordnet_version}``) in the vocabulary fixed by the project (Global WordNet Association schema ``wn:``
@@ -34,12 +27,9 @@ nothing written) unless ``allow_empty``.
 
 from __future__ import annotations
 
-import fcntl
 import io
-import json
 import os
 import re
-import shutil
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,31 +39,10 @@ from urllib.parse import quote
 from ..artifacts import Manifest
 from ..errors import ConfigError, EmptyResultError, InputError
 from ..log import logger, progress
-from ..rdf import DC, KGWN, ONTOLEX, RDF, RDFS, WN, GraphWriter
-
-#: Where Debian's ``wordnet-base`` puts the WordNet 3.0 database files.
-DEBIAN_WORDNET = Path("/usr/share/wordnet")
+from ..rdf import DC, KGWN, ONTOLEX, RDF_TYPE, RDFS_LABEL, WN, GraphWriter, iri, literal
+from .wordnet_data import locate_wordnet
 
 SYNSET_COUNT = 117_659  # WordNet 3.0: 82,115 n + 13,767 v + 18,156 a/s + 3,621 r
-
-#: The 45 lexicographer files of WordNet 3.0 (lexnames(5WN)): number, name, syntactic category.
-LEXNAMES = (
-    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
-    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
-    "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
-    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
-    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change", "verb.cognition",
-    "verb.communication", "verb.competition", "verb.consumption", "verb.contact", "verb.creation",
-    "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social", "verb.stative",
-    "verb.weather", "adj.ppl",
-)
-_LEXNAME_CATEGORY = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
-
-# Files copied from wordnet-base (cntlist.rev is optional: nltk uses it only for lemma counts).
-_DB_FILES = tuple(f"{kind}.{pos}" for kind in ("data", "index") for pos in ("adj", "adv", "noun", "verb")) + \
-    tuple(f"{pos}.exc" for pos in ("adj", "adv", "noun", "verb"))
-_OPTIONAL_FILES = ("cntlist.rev",)
-_STAMP = "kgllm-source.json"
 
 #: nltk pointer symbol -> WN-LMF relation name (wninput(5WN) lists the symbols).
 POINTER_RELATIONS = {
@@ -115,198 +84,7 @@ class WordNetPullConfig:
                               f"{', '.join(RELATIONS)}")
 
 
-# ----------------------------------------------------------------------------- locating WordNet
-
-
-def _kgllm_wordnet_dir() -> Path:
-    from .. import resources
-
-    return resources.nltk_data_dir() / "corpora" / "wordnet"
-
-
-def _ensure_on_nltk_path(root: Path) -> None:
-    """nltk only opens corpus files under a directory of ``nltk.data.path``."""
-    import nltk
-
-    if str(root) not in [str(p) for p in nltk.data.path]:
-        nltk.data.path.append(str(root))
-
-
-def _user_wordnet():
-    """An nltk ``corpora/wordnet`` (dir or zip) already on nltk's data path, or None."""
-    import nltk
-
-    for name in ("corpora/wordnet", "corpora/wordnet.zip/wordnet/"):  # as nltk's own corpus loader does
-        try:
-            return nltk.data.find(name)
-        except (LookupError, OSError, ValueError):
-            continue
-    return None
-
-
-def _build_from_debian(source: Path, dest: Path) -> Path:
-    """Copy wordnet-base's database files into ``dest`` plus a generated ``lexnames`` (atomic)."""
-    missing = [f for f in _DB_FILES if not (source / f).is_file()]
-    if missing:
-        raise InputError(f"{source}: incomplete WordNet database (missing {', '.join(missing)}); "
-                         "reinstall it with `apt-get install --reinstall wordnet-base`")
-    stamp = _source_stamp(source)
-    if _stamp_matches(dest, stamp):
-        return dest  # already built from this very source: the fast path
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # One builder at a time (parallel test sessions, `make -j`): the others wait, then find it built.
-    with open(dest.parent / f".{dest.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not _stamp_matches(dest, stamp):
-            _build(source, dest, stamp)
-    return dest
-
-
-def _stamp_matches(dest: Path, stamp: dict) -> bool:
-    try:
-        return json.loads((dest / _STAMP).read_text("utf-8")) == stamp
-    except (OSError, ValueError):
-        return False
-
-
-def _build(source: Path, dest: Path, stamp: dict) -> None:
-    logger.info("preparing WordNet 3.0 for nltk from %s into %s", source, dest)
-    # nltk refuses files and directories that others can write: make the whole chain 0755/0644.
-    for d in (dest.parent.parent, dest.parent):
-        os.chmod(d, 0o755)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(mode=0o755)
-    os.chmod(tmp, 0o755)
-    for name in _DB_FILES + _OPTIONAL_FILES:
-        if (source / name).is_file():
-            shutil.copyfile(source / name, tmp / name)
-            os.chmod(tmp / name, 0o644)
-    with open(tmp / "lexnames", "w", encoding="ascii") as f:
-        for i, name in enumerate(LEXNAMES):
-            f.write(f"{i:02d}\t{name}\t{_LEXNAME_CATEGORY[name.split('.')[0]]}\n")
-    os.chmod(tmp / "lexnames", 0o644)
-    _write_index_sense(tmp)
-    os.chmod(tmp / "index.sense", 0o644)
-    (tmp / _STAMP).write_text(json.dumps(stamp, indent=1, sort_keys=True) + "\n", "utf-8")
-    os.chmod(tmp / _STAMP, 0o644)
-    if dest.exists():
-        if not (dest / _STAMP).is_file():  # not built by kgllm: never replace it
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise InputError(f"{dest}: holds a WordNet kgllm did not build (no {_STAMP}); kgllm will not replace "
-                             "it. Move it away, or set KGLLM_HOME to another directory")
-        shutil.rmtree(dest)
-    os.replace(tmp, dest)
-
-
-def _write_index_sense(wndir: Path) -> int:
-    """Generate ``index.sense`` (senseidx(5WN)), which wordnet-base lacks and nltk's reader opens.
-
-    Each line: ``sense_key synset_offset sense_number tag_cnt``, sorted by sense key. Sense numbers
-    come from the lemma's synset order in ``index.POS``, tag counts from ``cntlist.rev`` (0 when
-    absent). Parsed directly from the database files: a fraction of a full nltk pass.
-    """
-    sense_no: dict[tuple[str, str, int], int] = {}
-    for pos in ("noun", "verb", "adj", "adv"):
-        with open(wndir / f"index.{pos}", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(" "):
-                    continue
-                t = line.split()
-                n_ptr = int(t[3])
-                for i, off in enumerate(t[6 + n_ptr:6 + n_ptr + int(t[2])], 1):
-                    sense_no[(t[0], t[1], int(off))] = i
-    tag_cnt: dict[str, str] = {}
-    if (wndir / "cntlist.rev").is_file():
-        with open(wndir / "cntlist.rev", encoding="utf-8") as f:
-            for line in f:
-                t = line.split()
-                if len(t) == 3:
-                    tag_cnt[t[0]] = t[2]
-    ss_type = {"n": 1, "v": 2, "a": 3, "r": 4, "s": 5}
-    heads: dict[int, tuple[str, int]] = {}  # adjective offset -> (first word, its lex_id)
-    satellites: list[tuple[int, int, list[tuple[str, int]], int]] = []
-    rows: list[tuple[str, int, int]] = []
-    for pos in ("noun", "verb", "adj", "adv"):
-        with open(wndir / f"data.{pos}", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(" "):
-                    continue
-                t = line.split(" | ", 1)[0].split()
-                off, lexfile, sst = int(t[0]), int(t[1]), t[2]
-                n_words = int(t[3], 16)
-                words = [(_strip_marker(t[4 + 2 * i]).lower(), int(t[5 + 2 * i], 16)) for i in range(n_words)]
-                if sst == "s":
-                    k = 4 + 2 * n_words
-                    ptrs = [t[k + 1 + 4 * j:k + 5 + 4 * j] for j in range(int(t[k]))]
-                    head = next(int(p[1]) for p in ptrs if p[0] == "&")
-                    satellites.append((off, lexfile, words, head))
-                    continue
-                if sst == "a":
-                    heads[off] = words[0]
-                for w, lex_id in words:
-                    rows.append((f"{w}%{ss_type[sst]}:{lexfile:02d}:{lex_id:02d}::", off,
-                                 sense_no.get((w, sst, off), 0)))
-    for off, lexfile, words, head in satellites:
-        hw, hid = heads[head]
-        for w, lex_id in words:
-            rows.append((f"{w}%5:{lexfile:02d}:{lex_id:02d}:{hw}:{hid:02d}", off, sense_no.get((w, "a", off), 0)))
-    # Letter names ("A" and "a" in one synset) give the same sense key twice: one line each.
-    rows = sorted(set(rows))
-    with open(wndir / "index.sense", "w", encoding="utf-8") as f:
-        for key, off, num in rows:
-            f.write(f"{key} {off:08d} {num} {tag_cnt.get(key, '0')}\n")
-    return len(rows)
-
-
-def _strip_marker(word: str) -> str:
-    """``big(a)`` -> ``big``: adjective syntactic markers are not part of the lemma."""
-    return word[:word.index("(")] if word.endswith(")") and "(" in word else word
-
-
-def _source_stamp(source: Path) -> dict:
-    files = {}
-    for name in _DB_FILES + _OPTIONAL_FILES:
-        p = source / name
-        if p.is_file():
-            st = p.stat()
-            files[name] = [st.st_size, int(st.st_mtime)]
-    # layout: bump when what is generated changes, so prepared directories are rebuilt.
-    return {"source": str(source), "files": files, "lexnames": len(LEXNAMES), "layout": 2}
-
-
-def locate_wordnet(debian_dir: Path | None = None) -> tuple[object, str]:
-    """The WordNet 3.0 to read (a path or nltk path pointer) and where it comes from.
-
-    Order: the user's nltk WordNet, else kgllm's copy of Debian's wordnet-base (built if needed).
-    Raises :class:`InputError` saying how to install WordNet when there is none.
-    """
-    debian_dir = Path(debian_dir or DEBIAN_WORDNET)
-    ours = _kgllm_wordnet_dir()
-    found = _user_wordnet()
-    if found is not None and Path(str(found)).resolve() != ours.resolve():
-        return found, "nltk"
-    if all((debian_dir / f).is_file() for f in _DB_FILES):
-        _build_from_debian(debian_dir, ours)
-        _ensure_on_nltk_path(ours.parent.parent)
-        return ours, f"debian:{debian_dir}"
-    if found is not None:  # our own copy, built earlier from a wordnet-base since removed
-        return found, "kgllm"
-    if (ours / _STAMP).is_file() and (ours / "lexnames").is_file():
-        _ensure_on_nltk_path(ours.parent.parent)
-        return ours, "kgllm"
-    import nltk
-
-    raise InputError(
-        "WordNet 3.0 not found: no nltk 'corpora/wordnet' under nltk's data path "
-        f"({', '.join(map(str, nltk.data.path))}) and no Debian wordnet-base in {debian_dir}. "
-        "Install it with `apt-get install wordnet-base` (then `make resources`); kgllm never downloads it.")
-
-
-def prepare_nltk_data() -> Path:
-    """Make WordNet 3.0 readable by nltk (idempotent; fast when done) and return its directory."""
-    where, _ = locate_wordnet()
-    return Path(str(where))
+# ----------------------------------------------------------------------------- reading WordNet
 
 
 def open_wordnet(debian_dir: Path | None = None):
@@ -336,27 +114,22 @@ def open_wordnet(debian_dir: Path | None = None):
 # ----------------------------------------------------------------------------- N-Triples building
 
 
-def literal(value: str, lang: str | None = None) -> str:
-    """N-Triples literal in the same canonical form as pyoxigraph (so triple ids agree)."""
+def _literal(value: str, lang: str | None = None) -> str:
+    """:func:`kgllm.rdf.literal`, with a shortcut for what most WordNet text is (printable, no quote, no
+    backslash: nothing to escape); a full pull formats about 0.7 million literals."""
     if value.isprintable() and '"' not in value and "\\" not in value:
         return f'"{value}"@{lang}' if lang else f'"{value}"'
-    import pyoxigraph
-
-    return str(pyoxigraph.Literal(value, language=lang) if lang else pyoxigraph.Literal(value))
+    return literal(value, lang)
 
 
-def _u(ns: str, local: str) -> str:
-    return f"<{ns}{local}>"
-
-
-A = _u(RDF, "type")
-_T_CONCEPT, _T_SYNSET = _u(ONTOLEX, "LexicalConcept"), _u(WN, "Synset")
-_T_ENTRY, _T_SENSE = _u(ONTOLEX, "LexicalEntry"), _u(ONTOLEX, "LexicalSense")
-_P_POS, _P_ID, _P_LABEL = _u(WN, "partOfSpeech"), _u(DC, "identifier"), _u(RDFS, "label")
-_P_DEF, _P_EX, _P_LEXFILE = _u(WN, "definition"), _u(WN, "example"), _u(WN, "lexfile")
-_P_FORM, _P_REP = _u(ONTOLEX, "canonicalForm"), _u(ONTOLEX, "writtenRep")
-_P_SENSE, _P_OF = _u(ONTOLEX, "sense"), _u(ONTOLEX, "isLexicalizedSenseOf")
-_POS_TERMS = {p: _u(WN, name) for p, name in POS_NAMES.items()}
+_T_CONCEPT, _T_SYNSET = iri(ONTOLEX + "LexicalConcept"), iri(WN + "Synset")
+_T_ENTRY, _T_SENSE = iri(ONTOLEX + "LexicalEntry"), iri(ONTOLEX + "LexicalSense")
+_P_POS, _P_ID, _P_LABEL = iri(WN + "partOfSpeech"), iri(DC + "identifier"), RDFS_LABEL
+_P_DEF, _P_EX, _P_LEXFILE = iri(WN + "definition"), iri(WN + "example"), iri(WN + "lexfile")
+_P_FORM, _P_REP = iri(ONTOLEX + "canonicalForm"), iri(ONTOLEX + "writtenRep")
+_P_SENSE, _P_OF = iri(ONTOLEX + "sense"), iri(ONTOLEX + "isLexicalizedSenseOf")
+_POS_TERMS = {p: iri(WN + name) for p, name in POS_NAMES.items()}
+_REL_TERMS = {name: iri(WN + name) for name in RELATIONS}
 
 
 def synset_iri(offset: int, pos: str) -> str:
@@ -395,7 +168,7 @@ class _Emitter:
         self.add = add
         self.examples = config.include_examples
         keep = set(config.relations)
-        self.rel_pred = {sym: _u(WN, name) for sym, name in POINTER_RELATIONS.items() if name in keep}
+        self.rel_pred = {sym: _REL_TERMS[name] for sym, name in POINTER_RELATIONS.items() if name in keep}
         self.rel_count = dict.fromkeys(sorted({POINTER_RELATIONS[s] for s in self.rel_pred}), 0)
         self.counts = {"synsets": 0, "senses": 0, "entries": 0, "definitions": 0, "examples": 0,
                        "boundary_synsets": 0, "boundary_senses": 0}
@@ -414,32 +187,32 @@ class _Emitter:
     def describe_synset(self, ss, full: bool) -> str:
         add = self.add
         sid = f"<{KGWN}{ss._offset:08d}-{ss._pos}>"
-        add(sid, A, _T_CONCEPT)
-        add(sid, A, _T_SYNSET)
+        add(sid, RDF_TYPE, _T_CONCEPT)
+        add(sid, RDF_TYPE, _T_SYNSET)
         add(sid, _P_POS, _POS_TERMS[ss._pos])
-        add(sid, _P_ID, literal(ss._name))
-        add(sid, _P_LABEL, literal(ss._lemmas[0]._name.replace("_", " "), "en"))
+        add(sid, _P_ID, _literal(ss._name))
+        add(sid, _P_LABEL, _literal(ss._lemmas[0]._name.replace("_", " "), "en"))
         if ss._definition:
-            add(sid, _P_DEF, literal(ss._definition, "en"))
+            add(sid, _P_DEF, _literal(ss._definition, "en"))
             self.counts["definitions"] += 1
-        add(sid, _P_LEXFILE, literal(ss._lexname))
+        add(sid, _P_LEXFILE, _literal(ss._lexname))
         if full and self.examples:
             for ex in ss._examples:
-                add(sid, _P_EX, literal(ex, "en"))
+                add(sid, _P_EX, _literal(ex, "en"))
             self.counts["examples"] += len(ss._examples)
         return sid
 
     def describe_sense(self, lemma, pos: str, sid: str) -> str:
         add = self.add
         kid = sense_iri(lemma._key)
-        add(kid, A, _T_SENSE)
+        add(kid, RDF_TYPE, _T_SENSE)
         add(kid, _P_OF, sid)
         eid = entry_iri(lemma._name, pos)
         if eid not in self.entries:
             self.entries.add(eid)
-            text = literal(lemma._name.replace("_", " "), "en")
+            text = _literal(lemma._name.replace("_", " "), "en")
             form = eid[:-1] + "#form>"
-            add(eid, A, _T_ENTRY)
+            add(eid, RDF_TYPE, _T_ENTRY)
             add(eid, _P_FORM, form)
             add(form, _P_REP, text)
             add(eid, _P_LABEL, text)
@@ -607,7 +380,3 @@ def pull_wordnet(out: str | os.PathLike, config: WordNetPullConfig | None = None
                 g.manifest.counts["triples"])
     return g.manifest
 
-
-def run(inputs: list[Path], out: Path, config: WordNetPullConfig, *, pipeline_key: str | None = None) -> Manifest:
-    """Stage ``pull.wordnet`` (takes no input artifacts)."""
-    return pull_wordnet(out, config, pipeline_key=pipeline_key)
