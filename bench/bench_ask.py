@@ -62,7 +62,7 @@ def quality(index: Path, questions: Path) -> None:
 def large(tmp: Path, index: Path | None, vectors: int, entity_vectors: int, queries: int) -> None:
     from kgllm.ask.answer import Answerer
     from kgllm.eval.qa import _pct, retrieval_ms
-    from kgllm.eval.questions import generate
+    from kgllm.eval.question_sets import generate
     from kgllm.rdf import count_triples, iter_graph
     from kgllm.registry import run_stage
 

@@ -82,7 +82,7 @@ def main() -> int:
 
     # ---------------------------------------------------------------- build / save / load
     t = time.perf_counter()
-    idx = KGIndex.build(graphs, settings={"vector": {"enabled": False}})
+    idx = KGIndex.build(graphs, config={"vector": {"enabled": False}})
     build_s = time.perf_counter() - t
     timings = idx.counts.get("timings", {})
     t = time.perf_counter()
@@ -176,8 +176,9 @@ def webnlg_linking(webnlg: Path, tmp: Path, DBR: str, quote) -> None:
     the entities of its triples are the gold set (recall), linked mentions outside it count against precision."""
     from kgllm.corpus.webnlg import read_entries
     from kgllm.index.graph import GraphIndex
-    from kgllm.index.lexicon import Lexicon
+    from kgllm.index.lexicon import EntityLexicon
     from kgllm.index.linker import Linker
+    from kgllm.index.stage import LinkerConfig
     from kgllm.rdf import DBO, GraphWriter, iter_graph
 
     entries = [(e.references[0], e.triples) for e in read_entries([webnlg]) if e.references and e.triples]
@@ -192,9 +193,9 @@ def webnlg_linking(webnlg: Path, tmp: Path, DBR: str, quote) -> None:
             for s, p, o in triples:
                 add(term(s), f"<{DBO}{quote(p)}>", term(o))
     g, _ = GraphIndex.build(iter_graph(tmp / "webnlg", with_provenance=True))
-    lex = Lexicon.build(g)
+    lex = EntityLexicon.build(g)
     full = Linker(lex, g)
-    exact = Linker(lex, g, fuzzy=False)
+    exact = Linker(lex, g, LinkerConfig(fuzzy=False))
 
     def exact_only(key, words, surface):
         hits = lex.lookup(key)

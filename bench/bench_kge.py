@@ -75,7 +75,7 @@ def nations() -> int:
     from pykeen.models import model_resolver
 
     from kgllm.index.kge import METRIC_KEYS, train_factories
-    from kgllm.index.stages import EmbedConfig
+    from kgllm.index.stage import EmbedConfig
 
     ds = Nations()
     cfg = EmbedConfig(model="RotatE", dim=32, epochs=20, batch_size=512, lr=0.05, negatives=16, device="cpu")
@@ -127,7 +127,7 @@ def main() -> int:
     from pykeen.triples import TriplesFactory
 
     from kgllm.index.kge import METRIC_KEYS, eval_batch_size, train_factories
-    from kgllm.index.stages import EmbedConfig
+    from kgllm.index.stage import EmbedConfig
 
     tf = TriplesFactory.from_labeled_triples(labeled)
     train, valid, test = tf.split([0.93, 0.035, 0.035], random_state=0)

@@ -144,7 +144,7 @@ def main() -> None:
 
     from kgllm.train.common import model_flops_per_token, peak_bf16_flops
     from kgllm.train.pretrain import scratch_model
-    from kgllm.train.stages import ScratchModelConfig
+    from kgllm.train.stage import ScratchModelConfig
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.gpu and device != "cuda":

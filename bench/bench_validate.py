@@ -60,7 +60,7 @@ def main() -> None:
 
     from kgllm.rdf import graph_shards, iter_graph
     from kgllm.registry import run_stage
-    from kgllm.validate.checks import GraphIndex, run_checks
+    from kgllm.validate.checks import TermIndex, run_checks
     from kgllm.validate.ontology import load_ontologies
 
     work = args.workdir
@@ -82,7 +82,7 @@ def main() -> None:
 
     ont = load_ontologies(ONTOLOGIES)
     t0 = time.perf_counter()
-    ctx = GraphIndex(ont)
+    ctx = TermIndex(ont)
     ctx.add_all(iter_graph(graphs), total=n)
     t_index = time.perf_counter() - t0
     t0 = time.perf_counter()

@@ -25,15 +25,17 @@ def main() -> int:
     ap.add_argument("--xml", nargs="+", type=Path, default=[ROOT / "examples" / "data" / "webnlg" / "dev.xml.xz"])
     args = ap.parse_args()
 
-    from kgllm.corpus import webnlg
-    from kgllm.corpus.literals import split_camel
+    from kgllm.corpus.render import split_camel
+    from kgllm.corpus.verbalize import realize
+    from kgllm.corpus.webnlg import read_entries
+    from kgllm.eval import webnlg
 
     t0 = time.perf_counter()
     learned = webnlg.evaluate(args.xml)
     seconds = time.perf_counter() - t0
     lexicon_only = webnlg.evaluate(args.xml, templates={})
-    entries = [e for e in webnlg.read_entries(args.xml) if e.references]
-    naive = webnlg.score([" ".join(f"{webnlg.realize(s)} {split_camel(p)} {webnlg.realize(o)}." for s, p, o in e.triples)
+    entries = [e for e in read_entries(args.xml) if e.references]
+    naive = webnlg.score([" ".join(f"{realize(s)} {split_camel(p)} {realize(o)}." for s, p, o in e.triples)
                           for e in entries], [e.references for e in entries])
     print(webnlg.format_report(learned))
     figures = {

@@ -153,11 +153,11 @@ def jsonl_line(obj: Any) -> str:
 
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
     """Write ``rows`` as a JSONL file atomically (temp file + rename); returns the number of lines.
-    A ``.gz`` path is gzip-compressed (mtime 0, so the bytes are the same on every run)."""
+    A ``.gz`` path is gzip-compressed (no name, mtime 0: the bytes are the same on every run)."""
     path = Path(path)
     n = 0
     with atomic_open(path, "wb") as raw:
-        f = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+        f = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
         for row in rows:
             f.write(jsonl_line(row).encode("utf-8"))
             n += 1

@@ -159,3 +159,12 @@ def config_keys(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
         rows.append((f"{prefix}{f.name}", type_ or str(hints[f.name]).replace("typing.", "").replace("pathlib.", ""),
                      json.dumps(default, default=str)))
     return rows
+
+
+def check_output_file(path: Path, flag: str = "--out") -> Path:
+    """A command's output file must not be an existing directory: :class:`UsageError` (exit 2) before
+    any work, instead of an ``IsADirectoryError`` at the end."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; {flag} names the file to write (a new file, or "
+                         "one to replace)")
+    return path

@@ -51,13 +51,14 @@ DBP = "http://dbpedia.org/property/"
 WN = "https://globalwordnet.github.io/schemas/wn#"
 ONTOLEX = "http://www.w3.org/ns/lemon/ontolex#"
 LEXINFO = "http://www.lexinfo.net/ontology/3.0/lexinfo#"
+SH = "http://www.w3.org/ns/shacl#"
 # Instance namespace for WordNet 3.0 synsets, entries and senses pulled by kgllm.
 KGWN = "https://w3id.org/kgllm/wordnet/3.0/"
 
 PREFIXES = {
     "rdf": RDF, "rdfs": RDFS, "owl": OWL, "xsd": XSD, "skos": SKOS, "dc": DC, "dct": DCT, "prov": PROV,
     "foaf": FOAF, "schema": SCHEMA, "dbo": DBO, "dbr": DBR, "dbp": DBP, "wn": WN, "ontolex": ONTOLEX,
-    "lexinfo": LEXINFO, "wn30": KGWN,
+    "lexinfo": LEXINFO, "wn30": KGWN, "sh": SH,
 }
 
 Triple = tuple[str, str, str]
@@ -82,6 +83,12 @@ OWL_SAMEAS = iri(OWL + "sameAs")
 SKOS_PREFLABEL = iri(SKOS + "prefLabel")
 DCT_SUBJECT = iri(DCT + "subject")
 XSD_STRING = XSD + "string"
+WN_DEFINITION = iri(WN + "definition")
+WN_PART_OF_SPEECH = iri(WN + "partOfSpeech")
+ONTOLEX_SENSE = iri(ONTOLEX + "sense")
+ONTOLEX_IS_LEXICALIZED_SENSE_OF = iri(ONTOLEX + "isLexicalizedSenseOf")
+ONTOLEX_WRITTEN_REP = iri(ONTOLEX + "writtenRep")
+ONTOLEX_CANONICAL_FORM = iri(ONTOLEX + "canonicalForm")
 
 
 # ----------------------------------------------------------------------------- literals

@@ -66,15 +66,12 @@ def _registry() -> dict[str, Stage]:
             if importlib.util.find_spec(modname.rsplit(".", 1)[0]) is None:
                 continue
             try:
-                spec = importlib.util.find_spec(modname) or importlib.util.find_spec(modname + "s")
+                spec = importlib.util.find_spec(modname)
             except ModuleNotFoundError:
                 spec = None
             if spec is None:
                 continue
-            mod = importlib.import_module(spec.name)
-            if not hasattr(mod, "STAGES"):  # TRANSITION: packages not yet merged keep stages.py
-                mod = importlib.import_module(modname + "s")
-            for st in mod.STAGES:
+            for st in importlib.import_module(modname).STAGES:
                 reg[st.name] = st
         _REGISTRY = reg
     return _REGISTRY

@@ -250,7 +250,7 @@ def test_cli_ask_json_and_text(rag_index, capsys):
 
 
 def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):
-    from kgllm.eval.questions import generate, write_questions
+    from kgllm.eval.question_sets import generate, write_questions
 
     root = session_tmp / "rag"
     rows = generate(iter_graph([root / "dbpedia", root / "wordnet"]), holdout=1.0, max_per_type=6, phrasings=1)

@@ -4,7 +4,7 @@ only words the answer; the answer terms and the cited triples stay the extractiv
 from __future__ import annotations
 
 import pytest
-from test_rag_answer import build_rag_index
+from test_ask_answer import build_rag_index
 
 from kgllm.ask.generate import Generator, build_prompt
 

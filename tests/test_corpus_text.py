@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from kgllm.corpus.clean import clean_text
-from kgllm.corpus.dedup import dedup, normalize
-from kgllm.corpus.lexicon import Lexicon
-from kgllm.corpus.literals import render_literal, split_camel
-from kgllm.corpus.planner import Mention, TextBuilder, render
+from kgllm.corpus.dedup import dedup, normalize_for_dedup
+from kgllm.corpus.lexicon import RelationLexicon
+from kgllm.corpus.planner import EntityMention, TextBuilder, render
+from kgllm.corpus.render import render_literal, split_camel
 from kgllm.corpus.splits import split_of
 
 XSD = "http://www.w3.org/2001/XMLSchema#"
@@ -40,11 +40,11 @@ def test_dedup_exact_and_near():
     kept, removed = dedup(rows, lambda r: r["text"], threshold=0.8)
     assert [r["id"] for r in kept] == ["a", "d"]
     assert {(r["id"], r["duplicate_of"], r["kind"]) for r in removed} == {("b", "a", "exact"), ("c", "a", "near")}
-    assert normalize("Hello, World!") == "hello world"
+    assert normalize_for_dedup("Hello, World!") == "hello world"
 
 
 def test_templates_and_rendering():
-    lex = Lexicon(lambda p: {"<http://example.org/p/colourOfHat>": "hat colour"}.get(p))
+    lex = RelationLexicon(lambda p: {"<http://example.org/p/colourOfHat>": "hat colour"}.get(p))
     t = lex.template("<http://dbpedia.org/ontology/birthPlace>")
     assert t.curated and t.is_verb_phrase and len(t.questions) >= 2
     fb = lex.template("<http://example.org/p/colourOfHat>")
@@ -52,12 +52,13 @@ def test_templates_and_rendering():
     assert lex.template("<http://example.org/p/fooBar>").label == "foo bar"
     tb = TextBuilder()
     tb.begin()
-    render(tb, fb.sentence, Mention("it", "http://x/s", pronoun=True), [Mention("red")])
+    render(tb, fb.sentence, EntityMention("it", "http://x/s", pronoun=True), [EntityMention("red")])
     tb.end(["t1"])
     assert tb.value() == "Its hat colour is red."
     assert tb.spans == [{"start": 0, "end": 3, "surface": "Its", "iri": "http://x/s", "types": [], "ref": "pronoun"}]
     tb = TextBuilder()
-    render(tb, fb.sentence, Mention("British Airways", "http://x/ba"), [Mention("A", "http://x/a"), Mention("B")])
+    render(tb, fb.sentence, EntityMention("British Airways", "http://x/ba"),
+           [EntityMention("A", "http://x/a"), EntityMention("B")])
     assert tb.value() == "British Airways' hat colour is A and B."
     assert [(s["start"], s["end"]) for s in tb.spans] == [(0, 15), (31, 32)]
 

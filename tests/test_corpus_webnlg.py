@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kgllm.corpus import webnlg
+from kgllm.corpus import verbalize
 
 DEV = Path(__file__).resolve().parent.parent / "examples" / "data" / "webnlg" / "dev.xml.xz"
 
@@ -34,20 +34,21 @@ def small_dev(tmp_path_factory) -> Path:
 
 def test_delexicalise_and_fill():
     ents = ["Abilene_Regional_Airport", "Abilene,_Texas"]
-    t = webnlg.delexicalise("Abilene, Texas is served by the Abilene regional airport.", ents)
+    t = verbalize.delexicalise("Abilene, Texas is served by the Abilene regional airport.", ents)
     assert t == "{1} is served by the {0}."
-    assert webnlg.fill(t, ents) == "Abilene, Texas is served by the Abilene Regional Airport."
+    assert verbalize.fill(t, ents) == "Abilene, Texas is served by the Abilene Regional Airport."
     # accents and dashes do not matter; an entity that is not mentioned gives no template
-    assert webnlg.delexicalise("Adolfo Suarez Madrid-Barajas Airport is in Spain.",
+    assert verbalize.delexicalise("Adolfo Suarez Madrid-Barajas Airport is in Spain.",
                                ["Adolfo_Suárez_Madrid–Barajas_Airport", "Spain"]) == "{0} is in {1}."
-    assert webnlg.delexicalise("It is in Spain.", ["Adolfo_Suárez_Madrid–Barajas_Airport", "Spain"]) is None
-    key, order = webnlg.canonical([("B", "q", "C"), ("A", "p", "B")])
+    assert verbalize.delexicalise("It is in Spain.", ["Adolfo_Suárez_Madrid–Barajas_Airport", "Spain"]) is None
+    key, order = verbalize.canonical([("B", "q", "C"), ("A", "p", "B")])
     assert key == "p:0>1;q:1>2" and order == ["A", "B", "C"]
-    assert webnlg.leaks_names("{0} is from the Nationwide in {1}.") and not webnlg.leaks_names("{0} is in {1}. It is.")
+    assert verbalize.leaks_names("{0} is from the Nationwide in {1}.")
+    assert not verbalize.leaks_names("{0} is in {1}. It is.")
 
 
 def test_shipped_templates_verbalize_seen_and_unseen_sets():
-    v = webnlg.TemplateVerbalizer()
+    v = verbalize.TemplateVerbalizer()
     assert len(v.templates) > 2000
     text = v.verbalize([("Alan_Bean", "birthPlace", "Wheeler,_Texas")])
     assert "Alan Bean" in text and "Wheeler, Texas" in text

@@ -11,7 +11,7 @@ import pytest
 
 from kgllm.cli import main
 from kgllm.index.kge import KGEModel, save_model, train_factories
-from kgllm.index.stages import EmbedConfig
+from kgllm.index.stage import EmbedConfig
 from kgllm.rdf import DBR
 
 # RotatE, 32 complex dimensions, 20 epochs: filtered test MRR about 0.55 (an untrained model of the same

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 
 from kgllm.index.graph import GraphIndex
-from kgllm.index.lexicon import Lexicon, local_name, morphy, normalize
+from kgllm.index.lexicon import EntityLexicon, local_name, morphy, normalize_label
 from kgllm.index.linker import Linker
 from kgllm.rdf import DBO, DBR, DC, KGWN, ONTOLEX, RDF, RDFS, WN, GraphWriter, iter_graph
 
@@ -66,7 +66,7 @@ def write_tiny_wordnet(out: Path) -> Path:
 @pytest.fixture(scope="module")
 def dbp(dbpedia_graph):
     g, _ = GraphIndex.build(iter_graph(dbpedia_graph, with_provenance=True))
-    lex = Lexicon.build(g)
+    lex = EntityLexicon.build(g)
     return g, lex, Linker(lex, g)
 
 
@@ -74,13 +74,13 @@ def dbp(dbpedia_graph):
 def wn(tmp_path_factory):
     d = write_tiny_wordnet(tmp_path_factory.mktemp("wn") / "graph")
     g, _ = GraphIndex.build(iter_graph(d, with_provenance=True))
-    lex = Lexicon.build(g)
+    lex = EntityLexicon.build(g)
     return g, lex, Linker(lex, g)
 
 
-def test_normalize_and_local_name():
-    assert normalize("  Zürich-Airport's ") == "zurich airport s"
-    assert normalize("SÃO PAULO") == normalize("são paulo")
+def test_normalize_label_and_local_name():
+    assert normalize_label("  Zürich-Airport's ") == "zurich airport s"
+    assert normalize_label("SÃO PAULO") == normalize_label("são paulo")
     assert local_name("<http://dbpedia.org/resource/Aarhus_Airport>") == "Aarhus Airport"
     assert local_name("<http://dbpedia.org/ontology/birthPlace>") == "birth place"
     assert "dog" in morphy("dogs") and "mouse" in morphy("mice")
@@ -135,7 +135,7 @@ def test_lexicon_save_load_round_trip(wn, tmp_path):
     g, lex, _ = wn
     counts = lex.save(tmp_path)
     assert counts["entries_by_source"]["lemma"] > 0
-    lex2 = Lexicon.load(tmp_path)
+    lex2 = EntityLexicon.load(tmp_path)
     assert dict(lex2.keys) == dict(lex.keys)
     assert lex2.labels == lex.labels
     assert Linker(lex2, g).link("dogs")[0].iri == _iri(KGWN + "02084071-n")
@@ -180,7 +180,7 @@ def test_links_webnlg_entities(tmp_path):
     with GraphWriter(tmp_path / "g") as w:
         w.add_all([_webnlg_terms(t) for _x, t in WEBNLG], {"source": "webnlg-dev"})
     g, _ = GraphIndex.build(iter_graph(tmp_path / "g", with_provenance=True))
-    linker = Linker(Lexicon.build(g), g)
+    linker = Linker(EntityLexicon.build(g), g)
     for text, t in WEBNLG:
         gold = {x for x in _webnlg_terms(t) if x.startswith("<" + DBR)}
         got = {m.iri for m in linker.link(text)}

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from test_rag_answer import build_rag_index
+from test_ask_answer import build_rag_index
 
 from kgllm.rdf import DBO, DBR, triple_id
 

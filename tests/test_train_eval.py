@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from kgllm.eval.facts import answer_texts, normalize, score_answer, token_f1
+from kgllm.eval.facts import answer_texts, score_answer
+from kgllm.eval.metrics import normalize_answer, token_f1
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def tiny(tmp_path_factory):
 
 
 def test_answer_normalisation_and_scores():
-    assert normalize("The  Osnabrück!") == "osnabruck"
+    assert normalize_answer("The  Osnabrück!") == "osnabruck"
     assert token_f1("born in Berlin", "Berlin") == pytest.approx(0.5)
     labels = {"http://dbpedia.org/resource/Italy": "Italia"}
     assert answer_texts(["http://dbpedia.org/resource/Italy", "<http://dbpedia.org/resource/Kaleidoscope_(novel)>",

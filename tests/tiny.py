@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kgllm.artifacts import ArtifactWriter
-from kgllm.rdf import DBO, DBR, RDFS, iri, triple_id
+from kgllm.artifacts import ArtifactWriter, write_jsonl
+from kgllm.rdf import DBO, DBR, RDFS_LABEL, iri, literal, triple_id
 
 # (subject, predicate, object, subject label, object label) from the bundled DBpedia sample.
 FACTS = [
@@ -86,23 +86,19 @@ def write_tiny_corpus(out: Path, *, repeat: int = 1) -> Path:
         rows["pretrain"][split].append({"id": s, "text": text, "entity": ent, "spans": spans,
                                         "sentences": sentences})
     for s, facts in sorted(by_entity.items()):
-        st = iri(DBR + s)
-        lt, lab = iri(RDFS + "label"), facts[0][3]
-        triples.append({"id": triple_id(st, lt, json.dumps(lab) + "@en"), "s": st, "p": lt,
-                        "o": json.dumps(lab, ensure_ascii=False) + "@en", "text": f"{lab} is called {lab}."})
+        st, lab = iri(DBR + s), facts[0][3]
+        lt = literal(lab, lang="en")
+        triples.append({"id": triple_id(st, RDFS_LABEL, lt), "s": st, "p": RDFS_LABEL, "o": lt,
+                        "text": f"{lab} is called {lab}."})
     with ArtifactWriter(out, "corpus", config={"tiny": True, "repeat": repeat}) as w:
         for part, splits in rows.items():
             for split, items in splits.items():
                 items = items * repeat if split == "train" else items
                 (w.path / part).mkdir(exist_ok=True)
-                with open(w.path / part / f"{split}.jsonl", "w", encoding="utf-8") as f:
-                    for i, r in enumerate(items):
-                        r = dict(r, id=f"{r['id']}-{i}") if repeat > 1 else r
-                        f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                write_jsonl(w.path / part / f"{split}.jsonl",
+                            [dict(r, id=f"{r['id']}-{i}") if repeat > 1 else r for i, r in enumerate(items)])
                 w.counts[f"{part}_{split}"] = len(items)
-        with open(w.path / "triples.jsonl", "w", encoding="utf-8") as f:
-            for t in sorted(triples, key=lambda t: t["id"]):
-                f.write(json.dumps(t, ensure_ascii=False) + "\n")
+        write_jsonl(w.path / "triples.jsonl", sorted(triples, key=lambda t: t["id"]))
         (w.path / "leakage.json").write_text(json.dumps({"split_by": "entity", "leaked_triples": 0}) + "\n")
         w.counts["triples"] = len(triples)
     return out

@@ -1,6 +1,6 @@
 """Answers with citations: the ``ask`` stage's one entry point, :class:`Answerer`.
 
-Takes: an index artifact (``kgllm index``; loaded with ``kgllm.index.load_index``), a question, a retriever
+Takes: an index artifact (``kgllm index``; loaded with :func:`kgllm.index.facade.load_index`), a question, a retriever
 (``vector`` | ``graph`` | ``hybrid``), optionally a SPARQL endpoint (else an embedded pyoxigraph store built
 from the index's live triples) and a local model for generated answer text (kgllm.ask.generate).
 Makes: one JSON-ready dict per question (the ``kgllm ask --json`` output and the ``POST /ask`` body)::
@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import time
 
-from ..index.facade import shorten
+import pyoxigraph  # the embedded SPARQL store of the default mode (sparql="store")
+
+from ..index.facade import load_index, truncate
 from ..index.lexicon import term_value
-from ..rdf import iri_value
-from .parse import check_question
+from ..rdf import XSD, iri_value, literal
+from .generate import Generator
+from .question import check_question
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
+from .sparql_templates import SparqlRunner
 
 NOT_IN_GRAPH = "not in the graph"
+_XSD_INTEGER = XSD + "integer"
 
 
 def store_from_index(index):
     """An in-memory pyoxigraph store holding the index's live triples (for the SPARQL templates)."""
-    import pyoxigraph
-
     g = index.graph
     store = pyoxigraph.Store()
     buf: list[str] = []
@@ -61,8 +64,6 @@ class Answerer:
         self.generator = generator
         runner = None
         if sparql and sparql != "off":
-            from .sparql_templates import SparqlRunner
-
             if sparql == "store":
                 runner = SparqlRunner(store=lambda: store_from_index(index))
             else:
@@ -72,8 +73,6 @@ class Answerer:
 
     @classmethod
     def from_dir(cls, index_dir, **kw) -> Answerer:
-        from ..index import load_index
-
         return cls(load_index(index_dir), **kw)
 
     def warmup(self, retrievers=RETRIEVERS) -> None:
@@ -136,7 +135,7 @@ class Answerer:
             shape = "one_hop"  # "How many employees does X have?": the graph stores the count itself
         if shape == "count" and supported:
             n = len(answers)
-            ans_list = [{"term": f'"{n}"^^<http://www.w3.org/2001/XMLSchema#integer>', "value": str(n),
+            ans_list = [{"term": literal(str(n), datatype=_XSD_INTEGER), "value": str(n),
                          "label": str(n), "kind": "literal"}]
             text = str(n)
         else:
@@ -187,7 +186,7 @@ class Answerer:
                     role = "topic" if t == topic else "answer" if t in answers else \
                         "literal" if t.startswith('"') else "entity"
                     label = self.index.label(t)
-                    nodes[t] = {"id": t, "label": shorten(label, 80), "role": role}
+                    nodes[t] = {"id": t, "label": truncate(label, 80), "role": role}
             edges.append({"id": rec.id, "source": rec.s, "target": rec.o, "label": self.index.label(rec.p),
                           "cited": rec.id in cited})
         return {"nodes": list(nodes.values()), "edges": edges}
@@ -196,11 +195,7 @@ class Answerer:
 def load_answerer(index_dir, *, model=None, sparql: str = "store") -> Answerer:
     """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, wording its
     answers with the local ``model`` (name or checkpoint directory) when one is given, else extractive."""
-    generator = None
-    if model:
-        from .generate import Generator
-
-        generator = Generator(model)
+    generator = Generator(model) if model else None
     return Answerer.from_dir(index_dir, sparql=sparql, generator=generator)
 
 
@@ -210,7 +205,7 @@ def format_text(out: dict) -> str:
     for c in out["citations"]:
         prov = c.get("provenance") or {}
         src = prov.get("path") or prov.get("endpoint") or prov.get("source") or "?"
-        lines.append(f"  [{c['n']}] {c['labels']['s']} | {c['labels']['p']} | {shorten(c['labels']['o'], 100)}"
+        lines.append(f"  [{c['n']}] {c['labels']['s']} | {c['labels']['p']} | {truncate(c['labels']['o'], 100)}"
                      f"   (triple {c['id']}, from {src})")
     path = " -> ".join(p["label"] for p in out["path"]) or "-"
     lines.append(f"retriever: {out['retriever']}; path: {path}; {out['timings'].get('total_ms', 0):.1f} ms")

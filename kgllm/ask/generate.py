@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import require
+from ..train.models import resolve_model
+
 SYSTEM = ("Answer the question using only the numbered facts. Answer in one short sentence and cite the "
           "facts you used like [1]. If the facts do not answer the question, say: not in the graph.")
 
@@ -23,14 +26,10 @@ def build_prompt(question: str, citations: list[dict]) -> str:
 
 class Generator:
     def __init__(self, model: str | Path, max_new_tokens: int = 48, device: str | None = None):
-        from ..errors import require
-
         require("torch", "train")
         require("transformers", "train")
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from ..train.models import resolve_model
 
         path = resolve_model(str(model))
         self.tok = AutoTokenizer.from_pretrained(path)

@@ -1,13 +1,13 @@
 """Relation matching: which predicates a question's words ask for.
 
-Takes: the relation words of a question (kgllm.ask.parse) and predicate terms of the graph, with the
+Takes: the relation words of a question (kgllm.ask.question) and predicate terms of the graph, with the
 index (labels, encoder).
 Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 
 1. **descriptions** of each predicate: its label in the graph (``rdfs:label`` or the split local name,
    ``dbo:hubAirport`` -> "hub airport"), the corpus stage's curated verbalization templates
    (``kgllm/corpus/data/lexicon.json``: label, sentence, question phrasings such as "Where was
-   {s} born?"), and the few WordNet phrasings below ("a kind of" -> ``wn:hypernym``);
+   {s} born?"), and the few WordNet phrasings of kgllm.ask.phrasings ("a kind of" -> ``wn:hypernym``);
 2. **lexical overlap**: a description's content words found among the question's (both reduced to WordNet
    base forms, "founded" ~ "found"); score = the share of the description's words matched, plus 0.25 when
    the description's wh-word is the question's ("When was X born" picks the birth date, "Where" the place),
@@ -21,52 +21,16 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
-from ..corpus.lexicon import curated
-from ..rdf import DC, RDFS, SKOS, WN
-from .parse import WH_WORDS, Token, content_tokens
+from .phrasings import curated_phrasings
+from .question import WH_WORDS, Token, content_tokens
 
 WH_BONUS = 0.25
 # Among equally covered descriptions, the one explaining more question words wins ("founding year" over
 # "founded" for "the founding year of X").
 USED_BONUS = 0.05
-# Phrasings for vocabularies the corpus lexicon does not cover (WordNet), with the wh-word they answer.
-EXTRA = {
-    WN + "definition": ["What does {s} mean?", "What is the definition of {s}?", "Define {s}.", "Explain {s}.",
-                        "What is the meaning of {s}?", "what is meant by {s}", "gloss of {s}"],
-    WN + "hypernym": ["What is {s} a kind of?", "What kind of thing is {s}?", "{s} is a type of what?",
-                      "What is the hypernym of {s}?", "What category does {s} belong to?",
-                      "broader concept of {s}", "What is a {s} a sort of?"],
-    WN + "hyponym": ["What are the kinds of {s}?", "What are the hyponyms of {s}?", "What types of {s} are there?",
-                     "Which kinds of {s} exist?", "narrower concepts of {s}"],
-    WN + "example": ["Give an example sentence of {s}.", "How is {s} used in a sentence?", "usage example of {s}"],
-    WN + "antonym": ["What is the opposite of {s}?", "What is the antonym of {s}?"],
-    WN + "mero_part": ["What are the parts of {s}?", "What parts does {s} have?"],
-    WN + "holo_part": ["What is {s} a part of?", "What whole is {s} part of?"],
-    WN + "mero_member": ["What are the members of {s}?"],
-    WN + "holo_member": ["What is {s} a member of?", "What group does {s} belong to?"],
-    WN + "instance_hypernym": ["What is {s} an instance of?", "What kind of thing is {s}?"],
-    RDFS + "comment": ["What is {s}?", "Describe {s}.", "Tell me about {s}."],
-    DC + "identifier": ["What is the identifier of {s}?"],
-    SKOS + "definition": ["What is the definition of {s}?", "What does {s} mean?"],
-}
-
-
-@lru_cache(maxsize=1)
-def curated_phrasings() -> dict[str, list[str]]:
-    """``predicate IRI -> [phrasings]`` from the corpus stage's curated lexicon and :data:`EXTRA`."""
-    out: dict[str, list[str]] = {k: list(v) for k, v in EXTRA.items()}
-    for k, v in sorted((term[1:-1], v) for term, v in curated().items()):
-        if not isinstance(v, dict):
-            continue
-        phr = [v.get("label", ""), v.get("sentence", "")] + list(v.get("questions", []))
-        out.setdefault(k, []).extend(p for p in phr if p)
-    return out
-
-
 @contextlib.contextmanager
 def one_thread():
     """Encode one short question on one CPU thread: intra-op threads only add synchronisation for a single

@@ -22,18 +22,18 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..corpus.literals import parse_literal
-from ..rdf import DBO, RDFS, SKOS, WN, XSD, triple_id
+from ..errors import UsageError
+from ..rdf import DBO, RDFS_COMMENT, SKOS, WN, XSD, XSD_STRING, iri, parse_literal, triple_id
 from .fusion import FUSIONS
-from .parse import Question, parse_question
+from .question import Question, parse_question
 from .relations import RelationMatcher, RelMatch, one_thread
 
 RETRIEVERS = ("vector", "graph", "hybrid")
 # What "What is X?" answers with, in order of preference.
-DESCRIPTION_PREDICATES = tuple(f"<{p}>" for p in (WN + "definition", SKOS + "definition", RDFS + "comment",
-                                                  DBO + "abstract"))
+DESCRIPTION_PREDICATES = (iri(WN + "definition"), iri(SKOS + "definition"), RDFS_COMMENT, iri(DBO + "abstract"))
 
 
 @dataclass
@@ -112,8 +112,6 @@ class Retriever:
 
     def retrieve(self, text: str, mode: str = "hybrid") -> Retrieval:
         if mode not in RETRIEVERS:
-            from ..errors import UsageError
-
             raise UsageError(f"unknown retriever {mode!r}; choose one of {', '.join(RETRIEVERS)}")
         self._ecache = {}
         self.matcher.new_question()
@@ -199,8 +197,6 @@ class Retriever:
 
     def _pool(self):
         if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgllm-vector")
         return self._executor
 
@@ -397,7 +393,7 @@ def literal_value(term: str) -> tuple:
     lex, lang, dt = parse_literal(term)
     if lang:
         return ("lang", lex, lang.lower())
-    dt = dt or XSD + "string"
+    dt = dt or XSD_STRING
     if dt in _NUMERIC:
         try:
             return ("number", float(lex))

@@ -28,7 +28,7 @@ from importlib import resources
 
 from ..errors import KgllmError, UsageError
 from ..log import logger
-from .retrieve import RETRIEVERS
+from .answer import RETRIEVERS, Answerer
 
 
 class RateLimiter:
@@ -60,7 +60,7 @@ def page() -> str:
 class AskServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, addr, answerer, *, rate_per_minute: int = 60, max_body: int = 8192):
+    def __init__(self, addr, answerer: Answerer, *, rate_per_minute: int = 60, max_body: int = 8192):
         super().__init__(addr, _Handler)
         self.answerer = answerer
         self.limiter = RateLimiter(rate_per_minute)
@@ -163,7 +163,7 @@ def check_serve_args(port: int, rate_per_minute: int) -> None:
         raise UsageError(f"--rate {rate_per_minute}: must be at least 1 request per minute per client")
 
 
-def make_server(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60,
+def make_server(answerer: Answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60,
                 max_body: int = 8192) -> AskServer:
     """A server bound to ``host:port`` (port 0: any free port; see ``.url``), not yet serving.
 
@@ -176,7 +176,7 @@ def make_server(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per
                          "(--port 0: any free port)") from e
 
 
-def serve(answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60) -> None:
+def serve(answerer: Answerer, host: str = "127.0.0.1", port: int = 8765, *, rate_per_minute: int = 60) -> None:
     srv = make_server(answerer, host, port, rate_per_minute=rate_per_minute)
     answerer.warmup()  # the first visitor should not wait for the encoder to load
     print(f"kgllm serve: {srv.url}  (POST /ask, GET /health; Ctrl-C stops)", flush=True)

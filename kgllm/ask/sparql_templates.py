@@ -2,7 +2,7 @@
 
 Takes: a template name (a file ``queries/ask/NAME.rq``) and its parameters, each a value to insert as an IRI
 or as a literal; an embedded pyoxigraph store (:func:`kgllm.rdf.load_store`) or a SPARQL endpoint URL.
-Makes: the query text, and its result rows as dicts of N-Triples term strings.
+Makes: the query text (:class:`QueryTemplate`), and its result rows as dicts of N-Triples term strings.
 
 A template's header comments declare its parameters (``# param NAME: iri|literal``) and the body refers to
 them as ``{{NAME}}``. Values are never pasted as text: an IRI is checked against the SPARQL ``IRIREF``
@@ -10,7 +10,7 @@ grammar and rejected if it holds any character that could end it (``<>"{}|^`\\``
 literal is written as a quoted string with every quote, backslash and line break escaped, its language tag
 or datatype checked too. Placeholders are filled in one pass, so a value that itself contains ``{{x}}`` is
 inserted verbatim. Together this means a question can never change the shape of a query (see
-tests/test_rag_sparql.py for injection attempts).
+tests/test_ask_sparql.py for injection attempts).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, UsageError
+from ..rdf import XSD_STRING, iri, is_literal, literal, parse_literal
 from ..resources import bundled
 
 TEMPLATES_DIR = bundled("queries/ask")
@@ -32,6 +33,7 @@ _IRI_OK = re.compile(r'^[^<>"{}|^`\\\x00-\x20]*$')
 _LANG_OK = re.compile(r"^[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*$")
 _PARAM = re.compile(r"^#\s*param\s+(\w+)\s*:\s*(iri|literal)\b", re.M)
 _SLOT = re.compile(r"\{\{(\w+)\}\}")
+# SPARQL's string escapes (ECHAR); the same characters as N-Triples', but this is query text, not data.
 _ESC = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
 
 
@@ -46,7 +48,7 @@ def sparql_iri(value: str) -> str:
     if not v or not _IRI_OK.fullmatch(v):
         raise UnsafeValue(f"refusing to insert {value!r} into SPARQL as an IRI: it contains characters that "
                           "IRIs may not hold (<>\"{}|^`\\, spaces or controls)")
-    return f"<{v}>"
+    return iri(v)
 
 
 def sparql_literal(text: str, lang: str | None = None, datatype: str | None = None) -> str:
@@ -65,15 +67,13 @@ def sparql_literal(text: str, lang: str | None = None, datatype: str | None = No
 
 def literal_from_nt(term: str) -> str:
     """Re-escape an N-Triples literal term (as found in the graph) for a query."""
-    from ..rdf import XSD, parse_literal
-
     value, lang, dt = parse_literal(term)
-    return sparql_literal(value, lang=lang, datatype=None if lang or dt in (None, XSD + "string") else dt)
+    return sparql_literal(value, lang=lang, datatype=None if lang or dt in (None, XSD_STRING) else dt)
 
 
 def _literal(v: str) -> str:
     """An N-Triples literal term keeps its language/datatype; any other text becomes a plain string."""
-    if v.startswith('"'):
+    if is_literal(v):
         try:
             return literal_from_nt(v)
         except (SyntaxError, ValueError):
@@ -82,7 +82,7 @@ def _literal(v: str) -> str:
 
 
 @dataclass(frozen=True)
-class Template:
+class QueryTemplate:
     name: str
     text: str
     params: dict[str, str]   # name -> "iri" | "literal"
@@ -105,7 +105,7 @@ class Template:
         return _SLOT.sub(lambda m: safe[m.group(1)], self.text)
 
 
-def load_template(name: str, directory: str | Path | None = None) -> Template:
+def load_template(name: str, directory: str | Path | None = None) -> QueryTemplate:
     d = Path(directory) if directory else TEMPLATES_DIR
     p = d / f"{name}.rq"
     if not p.exists():
@@ -116,7 +116,7 @@ def load_template(name: str, directory: str | Path | None = None) -> Template:
     used = set(_SLOT.findall(text))
     if used != set(params):
         raise InputError(f"{p}: slots {sorted(used)} do not match the declared parameters {sorted(params)}")
-    return Template(name, text, params, p)
+    return QueryTemplate(name, text, params, p)
 
 
 class SparqlRunner:
@@ -133,10 +133,10 @@ class SparqlRunner:
         self.endpoint = endpoint
         self.timeout = timeout
         self.templates_dir = templates_dir
-        self._cache: dict[str, Template] = {}
+        self._cache: dict[str, QueryTemplate] = {}
         self.last_query: str | None = None
 
-    def template(self, name: str) -> Template:
+    def template(self, name: str) -> QueryTemplate:
         if name not in self._cache:
             self._cache[name] = load_template(name, self.templates_dir)
         return self._cache[name]
@@ -172,13 +172,8 @@ def _json_term(v: dict) -> str:
     """A SPARQL JSON results term as an N-Triples term string."""
     t = v.get("type")
     if t == "uri":
-        return f"<{v['value']}>"
+        return iri(v["value"])
     if t == "bnode":
         return f"_:{v['value']}"
-    body = "".join(_ESC.get(c, c) for c in v["value"])
-    if "xml:lang" in v:
-        return f'"{body}"@{v["xml:lang"]}'
-    dt = v.get("datatype")
-    if dt and dt != "http://www.w3.org/2001/XMLSchema#string":
-        return f'"{body}"^^<{dt}>'
-    return f'"{body}"'
+    lang = v.get("xml:lang")
+    return literal(v["value"], lang=lang, datatype=None if lang else v.get("datatype"))

@@ -17,21 +17,24 @@ import unicodedata
 import zlib
 from collections.abc import Callable, Iterable
 
+from ..errors import ConfigError
+
 _NON_WORD = re.compile(r"[^\w\s]+")
 _WS = re.compile(r"\s+")
 
 
-def normalize(text: str) -> str:
+def normalize_for_dedup(text: str) -> str:
+    """NFKC, case-folded, punctuation removed, one space: texts that differ only so are duplicates."""
     t = unicodedata.normalize("NFKC", text).casefold()
     return _WS.sub(" ", _NON_WORD.sub(" ", t)).strip()
 
 
 def exact_key(text: str) -> bytes:
-    return hashlib.blake2b(normalize(text).encode(), digest_size=16).digest()
+    return hashlib.blake2b(normalize_for_dedup(text).encode(), digest_size=16).digest()
 
 
 def shingles(text: str, k: int = 3) -> set[bytes]:
-    words = normalize(text).split()
+    words = normalize_for_dedup(text).split()
     if len(words) <= k:
         return {" ".join(words).encode()}
     return {" ".join(words[i:i + k]).encode() for i in range(len(words) - k + 1)}
@@ -41,8 +44,6 @@ def check_lsh(threshold: float, num_perm: int, key: str) -> None:
     """:class:`ConfigError` (naming the config ``key``) when MinHash LSH cannot work at ``threshold`` with
     ``num_perm`` permutations (a high threshold needs more permutations); called before any work."""
     from datasketch import MinHashLSH
-
-    from ..errors import ConfigError
 
     try:
         MinHashLSH(threshold=threshold, num_perm=num_perm)

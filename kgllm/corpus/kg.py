@@ -1,15 +1,14 @@
 """An in-memory view of graph artifacts for text generation: facts by subject, names, types.
 
 Takes: graph artifacts (N-Triples term strings, via :func:`kgllm.rdf.iter_graph`) and optional ontology
-files (OWL/RDF: RDF/XML, Turtle or N-Triples, optionally .xz/.gz) for labels of predicates and classes.
+files (any RDF format :func:`kgllm.rdf.detect_format` knows by extension: RDF/XML, Turtle, N-Triples...,
+optionally .gz/.bz2/.xz) for labels of predicates and classes.
 Makes: a :class:`KG` with each triple classified by the role it plays in the corpus (see ``ROLE_*``);
 the roles add up to the number of triples read, so the manifest can account for every triple.
 """
 
 from __future__ import annotations
 
-import gzip
-import lzma
 import re
 import sys
 from collections import Counter, defaultdict
@@ -19,31 +18,60 @@ from urllib.parse import unquote
 
 from ..errors import InputError
 from ..log import progress
-from ..rdf import DBO, DC, FOAF, ONTOLEX, OWL, RDF, RDFS, SKOS, WN, Triple, iter_graph
-from .literals import parse_literal
+from ..rdf import (
+    DBO,
+    DC,
+    DCT_SUBJECT,
+    FOAF,
+    ONTOLEX,
+    ONTOLEX_CANONICAL_FORM,
+    ONTOLEX_IS_LEXICALIZED_SENSE_OF,
+    ONTOLEX_SENSE,
+    ONTOLEX_WRITTEN_REP,
+    OWL,
+    OWL_SAMEAS,
+    PROV,
+    RDF_TYPE,
+    RDFS_COMMENT,
+    RDFS_LABEL,
+    RDFS_SUBCLASSOF,
+    SCHEMA,
+    SKOS_PREFLABEL,
+    WN,
+    WN_DEFINITION,
+    WN_PART_OF_SPEECH,
+    Triple,
+    detect_format,
+    iri,
+    iter_graph,
+    open_rdf,
+    oxigraph_format,
+    parse_literal,
+)
 
-RDF_TYPE = f"<{RDF}type>"
-RDFS_LABEL = f"<{RDFS}label>"
+# WordNet and ontolex terms the corpus reads by name.
+WN_EXAMPLE = iri(WN + "example")
+DC_IDENTIFIER = iri(DC + "identifier")
 # Predicates giving an entity's name (used as its surface form, not verbalized as facts).
-NAME_PREDICATES = (f"<{RDFS}label>", f"<{SKOS}prefLabel>", f"<{FOAF}name>")
-ABSTRACT_PREDICATES = (f"<{DBO}abstract>", f"<{RDFS}comment>")
+NAME_PREDICATES = (RDFS_LABEL, SKOS_PREFLABEL, iri(FOAF + "name"))
+ABSTRACT_PREDICATES = (iri(DBO + "abstract"), RDFS_COMMENT)
 # WordNet synset attributes that make up the definition header of a synset document.
-WN_GLOSS = {f"<{WN}definition>", f"<{WN}example>", f"<{WN}partOfSpeech>", f"<{DC}identifier>", f"<{WN}lexfile>"}
+WN_GLOSS = {WN_DEFINITION, WN_EXAMPLE, WN_PART_OF_SPEECH, DC_IDENTIFIER, iri(WN + "lexfile")}
 # Lexical scaffolding: entries, forms and senses (they give synonyms and word labels).
-LEXICAL = {f"<{ONTOLEX}canonicalForm>", f"<{ONTOLEX}writtenRep>", f"<{ONTOLEX}sense>",
-           f"<{ONTOLEX}isLexicalizedSenseOf>"}
+LEXICAL = {ONTOLEX_CANONICAL_FORM, ONTOLEX_WRITTEN_REP, ONTOLEX_SENSE, ONTOLEX_IS_LEXICALIZED_SENSE_OF}
 # Bookkeeping predicates with no content worth a sentence.
 SKIP_PREDICATES = {
-    f"<{OWL}sameAs>", f"<{DBO}wikiPageID>", f"<{DBO}wikiPageRevisionID>", f"<{DBO}wikiPageLength>",
-    f"<{DBO}wikiPageOutDegree>", f"<{DBO}wikiPageWikiLink>", f"<{DBO}thumbnail>", f"<{FOAF}depiction>",
-    f"<{FOAF}isPrimaryTopicOf>", "<http://www.w3.org/ns/prov#wasDerivedFrom>", f"<{DBO}wikiPageRedirects>",
-    f"<{DBO}wikiPageDisambiguates>", f"<{DBO}wikiPageExternalLink>", "<http://purl.org/dc/terms/subject>",
-    f"<{OWL}equivalentClass>", f"<{OWL}equivalentProperty>", f"<{RDFS}subClassOf>",
-    f"<{DBO}wikiPageWikiLinkText>", f"<{FOAF}primaryTopic>", f"<{DBO}wikiPageInterLanguageLink>",
+    OWL_SAMEAS, *(iri(DBO + n) for n in (
+        "wikiPageID", "wikiPageRevisionID", "wikiPageLength", "wikiPageOutDegree", "wikiPageWikiLink", "thumbnail",
+        "wikiPageRedirects", "wikiPageDisambiguates", "wikiPageExternalLink", "wikiPageWikiLinkText",
+        "wikiPageInterLanguageLink")),
+    iri(FOAF + "depiction"), iri(FOAF + "isPrimaryTopicOf"), iri(FOAF + "primaryTopic"), iri(PROV + "wasDerivedFrom"),
+    DCT_SUBJECT, iri(OWL + "equivalentClass"), iri(OWL + "equivalentProperty"), RDFS_SUBCLASSOF,
 }
-SYNSET_TYPE = f"<{WN}Synset>"
-LEXICAL_CONCEPT = f"<{ONTOLEX}LexicalConcept>"
-PERSON_TYPES = {f"<{DBO}Person>", f"<{FOAF}Person>", "<http://schema.org/Person>"}
+SYNSET_TYPE = iri(WN + "Synset")
+LEXICAL_CONCEPT = iri(ONTOLEX + "LexicalConcept")
+PERSON_TYPES = {iri(DBO + "Person"), iri(FOAF + "Person"), iri(SCHEMA + "Person")}
+_DBO_PREFIX = "<" + DBO  # IRI terms of DBpedia ontology classes start so
 POS_NAMES = {"noun": "noun", "verb": "verb", "adjective": "adjective", "adverb": "adverb",
              "adjective_satellite": "adjective"}
 
@@ -119,9 +147,9 @@ class KG:
             old = self.names.get(s)
             if old is None or rank < old[0] or (rank == old[0] and value < old[1]):
                 self.names[s] = (rank, " ".join(value.split()))
-        elif p == f"<{ONTOLEX}isLexicalizedSenseOf>":
+        elif p == ONTOLEX_IS_LEXICALIZED_SENSE_OF:
             self.sense_of[s] = o
-        elif p == f"<{ONTOLEX}sense>":
+        elif p == ONTOLEX_SENSE:
             self.entry_of_sense[o] = s
 
     def load_ontology(self, path: Path) -> None:
@@ -130,19 +158,15 @@ class KG:
 
         if not path.exists():
             raise InputError(f"{path}: ontology file does not exist")
-        name = path.name
-        opener = lzma.open if name.endswith(".xz") else gzip.open if name.endswith(".gz") else open
-        base = name.removesuffix(".xz").removesuffix(".gz")
-        fmt = (pyoxigraph.RdfFormat.TURTLE if base.endswith(".ttl") else pyoxigraph.RdfFormat.N_TRIPLES
-               if base.endswith(".nt") else pyoxigraph.RdfFormat.RDF_XML)
+        fmt, comp = detect_format(path, what="ontology file")
         try:
-            with opener(path, "rb") as fh:
-                for q in pyoxigraph.parse(fh, format=fmt):
+            with open_rdf(path, comp) as fh:
+                for q in pyoxigraph.parse(fh, format=oxigraph_format(fmt)):
                     s, p, o = str(q.subject), str(q.predicate), q.object
                     if p == RDFS_LABEL and isinstance(o, pyoxigraph.Literal):
                         if o.language in (self.language, None) and (o.language or s not in self.onto_labels):
                             self.onto_labels[s] = o.value
-                    elif p == f"<{RDFS}subClassOf>" and isinstance(o, pyoxigraph.NamedNode):
+                    elif p == RDFS_SUBCLASSOF and isinstance(o, pyoxigraph.NamedNode):
                         self.superclasses[s].add(str(o))
         except (SyntaxError, ValueError, OSError) as e:
             raise InputError(f"{path}: cannot parse the ontology ({e}); give an RDF/XML, Turtle or N-Triples file") \
@@ -210,10 +234,10 @@ class KG:
 
         Specific = not a superclass of another of its types (ontology) and, as a tie-break, the class
         with the fewest instances in the graph (works without an ontology)."""
-        types = [t for t in self.types.get(s, ()) if self.label_of(t) or t.startswith(f"<{DBO}")]
+        types = [t for t in self.types.get(s, ()) if self.label_of(t) or t.startswith(_DBO_PREFIX)]
         if not types:
             return None
-        dbo = [t for t in types if t.startswith(f"<{DBO}")]
+        dbo = [t for t in types if t.startswith(_DBO_PREFIX)]
         cands = dbo or types
         supers = set()
         for t in cands:

@@ -1,27 +1,33 @@
-"""Predicate templates: the curated lexicon, with a fallback built from the predicate's label.
+"""Predicate phrasings: the curated lexicon, the one-fact templates learned from WebNLG, and a fallback
+built from the predicate's label.
 
-Takes: ``data/lexicon.json`` (curated templates for common DBpedia and WordNet predicates) and a
-:class:`~kgllm.corpus.kg.KG` (ontology/graph ``rdfs:label`` of predicates).
-Makes: a :class:`Template` per predicate: a sentence pattern with ``{s}``/``{o}`` slots, question
+Takes: ``data/lexicon.json`` (curated templates for common DBpedia and WordNet predicates),
+``data/webnlg_templates.json.gz`` (templates learned from WebNLG train by :mod:`kgllm.corpus.verbalize`,
+loaded here by :func:`shipped_templates`) and a label function (ontology/graph ``rdfs:label`` of predicates,
+e.g. :meth:`kgllm.corpus.kg.KG.label_of`).
+Makes: a :class:`PhraseTemplate` per predicate: a sentence pattern with ``{s}``/``{o}`` slots, question
 phrasings and a noun label. A DBpedia predicate missing from the curated lexicon uses its one-fact template
-learned from WebNLG train (:mod:`kgllm.corpus.webnlg`) when that is one sentence; any other predicate gets
-``"{s}'s <label> is {o}."`` where the label is the ontology's ``rdfs:label`` or the split local name
-(``dbo:fooBar`` -> "foo bar").
+learned from WebNLG train when that is one sentence; any other predicate gets ``"{s}'s <label> is {o}."``
+where the label is the ontology's ``rdfs:label`` or the split local name (``dbo:fooBar`` -> "foo bar").
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
-from .literals import split_camel
+from ..rdf import DBO, DBP, iri
+from .render import split_camel
+
+TEMPLATES_FILE = "data/webnlg_templates.json.gz"
 
 
 @dataclass(frozen=True)
-class Template:
+class PhraseTemplate:
     predicate: str          # N-Triples IRI term
     sentence: str           # "{s} was born in {o}."
     questions: tuple[str, ...]
@@ -37,18 +43,26 @@ class Template:
 @lru_cache(maxsize=1)
 def curated() -> dict[str, dict]:
     data = json.loads(resources.files("kgllm.corpus").joinpath("data/lexicon.json").read_text("utf-8"))
-    return {f"<{k}>": v for k, v in data.items() if not k.startswith("_")}
+    return {iri(k): v for k, v in data.items() if not k.startswith("_")}
 
 
-_DBPEDIA_PREFIXES = ("<http://dbpedia.org/ontology/", "<http://dbpedia.org/property/")
+@lru_cache(maxsize=1)
+def shipped_templates() -> dict[str, list]:
+    """The WebNLG templates shipped with kgllm: ``{shape: [template, support]}`` (see
+    :func:`kgllm.corpus.verbalize.learn_templates`); empty when the data file is absent."""
+    res = resources.files("kgllm.corpus").joinpath(TEMPLATES_FILE)
+    if not res.is_file():
+        return {}
+    return json.loads(gzip.decompress(res.read_bytes()))["templates"]
+
+
+_DBPEDIA_PREFIXES = ("<" + DBO, "<" + DBP)  # IRI terms in these namespaces start so
 
 
 def webnlg_sentence(predicate: str) -> str | None:
     """The WebNLG-learned one-fact template of a DBpedia predicate as a one-sentence ``{s}``/``{o}`` pattern."""
     if not predicate.startswith(_DBPEDIA_PREFIXES):
         return None
-    from .webnlg import shipped_templates
-
     t = shipped_templates().get(predicate[1:-1].rsplit("/", 1)[-1] + ":0>1")
     if t is None:
         return None
@@ -71,25 +85,25 @@ _UNIT_WORDS = {"kilograms", "kilogram", "kg", "inches", "inch", "metres", "meter
                "horsepower", "seconds", "minutes", "hours", "days", "years", "percent"}
 
 
-class Lexicon:
+class RelationLexicon:
     """Templates by predicate; ``label_of`` gives ontology labels for the fallback."""
 
     def __init__(self, label_of=None, use_webnlg: bool = True):
         self._label_of = label_of or (lambda p: None)
         self.use_webnlg = use_webnlg
-        self._cache: dict[str, Template] = {}
+        self._cache: dict[str, PhraseTemplate] = {}
         self.order = {p: i for i, p in enumerate(curated())}
 
-    def template(self, predicate: str) -> Template:
+    def template(self, predicate: str) -> PhraseTemplate:
         t = self._cache.get(predicate)
         if t is None:
             t = self._cache[predicate] = self._make(predicate)
         return t
 
-    def _make(self, p: str) -> Template:
+    def _make(self, p: str) -> PhraseTemplate:
         c = curated().get(p)
         if c is not None:
-            return Template(p, c["sentence"], tuple(c["questions"]), c["label"], True)
+            return PhraseTemplate(p, c["sentence"], tuple(c["questions"]), c["label"], True)
         label = self._label_of(p)
         if not label:
             v = p[1:-1] if p.startswith("<") else p
@@ -98,8 +112,8 @@ class Lexicon:
         questions = (f"What is the {label} of {{s}}?", f"What is {{s}}'s {label}?", f"Tell me the {label} of {{s}}.")
         learned = webnlg_sentence(p) if self.use_webnlg else None
         if learned is not None:
-            return Template(p, learned, questions, label, False)
-        return Template(p, "{s}'s " + label + " is {o}.", questions, label, False)
+            return PhraseTemplate(p, learned, questions, label, False)
+        return PhraseTemplate(p, "{s}'s " + label + " is {o}.", questions, label, False)
 
     def sort_key(self, predicate: str) -> tuple:
         """Curated predicates in lexicon order first, then the rest by label."""

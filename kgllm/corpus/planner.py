@@ -1,6 +1,6 @@
 """Sentence planning and annotation: one annotated paragraph per entity.
 
-Takes: a :class:`~kgllm.corpus.kg.KG` and a :class:`~kgllm.corpus.lexicon.Lexicon`.
+Takes: a :class:`~kgllm.corpus.kg.KG` and a :class:`~kgllm.corpus.lexicon.RelationLexicon`.
 Makes: for each entity an :class:`EntityPlan`: its fact groups (one per predicate, multi-valued
 predicates merged into one group) and a document::
 
@@ -23,23 +23,30 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..rdf import WN, triple_id
+from ..rdf import (
+    ONTOLEX_IS_LEXICALIZED_SENSE_OF,
+    RDF_TYPE,
+    WN_DEFINITION,
+    WN_PART_OF_SPEECH,
+    parse_literal,
+    triple_id,
+)
 from .clean import clean_text
 from .kg import (
     ABSTRACT_PREDICATES,
     KG,
     POS_NAMES,
-    RDF_TYPE,
     ROLE_ABSTRACT,
     ROLE_FACT,
     ROLE_GLOSS,
+    WN_EXAMPLE,
 )
-from .lexicon import Lexicon, Template
-from .literals import parse_literal, render_literal, split_camel
+from .lexicon import PhraseTemplate, RelationLexicon
+from .render import render_literal, split_camel
 
 
 @dataclass
-class Mention:
+class EntityMention:
     surface: str
     iri: str | None = None          # plain IRI (no angle brackets); None for literals
     types: tuple[str, ...] = ()
@@ -54,7 +61,7 @@ class Group:
     predicate: str
     objects: list[str]
     ids: list[str]
-    template: Template
+    template: PhraseTemplate
 
 
 @dataclass
@@ -88,7 +95,7 @@ class TextBuilder:
         self.parts.append(s)
         self.pos += len(s)
 
-    def mention(self, m: Mention, surface: str | None = None) -> None:
+    def mention(self, m: EntityMention, surface: str | None = None) -> None:
         surface = m.surface if surface is None else surface
         start = self.pos
         self.text(surface)
@@ -115,8 +122,8 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
-def render(tb: TextBuilder, template: str, subj: Mention, objs: list[Mention], *, skip_subject: bool = False,
-           final: bool = True) -> None:
+def render(tb: TextBuilder, template: str, subj: EntityMention, objs: list[EntityMention], *,
+           skip_subject: bool = False, final: bool = True) -> None:
     """Fill a template into the builder. ``skip_subject`` drops a leading ``"{s} "`` (aggregation);
     ``final=False`` drops the closing period (another verb phrase follows)."""
     parts = [p for p in _SLOT.split(template) if p != ""]
@@ -160,7 +167,7 @@ def article(word: str) -> str:
 
 
 class Planner:
-    def __init__(self, kg: KG, lexicon: Lexicon, *, include_abstracts: bool = True, max_facts: int = 200):
+    def __init__(self, kg: KG, lexicon: RelationLexicon, *, include_abstracts: bool = True, max_facts: int = 200):
         self.kg = kg
         self.lex = lexicon
         self.include_abstracts = include_abstracts
@@ -168,18 +175,19 @@ class Planner:
 
     # ------------------------------------------------------------------ mentions
 
-    def mention(self, term: str) -> Mention:
+    def mention(self, term: str) -> EntityMention:
         if term.startswith('"'):
-            return Mention(render_literal(term, self.kg.language))
-        return Mention(self.kg.name(term), plain(term), tuple(sorted(plain(t) for t in self.kg.types.get(term, ()))))
+            return EntityMention(render_literal(term, self.kg.language))
+        return EntityMention(self.kg.name(term), plain(term),
+                             tuple(sorted(plain(t) for t in self.kg.types.get(term, ()))))
 
-    def referring(self, term: str) -> Mention:
+    def referring(self, term: str) -> EntityMention:
         """Second mention: a pronoun, or a person's surname."""
         m = self.mention(term)
         if self.kg.is_person(term):
             words = m.surface.split()
-            return Mention(words[-1], m.iri, m.types) if len(words) > 1 else m
-        return Mention("it", m.iri, m.types, pronoun=True)
+            return EntityMention(words[-1], m.iri, m.types) if len(words) > 1 else m
+        return EntityMention("it", m.iri, m.types, pronoun=True)
 
     def fact_text(self, s: str, p: str, objects: list[str]) -> str:
         """One standalone sentence for the facts (s, p, o) for o in objects, with the full name."""
@@ -307,26 +315,26 @@ class Planner:
         tb.begin()
         tb.mention(self.mention(entity), _cap(self.kg.name(entity)))
         tb.text(f" is {article(label)} ")
-        tb.mention(Mention(label, plain(t), ()))
+        tb.mention(EntityMention(label, plain(t), ()))
         tb.text(".")
         tb.end([triple_id(entity, RDF_TYPE, t)])
 
     def _synset_header(self, tb: TextBuilder, entity: str) -> None:
         kg = self.kg
         po = kg.out.get(entity, ())
-        defs = sorted(o for p, o in po if p == f"<{WN}definition>")
-        examples = sorted(o for p, o in po if p == f"<{WN}example>")
-        pos = sorted(o for p, o in po if p == f"<{WN}partOfSpeech>")
+        defs = sorted(o for p, o in po if p == WN_DEFINITION)
+        examples = sorted(o for p, o in po if p == WN_EXAMPLE)
+        pos = sorted(o for p, o in po if p == WN_PART_OF_SPEECH)
         tb.begin()
         ids = []
         tb.mention(self.mention(entity))
         if pos:
             tb.text(f" ({POS_NAMES.get(plain(pos[0]).rsplit('#', 1)[-1], plain(pos[0]).rsplit('#', 1)[-1])})")
-            ids.append(triple_id(entity, f"<{WN}partOfSpeech>", pos[0]))
+            ids.append(triple_id(entity, WN_PART_OF_SPEECH, pos[0]))
         if defs:
             gloss = "; ".join(clean_text(parse_literal(d)[0]) for d in defs)
             tb.text(f": {gloss}.")
-            ids += [triple_id(entity, f"<{WN}definition>", d) for d in defs]
+            ids += [triple_id(entity, WN_DEFINITION, d) for d in defs]
         else:
             tb.text(".")
         tb.end(ids)
@@ -335,7 +343,7 @@ class Planner:
             tb.begin()
             quoted = ", ".join(f'"{clean_text(parse_literal(e)[0])}"' for e in examples)
             tb.text(f"For example: {quoted}.")
-            tb.end(triple_id(entity, f"<{WN}example>", e) for e in examples)
+            tb.end(triple_id(entity, WN_EXAMPLE, e) for e in examples)
         # Synonyms: the other words whose senses lexicalize this synset.
         main = kg.name(entity)
         syn = [(kg.name(s), s) for s in kg.senses_of_synset.get(entity, ()) if kg.name(s) != main]
@@ -347,10 +355,9 @@ class Planner:
             for k, (word, sense) in enumerate(syn):
                 if k:
                     tb.text(" and " if k == len(syn) - 1 else ", ")
-                tb.mention(Mention(word, plain(sense), tuple(sorted(plain(t) for t in kg.types.get(sense, ())))))
+                tb.mention(EntityMention(word, plain(sense), tuple(sorted(plain(t) for t in kg.types.get(sense, ())))))
             tb.text(".")
-            tb.end(triple_id(sense, "<http://www.w3.org/ns/lemon/ontolex#isLexicalizedSenseOf>", entity)
-                   for _, sense in syn)
+            tb.end(triple_id(sense, ONTOLEX_IS_LEXICALIZED_SENSE_OF, entity) for _, sense in syn)
 
     def _facts(self, tb: TextBuilder, entity: str, groups: list[Group]) -> None:
         k = len(tb.sentences) if not self.kg.is_synset(entity) else 1

@@ -18,16 +18,15 @@ import random
 from collections import defaultdict
 from collections.abc import Iterator
 
-from ..rdf import WN
+from ..rdf import DBO, WN, WN_DEFINITION, iri, literal, parse_literal, triple_id
 from .kg import ROLE_FACT
-from .literals import parse_literal, render_literal
 from .planner import EntityPlan, Planner, plain
+from .render import render_literal
 
 # Predicates whose facts imply their chains: a corrupted object must not be reachable through them.
-TRANSITIVE = {f"<{WN}{n}>" for n in ("hypernym", "hyponym", "instance_hypernym", "holo_part", "mero_part",
-                                      "holo_member", "mero_member", "holo_substance", "mero_substance")}
-TRANSITIVE |= {"<http://dbpedia.org/ontology/isPartOf>", "<http://dbpedia.org/ontology/parentCompany>",
-               "<http://dbpedia.org/ontology/subsidiary>"}
+TRANSITIVE = {iri(WN + n) for n in ("hypernym", "hyponym", "instance_hypernym", "holo_part", "mero_part",
+                                     "holo_member", "mero_member", "holo_substance", "mero_substance")}
+TRANSITIVE |= {iri(DBO + n) for n in ("isPartOf", "parentCompany", "subsidiary")}
 
 
 def _id(*parts: str) -> str:
@@ -54,7 +53,7 @@ class Corrupter:
         pred: dict[str, set[str]] = defaultdict(set)
         for s, po in kg.out.items():
             for p, o in po:
-                if p == f"<{WN}definition>" or kg.role(s, p, o) == ROLE_FACT:
+                if p == WN_DEFINITION or kg.role(s, p, o) == ROLE_FACT:
                     pred[p].add(o)
         # Each predicate's objects by kind, in sorted order: IRIs under (p, "iri"), literals under
         # (p, language, datatype). Blank nodes are in no pool.
@@ -146,7 +145,7 @@ class Corrupter:
         text = str(int(round(new))) if "." not in value and "E" not in value.upper() else repr(new)
         if text == value:
             text = str(int(x) + 1) if x == int(x) else repr(x + 1.0)
-        return f'"{text}"^^<{dt}>' if dt else f'"{text}"'
+        return literal(text, datatype=dt)
 
 
 def dpo_rows(planner: Planner, plans: dict[str, EntityPlan], *, per_group: int = 1, seed: int = 0,
@@ -173,10 +172,8 @@ def dpo_rows(planner: Planner, plans: dict[str, EntityPlan], *, per_group: int =
 
 
 def _definition_pairs(planner: Planner, cor: Corrupter, synset: str) -> Iterator[dict]:
-    from ..rdf import triple_id
-
     kg = planner.kg
-    p = f"<{WN}definition>"
+    p = WN_DEFINITION
     defs = sorted(kg.objects(synset, p))
     if not defs:
         return

@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from ..rdf import WN, triple_id
+from ..rdf import OWL, RDFS, WN_DEFINITION, WN_PART_OF_SPEECH, iri, parse_literal, triple_id
 from .kg import POS_NAMES
-from .literals import parse_literal
 from .planner import EntityPlan, Planner, plain
 
 # Links that are not relations between things (a path through them makes a meaningless question).
-NO_PATH_PREDICATES = {"<http://www.w3.org/2002/07/owl#differentFrom>", "<http://www.w3.org/2000/01/rdf-schema#seeAlso>"}
+NO_PATH_PREDICATES = {iri(OWL + "differentFrom"), iri(RDFS + "seeAlso")}
 
 
 def _id(*parts: str) -> str:
@@ -102,14 +101,14 @@ def _two_hop(planner: Planner, plan: EntityPlan, plans: dict[str, EntityPlan], l
 def _definition(planner: Planner, synset: str) -> Iterator[dict]:
     kg = planner.kg
     po = kg.out.get(synset, ())
-    defs = sorted(o for p, o in po if p == f"<{WN}definition>")
+    defs = sorted(o for p, o in po if p == WN_DEFINITION)
     if not defs:
         return
-    pos = sorted(o for p, o in po if p == f"<{WN}partOfSpeech>")
+    pos = sorted(o for p, o in po if p == WN_PART_OF_SPEECH)
     pos_name = POS_NAMES.get(plain(pos[0]).rsplit("#", 1)[-1], "word") if pos else "word"
     word = kg.name(synset)
     gloss = "; ".join(parse_literal(d)[0] for d in defs)
-    ids = [triple_id(synset, f"<{WN}definition>", d) for d in defs]
+    ids = [triple_id(synset, WN_DEFINITION, d) for d in defs]
     for k, q in enumerate((f"What does the {pos_name} '{word}' mean?", f"Define '{word}' ({pos_name}).")):
         yield {"id": _id("definition", synset, str(k)), "prompt": q,
                "completion": f"{_cap(word)} ({pos_name}): {gloss}.", "type": "definition", "triple_ids": ids,

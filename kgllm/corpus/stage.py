@@ -1,5 +1,7 @@
 """Stage ``corpus``: graph artifacts -> annotated training text, SFT and DPO data, leakage-free splits.
 
+The stage's registration (:data:`STAGES`), its config dataclasses and its run function.
+
 Takes: graph artifacts (``kgllm pull ...`` / ``kgllm validate``) and optional ontology files.
 Makes: a ``corpus`` artifact::
 
@@ -21,16 +23,19 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifacts import ArtifactWriter, Manifest
+from ..artifacts import ArtifactWriter, Manifest, jsonl_line, write_jsonl
 from ..errors import EmptyResultError
 from ..log import logger, progress
-from ..rdf import DC, WN, count_triples, triple_id
+from ..rdf import WN_DEFINITION, count_triples, lexical_form, triple_id
+from ..registry import Stage
 from .annotate import conll_lines, default_label, inline_markup
 from .clean import clean_text
 from .dedup import check_lsh, dedup
 from .kg import (
+    DC_IDENTIFIER,
     KG,
     ROLE_ABSTRACT,
     ROLE_BNODE,
@@ -40,21 +45,85 @@ from .kg import (
     ROLE_OTHER_LANG,
     ROLE_SKIP,
     ROLE_TYPE,
+    WN_EXAMPLE,
 )
-from .lexicon import Lexicon
-from .literals import parse_literal, render_literal, split_camel
+from .lexicon import RelationLexicon
 from .planner import EntityPlan, Planner, article
 from .preferences import Corrupter, dpo_rows
+from .render import render_literal, split_camel
 from .sft import sft_rows
 from .splits import SPLITS, row_text, split_rows
-from .stages import CorpusConfig
 
 PARTS = ("pretrain", "sft", "dpo")
 
 
+@dataclass
+class SplitConfig:
+    """Entity-level split: every document and example about one entity lands in the same split."""
+
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+    # A train text this similar (MinHash Jaccard estimate) to a validation/test text is removed.
+    near_dup_threshold: float = 0.8
+
+
+@dataclass
+class DedupConfig:
+    exact: bool = True
+    near: bool = True
+    threshold: float = 0.85      # MinHash LSH Jaccard threshold over word 3-shingles
+    num_perm: int = 64
+
+
+@dataclass
+class CorpusConfig:
+    ontology: list[Path] = field(default_factory=list)  # OWL/RDF files giving rdfs:labels of predicates/classes
+    seed: int = 0
+    language: str = "en"             # preferred language of labels and abstracts
+    include_abstracts: bool = True   # rdfs:comment / dbo:abstract text (cleaned) in the entity documents
+    sft_phrasings: int = 2           # one-hop questions per (entity, predicate), each a different phrasing
+    max_two_hop: int = 4             # two-hop questions per entity
+    max_list_objects: int = 20       # "list all" questions only for predicates with 2..N objects
+    dpo_per_fact: int = 1            # rejected answers per (entity, predicate) group
+    max_facts_per_entity: int = 200  # a hub entity's paragraph is cut here (the rest counted as truncated)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+
+    def __post_init__(self):
+        # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
+        sp, dd = self.split, self.dedup
+        for key, value, ok, want in (
+            ("sft_phrasings", self.sft_phrasings, self.sft_phrasings >= 0, "0 or more"),
+            ("max_two_hop", self.max_two_hop, self.max_two_hop >= 0, "0 or more"),
+            ("max_list_objects", self.max_list_objects, self.max_list_objects >= 0, "0 or more"),
+            ("dpo_per_fact", self.dpo_per_fact, self.dpo_per_fact >= 0, "0 or more"),
+            ("max_facts_per_entity", self.max_facts_per_entity, self.max_facts_per_entity >= 1, "at least 1"),
+            ("split.validation", sp.validation, 0 <= sp.validation < 1, "in [0, 1) (a share of the entities)"),
+            ("split.test", sp.test, 0 <= sp.test < 1, "in [0, 1) (a share of the entities)"),
+            ("split.validation + split.test", round(sp.validation + sp.test, 6), sp.validation + sp.test < 1,
+             "below 1 (the rest is the train split)"),
+            ("split.near_dup_threshold", sp.near_dup_threshold, 0 < sp.near_dup_threshold < 1,
+             "in (0, 1) (a Jaccard similarity)"),
+            ("dedup.threshold", dd.threshold, 0 < dd.threshold < 1, "in (0, 1) (a Jaccard similarity)"),
+            ("dedup.num_perm", dd.num_perm, dd.num_perm >= 4, "at least 4 (MinHash permutations; default 64)"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {value}")
+        if not self.language.strip():
+            raise ValueError("language must be a language tag such as en")
+
+
+STAGES = [
+    Stage(name="corpus", config=CorpusConfig, run="kgllm.corpus.stage:run", kind="corpus",
+          help="graph artifacts -> annotated pretrain text, SFT and DPO data with leakage-free splits",
+          min_inputs=1),
+]
+
+
 def build(kg: KG, config: CorpusConfig) -> tuple[dict, dict, dict, Counter]:
     """Plans, rows, dedup records and counts for a loaded graph (no files written)."""
-    planner = Planner(kg, Lexicon(kg.label_of), include_abstracts=config.include_abstracts,
+    planner = Planner(kg, RelationLexicon(kg.label_of), include_abstracts=config.include_abstracts,
                       max_facts=config.max_facts_per_entity)
     plans: dict[str, EntityPlan] = {}
     for e in progress(planner.subjects(), desc="planning documents", unit="entity"):
@@ -88,19 +157,19 @@ def triple_text(planner: Planner, s: str, p: str, o: str, role: str) -> str:
     if role == ROLE_FACT:
         return planner.fact_text(s, p, [o])
     if role == ROLE_NAME:
-        return f'{name[:1].upper() + name[1:]} is called "{parse_literal(o)[0]}".'
+        return f'{name[:1].upper() + name[1:]} is called "{lexical_form(o)}".'
     if role == ROLE_TYPE:
         label = kg.label_of(o) or split_camel(o[1:-1].rsplit("/", 1)[-1].rsplit("#", 1)[-1])
         return f"{name[:1].upper() + name[1:]} is {article(label)} {label}."
     if role == ROLE_ABSTRACT:
-        return clean_text(parse_literal(o)[0])
+        return clean_text(lexical_form(o))
     if role == ROLE_GLOSS:
         value = render_literal(o, kg.language) if o.startswith('"') else kg.name(o)
-        if p == f"<{WN}definition>":
+        if p == WN_DEFINITION:
             return f"{name[:1].upper() + name[1:]}: {value}."
-        if p == f"<{WN}example>":
+        if p == WN_EXAMPLE:
             return f'An example of "{name}": "{value}".'
-        if p == f"<{DC}identifier>":
+        if p == DC_IDENTIFIER:
             return f'"{name}" has the WordNet identifier {value}.'
         return f'"{name}" has the {split_camel(p[1:-1].rsplit("#", 1)[-1])} {value}.'
     value = render_literal(o, kg.language) if o.startswith('"') else kg.name(o)
@@ -120,7 +189,7 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
     if not any(rows.values()):
         raise EmptyResultError(f"{', '.join(map(str, inputs))}: no documents, SFT or DPO rows could be made from "
                                f"{kg.triples} triples (only types, labels or skipped predicates?)")
-    planner = Planner(kg, Lexicon(kg.label_of), include_abstracts=config.include_abstracts,
+    planner = Planner(kg, RelationLexicon(kg.label_of), include_abstracts=config.include_abstracts,
                       max_facts=config.max_facts_per_entity)
     splits, report = split_rows(rows, validation=config.split.validation, test=config.split.test,
                                 seed=config.split.seed, near_dup_threshold=config.split.near_dup_threshold,
@@ -143,26 +212,25 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
                         not_in_docs[role] += 1
                     if role in (ROLE_SKIP, ROLE_BNODE, ROLE_OTHER_LANG):
                         continue
-                    lines.append((tid, json.dumps({"id": tid, "s": s, "p": p, "o": o,
-                                                   "text": triple_text(planner, s, p, o, role)},
-                                                  ensure_ascii=False)))
+                    lines.append((tid, jsonl_line({"id": tid, "s": s, "p": p, "o": o,
+                                                   "text": triple_text(planner, s, p, o, role)})))
             lines.sort()
             prev = None
             for tid, line in lines:
                 if tid != prev:  # the same triple in two graphs is one line
-                    f.write(line + "\n")
+                    f.write(line)
                     n_triples_jsonl += 1
                 prev = tid
         for part in PARTS:
             (w.path / part).mkdir()
             for sp in SPLITS:
-                _write_jsonl(w.path / part / f"{sp}.jsonl", splits[part][sp])
+                write_jsonl(w.path / part / f"{sp}.jsonl", splits[part][sp])
         (w.path / "markup").mkdir()
         (w.path / "ner").mkdir()
         for sp in SPLITS:
             docs = splits["pretrain"][sp]
-            _write_jsonl(w.path / "markup" / f"{sp}.jsonl",
-                         [{"id": d["id"], "entity": d["entity"], "text": inline_markup(d)} for d in docs])
+            write_jsonl(w.path / "markup" / f"{sp}.jsonl",
+                        [{"id": d["id"], "entity": d["entity"], "text": inline_markup(d)} for d in docs])
             with open(w.path / "ner" / f"{sp}.conll", "w", encoding="utf-8") as f:
                 for line in conll_lines(docs, lambda span: default_label(span["types"], kg.main_type, span["iri"])):
                     f.write(line + "\n")
@@ -187,8 +255,3 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
         w.extra["sft_types"] = dict(sorted(Counter(r["type"] for sp in SPLITS for r in splits["sft"][sp]).items()))
     return w.manifest  # the CLI prints the counts (print_artifact)
 
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")

@@ -1,8 +1,9 @@
-"""``kgllm eval facts``: factual evaluation of trained models (handlers import lazily).
+"""Every ``kgllm eval`` command: ``qa`` (answer quality of an index, an ``eval.qa`` artifact), ``questions``
+(a question set from held-out facts), ``facts`` (factual evaluation of trained models) and ``webnlg``.
 
-Other packages add their own ``eval`` subcommands (``eval webnlg`` in kgllm.corpus.cli, ``eval qa`` and
-``eval questions`` in kgllm.ask.cli); the group merges. Its help text, :data:`GROUP_HELP`, is defined
-here only and lists every subcommand: whichever package registers first sets it.
+Takes: the ``kgllm`` argument parser (:func:`register`). Makes: the ``eval`` group, its help text
+(:data:`GROUP_HELP`, defined here only) and its subcommands. ``eval qa`` loads the answerer
+(kgllm.eval.qa -> kgllm.ask.answer: pyoxigraph, numpy, faiss) when it runs, never for ``kgllm --help``.
 """
 
 from __future__ import annotations
@@ -10,23 +11,55 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
+
+from ..artifacts import atomic_write_json
+from ..ask.cli import RETRIEVER_CHOICES, add_answerer_args, sparql_mode
+from ..commands import check_output_file, print_artifact
+from ..errors import EmptyResultError, UsageError
+from ..rdf import count_triples, iter_graph
+from . import webnlg
+from .facts import evaluate, format_table
+from .question_sets import generate, held_out_entities, write_questions
 
 GROUP_HELP = "evaluate models and answers: facts, qa, questions, webnlg"
 
 
-def check_output_file(path: Path, flag: str = "--out") -> Path:
-    """A command's output file must not be an existing directory: :class:`UsageError` (exit 2) before
-    any work, instead of an ``IsADirectoryError`` at the end."""
-    from ..errors import UsageError
-
-    if path.is_dir():
-        raise UsageError(f"{flag} {path}: is a directory; {flag} names the file to write (a new file, or "
-                         "one to replace)")
-    return path
-
-
 def register(cmds) -> None:
+    # In the order `kgllm eval --help` has always listed them.
+    p = cmds.subcommand("eval", "webnlg", "BLEU and chrF++ of the template verbalizer on a WebNLG XML file",
+                        _webnlg, group_help=GROUP_HELP)
+    p.add_argument("--xml", type=Path, action="append", required=True,
+                   help="WebNLG XML file or a directory of them (searched recursively); repeatable")
+    p.add_argument("--out", type=Path, help="also write the JSON report (and predictions) here")
+
+    p = cmds.subcommand(
+        "eval", "qa", "QA accuracy (Hits@1, EM, QALD F1, citation precision, latency) per retriever", _qa,
+        group_help=GROUP_HELP,
+        description="Ask every question of a JSONL file ({\"question\", \"answers\": [IRI or literal...]}) with\n"
+                    "the vector-only, graph-only and hybrid retrievers; write report.json, table.md and the\n"
+                    "predictions to an eval.qa artifact.")
+    add_answerer_args(p)
+    p.add_argument("--questions", type=Path, required=True, help="question file (JSONL)")
+    p.add_argument("--out", type=Path, required=True, help="output artifact directory")
+    p.add_argument("--retriever", action="append", choices=RETRIEVER_CHOICES,
+                   help="evaluate only this retriever (repeatable; default: all three)")
+    p.add_argument("--limit", type=int, default=0, help="first N questions only (0: all)")
+
+    p = cmds.subcommand(
+        "eval", "questions", "generate a QA question set from held-out facts of graph artifacts", _questions,
+        group_help=GROUP_HELP,
+        description="One-hop, two-hop, WordNet definition/hypernym and unanswerable questions with several\n"
+                    "phrasings, from graph artifacts; held-out entities from --corpus's test split or by hash.")
+    p.add_argument("graphs", nargs="+", type=Path, help="graph artifact directories")
+    p.add_argument("--out", type=Path, required=True, help="output JSONL file")
+    p.add_argument("--corpus", type=Path, help="corpus artifact: ask about its test-split entities")
+    p.add_argument("--holdout", type=float, default=0.5, help="share of entities held out without --corpus")
+    p.add_argument("--per-type", type=int, default=60, help="at most N questions per type")
+    p.add_argument("--phrasings", type=int, default=2, help="phrasings per fact")
+    p.add_argument("--seed", type=int, default=0)
+
     p = cmds.subcommand(
         "eval", "facts", "closed-book accuracy, preference accuracy and perplexity on held-out facts", _facts,
         group_help=GROUP_HELP,
@@ -43,10 +76,39 @@ def register(cmds) -> None:
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
 
 
-def _facts(args: argparse.Namespace) -> int:
-    from ..artifacts import atomic_write_json
-    from .facts import evaluate, format_table
+def _qa(args: argparse.Namespace) -> int:
+    from .qa import run_eval  # the answerer: pyoxigraph, numpy, faiss
 
+    man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
+                   sparql=sparql_mode(args), limit=args.limit)
+    print((args.out / "table.md").read_text("utf-8"), file=sys.stderr)  # run_eval always writes it
+    return print_artifact(args.out, man)
+
+
+def _questions(args: argparse.Namespace) -> int:
+    check_output_file(args.out)
+    if not 0 < args.holdout <= 1:
+        raise UsageError(f"--holdout {args.holdout}: must be in (0, 1] (the share of entities to ask about)")
+    for flag, value in (("--per-type", args.per_type), ("--phrasings", args.phrasings)):
+        if value < 1:
+            raise UsageError(f"{flag} {value}: must be at least 1")
+    graphs = ", ".join(map(str, args.graphs))
+    if count_triples(args.graphs) == 0:  # also a clear error for anything but graph artifacts
+        raise EmptyResultError(f"{graphs}: the graph holds no triples; no questions to generate")
+    held = held_out_entities(args.corpus) if args.corpus else None
+    rows = generate(iter_graph(args.graphs), holdout=args.holdout, held_out=held, phrasings=args.phrasings,
+                    max_per_type=args.per_type, seed=args.seed)
+    if not rows:
+        raise EmptyResultError(f"{graphs}: no questions could be generated (no labelled entity with an askable "
+                               f"fact among the held-out ones); try a larger --holdout or another graph")
+    write_questions(rows, args.out)
+    counts = Counter(r["type"] for r in rows)
+    print(f"questions: {args.out}  ({', '.join(f'{k}={v}' for k, v in sorted(counts.items()))}; "
+          f"total={len(rows)})")
+    return 0
+
+
+def _facts(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
     report = evaluate(args.model, args.corpus, split=args.split, limit=args.limit,
@@ -55,4 +117,15 @@ def _facts(args: argparse.Namespace) -> int:
         atomic_write_json(args.out, report)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     print(format_table(report), file=sys.stderr)
+    return 0
+
+
+def _webnlg(args: argparse.Namespace) -> int:
+    if args.out:
+        check_output_file(args.out)
+    report = webnlg.evaluate(args.xml)
+    if args.out:
+        atomic_write_json(args.out, report)
+    print(webnlg.format_report(report))
+    print(json.dumps({k: report[k] for k in ("bleu", "chrf++", "entries")}))
     return 0

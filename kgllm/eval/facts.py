@@ -5,9 +5,10 @@ and a corpus artifact; the held-out split (``test`` by default) of its ``sft``, 
 parts.
 Makes: a JSON-able dict per model with
 - ``qa``: greedy answers to the SFT questions, scored against the row's ``answers`` (IRIs are read as
-  their ``rdfs:label`` from ``triples.jsonl``, else their local name) and its reference ``completion``:
-  ``exact_match`` (normalised answer == normalised prediction), ``contains`` (a normalised answer occurs
-  in the prediction: generated answers are sentences) and ``f1`` (best token F1), overall and by type;
+  their ``rdfs:label`` from ``triples.jsonl``, else their local name) and its reference ``completion``
+  with :mod:`kgllm.eval.metrics`: ``exact_match`` (normalised answer == normalised prediction),
+  ``contains`` (a normalised answer occurs in the prediction: generated answers are sentences) and ``f1``
+  (best token F1), overall and by type;
   and ``kg_supported`` (the answer, read as a statement, matches a triple: :mod:`kgllm.train.kg_reward`);
 - ``preference``: DPO pairs where the model gives the true statement (``chosen``) a higher log-probability
   than the corrupted one (``rejected``), both conditioned on the prompt;
@@ -22,50 +23,23 @@ from __future__ import annotations
 import json
 import math
 import re
-import string
-import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
-from urllib.parse import unquote
 
 from ..errors import UsageError
 from ..log import logger, progress
-from ..rdf import RDFS
 from ..train import data as tdata
+from ..train.common import load_tokenizer
+from ..train.kg_reward import KGReward, local_name_forms
+from ..train.models import resolve_model
+from .metrics import contains_words, exact_match, normalize_answer, token_f1
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_LABEL_P = f"<{RDFS}label>"
 _METRICS = ("exact_match", "contains", "f1", "kg_supported")
-
-
-def normalize(text: str) -> str:
-    """SQuAD-style answer normalisation: lower case, no accents, punctuation or articles, single spaces."""
-    t = unicodedata.normalize("NFKD", text.lower())
-    t = "".join(ch for ch in t if not unicodedata.combining(ch))
-    t = "".join(" " if ch in string.punctuation else ch for ch in t)
-    return " ".join(_ARTICLES.sub(" ", t).split())
-
-
-def token_f1(pred: str, ref: str) -> float:
-    p, r = normalize(pred).split(), normalize(ref).split()
-    common = sum((Counter(p) & Counter(r)).values())
-    if not p or not r or common == 0:
-        return float(p == r)
-    prec, rec = common / len(p), common / len(r)
-    return 2 * prec * rec / (prec + rec)
 
 
 def label_map(corpus: Path) -> dict[str, str]:
     """IRI (without brackets) -> first rdfs:label lexical form seen in ``triples.jsonl`` (sorted by id)."""
-    from ..rdf import parse_literal
-
-    out: dict[str, str] = {}
-    for t in sorted(tdata.read_triples(corpus), key=lambda t: t.get("id", "")):
-        if t.get("p") == _LABEL_P and t.get("s", "").startswith("<") and t.get("o", "").startswith('"'):
-            s = t["s"][1:-1]
-            if s not in out:
-                out[s] = parse_literal(t["o"])[0]
-    return out
+    return tdata.triple_labels(tdata.read_triples(corpus))
 
 
 def answer_texts(answers: list[str], labels: dict[str, str]) -> list[str]:
@@ -74,11 +48,7 @@ def answer_texts(answers: list[str], labels: dict[str, str]) -> list[str]:
     for a in answers:
         v = a[1:-1] if a.startswith("<") and a.endswith(">") else a
         if re.match(r"^[a-z][a-z0-9+.-]*:", v) and " " not in v:
-            if v in labels:
-                forms = [labels[v]]
-            else:
-                local = unquote(re.split(r"[/#]", v.rstrip("/"))[-1]).replace("_", " ")
-                forms = [local, re.sub(r"\s*\([^)]*\)$", "", local)]  # "Kaleidoscope (novel)" -> "Kaleidoscope"
+            forms = [labels[v]] if v in labels else local_name_forms(v)
         else:
             forms = [v]
         out.extend(f for f in forms if f and f not in out)
@@ -86,10 +56,10 @@ def answer_texts(answers: list[str], labels: dict[str, str]) -> list[str]:
 
 
 def score_answer(pred: str, answers: list[str], reference: str) -> dict:
-    np_ = normalize(pred)
-    norm_answers = [normalize(a) for a in answers if normalize(a)]
-    exact = any(np_ == a for a in norm_answers) or np_ == normalize(reference)
-    contains = any(re.search(rf"(^| ){re.escape(a)}( |$)", np_) for a in norm_answers)
+    np_ = normalize_answer(pred)
+    answers_kept = [a for a in answers if normalize_answer(a)]
+    exact = exact_match(pred, [*answers_kept, reference])
+    contains = any(contains_words(np_, normalize_answer(a)) for a in answers_kept)
     f1 = max([token_f1(pred, a) for a in answers] + [token_f1(pred, reference)])
     return {"exact_match": float(exact), "contains": float(contains), "f1": f1}
 
@@ -100,9 +70,6 @@ class _Scorer:
     def __init__(self, model: str | Path):
         import torch
         from transformers import AutoModelForCausalLM
-
-        from ..train.common import load_tokenizer
-        from ..train.models import resolve_model
 
         self.path = resolve_model(model)
         archs = json.loads((self.path / "config.json").read_text("utf-8")).get("architectures") or []
@@ -172,8 +139,6 @@ def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limi
     labels = label_map(corpus)
     result: dict = {"model": str(model), "checkpoint": str(sc.path), "chat_format": "chat" if sc.chat else "plain"}
 
-    from ..train.kg_reward import KGReward
-
     kg = KGReward.from_corpus(corpus)
     qa_rows = tdata.read_split(corpus, "sft", split, limit)
     preds = sc.generate([r["prompt"] for r in qa_rows], max_new_tokens, batch_size) if qa_rows else []
@@ -221,10 +186,10 @@ def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limi
     return result
 
 
-def evaluate(models: list[str | Path], corpus: Path, **kw) -> dict:
+def evaluate(models: list[str | Path], corpus: Path, *, split: str = "test", **kw) -> dict:
     """:func:`evaluate_model` for each model, in the order given (e.g. base, SFT, SFT+DPO)."""
-    return {"corpus": str(corpus), "split": kw.get("split", "test"),
-            "results": [evaluate_model(m, corpus, **kw) for m in models]}
+    return {"corpus": str(corpus), "split": split,
+            "results": [evaluate_model(m, corpus, split=split, **kw) for m in models]}
 
 
 def _mean(rows: list[dict]) -> dict:

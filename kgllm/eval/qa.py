@@ -1,4 +1,5 @@
-"""``kgllm eval qa``: answer quality of the ask stage, for the vector-only, graph-only and hybrid retrievers.
+"""``kgllm eval qa`` and the ``eval.qa`` stage (:func:`run_eval_qa`): answer quality of the ask stage, for the
+vector-only, graph-only and hybrid retrievers.
 
 Takes: an index artifact, a question file (JSONL, one ``{"question": str, "answers": [IRI or literal, ...]}``
 per line; optional ``type``, ``id`` and ``triple_ids``: the gold supporting triples), optionally a model.
@@ -33,10 +34,22 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from ..artifacts import iter_jsonl
-from ..ask.parse import check_question
-from ..errors import InputError, UsageError
+from .. import api
+from ..artifacts import (
+    REPLACE_OTHER_KINDS,
+    ArtifactWriter,
+    Manifest,
+    atomic_write_json,
+    check_destination,
+    iter_jsonl,
+    write_jsonl,
+)
+from ..ask.answer import RETRIEVERS, load_answerer
+from ..ask.question import check_question
+from ..errors import ConfigError, InputError, UsageError
 from ..index.lexicon import term_value
+from ..log import progress
+from .stage import QAEvalConfig
 
 
 def retrieval_ms(timings: dict) -> float:
@@ -47,7 +60,7 @@ def retrieval_ms(timings: dict) -> float:
 
 def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
     """Read and check a question file (the first ``limit`` questions when ``limit > 0``). Every line must have
-    ``question`` (a string within :func:`~kgllm.ask.parse.check_question`'s limits) and ``answers`` (a list
+    ``question`` (a string within :func:`~kgllm.ask.question.check_question`'s limits) and ``answers`` (a list
     of strings or numbers); a bad line is an error naming file and line."""
     p = Path(path)
     if not p.exists():
@@ -153,8 +166,6 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
     The answerer is warmed up first (:meth:`~kgllm.ask.answer.Answerer.warmup`) so that loading the encoder
     is not counted as latency.
     """
-    from ..log import progress
-
     answerer.warmup(retrievers)
     report: dict = {"retrievers": {}, "questions": len(questions),
                     "types": dict(sorted(Counter(q["type"] for q in questions).items()))}
@@ -194,10 +205,6 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
              model: str | Path | None = None, sparql: str = "store", limit: int = 0, config=None,
              pipeline_key: str | None = None):
     """Evaluate and write the ``eval.qa`` artifact; returns its manifest."""
-    from ..artifacts import REPLACE_OTHER_KINDS, ArtifactWriter, atomic_write_json, check_destination
-    from ..ask.answer import load_answerer
-    from ..ask.retrieve import RETRIEVERS
-
     check_destination(out, "eval.qa", force=REPLACE_OTHER_KINDS.get())  # before the index loads
     retrievers = list(retrievers or RETRIEVERS)
     bad = [r for r in retrievers if r not in RETRIEVERS]
@@ -216,11 +223,23 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
         (w.path / "table.md").write_text(format_table(report), encoding="utf-8")
         (w.path / "predictions").mkdir()
         for mode, rows in preds.items():
-            with open(w.path / "predictions" / f"{mode}.jsonl", "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            write_jsonl(w.path / "predictions" / f"{mode}.jsonl", rows)
         w.counts["questions"] = len(qs)
         for mode, r in report["retrievers"].items():
             w.counts[f"{mode}_hits@1"] = r["overall"]["hits@1"]
             w.counts[f"{mode}_f1"] = r["overall"]["f1"]
     return w.manifest
+
+
+def run_eval_qa(inputs: list[Path], out: Path, config: QAEvalConfig, *, pipeline_key: str | None = None
+                ) -> Manifest:
+    """The ``eval.qa`` stage: one index artifact and ``config.questions`` -> an ``eval.qa`` artifact."""
+    if config.questions is None:
+        raise ConfigError("eval.qa: set `questions:` to a question file (JSONL), e.g. "
+                          "examples/data/questions/dbpedia_wordnet.jsonl")
+    return run_eval(inputs[0], config.questions, out, retrievers=config.retrievers, model=config.model,
+                    sparql=config.sparql, limit=config.limit, config=config, pipeline_key=pipeline_key)
+
+
+# ``kgllm.eval.qa(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.eval_qa)

@@ -1,18 +1,40 @@
-"""Run function of the ``eval.qa`` pipeline stage (see kgllm.eval.stages and kgllm.eval.qa)."""
+"""The stage of the eval package: ``eval.qa`` (QA evaluation of an index, written as an artifact).
+
+Takes: nothing at import (the stage registry reads :data:`STAGES`).
+Makes: the config dataclass (:class:`QAEvalConfig`, every default stated here) and the registration. The
+run function, :func:`kgllm.eval.qa.run_eval_qa`, loads the index and the encoder and is imported only when
+the stage runs. ``kgllm ask`` and ``kgllm serve`` answer questions interactively and write no artifact.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from ..artifacts import Manifest
-from ..errors import ConfigError
+from ..registry import Stage
 
 
-def run_eval_qa(inputs: list[Path], out: Path, config, *, pipeline_key: str | None = None) -> Manifest:
-    from ..eval.qa import run_eval
+@dataclass
+class QAEvalConfig:
+    questions: Path | None = None       # question file (JSONL); required
+    retrievers: list[Literal["vector", "graph", "hybrid"]] = field(
+        default_factory=lambda: ["vector", "graph", "hybrid"])
+    model: str | None = None            # local model to word answers (name or checkpoint dir); None: extractive
+    sparql: str = "store"               # store (embedded, from the index) | off | an endpoint URL
+    limit: int = 0                      # first N questions only (0: all)
 
-    if config.questions is None:
-        raise ConfigError("eval.qa: set `questions:` to a question file (JSONL), e.g. "
-                          "examples/data/questions/dbpedia_wordnet.jsonl")
-    return run_eval(inputs[0], config.questions, out, retrievers=config.retrievers, model=config.model,
-                    sparql=config.sparql, limit=config.limit, config=config, pipeline_key=pipeline_key)
+    def __post_init__(self):
+        if not self.retrievers:
+            raise ValueError("retrievers must name at least one of vector, graph, hybrid")
+        if self.limit < 0:
+            raise ValueError(f"limit must be 0 (all) or more, got {self.limit}")
+        if not self.sparql.strip():
+            raise ValueError("sparql must be store, off or an endpoint URL")
+
+
+STAGES = [
+    Stage("eval.qa", QAEvalConfig, "kgllm.eval.qa:run_eval_qa", "eval.qa",
+          help="QA evaluation of an index: Hits@1, EM, QALD F1, citation precision, latency per retriever",
+          min_inputs=1, max_inputs=1),
+]

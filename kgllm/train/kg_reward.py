@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from ..rdf import RDFS
+from ..eval.metrics import contains_words, normalize_answer
+from ..rdf import RDFS_LABEL, lexical_form
 from . import data as tdata
-
-_LABEL_P = f"<{RDFS}label>"
 
 
 @dataclass(frozen=True)
@@ -46,28 +45,22 @@ class _Fact:
     cues: tuple[str, ...]  # the relation's words in the verbalisation (text minus subject and object)
 
 
-def _norm(text: str) -> str:
-    from ..eval.facts import normalize
-
-    return normalize(text)
-
-
-def _has(hay: str, needle: str) -> bool:
-    return bool(needle) and re.search(rf"(^| ){re.escape(needle)}( |$)", hay) is not None
+def local_name_forms(iri: str) -> list[str]:
+    """Names an IRI (without brackets) goes by when it has no label: its local name with underscores as
+    spaces, and that without a trailing parenthetical ("Kaleidoscope (novel)" -> "Kaleidoscope")."""
+    local = unquote(re.split(r"[/#]", iri.rstrip("/"))[-1]).replace("_", " ")
+    return [local, re.sub(r"\s*\([^)]*\)$", "", local)]
 
 
 def _term_forms(term: str, labels: dict[str, str]) -> tuple[str, ...]:
     if term.startswith("<"):
         v = term[1:-1]
         if v in labels:
-            return (_norm(labels[v]),)
-        local = unquote(re.split(r"[/#]", v.rstrip("/"))[-1]).replace("_", " ")
-        forms = {_norm(local), _norm(re.sub(r"\s*\([^)]*\)$", "", local))}
+            return (normalize_answer(labels[v]),)
+        forms = {normalize_answer(f) for f in local_name_forms(v)}
         return tuple(sorted(f for f in forms if f))
     if term.startswith('"'):
-        from ..rdf import parse_literal
-
-        return (_norm(parse_literal(term)[0]),)
+        return (normalize_answer(lexical_form(term)),)
     return ()
 
 
@@ -77,21 +70,16 @@ class KGReward:
     __name__ = "kg_reward"  # trl names reward functions by __name__ in its logs
 
     def __init__(self, triples: list[dict]):
-        labels: dict[str, str] = {}
-        for t in sorted(triples, key=lambda t: t.get("id", "")):
-            if t.get("p") == _LABEL_P and t.get("s", "").startswith("<") and t.get("o", "").startswith('"'):
-                from ..rdf import parse_literal
-
-                labels.setdefault(t["s"][1:-1], parse_literal(t["o"])[0])
+        labels = tdata.triple_labels(triples)
         self.facts: list[_Fact] = []
         self.objects: dict[tuple[str, str], set[str]] = defaultdict(set)
         for t in sorted(triples, key=lambda t: t.get("id", "")):
-            if t.get("p") == _LABEL_P:
+            if t.get("p") == RDFS_LABEL:
                 continue
             sf, of = _term_forms(t["s"], labels), _term_forms(t["o"], labels)
             if not sf or not of:
                 continue  # blank nodes: nothing to name
-            words = _norm(t.get("text", "")).split()
+            words = normalize_answer(t.get("text", "")).split()
             drop = set(" ".join(sf + of).split())
             cues = tuple(w for w in words if w not in drop)
             self.facts.append(_Fact(t["id"], t["s"], t["p"], sf, of, cues))
@@ -106,17 +94,17 @@ class KGReward:
         return cls(tdata.read_triples(Path(corpus)))
 
     def verify(self, statement: str) -> Verdict:
-        st = _norm(statement)
-        candidates = [f for form, facts in self.by_subject.items() if _has(st, form) for f in facts]
+        st = normalize_answer(statement)
+        candidates = [f for form, facts in self.by_subject.items() if contains_words(st, form) for f in facts]
         best_contra = None
         for f in sorted(candidates, key=lambda f: f.id):
-            cue_hits = sum(_has(st, c) for c in f.cues)
+            cue_hits = sum(contains_words(st, c) for c in f.cues)
             relation = not f.cues or cue_hits * 3 >= 2 * len(f.cues)
             if not relation:
                 continue
-            if any(_has(st, o) for o in f.object_forms):
+            if any(contains_words(st, o) for o in f.object_forms):
                 return Verdict(1.0, "supported", f.id)
-            if best_contra is None and not any(_has(st, o) for o in self.objects[(f.s, f.p)]):
+            if best_contra is None and not any(contains_words(st, o) for o in self.objects[(f.s, f.p)]):
                 best_contra = f
         if best_contra is not None:
             return Verdict(-1.0, "contradicted", best_contra.id)

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import api
 from ..artifacts import Manifest
 from ..errors import ConfigError, InputError
 from . import data as tdata
 from .common import load_causal_lm, load_tokenizer, peft_config, resolve_inputs, run_training
-from .stages import PretrainConfig, ScratchModelConfig
+from .stage import PretrainConfig, ScratchModelConfig
 
 
 def tokenizer_dir(path: Path) -> Path:
@@ -126,3 +127,7 @@ def run(inputs: list[Path], out: Path, config: PretrainConfig, *, pipeline_key: 
     extra = {"from_scratch": ins.model is None, "packing": {"block_size": cfg.max_length, **tstats}}
     return run_training("train.pretrain", "model.pretrain", cfg, ins, out, build=build, tokenizer=tok,
                         counts=counts, extra=extra, pipeline_key=pipeline_key)
+
+
+# ``kgllm.train.pretrain(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.train_pretrain)

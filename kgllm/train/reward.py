@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import api
 from ..artifacts import Manifest
 from . import data as tdata
 from .common import load_tokenizer, peft_config, resolve_inputs, run_training
-from .stages import RewardConfig
+from .stage import RewardConfig
 
 
 def run(inputs: list[Path], out: Path, config: RewardConfig, *, pipeline_key: str | None = None) -> Manifest:
@@ -49,3 +50,7 @@ def run(inputs: list[Path], out: Path, config: RewardConfig, *, pipeline_key: st
     extra = {"chat_format": "chat" if chat else "plain", "head": "sequence classification, 1 score"}
     return run_training("train.reward", "model.reward", cfg, ins, out, build=build, tokenizer=tok,
                         counts=counts, extra=extra, pipeline_key=pipeline_key)
+
+
+# ``kgllm.train.reward(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.train_reward)

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import api
 from ..artifacts import Manifest
 from . import data as tdata
 from .common import load_causal_lm, load_tokenizer, peft_config, resolve_inputs, run_training
-from .stages import SFTConfig
+from .stage import SFTConfig
 
 
 def run(inputs: list[Path], out: Path, config: SFTConfig, *, pipeline_key: str | None = None) -> Manifest:
@@ -44,3 +45,7 @@ def run(inputs: list[Path], out: Path, config: SFTConfig, *, pipeline_key: str |
     extra = {"chat_format": "chat" if chat else "plain"}
     return run_training("train.sft", "model.sft", cfg, ins, out, build=build, tokenizer=tok,
                         counts=counts, extra=extra, pipeline_key=pipeline_key)
+
+
+# ``kgllm.train.sft(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.train_sft)

@@ -23,14 +23,32 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 
+from ..errors import ConfigError
 from ..log import progress
-from ..rdf import DBO, FOAF, ONTOLEX, OWL, PROV, RDF, RDFS, SKOS, WN, XSD, Triple
+from ..rdf import (
+    DBO,
+    FOAF,
+    ONTOLEX,
+    OWL,
+    PROV,
+    RDF,
+    RDF_LANGSTRING,
+    RDF_TYPE,
+    RDFS,
+    SKOS,
+    WN,
+    XSD,
+    XSD_STRING,
+    Triple,
+    iri,
+    literal_datatype,
+    literal_lexical,
+    shorten,
+)
 from .ontology import RDFS_LITERAL, Ontology
 
 SEVERITIES = ("error", "warning", "off")
-RDF_TYPE = f"<{RDF}type>"
-LANG_STRING = f"{RDF}langString"
-XSD_STRING = f"{XSD}string"
+_RDFS_LITERAL_IRI = RDFS + "Literal"   # datatype IRIs are bare, as literal_datatype gives them
 
 
 @dataclass(frozen=True)
@@ -38,7 +56,7 @@ class Violation:
     check: str
     severity: str
     message: str
-    triple: int | None = None     # index into the GraphIndex arrays, when one triple is at fault
+    triple: int | None = None     # index into the TermIndex arrays, when one triple is at fault
     focus: str | None = None      # the entity or term at fault (N-Triples form)
 
 
@@ -48,22 +66,22 @@ class CheckOptions:
 
     # rdfs:subClassOf, hypernymy: a cycle there is an error. Each group is checked as one graph.
     acyclic: list[list[str]] = field(default_factory=lambda: [
-        [f"{RDFS}subClassOf"], [f"{WN}hypernym", f"{WN}instance_hypernym"], [f"{WN}hyponym", f"{WN}instance_hyponym"]])
+        [RDFS + "subClassOf"], [WN + "hypernym", WN + "instance_hypernym"], [WN + "hyponym", WN + "instance_hyponym"]])
     label_predicates: list[str] = field(default_factory=lambda: [
-        f"{RDFS}label", f"{SKOS}prefLabel", f"{FOAF}name", f"{ONTOLEX}writtenRep"])
+        RDFS + "label", SKOS + "prefLabel", FOAF + "name", ONTOLEX + "writtenRep"])
     # Entities of these types need no label of their own (a sense is named by its entry).
-    label_exempt_types: list[str] = field(default_factory=lambda: [f"{ONTOLEX}LexicalSense", f"{ONTOLEX}Form"])
+    label_exempt_types: list[str] = field(default_factory=lambda: [ONTOLEX + "LexicalSense", ONTOLEX + "Form"])
     # Links to things outside the graph by design: not "dangling".
     dangling_ignore_predicates: list[str] = field(default_factory=lambda: [
-        f"{RDF}type", f"{OWL}sameAs", f"{RDFS}seeAlso", f"{FOAF}isPrimaryTopicOf", f"{FOAF}primaryTopic",
-        f"{FOAF}homepage", f"{FOAF}depiction", f"{DBO}thumbnail", f"{DBO}wikiPageExternalLink",
-        f"{PROV}wasDerivedFrom", f"{ONTOLEX}canonicalForm"])
+        RDF + "type", OWL + "sameAs", RDFS + "seeAlso", FOAF + "isPrimaryTopicOf", FOAF + "primaryTopic",
+        FOAF + "homepage", FOAF + "depiction", DBO + "thumbnail", DBO + "wikiPageExternalLink",
+        PROV + "wasDerivedFrom", ONTOLEX + "canonicalForm"])
 
 
 # ----------------------------------------------------------------------------- the index
 
 
-class GraphIndex:
+class TermIndex:
     """Distinct terms as ints, triples as int32 numpy arrays, plus per-term lookup tables for the checks.
 
     Build it with :meth:`add_all` (one streaming pass), then :meth:`finish` (numpy grouping; called by
@@ -98,7 +116,7 @@ class GraphIndex:
             O(intern(o, len(ids)))
         self._finished = False
 
-    def finish(self) -> GraphIndex:
+    def finish(self) -> TermIndex:
         """Group triples by predicate and build the lookup tables (idempotent)."""
         if self._finished:
             return self
@@ -182,23 +200,6 @@ class GraphIndex:
         return None if k < 0 else self.ancsets[k]
 
 
-def is_literal(term: str) -> bool:
-    return term[0] == '"'
-
-
-def literal_datatype(term: str) -> str:
-    """Datatype IRI (without brackets) of an N-Triples literal; rdf:langString / xsd:string when implicit."""
-    if term[-1] == ">":
-        return term[term.rindex("^^<") + 3:-1]
-    if term[-1] == '"':
-        return XSD_STRING
-    return LANG_STRING
-
-
-def literal_lexical(term: str) -> str:
-    return term[1:term.rindex('"')]
-
-
 # ----------------------------------------------------------------------------- lexical forms of XSD types
 
 _TZ = r"(Z|[+-](0\d|1[0-4]):[0-5]\d)?"
@@ -277,9 +278,9 @@ _XSD_PARENT = {
 
 
 def datatype_fits(dt: str, rng: str) -> bool:
-    if rng == dt or rng == f"{RDFS}Literal":
+    if rng == dt or rng == _RDFS_LITERAL_IRI:
         return True
-    if rng == XSD_STRING and dt == LANG_STRING:
+    if rng == XSD_STRING and dt == RDF_LANGSTRING:
         return True  # a language-tagged string is fine where a string is expected
     if dt.startswith(XSD) and rng.startswith(XSD):
         d, r = dt[len(XSD):], rng[len(XSD):]
@@ -289,9 +290,9 @@ def datatype_fits(dt: str, rng: str) -> bool:
                 return True
         return False
     numeric = ("double", "float", "decimal", *_INT_RANGES)
-    if rng.startswith(XSD) and rng[len(XSD):] in numeric and not dt.startswith(XSD) and dt != LANG_STRING:
+    if rng.startswith(XSD) and rng[len(XSD):] in numeric and not dt.startswith(XSD) and dt != RDF_LANGSTRING:
         return True  # a custom unit datatype (dbt:euro) where a number is expected: DBpedia's convention
-    if not rng.startswith(XSD) and rng != LANG_STRING and dt.startswith(XSD):
+    if not rng.startswith(XSD) and rng != RDF_LANGSTRING and dt.startswith(XSD):
         # Custom datatypes (DBpedia units such as dbt:kilometre) are numbers: accept numeric XSD literals.
         return dt[len(XSD):] in numeric
     return False
@@ -317,22 +318,20 @@ class Check:
     def __init__(self, severity: str | None = None):
         self.severity = severity or type(self).severity
 
-    def run(self, ctx: GraphIndex) -> Iterator[Violation]:
+    def run(self, ctx: TermIndex) -> Iterator[Violation]:
         raise NotImplementedError
 
     def v(self, message: str, triple: int | None = None, focus: str | None = None) -> Violation:
         return Violation(self.name, self.severity, message, None if triple is None else int(triple), focus)
 
 
-def run_checks(ctx: GraphIndex, severities: dict[str, str] | None = None,
+def run_checks(ctx: TermIndex, severities: dict[str, str] | None = None,
                only: Iterable[str] | None = None) -> dict[str, list[Violation]]:
     """Run every registered check (or ``only`` these) in name order; ``off`` disables a check."""
     ctx.finish()
     severities = severities or {}
     unknown = set(severities) - set(CHECKS)
     if unknown:
-        from ..errors import ConfigError
-
         raise ConfigError(f"unknown check(s) {', '.join(sorted(unknown))}; checks: {', '.join(sorted(CHECKS))}")
     out: dict[str, list[Violation]] = {}
     for name in sorted(only if only is not None else CHECKS):
@@ -388,8 +387,8 @@ class PropertyKind(Check):
             lit = ctx.is_literal[ctx.O[idx]]
             for n in (idx[lit] if obj else idx[~lit]).tolist():
                 o = ctx.terms[ctx.O[n]]
-                yield self.v(f"{_short(p)} is an object property but has the literal {o[:80]}" if obj else
-                             f"{_short(p)} is a datatype property but has the resource {o}", n)
+                yield self.v(f"{shorten(p)} is an object property but has the literal {o[:80]}" if obj else
+                             f"{shorten(p)} is a datatype property but has the resource {o}", n)
 
 
 def _class_verdicts(ctx, classes: set[str]):
@@ -414,7 +413,7 @@ class Domain(Check):
                 continue
             ok = _class_verdicts(ctx, dom)
             for n in idx[~ok[ctx.ancset_of[ctx.S[idx]]]].tolist():
-                yield self.v(f"subject of {_short(p)} is not a {'/'.join(map(_short, sorted(dom)))}", n,
+                yield self.v(f"subject of {shorten(p)} is not a {'/'.join(map(shorten, sorted(dom)))}", n,
                              ctx.terms[ctx.S[n]])
 
 
@@ -457,10 +456,10 @@ class Range(Check):
             for n in idx[bad].tolist():
                 term = ctx.terms[ctx.O[n]]
                 if term[0] == '"':
-                    yield self.v(f"{_short(p)} expects {'/'.join(map(_short_iri, sorted(dtypes)))}, "
+                    yield self.v(f"{shorten(p)} expects {'/'.join(map(_short_iri, sorted(dtypes)))}, "
                                  f"got {_short_iri(literal_datatype(term))}", n)
                 else:
-                    yield self.v(f"object of {_short(p)} is not a {'/'.join(map(_short, sorted(classes)))}", n,
+                    yield self.v(f"object of {shorten(p)} is not a {'/'.join(map(shorten, sorted(classes)))}", n,
                                  term)
 
 
@@ -484,7 +483,7 @@ class DisjointClasses(Check):
         for s in np.nonzero(has_pairs[ctx.ancset_of])[0].tolist():
             pairs = pairs_of[ctx.ancset_of[s]]
             involved = {c for pair in pairs for c in pair}
-            what = ", ".join(f"{_short(a)} and {_short(b)}" for a, b in pairs)
+            what = ", ".join(f"{shorten(a)} and {shorten(b)}" for a, b in pairs)
             for n in ctx.type_triples_of(s):
                 cls = ctx.terms[ctx.O[n]]
                 if sup.get(cls, frozenset((cls,))) & involved:
@@ -516,55 +515,8 @@ class FunctionalProperty(Check):
                 per_subject[int(ctx.S[n])] += 1
             for n in sel.tolist():
                 s = int(ctx.S[n])
-                yield self.v(f"{_short(p)} is functional but {ctx.terms[s]} has {per_subject[s]} values", n,
+                yield self.v(f"{shorten(p)} is functional but {ctx.terms[s]} has {per_subject[s]} values", n,
                              ctx.terms[s])
-
-
-def strongly_connected(adj: list[list[int]]) -> list[list[int]]:
-    """Tarjan's algorithm, iterative (hierarchies are deep: no recursion limit)."""
-    index = [-1] * len(adj)
-    low = [0] * len(adj)
-    on_stack = [False] * len(adj)
-    stack: list[int] = []
-    comps: list[list[int]] = []
-    counter = 0
-    for root in range(len(adj)):
-        if index[root] != -1:
-            continue
-        work = [(root, 0)]
-        while work:
-            v, i = work.pop()
-            if i == 0:
-                index[v] = low[v] = counter
-                counter += 1
-                stack.append(v)
-                on_stack[v] = True
-            recurse = False
-            while i < len(adj[v]):
-                w = adj[v][i]
-                i += 1
-                if index[w] == -1:
-                    work.append((v, i))
-                    work.append((w, 0))
-                    recurse = True
-                    break
-                if on_stack[w]:
-                    low[v] = min(low[v], index[w])
-            if recurse:
-                continue
-            if work:
-                u = work[-1][0]
-                low[u] = min(low[u], low[v])
-            if low[v] == index[v]:
-                comp = []
-                while True:
-                    w = stack.pop()
-                    on_stack[w] = False
-                    comp.append(w)
-                    if w == v:
-                        break
-                comps.append(comp)
-    return comps
 
 
 @register
@@ -575,14 +527,15 @@ class HierarchyCycle(Check):
                    "wn:instance_hypernym; their inverses): every edge inside a cycle is quarantined")
 
     def run(self, ctx):
+        import networkx as nx  # ~0.1 s to import, and `kgllm --help` imports this module (the stage registry)
         import numpy as np
 
         for group in ctx.opts.acyclic:
-            idx = np.concatenate([ctx.pred_triples(f"<{p}>") for p in group])
+            idx = np.concatenate([ctx.pred_triples(iri(p)) for p in group])
             if not len(idx):
                 continue
             # Prune (vectorised) edges that cannot be on a cycle: from a node nothing points to, or to a node
-            # that points nowhere. A DAG prunes to nothing in (depth) rounds; Tarjan sees only what is left.
+            # that points nowhere. A DAG prunes to nothing in (depth) rounds; networkx sees only what is left.
             a, b = ctx.S[idx], ctx.O[idx]
             keep = np.ones(len(idx), dtype=bool)
             while True:
@@ -595,21 +548,15 @@ class HierarchyCycle(Check):
             rest = idx[keep]
             if not len(rest):
                 continue
-            nodes: dict[int, int] = {}
-            edges = []
-            for n in sorted(rest.tolist()):
-                x = nodes.setdefault(int(ctx.S[n]), len(nodes))
-                y = nodes.setdefault(int(ctx.O[n]), len(nodes))
-                edges.append((x, y, n))
-            adj: list[list[int]] = [[] for _ in nodes]
-            for x, y, _ in edges:
-                adj[x].append(y)
+            edges = [(int(ctx.S[n]), int(ctx.O[n]), n) for n in sorted(rest.tolist())]
+            g = nx.DiGraph()
+            g.add_edges_from((x, y) for x, y, _ in edges)
             comp_of = {}
-            for k, comp in enumerate(strongly_connected(adj)):
+            for k, comp in enumerate(nx.strongly_connected_components(g)):
                 if len(comp) > 1:
                     for v in comp:
                         comp_of[v] = k
-            names = "/".join(_short(f"<{p}>") for p in group)
+            names = "/".join(shorten(iri(p)) for p in group)
             for x, y, n in edges:
                 subj = ctx.terms[ctx.S[n]]
                 if x == y:
@@ -630,7 +577,7 @@ class DanglingReference(Check):
 
         described = ctx.term_mask(ctx.ont.described)
         dangling = ~ctx.is_literal & ~ctx.is_subject & ~described   # per term
-        ignore = ctx.term_mask(f"<{p}>" for p in ctx.opts.dangling_ignore_predicates)
+        ignore = ctx.term_mask(iri(p) for p in ctx.opts.dangling_ignore_predicates)
         bad = dangling[ctx.O] & ~ignore[ctx.P]
         for n in np.nonzero(bad)[0].tolist():
             o = ctx.terms[ctx.O[n]]
@@ -648,8 +595,8 @@ class MissingLabel(Check):
 
         labelled = np.zeros(len(ctx.terms), dtype=bool)
         for p in ctx.opts.label_predicates:
-            labelled[ctx.S[ctx.pred_triples(f"<{p}>")]] = True
-        exempt_class = ctx.term_mask(f"<{t}>" for t in ctx.opts.label_exempt_types)
+            labelled[ctx.S[ctx.pred_triples(iri(p))]] = True
+        exempt_class = ctx.term_mask(iri(t) for t in ctx.opts.label_exempt_types)
         tidx = ctx.pred_triples(RDF_TYPE)
         labelled[ctx.S[tidx][exempt_class[ctx.O[tidx]]]] = True  # exempt entities count as labelled
         for s in np.nonzero(ctx.is_subject & ~labelled)[0].tolist():
@@ -676,19 +623,13 @@ class UndeclaredTerm(Check):
         for pi, idx in sorted(ctx.by_pred.items(), key=lambda kv: ctx.terms[kv[0]]):
             p = ctx.terms[pi]
             if p.startswith(namespaces) and p not in declared_props:
-                yield self.v(f"property {_short(p)} is not declared in the ontologies ({len(idx)} triples)", None, p)
+                yield self.v(f"property {shorten(p)} is not declared in the ontologies ({len(idx)} triples)", None, p)
         classes, counts = np.unique(ctx.O[ctx.pred_triples(RDF_TYPE)], return_counts=True)
         for c, k in sorted(zip(classes.tolist(), counts.tolist(), strict=True), key=lambda ck: ctx.terms[ck[0]]):
             term = ctx.terms[c]
             if term.startswith(namespaces) and term not in declared_classes and term not in ctx.ont.described:
-                yield self.v(f"class {_short(term)} is not declared in the ontologies ({k} instances)", None, term)
-
-
-def _short(term: str) -> str:
-    from ..rdf import shorten
-
-    return shorten(term)
+                yield self.v(f"class {shorten(term)} is not declared in the ontologies ({k} instances)", None, term)
 
 
 def _short_iri(value: str) -> str:
-    return _short(f"<{value}>")
+    return shorten(iri(value))

@@ -1,4 +1,7 @@
-"""``kgllm validate GRAPH_DIR... --ontology FILE... [--shapes FILE...] --out DIR`` (handler imports lazily).
+"""``kgllm validate GRAPH_DIR... --ontology FILE... [--shapes FILE...] --out DIR``.
+
+Takes: the ``kgllm`` argument parser (:func:`register`). Makes: the ``validate`` command, which runs the
+stage through the registry.
 
 Exit codes: 0 consistent and clean, 1 problems found (the clean graph, quarantine and report are
 still written; the problems are printed as ``kgllm: problem: ...`` and recorded in the manifest) or an
@@ -11,7 +14,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "check graphs against ontologies (OWL reasoning, data checks, SHACL); quarantine bad triples"
+from ..commands import add_config_args, print_artifact, stage_config
+from ..errors import UsageError
+from ..registry import run_stage
+from .stage import HELP
+
 EPILOG = """\
 examples:
   kgllm validate runs/dbpedia --ontology ontologies/dbpedia/dbo.owl.xz \\
@@ -22,8 +29,6 @@ examples:
 
 
 def register(cmds) -> None:
-    from ..commands import add_config_args
-
     p = cmds.command("validate", HELP, _cmd_validate, description=HELP + "\n\n" + EPILOG)
     p.add_argument("graphs", nargs="+", type=Path, metavar="GRAPH_DIR", help="graph artifact(s) to validate")
     p.add_argument("--ontology", action="append", type=Path, metavar="FILE",
@@ -37,10 +42,6 @@ def register(cmds) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from ..commands import print_artifact, stage_config
-    from ..errors import UsageError
-    from ..registry import run_stage
-
     flags = {"ontology": [str(p) for p in args.ontology] if args.ontology else None,
              "shapes": [str(p) for p in args.shapes] if args.shapes else None,
              "reasoner": args.reasoner, "java_heap_mb": args.java_heap_mb,

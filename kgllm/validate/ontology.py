@@ -1,10 +1,11 @@
 """Ontology files: parse them (any RDF syntax, xz/gzip), index their TBox, convert them for owlready2.
 
-Takes: ontology files (``.owl``/``.rdf``/``.xml`` RDF/XML, ``.ttl`` Turtle, ``.nt`` N-Triples, each
-optionally ``.xz`` or ``.gz``).
+Takes: ontology files (``.owl``/``.rdf``/``.xml`` RDF/XML, ``.ttl`` Turtle, ``.nt`` N-Triples, or any other
+syntax :func:`kgllm.rdf.detect_format` knows, each optionally ``.xz``, ``.gz`` or ``.bz2``).
 Makes: an :class:`Ontology` with the triples as N-Triples term strings and the indexed TBox the data
 checks need (class hierarchy closure, domains, ranges, property kinds, functional properties,
-disjointness), and an N-Triples file for owlready2 (which reads only RDF/XML and N-Triples).
+disjointness, subclass cycles: networkx over the hierarchies), and an N-Triples file for owlready2
+(which reads only RDF/XML and N-Triples).
 
 ``owl:imports`` are never fetched (everything runs offline): an import of an ontology that is not one
 of the given files is listed in ``unresolved_imports`` and reported; the reasoner runs without it.
@@ -12,7 +13,6 @@ of the given files is listed in ``unresolved_imports`` and reported; the reasone
 
 from __future__ import annotations
 
-import gzip
 import lzma
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,48 +20,65 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..rdf import OWL, RDF, RDFS, XSD, Triple
+from ..rdf import (
+    OWL,
+    OWL_CLASS,
+    RDF,
+    RDF_LANGSTRING,
+    RDF_TYPE,
+    RDFS,
+    RDFS_DOMAIN,
+    RDFS_RANGE,
+    RDFS_SUBCLASSOF,
+    RDFS_SUBPROPERTYOF,
+    XSD,
+    Triple,
+    detect_format,
+    iri,
+    open_rdf,
+    oxigraph_format,
+)
 
-_RDF_TYPE = f"<{RDF}type>"
-_SUBCLASS = f"<{RDFS}subClassOf>"
-_SUBPROP = f"<{RDFS}subPropertyOf>"
-_EQCLASS = f"<{OWL}equivalentClass>"
-_EQPROP = f"<{OWL}equivalentProperty>"
-_DOMAIN = f"<{RDFS}domain>"
-_RANGE = f"<{RDFS}range>"
-_DISJOINT = f"<{OWL}disjointWith>"
-_IMPORTS = f"<{OWL}imports>"
-_MEMBERS = f"<{OWL}members>"
-_FIRST, _REST, _NIL = f"<{RDF}first>", f"<{RDF}rest>", f"<{RDF}nil>"
+_EQCLASS = iri(OWL + "equivalentClass")
+_DISJOINT = iri(OWL + "disjointWith")
+_IMPORTS = iri(OWL + "imports")
+_MEMBERS = iri(OWL + "members")
+_ONTOLOGY = iri(OWL + "Ontology")
+_ALL_DISJOINT = iri(OWL + "AllDisjointClasses")
+_FIRST, _REST, _NIL = iri(RDF + "first"), iri(RDF + "rest"), iri(RDF + "nil")
 
-CLASS_TYPES = {f"<{OWL}Class>", f"<{RDFS}Class>"}
-OBJECT_PROPERTY = f"<{OWL}ObjectProperty>"
-DATATYPE_PROPERTY = f"<{OWL}DatatypeProperty>"
-PROPERTY_TYPES = {OBJECT_PROPERTY, DATATYPE_PROPERTY, f"<{OWL}AnnotationProperty>", f"<{RDF}Property>",
-                  f"<{OWL}FunctionalProperty>", f"<{OWL}InverseFunctionalProperty>",
-                  f"<{OWL}TransitiveProperty>", f"<{OWL}SymmetricProperty>", f"<{OWL}AsymmetricProperty>",
-                  f"<{OWL}ReflexiveProperty>", f"<{OWL}IrreflexiveProperty>"}
-FUNCTIONAL = f"<{OWL}FunctionalProperty>"
-DATATYPE = f"<{RDFS}Datatype>"
-RDFS_LITERAL = f"<{RDFS}Literal>"
+CLASS_TYPES = {OWL_CLASS, iri(RDFS + "Class")}
+OBJECT_PROPERTY = iri(OWL + "ObjectProperty")
+DATATYPE_PROPERTY = iri(OWL + "DatatypeProperty")
+FUNCTIONAL = iri(OWL + "FunctionalProperty")
+PROPERTY_TYPES = {OBJECT_PROPERTY, DATATYPE_PROPERTY, FUNCTIONAL, iri(OWL + "AnnotationProperty"),
+                  iri(RDF + "Property"), iri(OWL + "InverseFunctionalProperty"), iri(OWL + "TransitiveProperty"),
+                  iri(OWL + "SymmetricProperty"), iri(OWL + "AsymmetricProperty"), iri(OWL + "ReflexiveProperty"),
+                  iri(OWL + "IrreflexiveProperty")}
+DATATYPE = iri(RDFS + "Datatype")
+RDFS_LITERAL = iri(RDFS + "Literal")
+_LANGSTRING = iri(RDF_LANGSTRING)
+_XSD_PREFIX = "<" + XSD
 # Terms every ontology may use without declaring them.
 _BUILTIN_NS = (RDF, RDFS, OWL, XSD)
 
-_FORMATS = {".owl": "RDF_XML", ".rdf": "RDF_XML", ".xml": "RDF_XML", ".ttl": "TURTLE", ".nt": "N_TRIPLES",
-            ".n3": "N3", ".trig": "TRIG", ".nq": "N_QUADS", ".jsonld": "JSON_LD"}
-
 
 def rdf_format(path: Path, what: str = "ontology file") -> tuple[str, str | None]:
-    """(pyoxigraph format name, compression) from the file name, e.g. ``dbo.owl.xz`` -> (RDF_XML, xz)."""
-    suffixes = [s.lower() for s in path.suffixes]
-    comp = None
-    if suffixes and suffixes[-1] in (".xz", ".gz"):
-        comp = suffixes.pop()[1:]
-    fmt = _FORMATS.get(suffixes[-1] if suffixes else "")
-    if fmt is None:
+    """``(format, compression)`` of an RDF file by :func:`kgllm.rdf.detect_format` (``dbo.owl.xz`` ->
+    ``("rdfxml", ".xz")``); an unknown extension is an :class:`InputError` naming the file as ``what``."""
+    try:
+        return detect_format(path, what=what)
+    except InputError:
         raise InputError(f"{path}: unknown RDF syntax; name {what}s .owl/.rdf (RDF/XML), .ttl (Turtle) "
-                         f"or .nt (N-Triples), optionally with .xz or .gz")
-    return fmt, comp
+                         f"or .nt (N-Triples), optionally with .xz or .gz") from None
+
+
+def oxigraph_name(fmt: str) -> str:
+    """pyoxigraph's constant name of a format (``rdfxml`` -> ``RDF_XML``), as reports have always shown it."""
+    import pyoxigraph
+
+    rf = oxigraph_format(fmt)
+    return next(n for n in dir(pyoxigraph.RdfFormat) if n.isupper() and getattr(pyoxigraph.RdfFormat, n) == rf)
 
 
 def check_rdf_file(path: str | Path, what: str = "ontology file") -> Path:
@@ -82,17 +99,15 @@ def parse_rdf_file(path: str | Path, what: str = "ontology file") -> list[Triple
 
     path = check_rdf_file(path, what)
     fmt, comp = rdf_format(path, what)
-    opener = {"xz": lzma.open, "gz": gzip.open}.get(comp, open)
     try:
-        with opener(path, "rb") as fh:
+        with open_rdf(path, comp) as fh:
             return [(str(q.subject), str(q.predicate), str(q.object))
-                    for q in pyoxigraph.parse(fh, format=getattr(pyoxigraph.RdfFormat, fmt),
-                                              base_iri=path.resolve().as_uri())]
+                    for q in pyoxigraph.parse(fh, format=oxigraph_format(fmt), base_iri=path.resolve().as_uri())]
     except SyntaxError as e:
-        raise InputError(f"{path}: not valid {fmt.replace('_', '/')}: {e}; fix the file or give it the right "
-                         f"extension") from e
+        raise InputError(f"{path}: not valid {oxigraph_name(fmt).replace('_', '/')}: {e}; fix the file or give "
+                         f"it the right extension") from e
     except (lzma.LZMAError, OSError, EOFError) as e:
-        raise InputError(f"{path}: cannot read ({comp or 'plain'} file): {e}") from e
+        raise InputError(f"{path}: cannot read ({comp[1:] if comp else 'plain'} file): {e}") from e
 
 
 @dataclass
@@ -132,7 +147,7 @@ class Ontology:
         return any(term.startswith("<" + ns) for ns in _BUILTIN_NS)
 
     def is_datatype(self, term: str) -> bool:
-        return term in self.datatypes or term.startswith(f"<{XSD}") or term in (RDFS_LITERAL, f"<{RDF}langString>")
+        return term in self.datatypes or term.startswith(_XSD_PREFIX) or term in (RDFS_LITERAL, _LANGSTRING)
 
 
 def load_ontologies(paths: Iterable[str | Path]) -> Ontology:
@@ -140,16 +155,16 @@ def load_ontologies(paths: Iterable[str | Path]) -> Ontology:
     for p in paths:
         p = Path(p)
         triples = parse_rdf_file(p)
-        iris = sorted({s for s, pr, o in triples if pr == _RDF_TYPE and o == f"<{OWL}Ontology>"})
+        iris = sorted({s for s, pr, o in triples if pr == RDF_TYPE and o == _ONTOLOGY})
         imports = sorted({o for s, pr, o in triples if pr == _IMPORTS})
-        ont.files.append({"path": str(p), "format": rdf_format(p)[0], "triples": len(triples),
+        ont.files.append({"path": str(p), "format": oxigraph_name(rdf_format(p)[0]), "triples": len(triples),
                           "ontology_iris": [i[1:-1] for i in iris], "imports": [i[1:-1] for i in imports]})
         ont.ontology_iris.extend(iris)
         ont.triples.extend(triples)
     given = set(ont.ontology_iris)
     for f in ont.files:
         for imp in f["imports"]:
-            if f"<{imp}>" not in given:
+            if iri(imp) not in given:
                 ont.unresolved_imports.append({"file": f["path"], "import": imp})
     _index(ont)
     return ont
@@ -165,7 +180,7 @@ def _index(ont: Ontology) -> None:
     eqclass: list[tuple[str, str]] = []
     for s, p, o in ont.triples:
         ont.described.add(s)
-        if p == _RDF_TYPE:
+        if p == RDF_TYPE:
             if o in CLASS_TYPES:
                 ont.classes.add(s)
             elif o in PROPERTY_TYPES:
@@ -178,19 +193,19 @@ def _index(ont: Ontology) -> None:
                     ont.functional.add(s)
             elif o == DATATYPE:
                 ont.datatypes.add(s)
-            elif o == f"<{OWL}AllDisjointClasses>":
+            elif o == _ALL_DISJOINT:
                 all_disjoint.append(s)
-        elif p == _SUBCLASS and o.startswith("<"):
+        elif p == RDFS_SUBCLASSOF and o.startswith("<"):
             sup[s].add(o)
         elif p == _EQCLASS and o.startswith("<") and s.startswith("<"):
             eqclass.append((s, o))
-        elif p == _SUBPROP and o.startswith("<"):
+        elif p == RDFS_SUBPROPERTYOF and o.startswith("<"):
             # Only rdfs:subPropertyOf passes domains/ranges down: DBpedia's owl:equivalentProperty links to
             # external vocabularies would chain unrelated properties together (hubAirport -> Stream).
             subprop[s].add(o)
-        elif p == _DOMAIN and o.startswith("<"):
+        elif p == RDFS_DOMAIN and o.startswith("<"):
             domains[s].add(o)
-        elif p == _RANGE and o.startswith("<"):
+        elif p == RDFS_RANGE and o.startswith("<"):
             ranges[s].add(o)
         elif p == _DISJOINT and o.startswith("<") and s.startswith("<"):
             ont.disjoint.setdefault(s, set()).add(o)
@@ -251,18 +266,13 @@ def _equivalences(triples: list[Triple]) -> set[tuple[str, str]]:
 
 
 def _closure(parents: dict[str, set[str]], nodes: Iterable[str]) -> dict[str, set[str]]:
-    """Reflexive-transitive closure of ``parents`` for every node (iterative, cycle-safe)."""
-    out: dict[str, set[str]] = {}
-    for n in set(nodes) | set(parents):
-        seen = {n}
-        stack = [n]
-        while stack:
-            for q in parents.get(stack.pop(), ()):
-                if q not in seen:
-                    seen.add(q)
-                    stack.append(q)
-        out[n] = seen
-    return out
+    """Reflexive-transitive closure of ``parents`` for every node (cycle-safe): the node and everything
+    reachable from it in the hierarchy."""
+    import networkx as nx  # ~0.1 s to import, and `kgllm --help` imports this module (the stage registry)
+
+    g = nx.DiGraph()
+    g.add_edges_from((a, b) for a, bs in parents.items() for b in bs)
+    return {n: (nx.descendants(g, n) | {n}) if n in g else {n} for n in set(nodes) | set(parents)}
 
 
 def find_cycles(edges: dict[str, list[str]], exclude_pairs: set[tuple[str, str]] = frozenset()) -> list[list[str]]:
@@ -270,20 +280,13 @@ def find_cycles(edges: dict[str, list[str]], exclude_pairs: set[tuple[str, str]]
 
     ``exclude_pairs`` are edges to ignore (e.g. owl:equivalentClass, which is a 2-cycle by design).
     """
-    from .checks import strongly_connected
+    import networkx as nx  # see _closure
 
-    nodes = sorted(set(edges) | {t for ts in edges.values() for t in ts})
-    index = {n: i for i, n in enumerate(nodes)}
-    adj = [[] for _ in nodes]
-    for a, ts in edges.items():
-        for b in ts:
-            if (a, b) not in exclude_pairs:
-                adj[index[a]].append(index[b])
-    cycles = []
-    for comp in strongly_connected(adj):
-        if len(comp) > 1 or comp[0] in adj[comp[0]]:
-            cycles.append(sorted(nodes[i] for i in comp))
-    return sorted(cycles)
+    g = nx.DiGraph()
+    g.add_nodes_from(edges)
+    g.add_edges_from((a, b) for a, bs in edges.items() for b in bs if (a, b) not in exclude_pairs)
+    return sorted(sorted(c) for c in nx.strongly_connected_components(g)
+                  if len(c) > 1 or g.has_edge(next(iter(c)), next(iter(c))))
 
 
 def write_ntriples_for_owlready(ont: Ontology, out: Path) -> Path:

@@ -28,10 +28,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..log import logger
+from ..rdf import OWL
 from .ontology import Ontology, write_ntriples_for_owlready
 
 REASONERS = ("hermit", "pellet", "none")
-_NOTHING = "http://www.w3.org/2002/07/owl#Nothing"
+_NOTHING = OWL + "Nothing"
 
 
 @dataclass

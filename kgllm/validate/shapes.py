@@ -18,10 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InputError
-from ..rdf import RDF, RDFS, shorten
+from ..rdf import RDF, RDFS, SH, shorten
 from .ontology import parse_rdf_file
-
-SH = "http://www.w3.org/ns/shacl#"
 
 
 def load_shapes(paths: Iterable[str | Path]):

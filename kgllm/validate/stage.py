@@ -1,6 +1,7 @@
-"""Run the validate stage: ontologies + graph artifacts -> clean graph + quarantine + report.
+"""The validate stage: its config (:class:`ValidateConfig`), its registration (:data:`STAGES`) and its run
+function: ontologies + graph artifacts -> clean graph + quarantine + report.
 
-Takes: graph artifacts (kind ``graph``) and a :class:`~kgllm.validate.stages.ValidateConfig`.
+Takes: graph artifacts (kind ``graph``) and a :class:`ValidateConfig`.
 Makes: a graph artifact at ``out`` (written with :class:`~kgllm.rdf.GraphWriter`, one output shard per
 input shard with the same provenance) holding the triples no ``error`` check flagged, plus::
 
@@ -19,11 +20,12 @@ triples is :class:`~kgllm.errors.EmptyResultError` (exit 1).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from ..artifacts import Manifest, atomic_write_json, atomic_write_text
+from ..artifacts import Manifest, atomic_write_json, atomic_write_text, jsonl_line, write_jsonl
 from ..errors import ArtifactError, EmptyResultError, InputError
 from ..log import logger, progress
 from ..rdf import (
@@ -35,12 +37,55 @@ from ..rdf import (
     read_manifest,
     triple_id,
 )
-from .checks import CHECKS, GraphIndex, run_checks
+from ..registry import Stage
+from .checks import CHECKS, SEVERITIES, CheckOptions, TermIndex, run_checks
 from .ontology import check_rdf_file, load_ontologies
 from .reasoning import reason
 from .report import render_markdown
 from .shapes import load_shapes, validate_shapes
-from .stages import ValidateConfig
+
+HELP = "check graphs against ontologies (OWL reasoning, data checks, SHACL); quarantine bad triples"
+
+
+@dataclass
+class ValidateConfig:
+    # Ontology files (RDF/XML, Turtle, N-Triples; .xz/.gz ok). Their union is reasoned over and indexed.
+    ontology: list[Path] = field(default_factory=list)
+    # SHACL shapes files (see ontologies/shapes/).
+    shapes: list[Path] = field(default_factory=list)
+    # hermit: consistency + unsatisfiable classes (Pellet explains an inconsistency when explain is on);
+    # pellet: Pellet only; none: skip OWL reasoning (the data checks still run).
+    reasoner: Literal["hermit", "pellet", "none"] = "hermit"
+    explain: bool = True
+    java_heap_mb: int = 2000
+    reasoning_timeout_s: float = 300.0
+    # Per-check severity overrides: {check_name: error|warning|off}. error quarantines the triples.
+    severity: dict[str, str] = field(default_factory=dict)
+    checks: CheckOptions = field(default_factory=CheckOptions)
+    shacl_max_triples: int = 500_000
+    # Examples per check in report.json/report.md (every violation is in warnings.jsonl / quarantine/).
+    max_examples: int = 20
+    # Unsatisfiable classes count as a problem (exit code 1), like an inconsistent ontology.
+    fail_on_unsatisfiable: bool = True
+
+    def __post_init__(self):
+        for k, v in self.severity.items():
+            if k not in CHECKS:
+                raise ValueError(f"severity: unknown check {k!r}; checks: {', '.join(sorted(CHECKS))}")
+            if v not in SEVERITIES:
+                raise ValueError(f"severity.{k}: {v!r} is not one of {', '.join(SEVERITIES)}")
+        if self.java_heap_mb < 64:
+            raise ValueError("java_heap_mb must be at least 64")
+        if self.reasoning_timeout_s <= 0:
+            raise ValueError("reasoning_timeout_s must be positive")
+        for key, value in (("shacl_max_triples", self.shacl_max_triples), ("max_examples", self.max_examples)):
+            if value < 0:
+                raise ValueError(f"{key} must be 0 or more, got {value}")
+
+
+STAGES = [
+    Stage("validate", ValidateConfig, "kgllm.validate.stage:run", "graph", help=HELP, min_inputs=1),
+]
 
 
 def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: str | None = None) -> Manifest:
@@ -65,7 +110,7 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
                        timeout_s=config.reasoning_timeout_s, explain=config.explain)
     logger.info("reasoning: %s", reasoning.status)
 
-    ctx = GraphIndex(ont, config.checks)
+    ctx = TermIndex(ont, config.checks)
     ctx.add_all(_iter_inputs(inputs), total=total)
     if len(ctx) != total:
         raise ArtifactError(f"{', '.join(map(str, inputs))}: manifests count {total} triples but the shards hold "
@@ -84,11 +129,9 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
     shacl_lines: list[str] | None = [] if total <= config.shacl_max_triples else None
     with GraphWriter(out, config=config, inputs=inputs, pipeline_key=pipeline_key) as g:
         kept, quarantined, duplicates = _write_graph(g, ctx, inputs, quarantine, shacl_lines)
-        with open(g.path / "warnings.jsonl", "w", encoding="utf-8") as wf:
-            for v in warnings:
-                wf.write(json.dumps({"check": v.check, "severity": v.severity, "message": v.message,
-                                     "focus": v.focus, "triple": list(ctx.triple(v.triple))
-                                     if v.triple is not None else None}, ensure_ascii=False) + "\n")
+        write_jsonl(g.path / "warnings.jsonl", (
+            {"check": v.check, "severity": v.severity, "message": v.message, "focus": v.focus,
+             "triple": list(ctx.triple(v.triple)) if v.triple is not None else None} for v in warnings))
         assert kept + quarantined + duplicates == total, "validate lost triples"  # counts must add up
 
         # Too big for pyshacl: the lines were not kept, and the input size decides (reported as skipped).
@@ -123,7 +166,7 @@ def _check_ontology(ont) -> None:
                          "axioms); give the OWL/RDF file of the ontology to validate against")
 
 
-def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine: dict[int, list],
+def _write_graph(g: GraphWriter, ctx: TermIndex, inputs: list[Path], quarantine: dict[int, list],
                  shacl_lines: list[str] | None) -> tuple[int, int, int]:
     """Kept triples into ``g`` (one shard per input shard, same provenance), the rest into quarantine/.
 
@@ -173,11 +216,11 @@ def _write_graph(g: GraphWriter, ctx: GraphIndex, inputs: list[Path], quarantine
                             quarantined += 1
                             s, p, o = terms[si], terms[pi], terms[oi]
                             qn.write(line + " .\n")
-                            qj.write(json.dumps({
+                            qj.write(jsonl_line({
                                 "id": triple_id(s, p, o), "s": s, "p": p, "o": o,
                                 "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
                                 "source": {"graph": str(d), "shard": shard["file"],
-                                           "provenance": shard["provenance"]}}, ensure_ascii=False) + "\n")
+                                           "provenance": shard["provenance"]}}))
                 n0 = n1
     bar.close()
     g.duplicates += duplicates  # the writer's own count (it did not see them: unique_lines)

@@ -16,6 +16,7 @@ Modules:
 
 from __future__ import annotations
 
+from ... import api
 from .config import USER_AGENT, HarvestConfig
 from .endpoint import HttpEndpoint, Response, StoreEndpoint
 from .harvest import CHECKPOINT, CHECKPOINT_VERSION, harvest, work_dir
@@ -23,3 +24,7 @@ from .query import Query, load_query, parse_query, template_triples
 
 __all__ = ["CHECKPOINT", "CHECKPOINT_VERSION", "USER_AGENT", "HarvestConfig", "HttpEndpoint", "Query", "Response",
            "StoreEndpoint", "harvest", "load_query", "parse_query", "template_triples", "work_dir"]
+
+
+# ``kgllm.pull.sparql(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.pull_sparql)

@@ -117,7 +117,7 @@ def work_dir(out: Path) -> Path:
 
 def _write_page(path: Path, rows: list[str]) -> None:
     # Level 1: work files are read once, when the artifact is written (which compresses properly).
-    with atomic_open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb", compresslevel=1, mtime=0) as gz:
+    with atomic_open(path, "wb") as f, gzip.GzipFile(filename="", fileobj=f, mode="wb", compresslevel=1, mtime=0) as gz:
         if rows:
             gz.write((" .\n".join(rows) + " .\n").encode("utf-8"))
 

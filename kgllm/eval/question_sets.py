@@ -1,4 +1,5 @@
-"""Question sets generated from held-out facts of graph artifacts (for ``kgllm eval qa`` and the tests).
+"""Question sets generated from held-out facts of graph artifacts (``kgllm eval questions``; the questions
+``kgllm eval qa`` asks). A single user question is parsed in kgllm.ask.question.
 
 Takes: graph artifacts (DBpedia-style entities, WordNet in the project's vocabulary) and optionally a corpus
 artifact, whose test-split entities are the held-out ones (facts the trained model never saw in training);
@@ -18,16 +19,15 @@ triples (gold citations). Answers are bare IRIs or literal lexical forms, as ``k
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..artifacts import iter_jsonl
-from ..ask.relations import EXTRA, curated_phrasings
+from ..artifacts import iter_jsonl, write_jsonl
+from ..ask.phrasings import EXTRA, curated_phrasings
 from ..errors import InputError
 from ..index.lexicon import local_name, term_value
-from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, WN, triple_id
+from ..rdf import DBO, DBP, FOAF, ONTOLEX, OWL, RDF, RDFS, RDFS_LABEL, WN, iri, triple_id
 
 # Facts nobody asks about (bookkeeping, links, long texts, names).
 SKIP = {RDF + "type", RDFS + "label", RDFS + "seeAlso", RDFS + "comment", OWL + "sameAs", OWL + "differentFrom",
@@ -38,6 +38,8 @@ SKIP = {RDF + "type", RDFS + "label", RDFS + "seeAlso", RDFS + "comment", OWL + 
         ONTOLEX + "canonicalForm", ONTOLEX + "sense", ONTOLEX + "isLexicalizedSenseOf", ONTOLEX + "writtenRep"}
 # The answer of a definition/hypernym question is a WordNet term; their phrasings are WordNet's own.
 WN_SHAPES = {WN + "definition": "definition", WN + "hypernym": "hypernym"}
+_WN_DEFINITION = iri(WN + "definition")
+_DBP_PREFIX = "<" + DBP
 UNANSWERABLE = ["What is the boiling point of {s}?", "What is the shoe size of {s}?",
                 "Who is the favourite poet of {s}?", "What is the melting point of {s}?"]
 _TWO_HOP = ["What is the {p2} of the {p1} of {s}?", "Which {p2} does the {p1} of {s} have?",
@@ -69,7 +71,7 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
     out_edges: dict[str, list[tuple[str, str]]] = defaultdict(list)
     labels: dict[str, str] = {}
     for s, p, o in triples:
-        if p == f"<{RDFS}label>" and (o.endswith('"@en') or o.endswith('"')) and s not in labels:
+        if p == RDFS_LABEL and (o.endswith('"@en') or o.endswith('"')) and s not in labels:
             labels[s] = term_value(o)
         out_edges[s].append((p, o))
 
@@ -91,7 +93,7 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
     by_type: dict[str, list[dict]] = defaultdict(list)
     wn_lemma_count: dict[str, int] = defaultdict(int)
     for s in out_edges:
-        if nice(s) and any(p == f"<{WN}definition>" for p, _ in out_edges[s]):
+        if nice(s) and any(p == _WN_DEFINITION for p, _ in out_edges[s]):
             wn_lemma_count[labels[s].lower()] += 1
     for s in sorted(out_edges):
         if not s.startswith("<") or not nice(s) or not keep(s):
@@ -99,9 +101,9 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
         name = labels[s]
         preds: dict[str, list[str]] = defaultdict(list)
         for p, o in out_edges[s]:
-            if p[1:-1] not in SKIP and not p.startswith(f"<{DBP}"):
+            if p[1:-1] not in SKIP and not p.startswith(_DBP_PREFIX):
                 preds[p].append(o)
-        is_wn = any(p == f"<{WN}definition>" for p in preds)
+        is_wn = any(p == _WN_DEFINITION for p in preds)
         if is_wn and wn_lemma_count[name.lower()] > 1:
             continue  # an ambiguous lemma: the question alone cannot say which sense
         for p in sorted(preds):
@@ -130,7 +132,7 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
                 mid = mids[0]
                 p2s: dict[str, list[str]] = defaultdict(list)
                 for p2, o2 in out_edges[mid]:
-                    if p2[1:-1] not in SKIP and not p2.startswith(f"<{DBP}") and o2 != s and p2 != p1:
+                    if p2[1:-1] not in SKIP and not p2.startswith(_DBP_PREFIX) and o2 != s and p2 != p1:
                         p2s[p2].append(o2)
                 for p2 in sorted(p2s):
                     vals = ans_terms(sorted(set(p2s[p2])))
@@ -181,15 +183,12 @@ def held_out_entities(corpus: str | Path, split: str = "test") -> set[str]:
         for _n, row in iter_jsonl(p):
             e = row.get("entity")
             if e:
-                ents.add(e if e.startswith("<") else f"<{e}>")
+                ents.add(e if e.startswith("<") else iri(e))
     if not found:
         raise InputError(f"{corpus}: no sft/{split}.jsonl or pretrain/{split}.jsonl; give a corpus artifact")
     return ents
 
 
 def write_questions(rows: list[dict], out: str | Path) -> None:
-    from ..artifacts import atomic_open
-
-    with atomic_open(out) as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n")
+    """The question file (JSONL, one question per line), written atomically."""
+    write_jsonl(out, rows)

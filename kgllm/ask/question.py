@@ -1,4 +1,5 @@
-"""Question shapes: what a question asks for, before any retrieval.
+"""A user's question, parsed: what it asks for, before any retrieval (question *sets* for evaluation are
+generated in kgllm.eval.question_sets).
 
 Takes: a question string and the entity mentions the index's linker found in it.
 Makes: a :class:`Question` with the shape (``one_hop`` | ``two_hop`` | ``count`` | ``list``), the wh-word, the
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..errors import UsageError
+from ..index.lexicon import morphy
 
 MAX_QUESTION_CHARS = 500
 _WORD = re.compile(r"[\w']+", re.UNICODE)
@@ -46,7 +48,7 @@ class Question:
     shape: str                                  # one_hop | two_hop | count | list (two_hop set by matching)
     wh: str | None                              # what | who | where | when | which | how | None
     relation_tokens: list[Token] = field(default_factory=list)
-    mentions: list = field(default_factory=list)   # kgllm.index.linker.Mention, linked topic entities
+    mentions: list = field(default_factory=list)   # kgllm.index.linker.LinkedMention, linked topic entities
 
     @property
     def relation_text(self) -> str:
@@ -68,8 +70,6 @@ def check_question(text: str, max_chars: int = MAX_QUESTION_CHARS) -> str:
 @lru_cache(maxsize=65536)
 def word_forms(word: str) -> frozenset[str]:
     """A word with its base forms (WordNet morphy, exception lists included), lower-cased."""
-    from ..index.lexicon import morphy
-
     w = word.lower().strip("'")
     if w.endswith("'s"):
         w = w[:-2]

@@ -1,16 +1,15 @@
-"""Render RDF literals as English text.
+"""English rendering of RDF literals and of local names.
 
-Takes: an N-Triples literal term (``"1974-03-31"^^<...#date>``, ``"Roma"@it``, ``"2.5E9"^^<dbpedia.org/datatype/euro>``).
-Makes: a readable string ("31 March 1974", "Roma (Italian)", "2.5 billion euros") and the bare lexical form
-(what SFT answers and the index store).
+Takes: an N-Triples literal term (``"1974-03-31"^^<...#date>``, ``"Roma"@it``, ``"2.5E9"^^<dbpedia.org/datatype/euro>``;
+parsed by :func:`kgllm.rdf.parse_literal`), or a camel-case local name (``birthPlace``).
+Makes: a readable string ("31 March 1974", "Roma (Italian)", "2.5 billion euros"; "birth place").
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
-from ..rdf import XSD
+from ..rdf import XSD, XSD_STRING, parse_literal
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December")
@@ -43,37 +42,6 @@ def split_camel(name: str) -> str:
     return " ".join(w if (w.isupper() and len(w) > 1) else w.lower() for w in name.split())
 
 
-@lru_cache(maxsize=1 << 16)
-def parse_literal(term: str) -> tuple[str, str | None, str | None]:
-    """(lexical form, language, datatype) of an N-Triples literal; fast path without pyoxigraph."""
-    if not term.startswith('"'):
-        raise ValueError(f"not a literal: {term}")
-    end = term.rfind('"')
-    raw = term[1:end]
-    rest = term[end + 1:]
-    if "\\" in raw:
-        raw = _unescape(raw)
-    if rest.startswith("@"):
-        return raw, rest[1:], None
-    if rest.startswith("^^<"):
-        return raw, None, rest[3:-1]
-    return raw, None, None
-
-
-def _unescape(s: str) -> str:
-    def rep(m: re.Match) -> str:
-        c = m.group(1)
-        if c[0] in "uU":
-            return chr(int(c[1:], 16))
-        return {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", '"': '"', "'": "'", "\\": "\\"}[c]
-
-    return re.sub(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[tnrbf\"'\\])", rep, s)
-
-
-def lexical_form(term: str) -> str:
-    return parse_literal(term)[0]
-
-
 def _fmt_number(x: float) -> str:
     if x == int(x) and abs(x) < 1e15:
         return f"{int(x):,}"
@@ -98,7 +66,7 @@ def render_literal(term: str, language: str = "en") -> str:
         if base == language:
             return value
         return f"{value} ({_LANGUAGES.get(base, base)})"
-    if dt is None or dt == XSD + "string":
+    if dt is None or dt == XSD_STRING:
         return value
     try:
         if dt == XSD + "date":

@@ -1,4 +1,8 @@
-"""Pipeline stages of the train step: config dataclasses only (the trainers import lazily).
+"""Pipeline stages of the train step: their registration (:data:`STAGES`) and config dataclasses.
+
+The run functions live with their trainers (:mod:`kgllm.train.pretrain`, :mod:`~kgllm.train.sft`,
+:mod:`~kgllm.train.dpo`, :mod:`~kgllm.train.reward`), which import torch, transformers and trl only when
+they run, so reading the registry stays light.
 
 Takes: a corpus artifact (``kgllm corpus``) and optionally, as a second input, a model artifact written by
 an earlier train step (it replaces ``model`` in the config, so ``corpus -> sft -> dpo`` chains by step id).
