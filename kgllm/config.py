@@ -117,6 +117,15 @@ def from_dict(cls: type[T], data: Mapping, where: str = "config") -> T:
     return obj
 
 
+def check_ranges(rules: Iterable[tuple[str, Any, bool, str]]) -> None:
+    """For a config's ``__post_init__``: ``ValueError("KEY must be WANT, got VALUE")`` for the first
+    ``(key, value, ok, want)`` that is not ok; :func:`from_dict` turns it into a :class:`ConfigError`
+    naming where the config came from, so a bad range fails when the config loads, before any work."""
+    for key, value, ok, want in rules:
+        if not ok:
+            raise ValueError(f"{key} must be {want}, got {value}")
+
+
 def to_dict(obj: Any) -> dict:
     return dataclasses.asdict(obj)
 

@@ -87,3 +87,17 @@ def dbpedia_ontology_owl(session_tmp) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(lzma.decompress((ONTOLOGIES / "dbpedia" / "dbo.owl.xz").read_bytes()))
     return out
+
+
+def cli_error(capsys) -> str:
+    """The one ``kgllm: error:`` line a CLI run wrote to stderr (log lines aside)."""
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("kgllm: error:")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """Run in a fresh working directory, as a user types relative paths."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -7,13 +7,12 @@ import dataclasses
 import os
 
 import pytest
+from conftest import ONTOLOGIES, dbpedia_files
 
 import kgllm
 from kgllm.artifacts import Artifact
 from kgllm.errors import ConfigError, UsageError
 from kgllm.pull.files import FilePullConfig
-
-from conftest import ONTOLOGIES, dbpedia_files
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import cli_error
 
 from kgllm import registry
 from kgllm.artifacts import ArtifactWriter, read_manifest
@@ -29,16 +30,13 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def user_dir(tmp_path, monkeypatch):
+def user_dir(here):
     """A working directory with a good N-Triples file, as a user would have."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "good.nt").write_text(GOOD_NT)
-    return tmp_path
+    (here / "good.nt").write_text(GOOD_NT)
+    return here
 
 
-def _err(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    return [line for line in err if line.startswith("kgllm:")][-1]
+_err = cli_error
 
 
 # ----------------------------------------------------------------------------- data loss
@@ -138,6 +136,7 @@ def test_pipeline_step_id_that_is_a_path_is_refused_at_load(user_dir, capsys):
         assert main(["run", "p.yaml"]) == 2, bad
         assert "must be a name" in _err(capsys)
         assert main(["run", "p.yaml", "--dry-run"]) == 2
+        assert "must be a name" in _err(capsys)
         assert _snapshot(user_dir) == before
 
 

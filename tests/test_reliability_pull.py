@@ -11,7 +11,7 @@ import threading
 import urllib.parse
 
 import pytest
-from conftest import DBPEDIA_SAMPLE
+from conftest import DBPEDIA_SAMPLE, cli_error
 
 from kgllm.artifacts import read_manifest
 from kgllm.cli import main
@@ -27,18 +27,13 @@ DBPEDIA_DATA = ["--data", str(DBPEDIA_SAMPLE / "instance_types_transitive_en.ttl
 
 
 @pytest.fixture
-def here(tmp_path, monkeypatch):
-    """Run in a fresh directory, as a user types relative paths."""
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "good.nt").write_bytes(GOOD_NT)
-    return tmp_path
+def here(here):
+    """A fresh working directory holding good.nt."""
+    (here / "good.nt").write_bytes(GOOD_NT)
+    return here
 
 
-def err_line(capsys) -> str:
-    """The one ``kgllm: error:`` line of stderr (log lines aside)."""
-    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("kgllm: error:")]
-    assert len(lines) == 1, lines
-    return lines[0]
+err_line = cli_error
 
 
 def fake_artifact(path, kind: str = "corpus") -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifacts import ArtifactWriter, Manifest, jsonl_line, write_jsonl
+from ..config import check_ranges
 from ..errors import EmptyResultError
 from ..log import logger, progress
 from ..rdf import WN_DEFINITION, count_triples, lexical_form, triple_id
@@ -93,7 +94,7 @@ class CorpusConfig:
     def __post_init__(self):
         # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
         sp, dd = self.split, self.dedup
-        for key, value, ok, want in (
+        check_ranges((
             ("sft_phrasings", self.sft_phrasings, self.sft_phrasings >= 0, "0 or more"),
             ("max_two_hop", self.max_two_hop, self.max_two_hop >= 0, "0 or more"),
             ("max_list_objects", self.max_list_objects, self.max_list_objects >= 0, "0 or more"),
@@ -107,9 +108,7 @@ class CorpusConfig:
              "in (0, 1) (a Jaccard similarity)"),
             ("dedup.threshold", dd.threshold, 0 < dd.threshold < 1, "in (0, 1) (a Jaccard similarity)"),
             ("dedup.num_perm", dd.num_perm, dd.num_perm >= 4, "at least 4 (MinHash permutations; default 64)"),
-        ):
-            if not ok:
-                raise ValueError(f"{key} must be {want}, got {value}")
+        ))
         if not self.language.strip():
             raise ValueError("language must be a language tag such as en")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..config import check_ranges
 from ..rdf import RDF
 from ..registry import Stage
 
@@ -54,7 +55,7 @@ class IndexConfig:
     def __post_init__(self):
         # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
         v, lk = self.vector, self.linker
-        for key, value, ok, want in (
+        check_ranges((
             ("vector.batch_size", v.batch_size, v.batch_size >= 1, "at least 1"),
             ("vector.max_triples", v.max_triples, v.max_triples >= 0, "0 (all) or more"),
             ("vector.max_entities", v.max_entities, v.max_entities >= 0, "0 (all) or more"),
@@ -65,9 +66,7 @@ class IndexConfig:
             ("linker.max_ngram", lk.max_ngram, lk.max_ngram >= 1, "at least 1"),
             ("linker.max_candidates", lk.max_candidates, lk.max_candidates >= 1, "at least 1"),
             ("linker.min_fuzzy_ratio", lk.min_fuzzy_ratio, 0 <= lk.min_fuzzy_ratio <= 1, "in [0, 1]"),
-        ):
-            if not ok:
-                raise ValueError(f"{key} must be {want}, got {value}")
+        ))
 
 
 @dataclass
@@ -86,7 +85,7 @@ class EmbedConfig:
     device: str = "auto"                # auto: cuda when available
 
     def __post_init__(self):
-        for key, value, ok, want in (
+        check_ranges((
             ("dim", self.dim, self.dim >= 1, "at least 1"),
             ("epochs", self.epochs, self.epochs >= 1, "at least 1"),
             ("batch_size", self.batch_size, self.batch_size >= 1, "at least 1"),
@@ -96,9 +95,7 @@ class EmbedConfig:
             ("split", self.split, len(self.split) == 3 and all(0 <= r <= 1 for r in self.split)
              and self.split[0] > 0 and abs(sum(self.split) - 1) <= 1e-6,
              "three ratios in [0, 1] summing to 1 (train > 0, validation, test)"),
-        ):
-            if not ok:
-                raise ValueError(f"{key} must be {want}, got {value}")
+        ))
 
 
 STAGES = [

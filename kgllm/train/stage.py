@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..config import check_ranges
 from ..registry import Stage
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -67,7 +68,7 @@ class TrainConfig:
     def __post_init__(self):
         # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
         lo = self.lora
-        _check((
+        check_ranges((
             ("max_steps", self.max_steps, self.max_steps == -1 or self.max_steps > 0,
              "-1 (train for `epochs`) or a positive number of steps"),
             ("epochs", self.epochs, self.epochs > 0, "positive"),
@@ -86,13 +87,6 @@ class TrainConfig:
             ("lora.alpha", lo.alpha, lo.alpha > 0, "positive"),
             ("lora.dropout", lo.dropout, 0 <= lo.dropout < 1, "in [0, 1)"),
         ))
-
-
-def _check(rules) -> None:
-    """``ValueError("KEY must be WANT, got VALUE")`` for the first ``(key, value, ok, want)`` not ok."""
-    for key, value, ok, want in rules:
-        if not ok:
-            raise ValueError(f"{key} must be {want}, got {value}")
 
 
 @dataclass
@@ -118,7 +112,7 @@ class PretrainConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         sc = self.scratch
-        _check((
+        check_ranges((
             ("scratch.hidden_size", sc.hidden_size, sc.hidden_size >= 1, "at least 1"),
             ("scratch.num_layers", sc.num_layers, sc.num_layers >= 1, "at least 1"),
             ("scratch.num_heads", sc.num_heads, sc.num_heads >= 1, "at least 1"),
@@ -146,7 +140,7 @@ class DPOConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _check((("beta", self.beta, self.beta > 0, "positive"),))
+        check_ranges((("beta", self.beta, self.beta > 0, "positive"),))
 
 
 @dataclass
@@ -156,7 +150,7 @@ class RewardConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _check((("center_rewards_coefficient", self.center_rewards_coefficient,
+        check_ranges((("center_rewards_coefficient", self.center_rewards_coefficient,
                  self.center_rewards_coefficient >= 0, "0 or more"),))
 
 
