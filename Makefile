@@ -17,8 +17,9 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 # wordnet-base: WordNet 3.0; virtuoso-opensource: the SPARQL server of the tests;
-# chromium + chromium-driver: the browser test of `kgllm serve`'s page.
-APT_PACKAGES := wordnet-base virtuoso-opensource chromium chromium-driver
+# chromium + chromium-driver: the browser test of `kgllm serve`'s page; postgresql: the tests of the
+# PostgreSQL feedback store (each starts a private server on 127.0.0.1; the system's cluster is not used).
+APT_PACKAGES := wordnet-base virtuoso-opensource chromium chromium-driver postgresql
 STAMP := $(VENV)/.kgllm-installed
 
 .PHONY: demo test setup system venv resources bench lint clean

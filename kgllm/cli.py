@@ -37,6 +37,7 @@ _CLI_MODULES = (
     "kgllm.train.cli",
     "kgllm.ask.cli",
     "kgllm.eval.cli",
+    "kgllm.feedback.cli",
 )
 
 

@@ -30,6 +30,7 @@ _STAGE_MODULES = (
     "kgllm.index.stage",
     "kgllm.train.stage",
     "kgllm.eval.stage",
+    "kgllm.feedback.stage",
 )
 
 

@@ -1,0 +1,1 @@
+"""The feedback store's revisions, one module each (Alembic skips this file)."""
