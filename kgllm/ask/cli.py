@@ -2,14 +2,16 @@
 
 Takes: the ``kgllm`` argument parser (:func:`register`). Makes: the two commands, and the flags every
 command that loads an answerer shares (:func:`add_answerer_args`, :func:`sparql_mode`). The answerer
-(kgllm.ask.answer: pyoxigraph, then the index with numpy, faiss and the encoder) is imported when a command
-runs, never for ``kgllm --help``.
+(kgllm.ask.answer: pyoxigraph, then the index with numpy, faiss and the encoder) and the server
+(kgllm.ask.serve: FastAPI, uvicorn, the feedback store's SQLAlchemy) are imported when a command runs, never
+for ``kgllm --help``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from .question import check_question
@@ -34,15 +36,36 @@ def register(cmds) -> None:
                    help="print one JSON object per question (a list for several questions)")
 
     p = cmds.command(
-        "serve", "HTTP API (POST /ask) and a web page to ask questions over an index", _serve,
-        description="Serve POST /ask {\"question\": ..., \"retriever\": ...} -> the `kgllm ask --json` object,\n"
-                    "GET / (a page showing the answer, cited triples and subgraph), GET /health.\n"
-                    "Limits: question length, request body size and requests per minute per client.")
+        "serve", "HTTP API (POST /ask, POST /feedback) and a web page to ask questions over an index", _serve,
+        description="Serve POST /ask {\"question\": ..., \"retriever\": ...} -> the `kgllm ask --json` object plus\n"
+                    "answer_id, POST /feedback (rate an answer, give the right answer, flag a cited triple),\n"
+                    "GET / (a page showing the answer, cited triples and subgraph, with feedback controls),\n"
+                    "GET /health, GET /metrics (Prometheus), GET /docs (OpenAPI). FastAPI on uvicorn.\n"
+                    "Every answer and all feedback are stored in a database: SQLite in --serve-dir by default,\n"
+                    "or --feedback-db URL (postgresql+psycopg://...).\n"
+                    "Limits: question length, request body size and requests per minute per client.\n\n"
+                    "  kgllm serve --index runs/demo/index --port 8765 --workers 2")
     add_answerer_args(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port 1..65535 (default 8765; 0: any free port)")
     p.add_argument("--rate", type=int, default=60,
-                   help="requests per minute per client address, at least 1 (default 60)")
+                   help="requests per minute per client address and endpoint, at least 1 (default 60)")
+    p.add_argument("--max-body", type=int, default=8192,
+                   help="largest request body in bytes, at least 1024 (default 8192); larger ones get 413")
+    p.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes, each with the index memory-mapped (default 1)")
+    p.add_argument("--serve-dir", type=Path, default=Path("kgllm-serve"),
+                   help="the server's directory: holds the default SQLite feedback database feedback.db "
+                        "(default ./kgllm-serve; created if missing)")
+    p.add_argument("--feedback-db", metavar="URL",
+                   help="SQLAlchemy URL of the feedback database (sqlite:///PATH or "
+                        "postgresql+psycopg://USER@HOST:PORT/DB); default: sqlite in --serve-dir")
+    p.add_argument("--api-key", help="require `Authorization: Bearer KEY` for POST /feedback and GET "
+                                     "/feedback/counts (default: the KGLLM_API_KEY environment variable; "
+                                     "none: open). Prefer the variable: flags show in the process list")
+    p.add_argument("--full-paths", action="store_true",
+                   help="show each citation's provenance with the server's absolute file paths "
+                        "(default: file names only)")
 
 
 def add_answerer_args(p: argparse.ArgumentParser) -> None:
@@ -86,8 +109,12 @@ def _ask(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .serve import check_serve_args, serve
+    from .serve import API_KEY_ENV, ServeConfig, check_serve_args, serve
 
-    check_serve_args(args.port, args.rate)  # before the index loads
-    serve(_answerer(args), host=args.host, port=args.port, rate_per_minute=args.rate)
+    check_serve_args(args.port, args.rate, args.workers, args.max_body)  # before the index loads
+    serve(ServeConfig(index=str(args.index), model=args.model, sparql=sparql_mode(args), host=args.host,
+                      port=args.port, rate_per_minute=args.rate, max_body=args.max_body,
+                      serve_dir=str(args.serve_dir), feedback_db=args.feedback_db,
+                      api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, workers=args.workers,
+                      full_paths=args.full_paths))
     return 0
