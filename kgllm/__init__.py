@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-from . import api, ask, corpus, eval, index, pull, train, validate  # noqa: E402  (the stage packages)
+from . import api, ask, corpus, eval, feedback, index, pull, train, validate  # noqa: E402  (the stage packages)
 from .artifacts import Artifact, ArtifactWriter, Manifest, read_manifest, verify_artifact  # noqa: E402
 from .errors import (  # noqa: E402
     ConfigError,
@@ -54,7 +54,7 @@ def __getattr__(name: str):
 __all__ = [
     "Answerer", "Artifact", "ArtifactWriter", "ConfigError", "EmptyResultError", "GraphWriter", "InputError",
     "KGIndex", "KgllmError", "Manifest", "MissingDependency", "Pipeline", "Stage", "Step", "UsageError",
-    "__version__", "api", "ask", "corpus", "eval", "get_stage", "index", "iter_graph", "list_stages",
+    "__version__", "api", "ask", "corpus", "eval", "feedback", "get_stage", "index", "iter_graph", "list_stages",
     "load_index", "load_pipeline", "load_store", "pull", "read_manifest", "run_pipeline", "run_stage", "train",
     "triple_id", "validate", "verify_artifact",
 ]

@@ -139,6 +139,7 @@ train_pretrain = _train("train.pretrain")
 train_sft = _train("train.sft")
 train_dpo = _train("train.dpo")
 train_reward = _train("train.reward")
+train_kto = _train("train.kto")
 
 
 # ----------------------------------------------------------------------------- ask, eval
@@ -159,6 +160,28 @@ def eval_qa(index: PathLike, questions: PathLike, *, out: PathLike, config: Any 
             **keys: Any) -> Artifact:
     """QA evaluation of an index on a question file: Hits@1, EM, F1, citation precision per retriever."""
     return run("eval.qa", [index], out, config, force=force, questions=os.fspath(questions), **keys)
+
+
+# ----------------------------------------------------------------------------- feedback
+
+
+def feedback_import(file: PathLike, *, out: PathLike, db: str | None = None, index: PathLike | None = None,
+                    config: Any = None, force: bool = False, **keys: Any) -> Artifact:
+    """A recorded feedback file -> a ``feedback.db`` artifact (a SQLite database inside it, or ``db``, a
+    URL); ``index``: the index the answers came from (its content hash is stored with answers lacking one)."""
+    if db is not None:
+        keys["db"] = db
+    return run("feedback.import", [index] if index is not None else [], out, config, force=force,
+               file=os.fspath(file), **keys)
+
+
+def feedback_export(inputs: PathLike | Iterable[PathLike] = (), *, out: PathLike, db: str | None = None,
+                    config: Any = None, force: bool = False, **keys: Any) -> Artifact:
+    """Feedback (``db``, a URL, or a ``feedback.db`` artifact among ``inputs``; graph artifacts there verify
+    corrections) -> a ``corpus.feedback`` artifact: DPO pairs, KTO rows and a graph of flagged triples."""
+    if db is not None:
+        keys["db"] = db
+    return run("feedback.export", _many(inputs), out, config, force=force, **keys)
 
 
 # ----------------------------------------------------------------------------- callable packages

@@ -39,13 +39,18 @@ def register(cmds) -> None:
         group_help=GROUP_HELP,
         description="Ask every question of a JSONL file ({\"question\", \"answers\": [IRI or literal...]}) with\n"
                     "the vector-only, graph-only and hybrid retrievers; write report.json, table.md and the\n"
-                    "predictions to an eval.qa artifact.")
+                    "predictions to an eval.qa artifact. With --feedback-questions FILE (e.g. the recorded\n"
+                    "feedback file), the questions that received feedback and the held-out ones are reported\n"
+                    "as two groups.")
     add_answerer_args(p)
     p.add_argument("--questions", type=Path, required=True, help="question file (JSONL)")
     p.add_argument("--out", type=Path, required=True, help="output artifact directory")
     p.add_argument("--retriever", action="append", choices=RETRIEVER_CHOICES,
                    help="evaluate only this retriever (repeatable; default: all three)")
     p.add_argument("--limit", type=int, default=0, help="first N questions only (0: all)")
+    p.add_argument("--feedback-questions", type=Path, metavar="FILE",
+                   help="JSONL with a \"question\" per line (the recorded feedback file): report the questions "
+                        "that received feedback and the held-out ones separately")
 
     p = cmds.subcommand(
         "eval", "questions", "generate a QA question set from held-out facts of graph artifacts", _questions,
@@ -80,7 +85,7 @@ def _qa(args: argparse.Namespace) -> int:
     from .qa import run_eval  # the answerer: pyoxigraph, numpy, faiss
 
     man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
-                   sparql=sparql_mode(args), limit=args.limit)
+                   sparql=sparql_mode(args), limit=args.limit, feedback_questions=args.feedback_questions)
     print((args.out / "table.md").read_text("utf-8"), file=sys.stderr)  # run_eval always writes it
     return print_artifact(args.out, man)
 

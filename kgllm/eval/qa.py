@@ -2,13 +2,23 @@
 vector-only, graph-only and hybrid retrievers.
 
 Takes: an index artifact, a question file (JSONL, one ``{"question": str, "answers": [IRI or literal, ...]}``
-per line; optional ``type``, ``id`` and ``triple_ids``: the gold supporting triples), optionally a model.
+per line; optional ``type``, ``id`` and ``triple_ids``: the gold supporting triples), optionally a model
+(a name or checkpoint, or a model artifact as the stage's second input) that words the answers, and
+optionally the questions that received feedback (``feedback_questions``: any JSONL file with a
+``"question"`` per line, such as the recorded feedback file ``kgllm feedback import`` reads).
 Makes: an artifact (kind ``eval.qa``)::
 
-    report.json                  metrics overall and per question type, for each retriever
+    report.json                  metrics overall and per question type, for each retriever (and, with
+                                 feedback questions, per group: "feedback" and "held_out")
     table.md                     the same as a Markdown table (the README table)
     predictions/RETRIEVER.jsonl  one line per question: id, type, question, predicted answers, cited ids,
-                                 per-question metrics and latency
+                                 per-question metrics and latency (and its group)
+
+Feedback groups: an evaluated question is in the ``feedback`` group when its text (whitespace-normalized,
+case-folded) is one of the feedback file's questions, else ``held_out``. Comparing the two groups before
+and after the loop (corrections quarantined, index updated, model tuned on the export) shows whether
+feedback fixed what people complained about without hurting the rest. A feedback file none of whose
+questions is in the question set is an input error (there would be nothing to compare).
 
 Metrics, per question then macro-averaged (over all questions, and per ``type``):
 
@@ -42,6 +52,7 @@ from ..artifacts import (
     atomic_write_json,
     check_destination,
     iter_jsonl,
+    read_manifest,
     write_jsonl,
 )
 from ..ask.answer import RETRIEVERS, load_answerer
@@ -91,6 +102,43 @@ def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
     if not rows:
         raise InputError(f"{p}: no questions")
     return rows
+
+
+GROUPS = ("feedback", "held_out")
+
+
+def norm_question(q: str) -> str:
+    """What questions are matched on: whitespace-normalized and case-folded."""
+    return " ".join(q.split()).casefold()
+
+
+def load_feedback_questions(path: str | Path) -> set[str]:
+    """The normalized questions of a feedback file: every JSONL line's ``"question"`` (a recorded feedback
+    file, an export's rows, or a question file)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: feedback questions file does not exist (give the recorded feedback file, JSONL "
+                         'with a "question" per line)')
+    out = set()
+    for n, r in iter_jsonl(p, hint='; expected JSONL with a "question" per line'):
+        if not isinstance(r.get("question"), str) or not r["question"].strip():
+            raise InputError(f'{p}:{n}: expected a "question" string')
+        out.add(norm_question(r["question"]))
+    if not out:
+        raise InputError(f"{p}: no questions")
+    return out
+
+
+def assign_groups(questions: list[dict], feedback: set[str], source: str | Path) -> dict:
+    """Mark each question's ``group`` (feedback or held_out); returns the group sizes."""
+    for q in questions:
+        q["group"] = "feedback" if norm_question(q["question"]) in feedback else "held_out"
+    n = sum(q["group"] == "feedback" for q in questions)
+    if n == 0:
+        raise InputError(f"{source}: none of its {len(feedback)} questions is in the evaluated question set; "
+                         "add them (with gold answers) to the question file, or leave feedback_questions out")
+    return {"feedback": n, "held_out": len(questions) - n, "feedback_file_questions": len(feedback),
+            "feedback_questions_not_evaluated": len(feedback - {norm_question(q["question"]) for q in questions})}
 
 
 def norm_answer(a: str) -> str:
@@ -169,76 +217,118 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
     answerer.warmup(retrievers)
     report: dict = {"retrievers": {}, "questions": len(questions),
                     "types": dict(sorted(Counter(q["type"] for q in questions).items()))}
+    grouped = any("group" in q for q in questions)
     preds: dict[str, list[dict]] = {}
     for mode in retrievers:
-        rows, by_type = [], defaultdict(list)
+        rows, by_type, by_group = [], defaultdict(list), defaultdict(list)
         t0 = time.perf_counter()
         for q in progress(questions, desc=f"eval qa: {mode}", unit="q"):
             out = answerer.ask(q["question"], mode)
             sc = score(out, q)
             by_type[q["type"]].append(sc)
-            rows.append({"id": q["id"], "type": q["type"], "question": q["question"], "gold": q["answers"],
-                         "answer": out["answer"], "answers": [a["value"] for a in out["answers"]],
-                         "supported": out["supported"], "shape": out["shape"],
-                         "cited": [c["id"] for c in out["citations"]], **sc})
+            row = {"id": q["id"], "type": q["type"], "question": q["question"], "gold": q["answers"],
+                   "answer": out["answer"], "answers": [a["value"] for a in out["answers"]],
+                   "supported": out["supported"], "shape": out["shape"],
+                   "cited": [c["id"] for c in out["citations"]], **sc}
+            if grouped:
+                by_group[q["group"]].append(sc)
+                row["group"] = q["group"]
+            rows.append(row)
         allsc = [s for v in by_type.values() for s in v]
         report["retrievers"][mode] = {"overall": aggregate(allsc),
                                       "by_type": {t: aggregate(v) for t, v in sorted(by_type.items())},
                                       "wall_s": round(time.perf_counter() - t0, 3)}
+        if grouped:
+            report["retrievers"][mode]["by_group"] = {g: aggregate(by_group[g]) for g in GROUPS}
         preds[mode] = rows
     return report, preds
 
 
 def format_table(report: dict) -> str:
-    """Markdown: one row per retriever and question type, with Hits@1, EM, F1, citation precision, latency."""
-    lines = ["| retriever | type | n | Hits@1 | EM | F1 (QALD macro) | citation precision | p50 ms | p95 ms |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    """Markdown: one row per retriever and question type, with Hits@1, EM, F1, citation precision, latency;
+    with feedback groups, a second table with one row per retriever and group."""
+    head = "| retriever | {} | n | Hits@1 | EM | F1 (QALD macro) | citation precision | p50 ms | p95 ms |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+
+    def row(mode: str, name: str, a: dict) -> str:
+        if not a.get("questions"):
+            return f"| {mode} | {name} | 0 | - | - | - | - | - | - |"
+        cp = "-" if a.get("citation_precision") is None else f"{a['citation_precision']:.2f}"
+        return (f"| {mode} | {name} | {a['questions']} | {a['hits@1']:.2f} | {a['em']:.2f} | {a['f1']:.2f} "
+                f"| {cp} | {a['latency_p50_ms']:.1f} | {a['latency_p95_ms']:.1f} |")
+
+    lines = [head.format("type"), rule]
     for mode, r in report["retrievers"].items():
-        for t, a in [("all", r["overall"])] + list(r["by_type"].items()):
-            cp = "-" if a.get("citation_precision") is None else f"{a['citation_precision']:.2f}"
-            lines.append(f"| {mode} | {t} | {a['questions']} | {a['hits@1']:.2f} | {a['em']:.2f} | {a['f1']:.2f} "
-                         f"| {cp} | {a['latency_p50_ms']:.1f} | {a['latency_p95_ms']:.1f} |")
+        lines += [row(mode, t, a) for t, a in [("all", r["overall"])] + list(r["by_type"].items())]
+    if any("by_group" in r for r in report["retrievers"].values()):
+        lines += ["", "Questions that received feedback against held-out questions:", "", head.format("group"), rule]
+        for mode, r in report["retrievers"].items():
+            lines += [row(mode, g, r["by_group"][g]) for g in GROUPS]
     return "\n".join(lines) + "\n"
 
 
 def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path, *, retrievers=None,
              model: str | Path | None = None, sparql: str = "store", limit: int = 0, config=None,
-             pipeline_key: str | None = None):
-    """Evaluate and write the ``eval.qa`` artifact; returns its manifest."""
+             pipeline_key: str | None = None, feedback_questions: str | Path | None = None,
+             model_input: Path | None = None):
+    """Evaluate and write the ``eval.qa`` artifact; returns its manifest. ``feedback_questions``: report the
+    questions that received feedback and the held-out ones as two groups. ``model_input``: a model artifact
+    that words the answers (recorded as an input)."""
     check_destination(out, "eval.qa", force=REPLACE_OTHER_KINDS.get())  # before the index loads
     retrievers = list(retrievers or RETRIEVERS)
     bad = [r for r in retrievers if r not in RETRIEVERS]
     if bad:
         raise InputError(f"unknown retriever(s) {bad}; choose from {', '.join(RETRIEVERS)}")
     qs = load_questions(questions_file, limit)
+    groups = None
+    if feedback_questions is not None:
+        groups = assign_groups(qs, load_feedback_questions(feedback_questions), feedback_questions)
+    if model_input is not None:
+        model = model_input
     report, preds = evaluate(load_answerer(index_dir, model=model, sparql=sparql), qs, retrievers)
     report["index"] = str(index_dir)
     report["questions_file"] = str(questions_file)
+    report["model"] = str(model) if model else None
+    if groups is not None:
+        report["groups"] = {"feedback_questions_file": str(feedback_questions), **groups}
     cfg = config if config is not None else {"questions": str(questions_file), "retrievers": retrievers,
                                             "model": str(model) if model else None, "sparql": sparql,
-                                            "limit": limit}
-    with ArtifactWriter(out, "eval.qa", config=cfg, inputs=[index_dir, questions_file],
-                        pipeline_key=pipeline_key) as w:
+                                            "limit": limit, "feedback_questions": feedback_questions}
+    inputs = [index_dir, *([model_input] if model_input is not None else []), questions_file,
+              *([feedback_questions] if feedback_questions is not None else [])]
+    with ArtifactWriter(out, "eval.qa", config=cfg, inputs=inputs, pipeline_key=pipeline_key) as w:
         atomic_write_json(w.path / "report.json", report)
         (w.path / "table.md").write_text(format_table(report), encoding="utf-8")
         (w.path / "predictions").mkdir()
         for mode, rows in preds.items():
             write_jsonl(w.path / "predictions" / f"{mode}.jsonl", rows)
         w.counts["questions"] = len(qs)
+        if groups is not None:
+            w.counts.update(feedback_questions=groups["feedback"], held_out_questions=groups["held_out"])
         for mode, r in report["retrievers"].items():
             w.counts[f"{mode}_hits@1"] = r["overall"]["hits@1"]
             w.counts[f"{mode}_f1"] = r["overall"]["f1"]
+            for g, a in r.get("by_group", {}).items():
+                w.counts[f"{mode}_{g}_hits@1"] = a.get("hits@1", 0.0)
+                w.counts[f"{mode}_{g}_f1"] = a.get("f1", 0.0)
     return w.manifest
 
 
 def run_eval_qa(inputs: list[Path], out: Path, config: QAEvalConfig, *, pipeline_key: str | None = None
                 ) -> Manifest:
-    """The ``eval.qa`` stage: one index artifact and ``config.questions`` -> an ``eval.qa`` artifact."""
+    """The ``eval.qa`` stage: one index artifact (and optionally a model artifact, which then words the
+    answers instead of ``config.model``) and ``config.questions`` -> an ``eval.qa`` artifact."""
     if config.questions is None:
         raise ConfigError("eval.qa: set `questions:` to a question file (JSONL), e.g. "
                           "examples/data/questions/dbpedia_wordnet.jsonl")
+    read_manifest(inputs[0], "index")
+    model_input = None
+    if len(inputs) > 1:
+        read_manifest(inputs[1], "model")  # a clear error for anything else
+        model_input = Path(inputs[1])
     return run_eval(inputs[0], config.questions, out, retrievers=config.retrievers, model=config.model,
-                    sparql=config.sparql, limit=config.limit, config=config, pipeline_key=pipeline_key)
+                    sparql=config.sparql, limit=config.limit, config=config, pipeline_key=pipeline_key,
+                    feedback_questions=config.feedback_questions, model_input=model_input)
 
 
 # ``kgllm.eval.qa(...)`` runs the stage (kgllm.api): this module is also its stage's function.

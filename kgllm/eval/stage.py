@@ -23,6 +23,9 @@ class QAEvalConfig:
     model: str | None = None            # local model to word answers (name or checkpoint dir); None: extractive
     sparql: str = "store"               # store (embedded, from the index) | off | an endpoint URL
     limit: int = 0                      # first N questions only (0: all)
+    # Questions that received feedback (JSONL with a "question" per line, e.g. the recorded feedback file):
+    # metrics are reported for them and for the other (held-out) questions separately.
+    feedback_questions: Path | None = None
 
     def __post_init__(self):
         if not self.retrievers:
@@ -35,6 +38,7 @@ class QAEvalConfig:
 
 STAGES = [
     Stage("eval.qa", QAEvalConfig, "kgllm.eval.qa:run_eval_qa", "eval.qa",
-          help="QA evaluation of an index: Hits@1, EM, QALD F1, citation precision, latency per retriever",
-          min_inputs=1, max_inputs=1),
+          help="QA evaluation of an index: Hits@1, EM, QALD F1, citation precision, latency per retriever "
+               "(inputs: index [, model artifact that words the answers])",
+          min_inputs=1, max_inputs=2),
 ]

@@ -1,4 +1,4 @@
-"""``kgllm index GRAPH_DIR... [--corpus DIR] --out DIR`` and ``kgllm embed GRAPH_DIR --model RotatE --out DIR``.
+"""``kgllm index GRAPH_DIR... [--corpus DIR] --out DIR [--update]`` and ``kgllm embed GRAPH_DIR --model RotatE --out DIR``.
 
 Takes: the ``kgllm`` argument parser (:func:`register`). Makes: the ``index`` and ``embed`` commands, which
 run their stages through the registry (the stage code loads only when a command runs).
@@ -18,12 +18,18 @@ def register(cmds) -> None:
                      _index, description=(
                          "Build the retrieval index of one or more graph artifacts: entity lexicon and linker,\n"
                          "faiss vector indices of triples and entity descriptions, CSR graph index.\n"
-                         "Load it in Python with kgllm.index.load_index(OUT) (see docs/index.md)."))
+                         "Load it in Python with kgllm.index.load_index(OUT) (see docs/index.md).\n\n"
+                         "--update: when OUT holds an index, apply only the difference to the graphs (triples\n"
+                         "gone are deleted, new ones added, only new or changed texts embedded) and replace OUT\n"
+                         "atomically; the result answers as a full rebuild would. Counts: update_added,\n"
+                         "update_removed, update_kept, update_reembedded."))
     add_config_args(p, "index")
     p.add_argument("graphs", nargs="+", type=Path, metavar="GRAPH_DIR", help="graph artifact directories")
     p.add_argument("--corpus", type=Path, help="corpus artifact: embed its triples.jsonl texts")
     p.add_argument("--out", type=Path, required=True, help="output index artifact directory")
     p.add_argument("--no-vectors", action="store_true", help="skip the faiss vector indices")
+    p.add_argument("--update", action="store_true", default=None,
+                   help="update the index at --out to these graphs incrementally (built anew if none is there)")
 
     p = cmds.command("embed", "train knowledge graph embeddings (PyKEEN) with filtered MRR and Hits@k", _embed)
     add_config_args(p, "embed")
@@ -35,7 +41,7 @@ def register(cmds) -> None:
 
 
 def _index(args: argparse.Namespace) -> int:
-    cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None})
+    cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None, "update": args.update})
     inputs = list(args.graphs) + ([args.corpus] if args.corpus else [])
     run_stage("index", inputs, args.out, cfg, force=args.force)
     return print_artifact(args.out)

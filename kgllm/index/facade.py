@@ -1,5 +1,6 @@
 """``KGIndex``: one facade over the graph index, the entity lexicon/linker and the faiss vector indices,
-and the run function of the ``index`` stage (:func:`run_index`).
+and the run function of the ``index`` stage (:func:`run_index`; with ``update: true`` it updates an existing
+index through :func:`update_index`, see :mod:`kgllm.index.update`).
 
 Takes: graph artifacts (and optionally a corpus artifact whose ``triples.jsonl`` texts are embedded) and an
 :class:`~kgllm.index.stage.IndexConfig`, or an index artifact written earlier (:func:`load_index`).
@@ -30,7 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from .. import config as cfgmod
-from ..artifacts import ArtifactWriter, Manifest, atomic_write_json, iter_jsonl, read_manifest, write_jsonl
+from ..artifacts import (
+    ArtifactWriter,
+    Manifest,
+    artifact_kind,
+    atomic_write_json,
+    canonical_json,
+    iter_jsonl,
+    read_manifest,
+    write_jsonl,
+)
 from ..errors import InputError, UsageError
 from ..log import logger, progress
 from ..rdf import DBO, DC, ONTOLEX, OWL, RDF_TYPE, RDFS, count_triples, iri, iter_graph
@@ -38,6 +48,7 @@ from .graph import GraphIndex, is_node_term, tid_hex
 from .lexicon import ALT_PREDICATES, LABEL_PREDICATES, LEXICAL_PREDICATES, EntityLexicon
 from .linker import Candidate, LinkedMention, Linker
 from .stage import IndexConfig
+from .update import apply_update
 from .vector import Encoder, VectorIndex
 
 INDEX_KIND = "index"
@@ -148,19 +159,22 @@ class KGIndex:
         idx.counts["timings"] = timings
         return idx
 
-    def _build_vectors(self) -> None:
+    def _build_vectors(self, reuse: Mapping[str, Mapping[str, tuple[str, np.ndarray]]] | None = None) -> None:
+        """Embed the triple texts and entity descriptions. ``reuse``: per kind, key -> (text, vector) of an
+        earlier index; a key whose text is unchanged keeps its vector instead of being encoded again (an
+        update re-embeds only new and changed texts). The result is the same index either way."""
         vs = self.config.vector
-        enc = self.encoder
         cap_t, cap_e = vs.max_triples, vs.max_entities
         build_kw = dict(exact_threshold=vs.exact_threshold, hnsw_m=vs.hnsw_m, ef_search=vs.ef_search,
                         seed=self.config.seed, recall_queries=vs.recall_queries)
+        reuse = reuse or {}
         if vs.triples:
             rows, skipped = self._embeddable_rows(range(self.graph.n_rows))
             over = max(0, len(rows) - cap_t) if cap_t else 0
             rows = rows[: cap_t] if cap_t else rows
             keys = [tid_hex(self.graph.row_tid(r)) for r in rows]
             texts = [self.triple_text(r) for r in progress(rows, desc="index: verbalize", unit="triple")]
-            vecs = enc.encode(texts, progress=False)
+            vecs = self._vectors("triple", keys, texts, reuse.get("triple"))
             self.vectors["triple"] = VectorIndex.build(keys, vecs, **build_kw)
             self.counts.update(triples_embedded=len(keys), triples_not_embedded_predicate=skipped,
                                triples_not_embedded_cap=over)
@@ -171,12 +185,35 @@ class KGIndex:
             over = max(0, len(ents) - cap_e) if cap_e else 0
             ents = ents[: cap_e] if cap_e else ents
             texts = [self.entity_text(e) for e in progress(ents, desc="index: describe", unit="entity")]
-            vecs = enc.encode(texts, progress=False)
-            self.vectors["entity"] = VectorIndex.build([self.graph.terms[e] for e in ents], vecs, **build_kw)
+            keys = [self.graph.terms[e] for e in ents]
+            vecs = self._vectors("entity", keys, texts, reuse.get("entity"))
+            self.vectors["entity"] = VectorIndex.build(keys, vecs, **build_kw)
             self.counts.update(entities_embedded=len(ents), entities_not_embedded_type=skipped,
                                entities_not_embedded_cap=over)
             self.counts["entity_recall_at_10"] = self.vectors["entity"].info["recall_at_10"]
             self.counts["entity_index"] = self.vectors["entity"].kind
+
+    def _vectors(self, kind: str, keys: list[str], texts: list[str],
+                 reuse: Mapping[str, tuple[str, np.ndarray]] | None) -> np.ndarray:
+        """Vectors of ``texts``: reused where ``reuse`` has the key with the same text, encoded otherwise.
+        Counts ``{kind}_texts_encoded`` and ``{kind}_vectors_reused``."""
+        if reuse is None:
+            self.counts[f"{kind}_texts_encoded"] = len(texts)
+            return self.encoder.encode(texts, progress=False)
+        todo = [i for i, (k, t) in enumerate(zip(keys, texts, strict=True))
+                if k not in reuse or reuse[k][0] != t]
+        new = self.encoder.encode([texts[i] for i in todo], progress=False) if todo else None
+        dim = new.shape[1] if new is not None else (len(next(iter(reuse.values()))[1]) if reuse else 384)
+        out = np.empty((len(keys), dim), dtype=np.float32)
+        done = set(todo)
+        for i, k in enumerate(keys):
+            if i not in done:
+                out[i] = reuse[k][1]
+        if todo:
+            out[todo] = new
+        self.counts[f"{kind}_texts_encoded"] = len(todo)
+        self.counts[f"{kind}_vectors_reused"] = len(keys) - len(todo)
+        return out
 
     def _embeddable_rows(self, rows: Iterable[int]) -> tuple[list[int], int]:
         skip_ids = {i for i in (self.graph.term_id(p) for p in self._skip) if i is not None}
@@ -360,8 +397,10 @@ class KGIndex:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, out: str | Path, *, config=None, inputs=None, pipeline_key: str | None = None) -> Manifest:
-        """Write an index artifact (compacted: deleted triples dropped, upserts merged)."""
+    def save(self, out: str | Path, *, config=None, inputs=None, pipeline_key: str | None = None,
+             extra: Mapping | None = None) -> Manifest:
+        """Write an index artifact (compacted: deleted triples dropped, upserts merged); ``extra`` goes
+        into the manifest's ``extra``."""
         with ArtifactWriter(out, INDEX_KIND, config=config if config is not None else self.settings,
                             inputs=inputs, pipeline_key=pipeline_key) as w:
             gcounts = self.graph.save(w.path / "graph")
@@ -380,6 +419,7 @@ class KGIndex:
                 w.counts[f"{name}_vectors"] = info["live"]
             w.extra.update(lexicon_entries_by_source=lcounts["entries_by_source"], vectors=vinfo,
                            timings=self.counts.get("timings", {}))
+            w.extra.update(extra or {})
         return w.manifest
 
 
@@ -406,6 +446,37 @@ def load_index(d: str | Path, mmap: bool = True) -> KGIndex:
     return idx
 
 
+def update_index(base: str | Path | None, graph_dirs: Sequence[str | Path], corpus: str | Path | None,
+                 config: IndexConfig) -> tuple[KGIndex, dict]:
+    """The index of ``graph_dirs`` (and ``corpus``'s texts) made by updating the index artifact ``base``
+    (:mod:`kgllm.index.update`): only new and changed texts are embedded. Without a base, or when its
+    settings (encoder, skipped predicates, linker...) differ from ``config``'s, it is built anew; the report
+    says which (``mode``: update, build or rebuild) and what changed."""
+    if base is None:
+        idx = KGIndex.build(graph_dirs, corpus, config)
+        return idx, {"mode": "build", "reason": "no index to update at the output", "added": idx.graph.n_live,
+                     "removed": 0, "kept": 0, "texts_encoded": _encoded(idx), "vectors_reused": 0}
+    base_man = read_manifest(base, INDEX_KIND)
+    old = load_index(base)
+    settings = index_settings(config)
+    if canonical_json(old.settings) != canonical_json(settings):
+        changed = sorted(k for k in set(settings) | set(old.settings) if old.settings.get(k) != settings.get(k))
+        logger.warning("index update: the settings differ from %s's (%s): building anew", base, ", ".join(changed))
+        n_old = old.graph.n_live
+        idx = KGIndex.build(graph_dirs, corpus, config)
+        return idx, {"mode": "rebuild", "reason": f"settings changed: {', '.join(changed)}",
+                     "base": {"path": str(base), "content_sha256": base_man.content_sha256},
+                     "added": idx.graph.n_live, "removed": n_old, "kept": 0, "texts_encoded": _encoded(idx),
+                     "vectors_reused": 0}
+    idx, report = apply_update(old, graph_dirs, _read_corpus_texts(corpus) if corpus else {})
+    report["base"] = {"path": str(base), "content_sha256": base_man.content_sha256}
+    return idx, report
+
+
+def _encoded(idx: KGIndex) -> int:
+    return sum(v for k, v in idx.counts.items() if k.endswith("_texts_encoded"))
+
+
 def _read_corpus_texts(corpus: str | Path) -> dict[str, str]:
     p = Path(corpus) / "triples.jsonl"
     hint = "; give a corpus artifact written by `kgllm corpus`"
@@ -426,26 +497,44 @@ def truncate(s: str, n: int) -> str:
 
 def run_index(inputs: list[Path], out: Path, config: IndexConfig, *, pipeline_key: str | None = None) -> Manifest:
     """The ``index`` stage: graph artifacts (and at most one corpus artifact: an input of kind ``corpus``,
-    or ``config.corpus``) -> an index artifact."""
-    graphs, corpora = [], []
+    or ``config.corpus``) -> an index artifact. With ``config.update``, the index artifact among the inputs
+    (or else the one at ``out``) is updated to the graphs (:func:`kgllm.index.facade.update_index`)."""
+    graphs, corpora, bases = [], [], []
     for p in inputs:
         kind = read_manifest(p).kind
         if kind == "corpus" or kind.startswith("corpus."):
             corpora.append(p)
         elif kind == "graph" or kind.startswith("graph."):
             graphs.append(p)
+        elif kind == INDEX_KIND:
+            bases.append(p)
         else:
-            raise UsageError(f"{p}: index takes graph artifacts (and one corpus artifact), not {kind!r}")
+            raise UsageError(f"{p}: index takes graph artifacts (and one corpus artifact, and with update: true the "
+                             f"index to update), not {kind!r}")
     if config.corpus is not None:
         corpora.append(Path(config.corpus))
     if not graphs:
         raise UsageError("index: give at least one graph artifact")
     if len(corpora) > 1:
         raise UsageError(f"index: give at most one corpus artifact, got {', '.join(map(str, corpora))}")
-    idx = KGIndex.build(graphs, corpora[0] if corpora else None, config)
-    ins = graphs + ([corpora[0]] if corpora and corpora[0] not in inputs else [])
+    if bases and not config.update:
+        raise UsageError(f"index: {bases[0]} is an index artifact; to update it give --update (update: true), "
+                         "else give graph artifacts only")
+    if len(bases) > 1:
+        raise UsageError(f"index: give at most one index artifact to update, got {', '.join(map(str, bases))}")
+    corpus = corpora[0] if corpora else None
+    extra = {}
+    if config.update:
+        base = bases[0] if bases else (Path(out) if artifact_kind(out) == INDEX_KIND else None)
+        idx, report = update_index(base, graphs, corpus, config)
+        extra["update"] = report
+        idx.counts.update(update_added=report["added"], update_removed=report["removed"],
+                          update_kept=report["kept"], update_reembedded=report["texts_encoded"])
+    else:
+        idx = KGIndex.build(graphs, corpus, config)
+    ins = graphs + ([corpus] if corpus is not None and corpus not in inputs else [])
     return idx.save(out, config=config, inputs=list(inputs) + [c for c in ins if c not in inputs],
-                    pipeline_key=pipeline_key)
+                    pipeline_key=pipeline_key, extra=extra)
 
 
-__all__ = ["Candidate", "Hit", "KGIndex", "LinkedMention", "TripleRecord", "load_index", "run_index"]
+__all__ = ["Candidate", "Hit", "KGIndex", "LinkedMention", "TripleRecord", "load_index", "run_index", "update_index"]

@@ -18,7 +18,8 @@ Ids come from the sorted term strings, so they do not depend on input order (as 
 neighbourhoods, paths and PageRank run over entities only.
 
 Upsert appends rows and keeps the new edges in a small in-memory delta adjacency (no CSR rebuild);
-delete sets tombstones. ``save`` compacts both into fresh sorted arrays.
+delete sets tombstones. ``compacted`` (and ``save``, which writes it) merges both into fresh sorted arrays:
+the same arrays a build from the same live triples makes.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class GraphIndex:
         self._delta_in: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
         self._ppr_matrix = None
         self._ppr_key: tuple = ()
+        self._source_keys: dict[str, int] | None = None   # provenance (canonical JSON) -> index in sources
 
     # ------------------------------------------------------------------ building
 
@@ -116,28 +118,42 @@ class GraphIndex:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, d: str | Path) -> dict:
-        """Write the compacted index (deleted rows dropped, upserted rows merged) into ``d``."""
-        d = Path(d)
-        d.mkdir(parents=True, exist_ok=True)
+    def compacted(self) -> GraphIndex:
+        """A new index of the live rows only, as :meth:`build` makes it: terms sorted (so term ids do not
+        depend on the order of updates), rows sorted by (s, p, o), fresh CSR arrays, no delta, only the
+        sources some row uses."""
         tri, tids, src, alive = self._all_rows()
-        keep = alive
-        tri, tids, src = tri[keep], tids[keep], src[keep]
+        tri, tids, src = tri[alive], tids[alive], src[alive]
         used = np.unique(tri.ravel()) if len(tri) else np.zeros(0, dtype=np.int64)
         old_terms = [self.terms[i] for i in used]
         order = sorted(range(len(old_terms)), key=old_terms.__getitem__)
         terms = [old_terms[i] for i in order]
         remap = np.zeros(len(self.terms), dtype=np.int32)
         remap[used[order]] = np.arange(len(terms), dtype=np.int32)
-        arrays = _compact_arrays(terms, remap[tri] if len(tri) else tri, tids, src, np.ones(len(tids), dtype=bool))
+        # Sources in order of first use; unused ones (every row of a shard deleted) are dropped.
+        used_src, first = np.unique(src, return_index=True) if len(src) else (np.zeros(0, np.int32), [])
+        src_order = used_src[np.argsort(first, kind="stable")] if len(src) else used_src
+        src_map = np.zeros(len(self.sources), dtype=np.int32)
+        src_map[src_order] = np.arange(len(src_order), dtype=np.int32)
+        arrays = _compact_arrays(terms, remap[tri] if len(tri) else tri, tids,
+                                 src_map[src] if len(src) else src, np.ones(len(tids), dtype=bool))
+        out = GraphIndex(terms, arrays, [self.sources[i] for i in src_order.tolist()])
+        out._term_ids = {t: i for i, t in enumerate(terms)}
+        return out
+
+    def save(self, d: str | Path) -> dict:
+        """Write the compacted index (deleted rows dropped, upserted rows merged) into ``d``."""
+        d = Path(d)
+        d.mkdir(parents=True, exist_ok=True)
+        c = self.compacted()
         with atomic_open(d / "terms.txt") as f:
-            for t in terms:
+            for t in c.terms:
                 f.write(t + "\n")
         for name in _ARRAYS:
             with atomic_open(d / f"{name}.npy", "wb") as f:
-                np.save(f, arrays[name])
-        atomic_write_json(d / "sources.json", self.sources)
-        return {"terms": len(terms), "triples": int(len(tids)), "edges": int(len(arrays["out_nbr"]))}
+                np.save(f, c.a[name])
+        atomic_write_json(d / "sources.json", c.sources)
+        return {"terms": len(c.terms), "triples": int(len(c.a["tids"])), "edges": int(len(c.a["out_nbr"]))}
 
     @classmethod
     def load(cls, d: str | Path, mmap: bool = True) -> GraphIndex:
@@ -185,8 +201,41 @@ class GraphIndex:
         return int(self.a["tids"][r]) if r < n0 else self._new_tids[r - n0]
 
     def row_source(self, r: int) -> dict:
+        return self.sources[self.row_source_id(r)]
+
+    def row_source_id(self, r: int) -> int:
+        """Index into :attr:`sources` of row ``r``'s provenance."""
         n0 = len(self.a["tids"])
-        return self.sources[int(self.a["source"][r]) if r < n0 else self._new_src[r - n0]]
+        return int(self.a["source"][r]) if r < n0 else self._new_src[r - n0]
+
+    def source_id(self, provenance: dict) -> int:
+        """Index of ``provenance`` in :attr:`sources` (appended when new)."""
+        key = json.dumps(provenance, sort_keys=True, default=str)
+        if self._source_keys is None or len(self._source_keys) != len(self.sources):
+            self._source_keys = {json.dumps(s, sort_keys=True, default=str): i for i, s in enumerate(self.sources)}
+        i = self._source_keys.get(key)
+        if i is None:
+            i = self._source_keys[key] = len(self.sources)
+            self.sources.append(provenance)
+        return i
+
+    def set_source(self, rows: Iterable[int], provenance: dict) -> int:
+        """Give these rows another provenance (the same triple now comes from another shard); returns how
+        many changed."""
+        si = self.source_id(provenance)
+        n0 = len(self.a["tids"])
+        changed = 0
+        for r in rows:
+            if self.row_source_id(r) == si:
+                continue
+            if r < n0:
+                if not self.a["source"].flags.writeable:  # memory-mapped: copy once, then edit
+                    self.a["source"] = np.array(self.a["source"])
+                self.a["source"][r] = si
+            else:
+                self._new_src[r - n0] = si
+            changed += 1
+        return changed
 
     def row_of(self, tid: str | int) -> int | None:
         """Row of a triple id (hex string or int); None if unknown. Deleted rows are still found."""
@@ -373,11 +422,7 @@ class GraphIndex:
     def upsert(self, triples: Iterable[tuple[str, str, str]], provenance: dict) -> tuple[list[int], int]:
         """Add triples (N-Triples terms). Returns the rows of the new triples and the number that were
         already present and live (not added again). A deleted triple added again gets a new row."""
-        key = json.dumps(provenance, sort_keys=True, default=str)
-        src = next((i for i, s in enumerate(self.sources) if json.dumps(s, sort_keys=True, default=str) == key), None)
-        if src is None:
-            src = len(self.sources)
-            self.sources.append(provenance)
+        src = self.source_id(provenance)
         added: list[int] = []
         present = 0
         for s, p, o in triples:

@@ -193,17 +193,26 @@ class EntityLexicon:
             return []
         return [graph.terms[f] for f, p, _r, _d in graph.edges(ei, "out") if graph.terms[p] == ONTOLEX_CANONICAL_FORM]
 
+    def remove_origins(self, origins: Iterable[str]) -> None:
+        """Drop every entry and the label of ``origins`` (terms no longer in the graph)."""
+        for origin in sorted(origins):
+            self._drop(origin)
+        self._trigrams = None
+
+    def _drop(self, origin: str) -> None:
+        for key, target, src, tid in self.by_origin.pop(origin, []):
+            lst = self.keys.get(key, [])
+            if (target, src, tid) in lst:
+                lst.remove((target, src, tid))
+            if not lst:
+                self.keys.pop(key, None)
+        self.labels.pop(origin, None)
+        self._label_rank.pop(origin, None)
+
     def update_origins(self, graph, origins: Iterable[str]) -> None:
         """Recompute the entries of ``origins`` from the graph's live triples."""
         for origin in sorted(origins):
-            for key, target, src, tid in self.by_origin.pop(origin, []):
-                lst = self.keys.get(key, [])
-                if (target, src, tid) in lst:
-                    lst.remove((target, src, tid))
-                if not lst:
-                    self.keys.pop(key, None)
-            self.labels.pop(origin, None)
-            self._label_rank.pop(origin, None)
+            self._drop(origin)
             if origin.startswith(_DBR_PREFIX):
                 self._add_name(origin, local_name(origin), origin, "iri", None)
                 self.labels[origin] = local_name(origin)

@@ -45,6 +45,10 @@ class LinkerConfig:
 class IndexConfig:
     corpus: Path | None = None          # corpus artifact whose triples.jsonl texts are embedded
     seed: int = 0
+    # Update an existing index instead of building anew: the index artifact among the inputs, else the
+    # one already at the output directory (none there: build). Only the difference is applied (deleted
+    # triples removed, new ones added, only new or changed texts embedded); the result equals a build.
+    update: bool = False
     # Predicates whose triples are not embedded (IRIs); None: the defaults in kgllm.index.facade.
     skip_predicates: list[str] | None = None
     # Predicates that paths and PageRank do not walk (class membership makes owl:Thing a hub).
@@ -100,7 +104,8 @@ class EmbedConfig:
 
 STAGES = [
     Stage("index", IndexConfig, "kgllm.index.facade:run_index", "index",
-          help="entity lexicon + linker, faiss vectors, CSR graph index from graph artifacts (+ corpus)",
+          help="entity lexicon + linker, faiss vectors, CSR graph index from graph artifacts (+ corpus; "
+               "+ the index to update, with update: true)",
           min_inputs=1),
     Stage("embed", EmbedConfig, "kgllm.index.kge:run_embed", "kge",
           help="knowledge graph embeddings (PyKEEN TransE/RotatE/ComplEx) with filtered MRR/Hits@k",

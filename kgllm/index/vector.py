@@ -172,6 +172,20 @@ class VectorIndex:
             self.index.remove_ids(np.array(ids, dtype=np.int64))
         return len(ids)
 
+    def vectors_of(self, keys: Sequence[str]) -> np.ndarray:
+        """The stored vectors of live ``keys`` (rows in the same order), read back from faiss: what an
+        update reuses instead of encoding the same text again."""
+        if not len(keys):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        faiss = _faiss()
+        base = faiss.downcast_index(self.index.index)
+        ids = faiss.vector_to_array(self.index.id_map)          # faiss id of each stored position
+        at = np.full(len(self.keys), -1, dtype=np.int64)
+        at[ids] = np.arange(len(ids), dtype=np.int64)
+        pos = at[np.array([self.pos[k] for k in keys], dtype=np.int64)]
+        allv = base.reconstruct_n(0, base.ntotal)
+        return np.ascontiguousarray(allv[pos], dtype=np.float32)
+
     def search(self, queries: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
         """Top-``k`` live ``(key, score)`` per query row."""
         if not len(self.pos):

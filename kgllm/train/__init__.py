@@ -1,4 +1,4 @@
-"""Training: base models offline (models), pretraining, SFT, DPO and reward models on a corpus artifact.
+"""Training: base models offline (models), pretraining, SFT, DPO, KTO and reward models on a corpus artifact.
 
 Launch commands (single process, DDP, FSDP, multi-node) are at the top of :mod:`kgllm.train.cli` and in
 docs/train.md. Nothing here is imported by ``import kgllm``; torch/transformers/trl load inside functions.
@@ -10,8 +10,8 @@ import importlib
 
 
 def __getattr__(name: str):
-    # pretrain, sft, dpo and reward are modules made callable when imported (kgllm.api): load them on first use, so that
-    # `import kgllm` stays light and `kgllm.train.sft(...)` works without importing them first.
-    if name in ("pretrain", "sft", "dpo", "reward"):
+    # pretrain, sft, dpo, kto and reward are modules made callable when imported (kgllm.api): load them on first use,
+    # so that `import kgllm` stays light and `kgllm.train.sft(...)` works without importing them first.
+    if name in ("pretrain", "sft", "dpo", "kto", "reward"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

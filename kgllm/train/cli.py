@@ -1,4 +1,4 @@
-"""``kgllm train {tokenizer,pretrain,sft,dpo,reward}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
+"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
 
 Single process (CPU, or one GPU)::
 
@@ -37,7 +37,9 @@ GROUP_HELP = "train models and tokenizers"
 _STAGES = {
     "pretrain": "causal LM pretraining, from scratch (model: scratch + tokenizer) or continued",
     "sft": "supervised fine-tuning on the corpus's question/answer pairs (trl SFTTrainer)",
-    "dpo": "direct preference optimisation on KG-verified preference pairs (trl DPOTrainer)",
+    "dpo": "direct preference optimisation on preference pairs: KG-verified, or people's corrections from a "
+           "feedback export (trl DPOTrainer)",
+    "kto": "KTO on unpaired good/bad answers: people's ratings in a feedback export (trl KTOTrainer)",
     "reward": "a reward model on the corpus's preference pairs (trl RewardTrainer)",
 }
 
@@ -54,7 +56,9 @@ def register(cmds) -> None:
         p = cmds.subcommand("train", name, help_, _train_handler(name), group_help=GROUP_HELP,
                             description=f"{help_}.\n\n{__doc__.split(chr(10), 2)[2]}")
         add_config_args(p, f"train.{name}")
-        p.add_argument("--corpus", type=Path, required=True, help="corpus artifact directory (kgllm corpus)")
+        p.add_argument("--corpus", type=Path, required=True,
+                       help="corpus artifact directory (kgllm corpus" + (", or a feedback export)" if name in (
+                           "dpo", "kto") else ")"))
         p.add_argument("--out", type=Path, required=True, help="output model artifact directory")
         p.add_argument("--model", help="starting model: a name from `kgllm models list` or a checkpoint dir"
                        + (" ('scratch' for a new model)" if name == "pretrain" else ""))

@@ -1,7 +1,9 @@
 """Corpus artifact -> training examples: read the JSONL splits and shape them for each trainer.
 
 Takes: a corpus artifact (kind ``corpus``; layout in docs/train.md): ``pretrain/``, ``sft/``, ``dpo/``
-splits as JSONL, each with ``train``, ``validation`` and ``test``.
+splits as JSONL, each with ``train``, ``validation`` and ``test``; or a feedback export (kind
+``corpus.feedback``): ``dpo/`` and ``kto/`` (``{"id","prompt","completion","label"}``, label a boolean:
+the answer was rated good) with ``train`` and ``validation``.
 Makes: plain Python rows (sorted by id, so runs do not depend on file order) and the prompt formats the
 trainers and ``kgllm eval facts`` share: with a chat template the question is a user turn and the answer
 an assistant turn; without one (a tokenizer trained from scratch) a fixed plain template.
@@ -15,7 +17,7 @@ from ..artifacts import iter_jsonl, read_manifest
 from ..errors import InputError
 from ..rdf import RDFS_LABEL, lexical_form
 
-PARTS = ("pretrain", "sft", "dpo")
+PARTS = ("pretrain", "sft", "dpo", "kto")
 SPLITS = ("train", "validation", "test")
 # The prompt format used when the tokenizer has no chat template.
 PLAIN_PROMPT = "Question: {prompt}\nAnswer:"
@@ -23,7 +25,9 @@ _REQUIRED = {
     "pretrain": ("id", "text"),
     "sft": ("id", "prompt", "completion"),
     "dpo": ("id", "prompt", "chosen", "rejected"),
+    "kto": ("id", "prompt", "completion"),
 }
+_BOOL_FIELDS = {"kto": ("label",)}
 
 
 def check_corpus(corpus: Path) -> None:
@@ -35,7 +39,8 @@ def train_eval_rows(corpus: Path, part: str, cfg, what: str) -> tuple[list[dict]
     ``cfg.max_eval_examples``); no training rows is an error that says what is missing."""
     train = read_split(corpus, part, "train", cfg.max_train_examples)
     if not train:
-        raise InputError(f"{corpus}/{part}/train.jsonl: no {what}; rebuild the corpus")
+        raise InputError(f"{corpus}/{part}/train.jsonl: no {what}; rebuild the corpus (or, for a feedback "
+                         "export, collect more feedback and export again)")
     return train, read_split(corpus, part, "validation", cfg.max_eval_examples)
 
 
@@ -52,6 +57,9 @@ def read_split(corpus: Path, part: str, split: str, limit: int = 0) -> list[dict
         missing = [k for k in _REQUIRED[part] if not isinstance(row.get(k), str)]
         if missing:
             raise InputError(f"{path}:{n}: record {row.get('id', '?')!r} lacks string field(s) {missing}")
+        not_bool = [k for k in _BOOL_FIELDS.get(part, ()) if not isinstance(row.get(k), bool)]
+        if not_bool:
+            raise InputError(f"{path}:{n}: record {row.get('id', '?')!r}: field(s) {not_bool} must be true or false")
         rows.append(row)
     rows.sort(key=lambda r: r["id"])
     return rows[:limit] if limit > 0 else rows
@@ -107,6 +115,12 @@ def preference_rows(rows: list[dict], chat: bool) -> list[dict]:
     """trl's preference format with an explicit prompt (DPOTrainer and RewardTrainer)."""
     return [{"prompt": prompt_value(r["prompt"], chat), "chosen": answer_value(r["chosen"], chat),
              "rejected": answer_value(r["rejected"], chat)} for r in rows]
+
+
+def kto_rows(rows: list[dict], chat: bool) -> list[dict]:
+    """trl's unpaired preference format (KTOTrainer): prompt, completion and a boolean label."""
+    return [{"prompt": prompt_value(r["prompt"], chat), "completion": answer_value(r["completion"], chat),
+             "label": bool(r["label"])} for r in rows]
 
 
 def pack_texts(texts: list[str], tokenizer, block_size: int) -> tuple[list[list[int]], dict]:

@@ -1,11 +1,12 @@
 """Pipeline stages of the train step: their registration (:data:`STAGES`) and config dataclasses.
 
 The run functions live with their trainers (:mod:`kgllm.train.pretrain`, :mod:`~kgllm.train.sft`,
-:mod:`~kgllm.train.dpo`, :mod:`~kgllm.train.reward`), which import torch, transformers and trl only when
-they run, so reading the registry stays light.
+:mod:`~kgllm.train.dpo`, :mod:`~kgllm.train.kto`, :mod:`~kgllm.train.reward`), which import torch,
+transformers and trl only when they run, so reading the registry stays light.
 
-Takes: a corpus artifact (``kgllm corpus``) and optionally, as a second input, a model artifact written by
-an earlier train step (it replaces ``model`` in the config, so ``corpus -> sft -> dpo`` chains by step id).
+Takes: a corpus artifact (``kgllm corpus``, or a feedback export, kind ``corpus.feedback``, for DPO and KTO)
+and optionally, as a second input, a model artifact written by an earlier train step (it replaces ``model``
+in the config, so ``corpus -> sft -> dpo`` chains by step id).
 Makes: a model artifact (kind ``model.<stage>``): a transformers checkpoint directory plus
 ``training_config.json``, ``metrics.json`` and ``manifest.json``.
 
@@ -144,6 +145,29 @@ class DPOConfig(TrainConfig):
 
 
 @dataclass
+class KTOConfig(TrainConfig):
+    """KTO (Ethayarajh et al. 2024) on unpaired ratings: each answer marked good (label true) or bad."""
+
+    beta: float = 0.1
+    loss_type: Literal["kto", "apo_zero_unpaired"] = "kto"   # trl's KTO loss names
+    desirable_weight: float = 1.0   # weight of the good answers' loss (raise it when they are fewer)
+    undesirable_weight: float = 1.0
+    lr: float = 5e-6
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_ranges((
+            ("beta", self.beta, self.beta > 0, "positive"),
+            ("desirable_weight", self.desirable_weight, self.desirable_weight > 0, "positive"),
+            ("undesirable_weight", self.undesirable_weight, self.undesirable_weight > 0, "positive"),
+            # The KL reference point is estimated from the other rows of a batch (trl pairs each prompt with
+            # the next row's answer), which takes at least two rows.
+            ("batch_size", self.batch_size, self.loss_type != "kto" or self.batch_size >= 2,
+             "at least 2 for loss_type kto (its KL estimate pairs rows within a batch)"),
+        ))
+
+
+@dataclass
 class RewardConfig(TrainConfig):
     center_rewards_coefficient: float = 0.0  # > 0: pull rewards towards zero mean (trl's centering term)
     lr: float = 1e-5
@@ -163,6 +187,9 @@ STAGES: list[Stage] = [
           f"supervised fine-tuning on the corpus's question/answer pairs (trl SFTTrainer); {_HELP_INPUTS}", 1, 2),
     Stage("train.dpo", DPOConfig, "kgllm.train.dpo:run", "model.dpo",
           f"direct preference optimisation on KG-verified preference pairs (trl DPOTrainer); {_HELP_INPUTS}", 1, 2),
+    Stage("train.kto", KTOConfig, "kgllm.train.kto:run", "model.kto",
+          f"KTO on unpaired good/bad answers, e.g. people's ratings in a feedback export (trl KTOTrainer); "
+          f"{_HELP_INPUTS}", 1, 2),
     Stage("train.reward", RewardConfig, "kgllm.train.reward:run", "model.reward",
           f"reward model on the corpus's preference pairs (trl RewardTrainer); {_HELP_INPUTS}", 1, 2),
 ]

@@ -23,9 +23,23 @@ def render_markdown(rep: dict) -> str:
     out += ["", "## Counts", "", "| | triples |", "|---|---:|"]
     for k in ("input_triples", "kept", "quarantined", "duplicate_triples"):
         out.append(f"| {k} | {c[k]:,} |")
+    if rep.get("feedback"):
+        out.append(f"| of the quarantined: flagged by feedback | {c.get('flagged_by_feedback', 0):,} |")
     out.append("")
     out.append(f"Check: kept + quarantined + duplicate_triples = {c['kept'] + c['quarantined'] + c['duplicate_triples']:,} "
                f"= input_triples ({c['input_triples']:,}).")
+    fb = rep.get("feedback")
+    if fb:
+        out += ["", "## Feedback corrections", ""]
+        out += [f"- corrections: `{p}`" for p in fb["corrections"]]
+        out.append(f"- flagged triples: {fb['flagged_triples']:,}; quarantined (flagged by feedback): "
+                   f"{fb['quarantined_triples']:,}; not in the validated graphs: {fb['not_in_graph']:,}")
+        if fb["examples"]:
+            out += ["", "| triple | subject | predicate | object | people's reasons |", "|---|---|---|---|---|"]
+            for e in fb["examples"]:
+                s, p, o = (_md_escape(shorten(t))[:80] for t in e["triple"])
+                why = "; ".join(_md_escape(r)[:120] for r in e["reasons"]) or "-"
+                out.append(f"| {e['id']} | {s} | {p} | {o} | {why} |")
     out += ["", "## Ontologies", ""]
     for f in rep["ontologies"]["files"]:
         out.append(f"- `{f['path']}` ({f['format']}, {f['triples']:,} triples)")
@@ -66,5 +80,5 @@ def render_markdown(rep: dict) -> str:
             out += ["", "Examples:", ""]
             out += [f"- {e['focus']} {e['path'] or ''}: {_md_escape(e['message'])[:160]}" for e in s["examples"][:10]]
     out += ["", "## Files", "", "- `quarantine/quarantine.jsonl`, `quarantine/quarantine.nt`: quarantined triples "
-            "and why", "- `warnings.jsonl`: every warning", "- `triples/`: the clean graph", ""]
+            "and why (with the people's reasons for those flagged by feedback)", "- `warnings.jsonl`: every warning", "- `triples/`: the clean graph", ""]
     return "\n".join(out)

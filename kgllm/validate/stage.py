@@ -1,11 +1,14 @@
 """The validate stage: its config (:class:`ValidateConfig`), its registration (:data:`STAGES`) and its run
-function: ontologies + graph artifacts -> clean graph + quarantine + report.
+function: ontologies + graph artifacts (+ feedback corrections) -> clean graph + quarantine + report.
 
-Takes: graph artifacts (kind ``graph``) and a :class:`ValidateConfig`.
+Takes: graph artifacts (kind ``graph``) and a :class:`ValidateConfig`; feedback corrections (what people
+flagged as wrong) from ``corrections`` in the config or from feedback exports among the inputs (kind
+``corpus.feedback``: an input of that kind is read for its ``corrections/``, never validated).
 Makes: a graph artifact at ``out`` (written with :class:`~kgllm.rdf.GraphWriter`, one output shard per
 input shard with the same provenance) holding the triples no ``error`` check flagged, plus::
 
     quarantine/quarantine.jsonl   {"id","s","p","o","checks":[...],"reasons":[...],"source":{graph,shard,provenance}}
+                                  (+ "feedback": {"reasons","feedback_ids","corrections"} for a flagged triple)
     quarantine/quarantine.nt      the same triples as N-Triples
     warnings.jsonl                {"check","severity","message","focus","triple":[s,p,o]|null}
     report.json, report.md        counts, ontology/reasoning/check/SHACL results, problems
@@ -13,6 +16,9 @@ input shard with the same provenance) holding the triples no ``error`` check fla
 Counts add up: ``input_triples = kept + quarantined + duplicate_triples`` (the same triple in two
 input artifacts, or twice in the quarantine; 0 for a single input). ``manifest.extra.validation.clean``
 is False when problems were found; they are also the manifest's ``problems`` (the CLI then exits 1).
+Feedback: every triple flagged in the corrections is quarantined (check ``feedback``, reason
+:data:`~kgllm.validate.feedback.REASON`) and counted in ``flagged_by_feedback`` (part of ``quarantined``);
+that is a problem too (exit 1), like any quarantine by an error check. The inputs are never modified.
 Checked before any work: every graph, ontology and shapes file exists and parses; an ontology file without
 triples, or ontologies without any class or property, is an input error (exit 2); an input graph of zero
 triples is :class:`~kgllm.errors.EmptyResultError` (exit 1).
@@ -38,7 +44,8 @@ from ..rdf import (
     triple_id,
 )
 from ..registry import Stage
-from .checks import CHECKS, SEVERITIES, CheckOptions, TermIndex, run_checks
+from .checks import CHECKS, SEVERITIES, CheckOptions, TermIndex, Violation, run_checks
+from .feedback import REASON, corrections_dir, flagged_rows, is_export, load_flags
 from .ontology import check_rdf_file, load_ontologies
 from .reasoning import reason
 from .report import render_markdown
@@ -67,6 +74,9 @@ class ValidateConfig:
     max_examples: int = 20
     # Unsatisfiable classes count as a problem (exit code 1), like an inconsistent ontology.
     fail_on_unsatisfiable: bool = True
+    # Feedback corrections: the corrections/ graph artifact of `kgllm feedback export`, or the export
+    # itself. Every triple flagged there is quarantined ("flagged by feedback"); the inputs stay as they are.
+    corrections: list[Path] = field(default_factory=list)
 
     def __post_init__(self):
         for k, v in self.severity.items():
@@ -89,11 +99,18 @@ STAGES = [
 
 
 def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: str | None = None) -> Manifest:
-    # Every input (graphs, ontologies, shapes) is checked and read before any reasoning or data check.
+    # Every input (graphs, corrections, ontologies, shapes) is checked and read before any reasoning or data check.
+    exports = [d for d in inputs if is_export(d)]  # feedback exports: their corrections, not graphs to validate
+    inputs = [d for d in inputs if d not in exports]
+    if not inputs:
+        raise InputError("validate: give at least one graph artifact to validate (feedback exports only bring "
+                         "corrections)")
     for d in inputs:
         read_manifest(d, GRAPH_KIND)  # a clear error for anything but a graph artifact
         if Path(d).resolve() == Path(out).resolve():
             raise ArtifactError(f"{out}: the output must not be one of the inputs (validate writes a new graph)")
+    corrections = [corrections_dir(c) for c in [*config.corrections, *exports]]
+    flags = load_flags(corrections)
     for p in config.ontology:
         check_rdf_file(p, "ontology file")
     for p in config.shapes:
@@ -125,10 +142,13 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
                 quarantine[v.triple].append(v)
             else:
                 warnings.append(v)
+    flagged, not_found = flagged_rows(ctx, flags)
+    for n in sorted(flagged):
+        quarantine[n].append(Violation("feedback", "error", REASON, n))
 
     shacl_lines: list[str] | None = [] if total <= config.shacl_max_triples else None
-    with GraphWriter(out, config=config, inputs=inputs, pipeline_key=pipeline_key) as g:
-        kept, quarantined, duplicates = _write_graph(g, ctx, inputs, quarantine, shacl_lines)
+    with GraphWriter(out, config=config, inputs=[*inputs, *exports], pipeline_key=pipeline_key) as g:
+        kept, quarantined, duplicates, n_flagged = _write_graph(g, ctx, inputs, quarantine, shacl_lines, flagged)
         write_jsonl(g.path / "warnings.jsonl", (
             {"check": v.check, "severity": v.severity, "message": v.message, "focus": v.focus,
              "triple": list(ctx.triple(v.triple)) if v.triple is not None else None} for v in warnings))
@@ -139,14 +159,19 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
                                 max_triples=config.shacl_max_triples, max_examples=config.max_examples,
                                 shapes=shapes)
         counts = {"input_triples": total, "kept": kept, "quarantined": quarantined, "duplicate_triples": duplicates,
-                  "errors": sum(len(v) for v in quarantine.values()), "warnings": len(warnings)}
-        report = _report(inputs, config, ont, reasoning, results, counts, shacl, ctx)
+                  "errors": sum(len(v) for v in quarantine.values()), "warnings": len(warnings),
+                  "flagged_by_feedback": n_flagged}
+        feedback = _feedback_report(corrections, flags, flagged, not_found, n_flagged, ctx, config.max_examples)
+        report = _report(inputs, config, ont, reasoning, results, counts, shacl, ctx, feedback)
         atomic_write_json(g.path / "report.json", report)
         atomic_write_text(g.path / "report.md", render_markdown(report))
         g.counts.update(counts)
         g.counts["problems"] = len(report["problems"])
         g.extra["validation"] = {"clean": report["clean"], "problems": report["problems"],
                                  "reasoning": reasoning.status}
+        if corrections:
+            g.extra["feedback"] = {k: feedback[k] for k in ("corrections", "flagged_triples",
+                                                            "quarantined_triples", "not_in_graph")}
         # In the manifest's problems too: the CLI and `kgllm run` print them and exit 1.
         g.problems.extend(report["problems"])
     return g.manifest
@@ -167,15 +192,18 @@ def _check_ontology(ont) -> None:
 
 
 def _write_graph(g: GraphWriter, ctx: TermIndex, inputs: list[Path], quarantine: dict[int, list],
-                 shacl_lines: list[str] | None) -> tuple[int, int, int]:
+                 shacl_lines: list[str] | None, flagged: dict | None = None) -> tuple[int, int, int, int]:
     """Kept triples into ``g`` (one shard per input shard, same provenance), the rest into quarantine/.
+    Returns kept, quarantined, duplicates and how many of the quarantined were flagged by feedback
+    (``flagged``: row -> :class:`~kgllm.validate.feedback.Flag`).
 
     The triples come from the index (term table + id arrays, in input order), not from re-reading the
     shards: the per-shard triple counts of the input manifests give the shard boundaries.
     """
     import numpy as np
 
-    kept = quarantined = duplicates = 0
+    kept = quarantined = duplicates = n_flagged = 0
+    flagged = flagged or {}
     qdir = g.path / "quarantine"
     qdir.mkdir()
     # A triple that occurred before (in input order) is a duplicate: found on the interned term ids with
@@ -216,15 +244,20 @@ def _write_graph(g: GraphWriter, ctx: TermIndex, inputs: list[Path], quarantine:
                             quarantined += 1
                             s, p, o = terms[si], terms[pi], terms[oi]
                             qn.write(line + " .\n")
-                            qj.write(jsonl_line({
-                                "id": triple_id(s, p, o), "s": s, "p": p, "o": o,
-                                "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
-                                "source": {"graph": str(d), "shard": shard["file"],
-                                           "provenance": shard["provenance"]}}))
+                            rec = {"id": triple_id(s, p, o), "s": s, "p": p, "o": o,
+                                   "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
+                                   "source": {"graph": str(d), "shard": shard["file"],
+                                              "provenance": shard["provenance"]}}
+                            f = flagged.get(n)
+                            if f is not None:
+                                n_flagged += 1
+                                rec["feedback"] = {"reasons": f.reasons, "feedback_ids": f.feedback_ids,
+                                                   "corrections": f.sources}
+                            qj.write(jsonl_line(rec))
                 n0 = n1
     bar.close()
     g.duplicates += duplicates  # the writer's own count (it did not see them: unique_lines)
-    return kept, quarantined, duplicates
+    return kept, quarantined, duplicates, n_flagged
 
 
 def _iter_inputs(inputs: list[Path]):
@@ -240,7 +273,22 @@ def _iter_inputs(inputs: list[Path]):
                                     f"{shard['triples']}; the artifact is damaged: rebuild it")
 
 
-def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx) -> dict:
+def _feedback_report(corrections, flags, flagged, not_found, n_flagged, ctx, max_examples) -> dict:
+    """What the feedback corrections did: flagged triples, how many were quarantined, which the graph lacks."""
+    seen, examples = set(), []
+    for n, f in sorted(flagged.items()):
+        if f.triple_id in seen:
+            continue
+        seen.add(f.triple_id)
+        if len(examples) < max_examples:
+            examples.append({"id": f.triple_id, "triple": list(ctx.triple(n)), "reasons": f.reasons,
+                             "feedback_ids": f.feedback_ids})
+    return {"corrections": [str(c) for c in corrections], "flagged_triples": len(flags),
+            "quarantined_triples": n_flagged, "not_in_graph": len(not_found),
+            "not_in_graph_ids": [f.triple_id for f in not_found][:max_examples], "examples": examples}
+
+
+def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx, feedback=None) -> dict:
     checks = []
     for name in sorted(CHECKS):
         cls = CHECKS[name]
@@ -266,6 +314,9 @@ def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx) -> dict
                             f"quarantined)")
     if shacl.get("results", {}).get("Violation"):
         problems.append(f"SHACL: {shacl['focus_nodes']['violating']} focus nodes violate the shapes")
+    if feedback and feedback["quarantined_triples"]:
+        problems.append(f"feedback: {feedback['quarantined_triples']} triples {REASON} quarantined "
+                        f"(corrections: {', '.join(feedback['corrections'])})")
     return {
         "clean": not problems,
         "problems": problems,
@@ -277,4 +328,5 @@ def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx) -> dict
         "reasoning": reasoning.to_dict(),
         "checks": checks,
         "shacl": shacl,
+        "feedback": feedback,
     }
