@@ -252,6 +252,9 @@ def test_api_key_guards_feedback_and_admin_endpoints(keyed):
 def test_openapi_docs(server):
     code, html, h = call(server.url, "/docs")
     assert code == 200 and "swagger" in html.lower() and "/openapi.json" in html
+    assert "cdn" not in html.lower() and "/docs-assets/swagger-ui-bundle.js" in html  # served here: works offline
+    code, js, _ = call(server.url, "/docs-assets/swagger-ui-bundle.js")
+    assert code == 200 and len(js) > 100_000
     code, spec, _ = call(server.url, "/openapi.json")
     assert code == 200 and spec["info"]["title"] == "kgllm serve"
     assert {"/ask", "/feedback", "/feedback/counts", "/health", "/metrics"} <= set(spec["paths"])

@@ -490,6 +490,23 @@ class _State:
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
+def _self_hosted_docs(app: FastAPI) -> None:
+    """``/docs`` with Swagger UI's scripts served by this server (the swagger-ui-bundle package), not a CDN:
+    the page works offline and behind firewalls."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="kgllm serve: API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
 def build_app(answerer: Answerer, store: FeedbackStore | None, *, index_sha256: str | None,
               model: str | None = None, model_sha256: str | None = None, rate_per_minute: int = 60,
               max_body: int = 8192, api_key: str | None = None, full_paths: bool = False) -> FastAPI:
@@ -498,10 +515,11 @@ def build_app(answerer: Answerer, store: FeedbackStore | None, *, index_sha256: 
     ``content_sha256``, stored with each answer."""
     if store is not None and not index_sha256:
         raise UsageError("build_app: index_sha256 (the index manifest's content_sha256) is required with a store")
-    app = FastAPI(title="kgllm serve", version=__version__,
+    app = FastAPI(title="kgllm serve", version=__version__, docs_url=None, redoc_url=None,
                   description="Answers from a knowledge graph with the triples behind them, and feedback on "
                               "them. Errors are JSON `{\"error\": ...}`. Feedback endpoints need "
                               "`Authorization: Bearer KEY` when the server runs with an API key.")
+    _self_hosted_docs(app)
     st = _State(answerer=answerer, store=store, limiter=RateLimiter(rate_per_minute), max_body=max_body,
                 api_key=api_key or None, full_paths=full_paths, index_sha256=index_sha256, model=model,
                 model_sha256=model_sha256, page=page(), metrics=_Metrics(store))
