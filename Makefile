@@ -30,8 +30,12 @@ DEMO_QUESTIONS := "Which company makes Audi A4?" \
 	"What is a sedan a sort of?" \
 	"What is the melting point of Lufthansa?"
 
+# `kgllm run` exits 1 when a step records problems: the real DBpedia sample has a few (validate reports
+# them and the pipeline goes on with the clean graph), so the demo stops only on worse.
 demo: setup
-	$(KGLLM) run examples/quickstart.yaml
+	@$(KGLLM) run examples/quickstart.yaml; rc=$$?; \
+	if [ $$rc -gt 1 ]; then exit $$rc; fi; \
+	if [ $$rc -eq 1 ]; then echo; echo "validate found problems in the real data (above; runs/quickstart/clean/report.md): kgllm run exits 1 for them, and the pipeline went on with the clean graph."; fi
 	@echo; echo "== grounded answers (kgllm ask; each cites the triples behind it)"; echo
 	$(KGLLM) ask $(DEMO_QUESTIONS) --index $(DEMO_INDEX)
 

@@ -493,7 +493,7 @@ def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
         if m is None:
             continue
         pid = int(m.group(2))
-        if pid != os.getpid() and _pid_alive(pid):
+        if pid != os.getpid() and pid_alive(pid):
             continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
@@ -503,7 +503,8 @@ def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -46,6 +46,10 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    if not progress_enabled():
+        # The libraries' own bars (transformers' "Loading weights", hub downloads) follow kgllm's rule too:
+        # set before they are imported, which happens only inside the stages.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def progress_enabled() -> bool:

@@ -101,3 +101,18 @@ def here(tmp_path, monkeypatch):
     """Run in a fresh working directory, as a user types relative paths."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def rag_index(session_tmp, dbpedia_graph) -> Path:
+    """The ask tests' index: a DBpedia subset and a WordNet subset (see test_ask_answer.build_rag_index)."""
+    from test_ask_answer import build_rag_index
+
+    return build_rag_index(session_tmp, dbpedia_graph)
+
+
+@pytest.fixture(scope="session")
+def answerer(rag_index):
+    from kgllm.ask.answer import Answerer
+
+    return Answerer.from_dir(rag_index)

@@ -91,18 +91,6 @@ def build_rag_index(session_tmp: Path, dbpedia_graph: Path) -> Path:
     return index
 
 
-@pytest.fixture(scope="module")
-def rag_index(session_tmp, dbpedia_graph) -> Path:
-    return build_rag_index(session_tmp, dbpedia_graph)
-
-
-@pytest.fixture(scope="module")
-def answerer(rag_index):
-    from kgllm.ask.answer import Answerer
-
-    return Answerer.from_dir(rag_index)
-
-
 def _values(out):
     return [a["value"] for a in out["answers"]]
 

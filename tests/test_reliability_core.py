@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -331,3 +332,19 @@ def test_quiet_hides_info_lines(user_dir, capsys):
     assert " INFO " not in capsys.readouterr().err
     assert main(["pull", "file", "good.nt", "--out", "g"]) == 0
     assert " INFO " in capsys.readouterr().err
+
+
+def test_library_progress_bars_follow_the_same_rule(tmp_path):
+    """transformers' "Loading weights" bar must not run into log lines written to a file."""
+    import subprocess
+    import sys
+
+    (tmp_path / "good.nt").write_text(GOOD_NT)
+    env = {k: v for k, v in os.environ.items() if k not in ("KGLLM_PROGRESS", "HF_HUB_DISABLE_PROGRESS_BARS")}
+    r = subprocess.run([sys.executable, "-m", "kgllm", "pull", "file", "good.nt", "--out", "g"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "kgllm", "index", "g", "--out", "i"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "Loading weights" not in r.stderr and "it/s]" not in r.stderr, r.stderr[-2000:]

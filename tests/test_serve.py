@@ -23,7 +23,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_ask_answer import build_rag_index
 
 from kgllm.artifacts import read_manifest
 from kgllm.feedback.store import FeedbackStore
@@ -48,46 +47,30 @@ def stop(srv, t) -> None:
     t.join(10)
 
 
-@pytest.fixture(scope="module")
-def rag_index(session_tmp, dbpedia_graph) -> Path:
-    return build_rag_index(session_tmp, dbpedia_graph)
-
-
-@pytest.fixture(scope="module")
-def answerer(rag_index):
-    from kgllm.ask.answer import Answerer
-
-    return Answerer.from_dir(rag_index)
-
-
-@pytest.fixture(scope="module")
-def server(answerer, rag_index, tmp_path_factory):
-    """The open server (no API key) with a SQLite store; ``server.store`` is that store."""
+def _running_server(answerer, rag_index, directory: Path, **kw):
+    """A real server on a free port with a SQLite store in ``directory``; ``server.store`` is that store."""
     from kgllm.ask.serve import make_server
 
-    store = FeedbackStore(FeedbackStore.default_url(tmp_path_factory.mktemp("serve")))
+    store = FeedbackStore(FeedbackStore.default_url(directory))
     srv = make_server(answerer, "127.0.0.1", 0, rate_per_minute=1000, store=store,
-                      index_sha256=read_manifest(rag_index).content_sha256)
+                      index_sha256=read_manifest(rag_index).content_sha256, **kw)
     srv.store = store
     t = start(srv)
     yield srv
     stop(srv, t)
     store.close()
+
+
+@pytest.fixture(scope="module")
+def server(answerer, rag_index, tmp_path_factory):
+    """The open server (no API key)."""
+    yield from _running_server(answerer, rag_index, tmp_path_factory.mktemp("serve"))
 
 
 @pytest.fixture(scope="module")
 def keyed(answerer, rag_index, tmp_path_factory):
     """A server whose feedback endpoints need the API key."""
-    from kgllm.ask.serve import make_server
-
-    store = FeedbackStore(FeedbackStore.default_url(tmp_path_factory.mktemp("serve-keyed")))
-    srv = make_server(answerer, "127.0.0.1", 0, rate_per_minute=1000, store=store, api_key=KEY,
-                      index_sha256=read_manifest(rag_index).content_sha256)
-    srv.store = store
-    t = start(srv)
-    yield srv
-    stop(srv, t)
-    store.close()
+    yield from _running_server(answerer, rag_index, tmp_path_factory.mktemp("serve-keyed"), api_key=KEY)
 
 
 def call(url: str, path: str, body=None, *, ctype: str = "application/json", method: str | None = None,

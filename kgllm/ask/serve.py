@@ -62,7 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..artifacts import input_digest, read_manifest
+from ..artifacts import input_digest, pid_alive, read_manifest
 from ..config import check_ranges
 from ..errors import InputError, KgllmError, UsageError
 from ..feedback.store import FeedbackStore, StoreUnavailable, UnknownAnswer
@@ -735,7 +735,7 @@ def _metrics_dir(serve_dir: Path, *, create: bool) -> Path | None:
     root = serve_dir / "metrics"
     if root.is_dir():
         for d in root.iterdir():
-            if d.is_dir() and d.name.isdigit() and not _pid_alive(int(d.name)):
+            if d.is_dir() and d.name.isdigit() and not pid_alive(int(d.name)):
                 shutil.rmtree(d, ignore_errors=True)
     if not create:
         return None
@@ -743,16 +743,6 @@ def _metrics_dir(serve_dir: Path, *, create: bool) -> Path | None:
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     return d
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _model_digest(model: str | None) -> str | None:
