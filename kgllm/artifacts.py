@@ -466,7 +466,7 @@ def check_destination(out: str | os.PathLike, kind: str, *, force: bool = False)
     found = artifact_kind(p)
     if found is None:
         shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise UsageError(f"{p}: is a directory that is not a kgllm artifact ({len(entries)} {"entry" if len(entries) == 1 else "entries"}: {shown}); "
+        raise UsageError(f"{p}: is a directory that is not a kgllm artifact ({len(entries)} {'entry' if len(entries) == 1 else 'entries'}: {shown}); "
                          "kgllm replaces only its own artifacts. Choose a new --out, or move that directory "
                          "away yourself")
     if found.split(".", 1)[0] != kind.split(".", 1)[0] and not force:
