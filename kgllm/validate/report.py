@@ -23,12 +23,12 @@ def render_markdown(rep: dict) -> str:
     out += ["", "## Counts", "", "| | triples |", "|---|---:|"]
     for k in ("input_triples", "kept", "quarantined", "duplicate_triples"):
         out.append(f"| {k} | {c[k]:,} |")
-    if rep.get("feedback"):
+    fb = rep.get("feedback") if (rep.get("feedback") or {}).get("corrections") else None  # only with --corrections
+    if fb:
         out.append(f"| of the quarantined: flagged by feedback | {c.get('flagged_by_feedback', 0):,} |")
     out.append("")
     out.append(f"Check: kept + quarantined + duplicate_triples = {c['kept'] + c['quarantined'] + c['duplicate_triples']:,} "
                f"= input_triples ({c['input_triples']:,}).")
-    fb = rep.get("feedback")
     if fb:
         out += ["", "## Feedback corrections", ""]
         out += [f"- corrections: `{p}`" for p in fb["corrections"]]
