@@ -15,7 +15,9 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +26,7 @@ import yaml
 
 from . import __version__
 from .commands import Commands, Parser, config_keys
-from .errors import KgllmError
+from .errors import KgllmError, Terminated
 from .log import setup_logging
 from .pipeline import load_pipeline
 from .registry import get_stage, list_stages
@@ -133,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.count("v") for a in argv if a.startswith("-v") and set(a[1:]) == {"v"} and len(a) > 2)
     quiet = any(a in ("-q", "--quiet") for a in argv)
     setup_logging(verbose, quiet=quiet)
+    previous = _raise_on_sigterm()
     try:
         parser = build_parser()
         if not argv:
@@ -149,9 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"kgllm: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("kgllm: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as Terminated: the with-blocks have cleaned up
+        print("kgllm: terminated" if isinstance(e, Terminated) else "kgllm: interrupted", file=sys.stderr)
+        return 128 + (signal.SIGTERM if isinstance(e, Terminated) else signal.SIGINT)
     except BrokenPipeError:  # `kgllm ... | head`: the reader left; not an error of ours
         sys.stderr.close()
         return 0
@@ -160,6 +163,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"kgllm: error: {type(e).__name__}: {e} (rerun with -v for the traceback)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM raise :class:`Terminated` in the main thread (Python's default just dies, leaving temp
+    directories and worker processes); returns the handler it replaced, None where none can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminated(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, terminated)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,11 @@ class ArtifactError(InputError):
     """An artifact directory is missing, incomplete or of the wrong kind."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler, ``timeout``, ``kill``), raised in the main thread by the CLI so that a stopped
+    command cleans up exactly as on Ctrl-C: temp directories removed, worker process groups killed."""
+
+
 class MissingDependency(KgllmError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -348,3 +348,26 @@ def test_library_progress_bars_follow_the_same_rule(tmp_path):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "Loading weights" not in r.stderr and "it/s]" not in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_stage_leaves_no_temp_directory(tmp_path, sig, code):
+    """SIGTERM (schedulers, `timeout`) and Ctrl-C mid-write: exit 128+signal, the temp directory removed."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "KGLLM_PROGRESS": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "kgllm", "pull", "wordnet", "--out", "wn"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".wn.tmp-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the pull ended before it could be stopped"
+    time.sleep(0.5)  # well inside the write (all of WordNet takes tens of seconds)
+    proc.send_signal(getattr(signal, sig))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err[-2000:]
+    assert err.strip().splitlines()[-1] == ("kgllm: terminated" if sig == "SIGTERM" else "kgllm: interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a stopped stage left files behind"
