@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,30 @@ _ARRAYS = ("triples", "tids", "source", "alive", "out_indptr", "out_nbr", "out_p
 def is_node_term(term: str) -> bool:
     """IRIs and blank nodes are graph nodes; literals are not."""
     return term.startswith("<") or term.startswith("_:")
+
+
+def distinct_triples(pairs: Iterable[tuple[tuple[str, str, str], dict]], source_id: Callable[[dict], int],
+                     counts: dict, seen: set[int] | None = None) -> Iterator[tuple[str, str, str, int, int]]:
+    """Each distinct triple of ``((s, p, o), provenance)`` pairs once, first occurrence first, as ``(s, p, o,
+    triple id as int, source id)``. ``source_id`` maps a provenance to its id; readers yield one provenance
+    object per shard, so it runs once per shard. ``counts["read"]`` is set to the pairs read when the pairs
+    run out; ``seen`` (the ids yielded) may be the caller's."""
+    seen = set() if seen is None else seen
+    read = 0
+    last_prov, si = None, -1
+    try:
+        for (s, p, o), prov in pairs:
+            read += 1
+            t = tid_int(triple_id(s, p, o))
+            if t in seen:
+                continue
+            seen.add(t)
+            if prov is not last_prov:
+                si = source_id(prov)
+                last_prov = prov
+            yield s, p, o, t, si
+    finally:
+        counts["read"] = read
 
 
 def tid_int(tid: str) -> int:
@@ -82,29 +106,24 @@ class GraphIndex:
         (``read``, ``duplicates``, ``triples``); a triple seen twice (in two inputs) is kept once."""
         src_keys: dict[str, int] = {}
         sources: list[dict] = []
-        seen: set[int] = set()
+
+        def source_id(prov: dict) -> int:
+            key = json.dumps(prov, sort_keys=True, default=str)
+            if key not in src_keys:
+                src_keys[key] = len(sources)
+                sources.append(prov)
+            return src_keys[key]
+
+        counts = {"read": 0}
         ss, ps, os_, tids, srcs = [], [], [], [], []
-        read = dup = 0
-        last_prov, si = None, 0
-        for (s, p, o), prov in progress(triples, desc="index: read triples", total=total, unit="triple"):
-            read += 1
-            t = tid_int(triple_id(s, p, o))
-            if t in seen:
-                dup += 1
-                continue
-            seen.add(t)
-            if prov is not last_prov:  # readers yield one provenance object per shard: hash it once
-                key = json.dumps(prov, sort_keys=True, default=str)
-                si = src_keys.get(key)
-                if si is None:
-                    si = src_keys[key] = len(sources)
-                    sources.append(prov)
-                last_prov = prov
+        for s, p, o, t, si in distinct_triples(progress(triples, desc="index: read triples", total=total,
+                                                        unit="triple"), source_id, counts):
             ss.append(s)
             ps.append(p)
             os_.append(o)
             tids.append(t)
             srcs.append(si)
+        read, dup = counts["read"], counts["read"] - len(ss)
         terms = sorted(set(ss) | set(ps) | set(os_))
         ids = {t: i for i, t in enumerate(terms)}
         tri = np.empty((len(ss), 3), dtype=np.int32)

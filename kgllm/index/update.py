@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..log import logger, progress
-from ..rdf import DBR, count_triples, iter_graph, triple_id
-from .graph import tid_int
+from ..rdf import DBR, count_triples, iter_graph
+from .graph import distinct_triples
 from .lexicon import LEXICAL_PREDICATES
 
 _DBR_PREFIX = "<" + DBR
@@ -64,21 +64,18 @@ def apply_update(base, graph_dirs: Sequence[str | Path], corpus_texts: Mapping[s
     new_by_src: dict[int, list[tuple[str, str, str]]] = defaultdict(list)
     provs: dict[int, dict] = {}
     moved: dict[int, list[int]] = defaultdict(list)
-    read = dup = kept = 0
-    last_prov, si = None, -1
-    total = count_triples(list(graph_dirs))
-    for (s, p, o), prov in progress(iter_graph(list(graph_dirs), with_provenance=True), desc="index: diff",
-                                    total=total, unit="triple"):
-        read += 1
-        t = tid_int(triple_id(s, p, o))
-        if t in seen:
-            dup += 1
-            continue
-        seen.add(t)
-        if prov is not last_prov:  # one provenance object per shard: look it up once
-            si = g.source_id(prov)
-            provs[si] = prov
-            last_prov = prov
+    kept = distinct = 0
+
+    def source_id(prov: dict) -> int:
+        si = g.source_id(prov)
+        provs[si] = prov
+        return si
+
+    counts = {"read": 0}
+    pairs = progress(iter_graph(list(graph_dirs), with_provenance=True), desc="index: diff",
+                     total=count_triples(list(graph_dirs)), unit="triple")
+    for s, p, o, t, si in distinct_triples(pairs, source_id, counts, seen):
+        distinct += 1
         r = g.row_of(t)
         if r is not None and g.alive(r):
             kept += 1
@@ -86,6 +83,7 @@ def apply_update(base, graph_dirs: Sequence[str | Path], corpus_texts: Mapping[s
                 moved[si].append(r)
         else:
             new_by_src[si].append((s, p, o))
+    read, dup = counts["read"], counts["read"] - distinct
     gone = [r for r in range(g.n_rows) if g.alive(r) and g.row_tid(r) not in seen]
 
     # The graph: delete, upsert, re-provenance; the lexicon origins touched, found as KGIndex.delete/upsert do.
