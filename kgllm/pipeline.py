@@ -120,15 +120,9 @@ class Pipeline:
             cfg = configs[step.id]
             where = f"step {step.id} ({st.name})"
             inputs = [self._input_path(step, ref, i) for ref in step.inputs]
-            n = len(inputs)
-            if n < st.min_inputs or (st.max_inputs is not None and n > st.max_inputs):
-                want = ("no inputs" if st.max_inputs == 0 else
-                        f"{st.min_inputs}" if st.max_inputs == st.min_inputs else
-                        f"at least {st.min_inputs}" if st.max_inputs is None else f"{st.min_inputs}..{st.max_inputs}")
-                raise ConfigError(f"{where}: takes {want} input(s), the pipeline gives {n}")
-            for key in st.required:
-                if not _lookup(cfg, key):
-                    raise ConfigError(f"{where}: config key {key!r} is required (steps.{step.id}.config.{key})")
+            problem = st.check_wiring(len(inputs), cfg)
+            if problem:
+                raise ConfigError(f"{where}: {problem}")
             for p in _config_paths(cfg):
                 if not p.exists():
                     raise ConfigError(f"{where}: {p} (named in its config) does not exist")
@@ -264,12 +258,6 @@ def load_pipeline(path: str | Path, overrides: Mapping | None = None) -> Pipelin
 
 def run_pipeline(path: str | Path, force: Iterable[str] = (), only: Iterable[str] = ()) -> list[StepResult]:
     return load_pipeline(path).run(force=force, only=only)
-
-
-def _lookup(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part, None)
-    return cfg
 
 
 def _resolve(base: Path, p: Path) -> Path:

@@ -48,6 +48,22 @@ class Stage:
     def __post_init__(self) -> None:
         register_kind(self.kind)
 
+    def check_wiring(self, n_inputs: int, config: Any) -> str | None:
+        """What is wrong with running this stage on ``n_inputs`` input artifacts and ``config`` (too few or too
+        many inputs, a required key unset), or None. ``run_stage`` and ``kgllm run``'s plan both ask here."""
+        if n_inputs < self.min_inputs or (self.max_inputs is not None and n_inputs > self.max_inputs):
+            want = ("no" if self.max_inputs == 0 else f"{self.min_inputs}" if self.max_inputs == self.min_inputs
+                    else f"at least {self.min_inputs}" if self.max_inputs is None
+                    else f"{self.min_inputs} to {self.max_inputs}")
+            return f"takes {want} input artifact(s), got {n_inputs}"
+        for key in self.required:
+            value = config
+            for part in key.split("."):
+                value = getattr(value, part, None)
+            if not value:
+                return f"config key {key!r} is required"
+        return None
+
     def function(self) -> Callable[..., Any]:
         mod, _, fn = self.run.partition(":")
         return getattr(importlib.import_module(mod), fn)
@@ -102,16 +118,9 @@ def run_stage(name: str, inputs: list[str | Path], out: str | Path, config: Any 
     elif not (dataclasses.is_dataclass(config) and isinstance(config, st.config)):
         raise UsageError(f"stage {name}: config must be a {st.config.__name__} or a mapping")
     ins = [Path(p) for p in inputs]
-    if len(ins) < st.min_inputs or (st.max_inputs is not None and len(ins) > st.max_inputs):
-        want = f"{st.min_inputs}" if st.max_inputs == st.min_inputs else \
-            f"{st.min_inputs}..{'n' if st.max_inputs is None else st.max_inputs}"
-        raise UsageError(f"stage {name} takes {want} input artifact(s), got {len(ins)}")
-    for key in st.required:
-        value = config
-        for part in key.split("."):
-            value = getattr(value, part, None)
-        if not value:
-            raise UsageError(f"stage {name}: config key {key!r} is required")
+    problem = st.check_wiring(len(ins), config)
+    if problem:
+        raise UsageError(f"stage {name} {problem}")
     out = check_destination(out, st.kind, force=force)
     token = REPLACE_OTHER_KINDS.set(force)
     try:
