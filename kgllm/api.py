@@ -56,7 +56,7 @@ def run(stage: str, inputs: Iterable[PathLike], out: PathLike, config: Any = Non
             base = config
         else:
             raise TypeError(f"config must be a {st.config.__name__} or a mapping, not {type(config).__name__}")
-    cfg = st.make_config(base, {k: v for k, v in overrides.items()}, source=f"kgllm.{stage}()")
+    cfg = st.make_config(base, overrides, source=f"kgllm.{stage}()")
     ins = [Path(os.fspath(p)) for p in inputs]
     man = run_stage(stage, ins, out, cfg, force=force)
     return Artifact(Path(out), man) if man is not None else Artifact.open(out)

@@ -65,7 +65,7 @@ from .. import __version__
 from ..artifacts import input_digest, pid_alive, read_manifest
 from ..config import check_ranges
 from ..errors import InputError, KgllmError, UsageError
-from ..feedback.store import FeedbackStore, StoreUnavailable, UnknownAnswer
+from ..feedback.store import MAX_TEXT_CHARS, MAX_USER_ID_CHARS, FeedbackStore, StoreUnavailable, UnknownAnswer
 from ..log import logger, setup_logging
 from ..train.models import resolve_model
 from .answer import Answerer, load_answerer
@@ -248,9 +248,9 @@ class AskOut(BaseModel):
 
 class CorrectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    term: str | None = Field(None, max_length=4000, description="an N-Triples term of the graph")
-    label: str | None = Field(None, max_length=2000, description="with term: the label the person saw")
-    text: str | None = Field(None, max_length=2000, description="the right answer in words")
+    term: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="an N-Triples term of the graph")
+    label: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="with term: the label the person saw")
+    text: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="the right answer in words")
 
 
 class FeedbackIn(BaseModel):
@@ -260,8 +260,8 @@ class FeedbackIn(BaseModel):
     rating: Literal[1, -1] | None = Field(None, description="kind rating: +1 (right) or -1 (wrong)")
     correction: CorrectionIn | None = Field(None, description="kind correction: {term} or {text}")
     triple_id: str | None = Field(None, max_length=64, description="kind flag: one of the answer's cited triples")
-    reason: str | None = Field(None, max_length=2000, description="kind flag: why the triple is wrong")
-    user_id: str | None = Field(None, max_length=200)
+    reason: str | None = Field(None, max_length=MAX_TEXT_CHARS, description="kind flag: why the triple is wrong")
+    user_id: str | None = Field(None, max_length=MAX_USER_ID_CHARS)
 
 
 class FeedbackOut(BaseModel):
