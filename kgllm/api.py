@@ -142,6 +142,12 @@ train_reward = _train("train.reward")
 train_kto = _train("train.kto")
 
 
+def train_ranker(*, out: PathLike, config: Any = None, force: bool = False, **keys: Any) -> Artifact:
+    """Question/SPARQL pairs (``lcquad=``, ``qald=``, ``questions=[...]`` files, read in place) -> a
+    ``train.ranker`` artifact: the fine-tuned question/query ranker of ``kgllm ask`` in ``OUT/model``."""
+    return run("train.ranker", [], out, config, force=force, **keys)
+
+
 # ----------------------------------------------------------------------------- ask, eval
 
 

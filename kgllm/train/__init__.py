@@ -10,8 +10,8 @@ import importlib
 
 
 def __getattr__(name: str):
-    # pretrain, sft, dpo, kto and reward are modules made callable when imported (kgllm.api): load them on first use,
-    # so that `import kgllm` stays light and `kgllm.train.sft(...)` works without importing them first.
-    if name in ("pretrain", "sft", "dpo", "kto", "reward"):
+    # pretrain, sft, dpo, kto, reward and ranker are modules made callable when imported (kgllm.api): load them
+    # on first use, so that `import kgllm` stays light and `kgllm.train.sft(...)` works without importing them first.
+    if name in ("pretrain", "sft", "dpo", "kto", "reward", "ranker"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
+"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward,ranker}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
 
 Single process (CPU, or one GPU)::
 
@@ -68,6 +68,21 @@ def register(cmds) -> None:
         if name == "pretrain":
             p.add_argument("--tokenizer", type=Path, help="tokenizer directory for model: scratch")
 
+    p = cmds.subcommand("train", "ranker", _RANKER_HELP, _ranker, group_help=GROUP_HELP,
+                        description=f"{_RANKER_HELP}.\n\n" + _RANKER_USAGE)
+    add_config_args(p, "train.ranker")
+    p.add_argument("--lcquad", type=Path, help="LC-QuAD 1.0 JSON file (train-data.json[.xz]), read in place")
+    p.add_argument("--qald", type=Path, help="QALD JSON file (qald-9-train-multilingual.json[.xz])")
+    p.add_argument("--questions", type=Path, action="append",
+                   help="your own JSONL file of {\"question\", \"query\"} lines (repeatable)")
+    p.add_argument("--ontology", type=Path, help="RDF file or graph artifact with rdfs:label @en of predicates "
+                   "and classes (default: labels from IRI local names)")
+    p.add_argument("--base", help="encoder to start from: a sentence-transformers directory or a train.ranker "
+                   "artifact (default: the packaged MiniLM)")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--max-pairs", type=int, help="train on a seeded sample of N pairs (config: max_pairs)")
+    p.add_argument("--out", type=Path, required=True, help="output train.ranker artifact directory")
+
     p = cmds.subcommand("models", "prepare", "convert a known base model to a transformers checkpoint, once",
                         _prepare, group_help="offline base models (kgllm models prepare NAME | list)")
     p.add_argument("name", help="model name (see `kgllm models list`), or 'list'")
@@ -86,6 +101,24 @@ def _train_handler(name: str):
             return print_artifact(args.out, man)
 
     return handler
+
+
+_RANKER_HELP = "fine-tune the question/query ranker of `kgllm ask` on question/SPARQL pairs"
+_RANKER_USAGE = """\
+kgllm train ranker --lcquad train-data.json.xz --qald qald-9-train-multilingual.json.xz --out runs/ranker
+kgllm train ranker --questions mine.jsonl --set folds=5 --set fold=0 --out runs/ranker
+kgllm ask runs/index "Which films star Jesse Eisenberg?" --ranker runs/ranker/model"""
+
+
+def _ranker(args: argparse.Namespace) -> int:
+    flags = {"lcquad": str(args.lcquad) if args.lcquad else None, "qald": str(args.qald) if args.qald else None,
+             "questions": [str(q) for q in args.questions] if args.questions else None,
+             "ontology": str(args.ontology) if args.ontology else None, "base": args.base,
+             "epochs": args.epochs, "max_pairs": args.max_pairs}
+    cfg = stage_config("train.ranker", args, flags)
+    man = run_stage("train.ranker", [], args.out, cfg, force=args.force)
+    if man is not None:
+        return print_artifact(args.out, man)
 
 
 def _prepare(args: argparse.Namespace) -> int:

