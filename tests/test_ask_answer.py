@@ -102,7 +102,7 @@ def test_embedded_store_is_built_only_when_a_template_runs(rag_index):
     ans.warmup(["vector"])
     assert not hasattr(ans.sparql.store, "query")  # vector-only never loaded the triples into a store
     out = ans.ask("What is the hub airport of Lufthansa?", "graph")
-    assert hasattr(ans.sparql.store, "query") and "hubAirport> ?o" in out["sparql"]
+    assert hasattr(ans.sparql.store, "query") and "hubAirport> ?x" in out["sparql"]
 
 
 def test_one_hop_answer_cites_the_supporting_triples(answerer):
@@ -116,7 +116,7 @@ def test_one_hop_answer_cites_the_supporting_triples(answerer):
     assert c["s"] == R("Lufthansa") and c["p"] == hub and c["provenance"]["source"] == "dbpedia-sample subset"
     assert out["path"] == [{"predicate": DBO + "hubAirport", "label": "hub airport", "direction": "out"}]
     # The exact lookup ran through the one-hop SPARQL template on the embedded store.
-    assert "<http://dbpedia.org/resource/Lufthansa> <http://dbpedia.org/ontology/hubAirport> ?o" in out["sparql"]
+    assert "<http://dbpedia.org/resource/Lufthansa> <http://dbpedia.org/ontology/hubAirport> ?x" in out["sparql"]
     assert {"link_ms", "vector_ms", "graph_ms", "sparql_ms", "retrieval_ms", "total_ms"} <= set(out["timings"])
     assert 0 < out["timings"]["retrieval_ms"] <= out["timings"]["total_ms"]
     # Another phrasing, and a wh-word that selects between two matching predicates.
@@ -163,7 +163,7 @@ def test_count_and_inverse_questions(answerer):
     out = answerer.ask("Which airline has Frankfurt Airport as hub airport?")
     assert set(_values(out)) == {DBR + "Lufthansa", DBR + "Lufthansa_Cargo"}
     assert out["path"][0]["direction"] == "in" and all(c["o"] == R("Frankfurt_Airport") for c in out["citations"])
-    assert "?s <http://dbpedia.org/ontology/hubAirport> <http://dbpedia.org/resource/Frankfurt_Airport>" in \
+    assert "?x <http://dbpedia.org/ontology/hubAirport> <http://dbpedia.org/resource/Frankfurt_Airport>" in \
         out["sparql"]
 
 

@@ -136,9 +136,17 @@ def test_input_limits(server):
     chunks = iter([b'{"question": "', b"a" * 6000, b"a" * 6000, b'"}'])
     req = urllib.request.Request(server.url + "ask", data=chunks, headers={"Content-Type": "application/json",
                                                                            "Transfer-Encoding": "chunked"})
-    with pytest.raises(urllib.error.HTTPError) as e:
+    try:
         urllib.request.urlopen(req, timeout=30)
-    assert e.value.code == 413 and "at most 8192 bytes" in json.loads(e.value.read())["error"]
+        raise AssertionError("a chunked body over the limit was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 413 and "at most 8192 bytes" in json.loads(e.read())["error"]
+    except (urllib.error.URLError, ConnectionResetError, BrokenPipeError) as e:
+        # The server answers 413 and closes as soon as the limit is passed; a client still sending the
+        # rest of its chunks may see the connection reset before it reads that answer (a race on a busy
+        # machine). Either way the body was cut off.
+        reason = getattr(e, "reason", e)
+        assert isinstance(reason, (ConnectionResetError, BrokenPipeError)), e
     code, body, _ = call(server.url, "/nope")
     assert code == 404 and "no such page" in body["error"]
     assert call(server.url, "/ask", method="GET")[0] == 405

@@ -17,15 +17,19 @@ text is their labels. When nothing in the graph supports an answer the text is :
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pyoxigraph  # the embedded SPARQL store of the default mode (sparql="store")
 
+from ..errors import InputError
 from ..index.facade import load_index, truncate
 from ..index.lexicon import term_value
 from ..rdf import XSD, iri_value, literal
 from .generate import Generator
 from .question import check_question
+from .ranker import Ranker
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
 from .sparql_templates import SparqlRunner
 
@@ -58,7 +62,7 @@ class Answerer:
     """Question -> answer dict. ``sparql``: "store" (embedded, built from the index), "off", or an endpoint URL."""
 
     def __init__(self, index, *, config: RetrieveConfig | None = None, sparql: str | None = "store",
-                 generator=None):
+                 generator=None, ranker=None):
         self.index = index
         self.config = config or RetrieveConfig()
         self.generator = generator
@@ -69,7 +73,10 @@ class Answerer:
             else:
                 runner = SparqlRunner(endpoint=sparql)
         self.sparql = runner
-        self.retriever = Retriever(index, self.config, runner)
+        if ranker is not None and not isinstance(ranker, Ranker):
+            ranker = Ranker.from_dir(_ranker_model_dir(ranker))
+        self.ranker_name = ranker.name if ranker is not None else "zero-shot"
+        self.retriever = Retriever(index, self.config, runner, ranker=ranker)
 
     @classmethod
     def from_dir(cls, index_dir, **kw) -> Answerer:
@@ -123,18 +130,29 @@ class Answerer:
             if rec:
                 rec = rec[0]
                 low = q.text.lower()
-                s_in = idx.label(rec.s).lower() in low
-                o_in = idx.label(rec.o).lower() in low
-                ans = rec.s if (o_in and not s_in) else rec.o
+                # The end the question names is the topic; the other end is the answer.
+                ans = rec.s if _overlap(idx.label(rec.o), low) > _overlap(idx.label(rec.s), low) else rec.o
                 answers, cited, score = [ans], [rec.id], h.score
                 topic = rec.o if ans == rec.s else rec.s
                 path = [{"predicate": iri_value(rec.p), "label": idx.label(rec.p),
                          "direction": "in" if ans == rec.s else "out"}]
         supported = bool(answers)
-        if shape == "count" and supported and len(answers) == 1 and _is_number(answers[0]):
+        aggregate = pa.aggregate if pa is not None and pa.answers else None
+        total = (pa.total or len(answers)) if pa is not None and pa.answers else len(answers)
+        if aggregate == "ask":
+            shape = "yes_no"
+            yes = bool(pa.boolean)
+            ans_list = [{"term": literal("true" if yes else "false", datatype=XSD + "boolean"),
+                         "value": "true" if yes else "false", "label": "yes" if yes else "no", "kind": "literal"}]
+            text = "yes" if yes else "no"
+        elif aggregate in ("max", "min"):
+            shape = "superlative"
+        if shape == "count" and supported and len(answers) == 1 and _is_number(answers[0]) and aggregate != "count":
             shape = "one_hop"  # "How many employees does X have?": the graph stores the count itself
-        if shape == "count" and supported:
-            n = len(answers)
+        if aggregate == "ask":
+            pass
+        elif shape == "count" and supported:
+            n = total
             ans_list = [{"term": literal(str(n), datatype=_XSD_INTEGER), "value": str(n),
                          "label": str(n), "kind": "literal"}]
             text = str(n)
@@ -142,6 +160,8 @@ class Answerer:
             ans_list = [{"term": a, "value": term_value(a), "label": idx.label(a),
                          "kind": "iri" if a.startswith("<") else "literal"} for a in answers]
             text = _join([a["label"] for a in ans_list]) if supported else NOT_IN_GRAPH
+            if supported and total > len(answers):
+                text += f" (and {total - len(answers)} more)"
         citations = self._citations(cited)
         context = [{"id": t, "score": round(float(s), 6)} for t, s in r.ranked]
         return {
@@ -150,6 +170,9 @@ class Answerer:
             "answers": ans_list,
             "supported": supported,
             "shape": shape,
+            "total": total if supported else 0,
+            "confidence": round(float(score), 6) if supported else 0.0,
+            "query": {"shape": pa.shape, "features": pa.features} if pa is not None and pa.answers else None,
             "retriever": r.retriever,
             "mode": "extractive",
             "topic": {"iri": iri_value(topic), "label": idx.label(topic)} if topic else None,
@@ -192,11 +215,21 @@ class Answerer:
         return {"nodes": list(nodes.values()), "edges": edges}
 
 
-def load_answerer(index_dir, *, model=None, sparql: str = "store") -> Answerer:
+def _ranker_model_dir(path):
+    """A ``train.ranker`` artifact holds its model in ``model/``; a sentence-transformers directory is taken as is."""
+    p = Path(path)
+    if (p / "model").is_dir():
+        return p / "model"
+    if not p.is_dir():
+        raise InputError(f"--ranker {p}: not a directory (give a `kgllm train ranker` output)")
+    return p
+
+
+def load_answerer(index_dir, *, model=None, sparql: str = "store", ranker=None) -> Answerer:
     """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, wording its
     answers with the local ``model`` (name or checkpoint directory) when one is given, else extractive."""
     generator = Generator(model) if model else None
-    return Answerer.from_dir(index_dir, sparql=sparql, generator=generator)
+    return Answerer.from_dir(index_dir, sparql=sparql, generator=generator, ranker=ranker)
 
 
 def format_text(out: dict) -> str:
@@ -220,6 +253,12 @@ def _is_number(term: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _overlap(label: str, question: str) -> float:
+    """Share of a label's words found in the (lower-cased) question."""
+    words = [w for w in re.findall(r"\w+", label.lower()) if len(w) > 2]
+    return sum(1 for w in words if re.search(r"\b" + re.escape(w) + r"\b", question)) / len(words) if words else 0.0
 
 
 def _join(labels: list[str]) -> str:

@@ -26,10 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..rdf import DBO, RDFS_COMMENT, SKOS, WN, XSD, XSD_STRING, iri, parse_literal, triple_id
+from ..rdf import DBO, RDFS_COMMENT, SKOS, WN, iri, triple_id
 from .fusion import FUSIONS
 from .question import Question, parse_question
+from .ranker import Ranker
 from .relations import RelationMatcher, RelMatch, one_thread
+from .understand import UnderstandConfig, Understander, literal_value
 
 RETRIEVERS = ("vector", "graph", "hybrid")
 # What "What is X?" answers with, in order of preference.
@@ -69,6 +71,12 @@ class PathAnswer:
     how: str                               # lexical | embedding
     template: str | None = None
     query: str | None = None
+    shape: str | None = None              # the candidate query's shape (kgllm.ask.candidates)
+    aggregate: str | None = None          # count | ask | max | min
+    boolean: bool | None = None           # the yes/no answer
+    count: int | None = None              # the COUNT answer
+    total: int | None = None              # answers before the cap
+    features: dict = field(default_factory=dict)
 
     @property
     def hops(self) -> int:
@@ -100,11 +108,14 @@ class _Timer:
 class Retriever:
     """One object for the three retrieval modes over one index (caches relation descriptions)."""
 
-    def __init__(self, index, config: RetrieveConfig | None = None, sparql=None):
+    def __init__(self, index, config: RetrieveConfig | None = None, sparql=None, ranker: Ranker | None = None,
+                 understand: UnderstandConfig | None = None):
         self.index = index
         self.config = config or RetrieveConfig()
         self.sparql = sparql
         self.matcher = RelationMatcher(index)
+        self.ranker = ranker or Ranker(index.encoder)
+        self.understander = Understander(index, self._edges, self.ranker, self.matcher, sparql, understand)
         self._ecache: dict = {}   # edges per entity, for one question (an index may change between questions)
         self._executor = None     # one worker thread: the question's vector search in hybrid mode
 
@@ -136,7 +147,7 @@ class Retriever:
         mentions = []
         if mode != "vector":
             with _Timer(timings, "link_ms"):
-                mentions = self.index.link(text)
+                mentions = self.understander.drop_properties(self.index.link(text))
         q = parse_question(text, mentions)
         r = Retrieval(mode, q, timings=timings)
         if mode == "vector":
@@ -152,31 +163,15 @@ class Retriever:
             for c in m.candidates[: cfg.max_candidates]:
                 seeds.append((c.iri, c.score))
                 per_seed.setdefault(c.iri, qm)
-        mentioned = {m.iri for m in mentions if m.iri}
-        with _Timer(timings, "graph_ms"):
-            best = self._best_of(seeds, per_seed, q, mentioned, linked=True)
-        vseeds: list[tuple[str, float]] = []  # subjects of the best vector hits (hybrid)
         if vec_future is not None:
             r.vector_hits = vec_future.result()
-            have = {s for s, _ in seeds}
-            for h in r.vector_hits[: cfg.seeds_from_vectors]:
-                if h.score < cfg.min_vector:
-                    continue
-                for rec in self.index.triples([h.key]):
-                    if rec.s.startswith("<") and rec.s not in have:
-                        have.add(rec.s)
-                        vseeds.append((rec.s, h.score))
-            # Vector-hit seeds only when no linked entity has a matching path (they rescue linker misses
-            # but, competing with a correct link, they mostly add wrong answers: measured on the bundled
-            # question set).
-            if best is None and vseeds:
-                with _Timer(timings, "graph_ms"):
-                    best = self._best_of(vseeds, per_seed, q, mentioned, linked=False)
-        r.seeds = [s for s, _ in seeds + vseeds]
+        with _Timer(timings, "graph_ms"):
+            best = self._understand(text, q, mentions, r.vector_hits)
+        if self.sparql is not None:
+            # SPARQL runs inside the graph search (candidates are run until one answers).
+            timings["sparql_ms"] = round(self.understander.sparql_ms, 3)
+        r.seeds = list(dict.fromkeys(s for s, _ in seeds))
         r.structured = best
-        if best is not None and self.sparql is not None:
-            with _Timer(timings, "sparql_ms"):
-                self._run_template(best)
         with _Timer(timings, "expand_ms"):
             graph_rank = self._graph_ranking(q, r.seeds, best)
         if mode == "graph":
@@ -190,6 +185,26 @@ class Retriever:
                 fused = FUSIONS["rrf"]([[t for t, _ in graph_rank], vec_rank], k=cfg.rrf_k)
         r.ranked = fused[: cfg.k]
         return r
+
+    def _understand(self, text: str, q: Question, mentions, vector_hits) -> PathAnswer | None:
+        """The best candidate query (kgllm.ask.understand), run, as a :class:`PathAnswer`."""
+        if not q.relation_tokens and q.wh in ("what", "who") and q.shape != "count" and len(mentions) == 1:
+            # "What is X?" / "Who is X?": no relation words, so the entity's description is the answer.
+            for m in mentions:
+                for c in m.candidates[: self.config.max_candidates]:
+                    pa = self.best_path(q, c.iri, allow_embedding=False)
+                    if pa is not None:
+                        pa.shape = "lookup"
+                        if self.sparql is not None:
+                            self._run_template(pa)
+                        return pa
+        u = self.understander.understand(text, q, mentions, vector_hits)
+        if u is None:
+            return None
+        c = u.query
+        return PathAnswer(c.topic or "", list(c.path), u.answers, u.support, c.score, "candidate",
+                          template=c.shape, query=u.sparql, shape=c.shape, aggregate=u.aggregate,
+                          boolean=u.boolean, count=u.count, total=u.total, features=c.features)
 
     def _vector_search(self, text: str, timings: dict) -> list:
         with _Timer(timings, "vector_ms"), one_thread():
@@ -379,27 +394,6 @@ class Retriever:
                     if sc > ranked.get(tid, -1.0):
                         ranked[tid] = sc
         return sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-_NUMERIC = {XSD + n for n in (
-    "integer", "decimal", "double", "float", "int", "long", "short", "byte", "nonNegativeInteger",
-    "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
-    "unsignedShort", "unsignedByte")}
-
-
-def literal_value(term: str) -> tuple:
-    """A comparison key for an N-Triples literal: numbers of any XSD numeric type by value, other literals
-    by lexical form and datatype or language."""
-    lex, lang, dt = parse_literal(term)
-    if lang:
-        return ("lang", lex, lang.lower())
-    dt = dt or XSD_STRING
-    if dt in _NUMERIC:
-        try:
-            return ("number", float(lex))
-        except ValueError:
-            pass
-    return ("typed", lex, dt)
 
 
 def _prefer_english(vals: list[tuple[str, object]]) -> list[tuple[str, object]]:

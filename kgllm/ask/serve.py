@@ -96,6 +96,7 @@ class ServeConfig:
 
     index: str                          # index artifact directory (kgllm index)
     model: str | None = None            # local model wording the answers; None: extractive
+    ranker: str | None = None           # question/query ranker (kgllm train ranker); None: zero-shot
     sparql: str = "store"               # "store" (embedded), "off", or an endpoint URL
     host: str = "127.0.0.1"
     port: int = 8765                    # 0: any free port
@@ -233,6 +234,8 @@ class AskOut(BaseModel):
     answers: list[AnswerTerm]
     supported: bool
     shape: str
+    total: int = Field(0, description="number of answers before the cap (answers lists at most 200)")
+    confidence: float = Field(0.0, description="the winning candidate query's score (0 when unsupported)")
     retriever: str
     mode: str
     topic: dict[str, Any] | None
@@ -768,7 +771,7 @@ def serve(config: ServeConfig) -> None:
         if config.workers == 1:
             _metrics_dir(serve_dir, create=False)
             try:
-                answerer = load_answerer(config.index, model=config.model, sparql=config.sparql)
+                answerer = load_answerer(config.index, model=config.model, sparql=config.sparql, ranker=config.ranker)
                 app = build_app(answerer, store, index_sha256=index_sha256, model=config.model,
                                 model_sha256=model_sha256, rate_per_minute=config.rate_per_minute,
                                 max_body=config.max_body, api_key=config.api_key, full_paths=config.full_paths)
@@ -810,7 +813,7 @@ def create_app() -> FastAPI:
     logging.getLogger("kgllm").setLevel(env.get("log_level", logging.INFO))
     config = ServeConfig(**env["config"])
     try:
-        answerer = load_answerer(config.index, model=config.model, sparql=config.sparql)
+        answerer = load_answerer(config.index, model=config.model, sparql=config.sparql, ranker=config.ranker)
         store = FeedbackStore(config.db_url)
         app = build_app(answerer, store, index_sha256=env["index_sha256"], model=config.model,
                         model_sha256=env.get("model_sha256"), rate_per_minute=config.rate_per_minute,

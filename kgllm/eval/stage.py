@@ -22,6 +22,7 @@ class QAEvalConfig:
         default_factory=lambda: ["vector", "graph", "hybrid"])
     model: str | None = None            # local model to word answers (name or checkpoint dir); None: extractive
     sparql: str = "store"               # store (embedded, from the index) | off | an endpoint URL
+    ranker: Path | None = None          # question/query ranker (kgllm train ranker); None: zero-shot
     limit: int = 0                      # first N questions only (0: all)
     # Questions that received feedback (JSONL with a "question" per line, e.g. the recorded feedback file):
     # metrics are reported for them and for the other (held-out) questions separately.

@@ -215,6 +215,9 @@ class EntityLexicon:
             self._drop(origin)
             if origin.startswith(_DBR_PREFIX):
                 self._add_name(origin, local_name(origin), origin, "iri", None)
+                if local_name(origin).startswith("Category:"):
+                    # A category is named in text without its prefix ("motor vehicle manufacturers of Finland").
+                    self._add(origin, normalize_label(local_name(origin)[9:]), origin, "alt", None)
                 self.labels[origin] = local_name(origin)
                 self._label_rank[origin] = 1 << 20
             oi = graph.term_id(origin)

@@ -1,0 +1,670 @@
+"""Question understanding: from linked mentions to the candidate query that answers, and its aggregate.
+
+Takes: a question, the index (linker, adjacency, labels, encoder), the retriever's edge cache, a
+:class:`~kgllm.ask.ranker.Ranker` and optionally a SPARQL runner (embedded store or endpoint).
+Makes: a :class:`Understood` result: the winning :class:`~kgllm.ask.candidates.Query`, its answer set and the
+triple ids behind each answer (from running its SPARQL when a runner is given, else from the adjacency), the
+aggregate asked for (``count``, ``ask``, ``max``/``min`` for superlatives) and a confidence; or ``None``
+when no candidate is confident enough, so that the answer is "not in the graph".
+
+1. **Mentions.** Entities from the linker (top candidates per span); classes: linked terms that have
+   instances (``?x rdf:type C``), also through a word's WordNet synonyms ("movies" -> film); country and
+   other adjectives through WordNet pertainyms ("Danish" -> Denmark); literals: quoted text, acronyms,
+   years, numbers and ordinals ("first" -> 1), matched against the graph's literal objects by SPARQL.
+2. **Candidates** (kgllm.ask.candidates): every one-hop lookup in either direction around each entity (with
+   the class constraints of the question's class mentions), two-hop chains through the best first hops,
+   intersections of candidates about different mentions, literal lookups, and class lists.
+3. **Ranking**: the ranker's cosine between the masked question and the candidate's text, plus the curated
+   relation matcher's lexical score, the linker's evidence, the support of the question's top vector hits
+   for the candidate's first predicate (vector hits rescue lexical gaps), and the agreement of the answer
+   type with the wh-word. Scores below ``min_confidence`` are not answers.
+4. **Aggregates** on the winner: COUNT ("how many", unless the graph stores the number), ASK (yes/no:
+   whether the other mention is among the answers; "no" is an answer only when the relation exists for the
+   topic), ORDER BY ... LIMIT 1 (superlatives: the members' numeric or date property the ranker matches).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from ..index.lexicon import ALT_PREDICATES
+from ..pull.wordnet_data import locate_wordnet
+from ..rdf import (
+    DCT_SUBJECT,
+    OWL,
+    PROV,
+    RDF,
+    RDF_TYPE,
+    RDFS,
+    WN_PART_OF_SPEECH,
+    XSD,
+    XSD_STRING,
+    iri,
+    literal,
+    parse_literal,
+    triple_id,
+)
+from .candidates import VAR_X, CandidateBuilder, Mention, Query, describe, render_ask, render_select
+from .question import Question, content_tokens, word_forms
+from .ranker import mask_question
+from .sparql_templates import literal_from_nt
+
+# Yes/no questions start with an auxiliary verb.
+_AUX = frozenset("is are was were does do did has have had can could will would should".split())
+_SUPERLATIVE_ASC = frozenset("smallest lowest shortest least fewest earliest oldest cheapest".split())
+_SUPERLATIVE_DESC = frozenset("largest biggest highest tallest longest most greatest latest youngest newest "
+                              "deepest heaviest widest richest busiest".split())
+_DATE_ASC = frozenset("oldest earliest".split())
+_CLASS_TYPES = frozenset({iri(OWL + "Class"), iri(RDFS + "Class")})
+_RANGE, _DOMAIN = iri(RDFS + "range"), iri(RDFS + "domain")
+_PROPERTY_TYPES = frozenset(iri(OWL + n) for n in ("ObjectProperty", "DatatypeProperty", "AnnotationProperty")) \
+    | {iri(RDF + "Property")}
+_ORDINALS = {w: i for i, w in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth".split(), 1)}
+_NUMERIC_DT = {XSD + n for n in ("integer", "decimal", "double", "float", "int", "long", "nonNegativeInteger",
+                                 "positiveInteger", "gYear", "date", "dateTime")}
+_DATE_DT = {XSD + n for n in ("date", "dateTime", "gYear", "gYearMonth")}
+_NAME = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+[A-Z][\w'.&-]*)*")
+_NOT_NAME = frozenset("who whom whose what which where when why how is are was were does do did has have had can "
+                      "could give list show name tell in on of the a an and to for from by with".split())
+_QUOTED = re.compile(r"[\"“']([^\"”']{1,80})[\"”']")
+_CODE = re.compile(r"\b(?=[\w-]*\d)\w+(?:-\w+)+\b")   # ISBNs and other hyphenated codes
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
+_NUMBER = re.compile(r"\b\d{1,4}(?:[.,]\d+)?\b")
+
+
+@dataclass
+class UnderstandConfig:
+    min_confidence: float = 0.5   # ranker cosine + bonuses a candidate needs to answer
+    lexical_weight: float = 0.35   # weight of the curated relation matcher's score
+    prior_weight: float = 0.15     # weight of the linker's evidence for the terms used
+    vector_weight: float = 0.15    # support of the question's top vector hits for the first predicate
+    inverse_penalty: float = 0.05  # an inverse lookup without a class constraint
+    inverse_factor: float = 0.85   # lexical evidence for an inverse hop counts this much
+    min_vector: float = 0.5        # a vector hit supports a candidate from this cosine on
+    hop_penalty: float = 0.12      # a two-hop chain must beat the one-hop candidates by this much
+    mention_bonus: float = 0.12    # per extra question mention a candidate uses (intersections, classes)
+    min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
+    yes_margin: float = 0.3        # yes/no: candidates this close to the best may confirm the claim
+    class_fit_bonus: float = 0.15  # a class the question names is the relation's range or the answers' type
+    first_hops: int = 6            # best one-hop candidates expanded into two-hop chains
+    pair_pool: int = 12            # best single candidates per mention considered for intersections
+    max_answers: int = 200         # answers returned (the full count is reported)
+    run_top: int = 5               # best candidates run until one has answers
+
+
+@dataclass
+class Understood:
+    query: Query
+    answers: list[str]
+    support: dict[str, list[str]]
+    total: int
+    sparql: str | None
+    aggregate: str | None = None        # count | ask | max | min
+    boolean: bool | None = None
+    count: int | None = None
+    ranked: list[Query] = field(default_factory=list)
+
+
+class Understander:
+    def __init__(self, index, edges, ranker, matcher, sparql=None, config: UnderstandConfig | None = None):
+        self.index, self.edges, self.ranker, self.matcher, self.sparql = index, edges, ranker, matcher, sparql
+        self.config = config or UnderstandConfig()
+        self.sparql_ms = 0.0   # time spent in SPARQL for the current question
+        self._types: dict[str, frozenset[str]] = {}
+        self._is_class: dict[str, bool] = {}
+        # Names, identifiers and bookkeeping are not answers to questions (the predicates the index does not
+        # embed, plus part of speech and provenance links).
+        skip = {iri(p) for p in (getattr(index, "settings", None) or {}).get("skip_predicates", [])}
+        skip = (skip - ALT_PREDICATES) | {WN_PART_OF_SPEECH, iri(PROV + "wasDerivedFrom")}  # nicknames are answers
+        self.builder = CandidateBuilder(edges, self.types, self.label, skip_predicates=frozenset(skip))
+
+    # ------------------------------------------------------------------ mentions
+
+    def label(self, term: str) -> str:
+        """A term's label for candidate texts (``dct:subject`` links DBpedia resources to their categories)."""
+        return "category" if term == DCT_SUBJECT else self.index.label(term)
+
+    def types(self, term: str) -> frozenset[str]:
+        got = self._types.get(term)
+        if got is None:
+            got = self._types[term] = frozenset(t for t, _ in self.edges(term).get((RDF_TYPE, "out"), ()))
+        return got
+
+    def is_class(self, term: str) -> bool:
+        got = self._is_class.get(term)
+        if got is None:
+            g = self.index.graph
+            node, pid = g.term_id(term), g.term_id(RDF_TYPE)
+            got = bool(self.types(term) & _CLASS_TYPES) or node is not None and pid is not None and \
+                next(g.edges(node, "in", predicates={pid}), None) is not None
+            self._is_class[term] = got
+        return got
+
+    def drop_properties(self, linked):
+        """Linked mentions without the candidates that are properties (an ontology labels its properties:
+        "developed" is a word of the question's relation, not an entity it names)."""
+        out = []
+        for lm in linked:
+            keep = [c for c in lm.candidates if not (self.types(c.iri) & _PROPERTY_TYPES)]
+            if keep:
+                lm.candidates = keep
+                out.append(lm)
+        return out
+
+    def mentions(self, text: str, linked) -> tuple[list[Mention], list[Mention], list[Mention]]:
+        entities, classes = [], []
+        for lm in linked:
+            for c in lm.candidates[:3]:
+                kind = "class" if self.is_class(c.iri) else "entity"
+                start = lm.start
+                if "/Category:" in c.iri and lm.surface.lower().startswith("category "):
+                    start += len("category ")  # "category" is the relation's word, the rest names it
+                (classes if kind == "class" else entities).append(
+                    Mention(c.iri, kind, start, lm.end, c.score, lm.surface))
+        covered = [(m.start, m.end) for m in entities + classes]
+        entities += self._names_by_vector(text, covered)
+        covered = [(m.start, m.end) for m in entities + classes]
+        for tok in content_tokens(text, covered):
+            for term, kind in self._wordnet_terms(tok.text):
+                m = Mention(term, kind, tok.start, tok.end, 0.8, tok.text)
+                if kind == "class" and self.is_class(term):
+                    classes.append(m)
+                elif kind == "entity" and self.index.graph.term_id(term) is not None:
+                    entities.append(m)
+        return entities, classes, self._literals(text, entities + classes)
+
+    def _names_by_vector(self, text: str, covered: list[tuple[int, int]]) -> list[Mention]:
+        """Capitalized names the lexicon does not know as written ("Chirac", "GMT"): the nearest entity
+        descriptions whose label contains the name's words (the index's entity vectors)."""
+        if "entity" not in self.index.vectors:
+            return []
+        out = []
+        for m in _NAME.finditer(text):
+            words = m.group(0).split()
+            while words and (words[0].lower() in _NOT_NAME):
+                words = words[1:]
+            if not words:
+                continue
+            a = m.end() - len(" ".join(words))
+            a = text.find(words[0], m.start())
+            b = m.end()
+            if any(a < e and s < b for s, e in covered):
+                continue
+            name = text[a:b]
+            want = {w.lower().strip("'s") for w in words}
+            for h in self.index.search(name, 5, kind="entity"):
+                label = set(re.findall(r"[\w']+", self.index.label(h.key).lower()))
+                if h.score >= self.config.min_name_similarity and want <= label:
+                    out.append(Mention(h.key, "entity", a, b, round(0.7 * h.score, 6), name))
+        return out
+
+    def _wordnet_terms(self, word: str) -> list[tuple[str, str]]:
+        """Class terms for a noun's synonyms, entity terms for an adjective's pertainyms (WordNet)."""
+        out = []
+        for kind, names in _wordnet_names(word):
+            for name in names:
+                for t, _src, _tid in self.index.lexicon.lookup(name):
+                    out.append((t, kind))
+        return out
+
+    def _literals(self, text: str, taken: list[Mention]) -> list[Mention]:
+        if self.sparql is None:
+            return []
+        spans = [(m.start, m.end) for m in taken]
+        found: list[tuple[int, int, list[str]]] = []
+        for m in _QUOTED.finditer(text):
+            found.append((m.start(1), m.end(1), [literal(m.group(1)), literal(m.group(1), lang="en")]))
+        for m in _CODE.finditer(text):
+            found.append((m.start(), m.end(), [literal(m.group(0)), literal(m.group(0), lang="en")]))
+        for m in _ACRONYM.finditer(text):
+            if m.group(0) in ("I", "A") or len(m.group(0)) < 2:
+                continue
+            v = m.group(0)
+            found.append((m.start(), m.end(), [literal(v), literal(v, lang="en")]))
+        for m in _NUMBER.finditer(text):
+            v = m.group(0).replace(",", "")
+            terms = [literal(v, datatype=XSD + "integer"), literal(v), literal(v, datatype=XSD + "gYear")]
+            if "." in v:
+                terms = [literal(v, datatype=XSD + "double"), literal(v, datatype=XSD + "decimal"), literal(v)]
+            found.append((m.start(), m.end(), terms))
+        for m in re.finditer(r"\b(" + "|".join(_ORDINALS) + r")\b", text, re.I):
+            n = str(_ORDINALS[m.group(1).lower()])
+            found.append((m.start(), m.end(), [literal(n, datatype=XSD + "integer")]))
+        out = []
+        for a, b, terms in found:
+            if any(a < e and s < b for s, e in spans):
+                continue
+            spans.append((a, b))  # earlier patterns (quotes, codes) win over the numbers inside them
+            for t in terms:
+                out.append(Mention(t, "literal", a, b, 1.0, text[a:b]))
+        return out
+
+    # ------------------------------------------------------------------ candidates
+
+    def candidates(self, q: Question, text: str, entities, classes, literals, vector_hits) -> list[Query]:
+        cfg = self.config
+        masked = mask_question(text, [(m.start, m.end) for m in entities + literals])
+        singles: dict[int, list[Query]] = defaultdict(list)  # by mention start
+        for m in entities:
+            singles[m.start] += self.builder.one_hop(m, classes)
+        lit_cands = self._literal_candidates(literals, classes)
+        for m, qs in lit_cands:
+            singles[m.start] += qs
+        allq = [c for qs in singles.values() for c in qs]
+        self._score(masked, q, allq, vector_hits, entities, classes, literals)
+        # Two-hop chains through the best first hops of each entity.
+        two = []
+        for m in entities:
+            firsts = sorted((c for c in singles[m.start] if c.topic == m.term and len(c.patterns) == 1
+                             and c.shape in ("lookup", "inverse")), key=lambda c: -c.score)[: cfg.first_hops]
+            two += self.builder.two_hop(m, firsts)
+        self._score(masked, q, two, vector_hits, entities, classes, literals)
+        # Intersections of the best singles of different mentions.
+        pool = []
+        for start, qs in singles.items():
+            ms = [m for m in entities + literals if m.start == start]
+            best = sorted(qs, key=lambda c: -c.score)[: cfg.pair_pool]
+            for c in best:
+                mm = next((m for m in ms if m.term == c.topic), None)
+                if mm is not None and c.shape in ("inverse", "literal") and len(c.patterns) == 1:
+                    pool.append((mm, c))
+        inter = self.builder.intersections(pool, classes)
+        self._score(masked, q, inter, vector_hits, entities, classes, literals)
+        # Class lists ("Give me all airlines", the base of superlatives) when no entity is named.
+        cls = []
+        if not entities:
+            for c in classes:
+                members = {t for t, _ in self.edges(c.term).get((RDF_TYPE, "in"), ())}
+                if members:
+                    cls.append(Query("class", ((VAR_X, RDF_TYPE, c.term),),
+                                     describe("class", [], self.label, cls=c.term), (c.term,), (),
+                                     None, members, c.score))
+            self._score(masked, q, cls, vector_hits, entities, classes, literals)
+        out = allq + two + inter + cls
+        out.sort(key=lambda c: (-c.score, c.text, c.patterns))
+        return out
+
+    def _class_fit(self, c: Query, class_terms: set[str]) -> float:
+        """1 when a class the question names is the range (lookups) or domain (inverse) of the candidate's
+        last predicate, or the type of its answers; 0 otherwise."""
+        if not class_terms or not c.path or c.shape in ("class",):
+            return 0.0
+        p, d = c.path[-1]
+        if any(u in class_terms for u in c.uses):
+            return 1.0
+        want = _RANGE if d == "out" else _DOMAIN
+        if {t for t, _ in self.edges(p).get((want, "out"), ())} & class_terms:
+            return 1.0
+        sample = sorted(c.answers)[:10]
+        if sample and any(self.types(a) & class_terms for a in sample):
+            return 1.0
+        return 0.0
+
+    def _literal_candidates(self, literals: list[Mention], classes: list[Mention]):
+        out = []
+        for m in literals:
+            t0 = time.perf_counter()
+            rows = self.sparql.select(f"SELECT DISTINCT ?x ?p WHERE {{ ?x ?p {_lit(m.term)} }} LIMIT 2000")
+            self.sparql_ms += (time.perf_counter() - t0) * 1000
+            by_p: dict[str, set[str]] = defaultdict(set)
+            for r in rows:
+                if "x" in r and "p" in r:
+                    by_p[r["p"]].add(r["x"])
+            qs = []
+            for p, xs in sorted(by_p.items()):
+                qs.append(Query("literal", ((VAR_X, p, m.term),),
+                                describe("literal", [(p, "in")], self.label), (m.term,), ((p, "in"),),
+                                m.term, xs, m.score))
+                for c in classes:
+                    members = {x for x in xs if c.term in self.types(x)}
+                    if members:
+                        qs.append(Query("literal", ((VAR_X, p, m.term), (VAR_X, RDF_TYPE, c.term)),
+                                        describe("literal", [(p, "in")], self.label, cls=c.term),
+                                        (m.term, c.term), ((p, "in"),), m.term, members, m.score + c.score))
+            out.append((m, qs))
+        return out
+
+    def _score(self, masked, q: Question, cands: list[Query], vector_hits, entities, classes, literals) -> None:
+        if not cands:
+            return
+        cfg = self.config
+        cos = self.ranker.scores(masked, [c.text for c in cands])
+        # Vector hits: which (entity, predicate) pairs the question's nearest triples are about.
+        vsupport: Counter = Counter()
+        for h in vector_hits[:10]:
+            if h.score < cfg.min_vector:
+                continue
+            for rec in self.index.triples([h.key]):
+                vsupport[(rec.s, rec.p)] += 1
+                vsupport[(rec.o, rec.p)] += 1
+        mentioned = {m.term for m in entities}
+        class_terms = {m.term for m in classes}
+        # Relation words: everything but the entity and literal mentions (class words such as "airports" also
+        # name the relation's range: "target airport").
+        toks = content_tokens(q.text, [(m.start, m.end) for m in entities + literals])
+        for c, s in zip(cands, cos, strict=True):
+            lex, used = 0.0, frozenset()
+            for p, d in c.path:
+                m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used)
+                lex += m.score * (1.0 if d == "out" else cfg.inverse_factor)
+                used = used | m.used
+            first = c.path[0][0] if c.path else None
+            vec = min(vsupport.get((c.topic, first), 0), 3) / 3 if first else 0.0
+            n_mentions = len({u for u in c.uses if u not in class_terms}) + len({u for u in c.uses
+                                                                                 if u in class_terms})
+            score = float(s) + cfg.lexical_weight * min(lex, 1.5 * len(c.path or [1])) + cfg.prior_weight * min(c.prior, 2.0) / 2 \
+                + cfg.vector_weight * vec + cfg.mention_bonus * (n_mentions - 1)
+            if c.shape == "two_hop":
+                score -= cfg.hop_penalty
+            elif c.shape == "inverse" and len(c.patterns) == 1:
+                score -= cfg.inverse_penalty  # facts that point *to* the entity rank below facts about it
+            if c.answers and c.answers <= mentioned:
+                score -= 0.5  # a question rarely asks for the entity it names
+            score += _wh_agreement(q.wh, c.answers)
+            fit = self._class_fit(c, class_terms)
+            score += cfg.class_fit_bonus * fit
+            c.features = {"cos": round(float(s), 4), "lex": round(lex, 4), "vec": round(vec, 3),
+                          "mentions": n_mentions}
+            c.score = round(score, 6)
+
+    # ------------------------------------------------------------------ entry point
+
+    def understand(self, text: str, q: Question, linked, vector_hits) -> Understood | None:
+        cfg = self.config
+        self.sparql_ms = 0.0
+        entities, classes, literals = self.mentions(text, linked)
+        cands = self.candidates(q, text, entities, classes, literals, vector_hits)
+        if not cands:
+            return None
+        words = [w.lower() for w in re.findall(r"[\w']+", text)]
+        yes_no = bool(words) and words[0] in _AUX
+        sup = next((w for w in words if w in _SUPERLATIVE_ASC or w in _SUPERLATIVE_DESC), None)
+        if yes_no:
+            return self._yes_no(cands, entities, literals)
+        if sup is not None:
+            got = self._superlative(text, q, cands, sup)
+            if got is not None:
+                return got
+        for c in cands[: cfg.run_top]:
+            if c.score < cfg.min_confidence:
+                break
+            res = self.run(c)
+            if res is not None:
+                res.ranked = cands
+                if q.shape == "count" and not (len(res.answers) == 1 and _is_number(res.answers[0])):
+                    res.aggregate, res.count = "count", res.total
+                return res
+        return None
+
+    def _yes_no(self, cands: list[Query], entities, literals) -> Understood | None:
+        """Is the other mention among the answers of a candidate about one mention? "Yes" when any candidate
+        scoring within ``yes_margin`` of the best holds it; "no" when the best one, run, does not."""
+        others = {m.term for m in entities + literals}
+        cfg = self.config
+        top = cands[0].score if cands else 0.0
+        near = [c for c in cands[: cfg.run_top * 4] if c.score >= max(cfg.min_confidence, top - cfg.yes_margin)]
+        yes = [c for c in near if c.shape in ("lookup", "inverse") and len(c.patterns) == 1
+               and (others - {c.topic}) & c.answers]
+        for c in yes + near:
+            if c.score < self.config.min_confidence:
+                break
+            if c.shape not in ("lookup", "inverse") or len(c.patterns) != 1:
+                continue
+            claim = [t for t in others if t != c.topic and any(
+                m.term == t and not any(m2.term == c.topic and m2.start == m.start for m2 in entities)
+                for m in entities + literals)]
+            if not claim:
+                continue
+            res = self.run(c)
+            if res is None:
+                continue
+            hit = [t for t in claim if t in res.support or any(_same_value(t, a) for a in res.answers)]
+            res.aggregate, res.boolean, res.ranked = "ask", bool(hit), cands
+            if hit:
+                a = next(a for a in res.answers if a in hit or any(_same_value(t, a) for t in hit))
+                res.support = {a: res.support.get(a, [])}
+            res.sparql = render_ask(_bind(c.patterns, hit[0] if hit else claim[0]))
+            return res
+        return None
+
+    def _superlative(self, text: str, q: Question, cands: list[Query], word: str) -> Understood | None:
+        """ORDER BY the members' numeric or date property that the question's words match, LIMIT 1."""
+        base = next((c for c in cands if c.score >= self.config.min_confidence and len(c.answers) > 1
+                     and c.shape in ("inverse", "intersection", "literal", "class")), None)
+        if base is None:
+            return None
+        members = sorted(base.answers)[:500]
+        props: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for mbr in members:
+            for (p, d), far in self.edges(mbr).items():
+                if d != "out":
+                    continue
+                for t, _tid in far:
+                    if t.startswith('"') and (parse_literal(t)[2] or "") in _NUMERIC_DT:
+                        props[p].append((mbr, t))
+        if not props:
+            return None
+        preds = sorted(props)
+        masked = mask_question(text, [])
+        cos = self.ranker.scores(masked, [f"the {word} {self.index.label(p)}" for p in preds])
+        lex = [self.matcher.lexical(p, q.relation_tokens, None).score for p in preds]
+        best = max(range(len(preds)), key=lambda i: (cos[i] + self.config.lexical_weight * lex[i],
+                                                      len(props[preds[i]])))
+        p = preds[best]
+        dates = any((parse_literal(t)[2] or "") in _DATE_DT for _m, t in props[p])
+        asc = word in _DATE_ASC if dates else word in _SUPERLATIVE_ASC
+        vals = [(m, t, _num(t)) for m, t in props[p] if _num(t) is not None]
+        if not vals:
+            return None
+        top = (min if asc else max)(vals, key=lambda x: x[2])
+        winners = sorted({m for m, _t, v in vals if v == top[2]})
+        ext = ((VAR_X, p, "?v"),)
+        sparql = render_select(base.patterns, limit=1, order=("?v", "asc" if asc else "desc"), extra=ext)
+        support = {}
+        for w in winners:
+            tids = [triple_id(w, p, t) for m, t, v in vals if m == w and v == top[2]]
+            res = self.run(base, restrict={w})
+            support[w] = (res.support.get(w, []) if res else []) + tids
+        qq = Query("superlative", base.patterns + ext, f"{base.text} with the {word} {self.index.label(p)}",
+                   base.uses, base.path + ((p, "out"),), base.topic, set(winners), base.prior, base.score)
+        if self.sparql is not None:
+            self.sparql.last_query = sparql
+        return Understood(qq, winners, support, len(winners), sparql, "max" if not asc else "min", ranked=cands)
+
+    # ------------------------------------------------------------------ running a candidate
+
+    def run(self, c: Query, restrict: set[str] | None = None) -> Understood | None:
+        """Run the candidate: SPARQL on the store or endpoint when there is one, else the adjacency."""
+        rows = self._rows_sparql(c) if self.sparql is not None else self._rows_adjacency(c)
+        support: dict[str, list[str]] = defaultdict(list)
+        for row in rows:
+            x = row.get(VAR_X)
+            if x is None or (restrict is not None and x not in restrict):
+                continue
+            for s, p, o in c.patterns:
+                s2, o2 = row.get(s, s), row.get(o, o)
+                tid = triple_id(s2, p, o2)
+                if tid not in support[x]:
+                    support[x].append(tid)
+        if not support:
+            return None
+        answers = sorted(support)
+        total = len(answers)
+        answers = answers[: self.config.max_answers]
+        sparql = render_select(c.patterns, limit=self.config.max_answers * 20) if self.sparql is not None else None
+        return Understood(c, answers, {a: support[a] for a in answers}, total, sparql)
+
+    def _rows_sparql(self, c: Query) -> list[dict[str, str]]:
+        q = render_select(c.patterns, limit=self.config.max_answers * 20)
+        t0 = time.perf_counter()
+        rows = self.sparql.select(q)
+        self.sparql_ms += (time.perf_counter() - t0) * 1000
+        self.sparql.last_query = q
+        out = []
+        for r in rows:
+            row = {"?" + k: v for k, v in r.items()}
+            # Engines return typed literals in canonical form; cite the graph's own spelling.
+            for s, p, o in c.patterns:
+                if o.startswith("?") and o in row and row[o].startswith('"') and not s.startswith("?"):
+                    row[o] = self._graph_literal(s, p, row[o])
+                elif o.startswith("?") and o in row and row[o].startswith('"') and s in row:
+                    row[o] = self._graph_literal(row[s], p, row[o])
+            out.append(row)
+        return out
+
+    def _graph_literal(self, subject: str, predicate: str, term: str) -> str:
+        far = [t for t, _ in self.edges(subject).get((predicate, "out"), ())]
+        if term in far:
+            return term
+        key = literal_value(term)
+        return next((t for t in far if t.startswith('"') and literal_value(t) == key), term)
+
+    def _rows_adjacency(self, c: Query) -> list[dict[str, str]]:
+        """Evaluate the pattern over the index's adjacency, one pattern at a time, each with a bound end."""
+        rows: list[dict[str, str]] = [{}]
+        pending = list(c.patterns)
+        while pending:
+            bound = set(rows[0])
+            i = next((i for i, (s, _p, o) in enumerate(pending)
+                      if not _var(s) or not _var(o) or s in bound or o in bound), None)
+            if i is None:
+                return []
+            s, p, o = pending.pop(i)
+            nxt = []
+            for r in rows:
+                s2, o2 = r.get(s, s), r.get(o, o)
+                if not _var(s2):
+                    for t, _tid in self.edges(s2).get((p, "out"), ()):
+                        if _var(o2):
+                            nxt.append({**r, o2: t})
+                        elif t == o2:
+                            nxt.append(r)
+                else:
+                    for t, _tid in self.edges(o2).get((p, "in"), ()):
+                        nxt.append({**r, s2: t})
+            rows = nxt[:100_000]
+            if not rows:
+                return []
+        return rows
+
+
+_NUMERIC = {XSD + n for n in (
+    "integer", "decimal", "double", "float", "int", "long", "short", "byte", "nonNegativeInteger",
+    "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
+    "unsignedShort", "unsignedByte")}
+
+
+def literal_value(term: str) -> tuple:
+    """A comparison key for an N-Triples literal: numbers of any XSD numeric type by value, other literals
+    by lexical form and datatype or language."""
+    lex, lang, dt = parse_literal(term)
+    if lang:
+        return ("lang", lex, lang.lower())
+    dt = dt or XSD_STRING
+    if dt in _NUMERIC:
+        try:
+            return ("number", float(lex))
+        except ValueError:
+            pass
+    return ("typed", lex, dt)
+
+
+def _var(t: str) -> bool:
+    return t.startswith("?")
+
+
+def _bind(patterns, value: str):
+    return tuple(tuple(value if t == VAR_X else t for t in tr) for tr in patterns)
+
+
+def _lit(term: str) -> str:
+    return literal_from_nt(term)
+
+
+def _num(term: str) -> float | None:
+    lex, _lang, dt = parse_literal(term)
+    if dt in _DATE_DT:
+        m = re.match(r"(-?\d{1,4})(?:-(\d\d))?(?:-(\d\d))?", lex)
+        if not m:
+            return None
+        return int(m.group(1)) * 10000 + int(m.group(2) or 0) * 100 + int(m.group(3) or 0)
+    try:
+        return float(lex)
+    except ValueError:
+        return None
+
+
+def _is_number(term: str) -> bool:
+    return term.startswith('"') and _num(term) is not None and (parse_literal(term)[2] or "") not in _DATE_DT
+
+
+def _same_value(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if a.startswith('"') and b.startswith('"'):
+        na, nb = _num(a), _num(b)
+        if na is not None and nb is not None:
+            return na == nb or (str(parse_literal(a)[0]).isdigit() and str(parse_literal(b)[0]).startswith(
+                parse_literal(a)[0]))
+        return parse_literal(a)[0].lower() == parse_literal(b)[0].lower()
+    return False
+
+
+def _wh_agreement(wh: str | None, answers: set[str]) -> float:
+    """A small bonus when the answer type fits the wh-word ("when" -> dates, "who" -> entities)."""
+    if not answers or wh is None:
+        return 0.0
+    sample = list(answers)[:20]
+    dates = sum(1 for a in sample if a.startswith('"') and (parse_literal(a)[2] or "") in _DATE_DT)
+    iris = sum(1 for a in sample if a.startswith("<"))
+    share_d, share_i = dates / len(sample), iris / len(sample)
+    if wh == "when":
+        return 0.1 * share_d - 0.15 * (1 - share_d)
+    if wh in ("who", "whom", "where", "which"):
+        return 0.05 * share_i - 0.1 * (1 - share_i)
+    return 0.0
+
+
+@lru_cache(maxsize=4096)
+def _wordnet_names(word: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``(("class", names of the word's first noun synsets' lemmas), ("entity", pertainym names))``."""
+    wn = _wordnet()
+    if wn is None:
+        return ()
+    classes, ents = [], []
+    for form in sorted(word_forms(word)):
+        for syn in wn.synsets(form, pos="n")[:2]:
+            classes += [lemma.name().replace("_", " ").lower() for lemma in syn.lemmas()]
+        for syn in wn.synsets(form, pos="a")[:2]:
+            for lemma in syn.lemmas():
+                ents += [p.name().replace("_", " ").lower() for p in lemma.pertainyms()]
+    classes = [c for c in dict.fromkeys(classes) if c != word]
+    return (("class", tuple(classes)), ("entity", tuple(dict.fromkeys(ents))))
+
+
+_WN = None
+
+
+def _wordnet():
+    global _WN
+    if _WN is None:
+        try:
+            import warnings
+
+            from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+            where, _origin = locate_wordnet()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "multilingual functions are not available": English only
+                _WN = WordNetCorpusReader(str(where) if isinstance(where, Path) else where, None)
+        except Exception:  # noqa: BLE001 - no WordNet: synonyms and pertainyms are skipped
+            _WN = False
+    return _WN or None
+
+
+__all__ = ["UnderstandConfig", "Understander", "Understood", "literal_value"]

@@ -1,0 +1,168 @@
+"""Question shapes beyond one- and two-hop lookups, answered over the bundled DBpedia sample with the DBpedia
+ontology's labels and schema: a class-constrained list, a count, yes/no, a superlative, a lookup from a literal,
+a paraphrased relation and a category; each answer cites the triples behind it. Also: the candidate queries'
+SPARQL is built from escaped terms only, so a question cannot change a query.
+
+The graph is real third-party data (examples/data/dbpedia-sample, ontologies/dbpedia); the questions are ours.
+"""
+
+from __future__ import annotations
+
+import lzma
+import sys
+from pathlib import Path
+
+import pytest
+
+from kgllm.rdf import triple_id
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "examples" / "data" / "dbpedia-sample"
+FILES = ("labels_en.ttl.xz", "instance_types_transitive_en.ttl.xz", "mappingbased_objects_en.ttl.xz",
+         "mappingbased_literals_en.ttl.xz", "article_categories_en.ttl.xz")
+DBO, DBR = "http://dbpedia.org/ontology/", "http://dbpedia.org/resource/"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+SCHEMA = {f"<{RDFS}label>", f"<{RDFS}domain>", f"<{RDFS}range>", f"<{RDFS}subClassOf>",
+          "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>"}
+
+
+def R(x: str) -> str:
+    return f"<{DBR}{x}>"
+
+
+def build_shapes_index(root: Path) -> Path:
+    """Index of the sample's core files and categories + the ontology's English labels and schema triples
+    (no vectors: the ranker encodes candidate texts itself)."""
+    import pyoxigraph
+
+    from kgllm.rdf import GraphWriter
+    from kgllm.registry import run_stage
+
+    index = root / "index"
+    if (index / "manifest.json").exists():
+        return index
+    with GraphWriter(root / "sample", config={"files": list(FILES)}) as w:
+        for f in FILES:
+            quads = pyoxigraph.parse(lzma.open(SAMPLE / f).read(), format=pyoxigraph.RdfFormat.N_TRIPLES)
+            w.add_all([(str(q.subject), str(q.predicate), str(q.object)) for q in quads], {"source": f})
+    onto = pyoxigraph.parse(lzma.open(ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz").read(),
+                            format=pyoxigraph.RdfFormat.RDF_XML)
+    keep = []
+    for q in onto:
+        s, p, o = str(q.subject), str(q.predicate), str(q.object)
+        if p in SCHEMA and s.startswith("<" + DBO) and (not o.startswith('"') or o.endswith("@en")):
+            keep.append((s, p, o))
+    with GraphWriter(root / "ontology") as w:
+        w.add_all(keep, {"source": "dbo.owl.xz (English labels and schema)"})
+    run_stage("index", [root / "sample", root / "ontology"], index, {"vector": {"enabled": False}})
+    return index
+
+
+@pytest.fixture(scope="module")
+def shapes(session_tmp):
+    from kgllm.ask.answer import Answerer
+
+    return Answerer.from_dir(build_shapes_index(session_tmp / "shapes"))
+
+
+def _values(out) -> set[str]:
+    return {a["value"] for a in out["answers"]}
+
+
+def _cited(out) -> set[tuple[str, str, str]]:
+    return {(c["s"], c["p"], c["o"]) for c in out["citations"]}
+
+
+def _ids_ok(out) -> bool:
+    return all(c["id"] == triple_id(c["s"], c["p"], c["o"]) for c in out["citations"])
+
+
+def test_class_constrained_list(shapes):
+    out = shapes.ask("Which companies are members of SkyTeam?")
+    assert out["supported"] and out["query"]["shape"] == "inverse"
+    assert _values(out) == {DBR + x for x in ("China_Airlines", "KLM", "Korean_Air", "Northwest_Airlines")}
+    assert f"<{DBO}Company>" in out["sparql"] and out["total"] == 4
+    alliance = f"<{DBO}alliance>"
+    assert {(R(x), alliance, R("SkyTeam")) for x in ("China_Airlines", "KLM", "Korean_Air",
+                                                     "Northwest_Airlines")} <= _cited(out)
+    assert _ids_ok(out)
+
+
+def test_count(shapes):
+    out = shapes.ask("How many hub airports does Lufthansa have?")
+    assert out["shape"] == "count" and out["answer"] == "2" and out["answers"][0]["value"] == "2"
+    assert _cited(out) == {(R("Lufthansa"), f"<{DBO}hubAirport>", R(x)) for x in ("Frankfurt_Airport",
+                                                                                 "Munich_Airport")}
+
+
+def test_yes_no(shapes):
+    yes = shapes.ask("Is Frankfurt Airport a hub airport of Lufthansa?")
+    assert yes["shape"] == "yes_no" and yes["answer"] == "yes" and _values(yes) == {"true"}
+    assert _cited(yes) == {(R("Lufthansa"), f"<{DBO}hubAirport>", R("Frankfurt_Airport"))}
+    assert yes["sparql"].startswith("ASK")
+    no = shapes.ask("Is Munich Airport a hub airport of KLM?")
+    assert no["shape"] == "yes_no" and no["answer"] == "no" and _values(no) == {"false"}
+    # "No" cites what the graph holds instead.
+    assert (R("KLM"), f"<{DBO}hubAirport>", R("Amsterdam_Airport_Schiphol")) in _cited(no)
+
+
+def test_superlative(shapes):
+    out = shapes.ask("Which company has the most employees?")
+    assert out["shape"] == "superlative" and "ORDER BY DESC(?v) LIMIT 1" in out["sparql"]
+    assert _values(out) == {DBR + "Lufthansa"}
+    assert any(c["p"] == f"<{DBO}numberOfEmployees>" and c["s"] == R("Lufthansa") for c in out["citations"])
+
+
+def test_lookup_from_a_literal(shapes):
+    out = shapes.ask("Which book has the ISBN 978-0-385-33826-4?")
+    assert out["query"]["shape"] == "literal" and _values(out) == {DBR + "Impossible_(novel)"}
+    assert _cited(out) == {(R("Impossible_(novel)"), f"<{DBO}isbn>", '"978-0-385-33826-4"')}
+
+
+def test_paraphrased_relation(shapes):
+    # No label or curated phrasing of dbo:manufacturer says "builds".
+    out = shapes.ask("Who builds the Saab 9000?")
+    assert _values(out) == {DBR + "Saab_Automobile"}
+    assert _cited(out) == {(R("Saab_9000"), f"<{DBO}manufacturer>", R("Saab_Automobile"))}
+
+
+def test_category(shapes):
+    out = shapes.ask("List the members of the category motor vehicle manufacturers of Finland.")
+    cat = "<http://dbpedia.org/resource/Category:Motor_vehicle_manufacturers_of_Finland>"
+    assert _values(out) == {DBR + x for x in ("Elcat_Electric_Vehicles", "Korvensuu_(car)", "Sisu_Auto", "Valmet",
+                                              "Valmet_Automotive")}
+    assert {(c["p"], c["o"]) for c in out["citations"]} == {("<http://purl.org/dc/terms/subject>", cat)}
+    assert len(out["citations"]) == 5 and _ids_ok(out)
+
+
+def test_unanswerable_stays_not_in_the_graph(shapes):
+    for q in ("What is the boiling point of Lufthansa?", "Who is the favourite poet of the Saab 9000?"):
+        out = shapes.ask(q)
+        assert not out["supported"] and out["answer"] == "not in the graph" and out["citations"] == []
+
+
+def test_injected_sparql_is_harmless(shapes):
+    before = len(list(shapes.sparql.select("SELECT ?s WHERE { ?s ?p ?o }")))
+    for q in ('Which book has the ISBN "x" } ; DROP ALL ; INSERT DATA { <a> <b> <c> } #"?',
+              "Is Frankfurt Airport> } ; DELETE WHERE { ?s ?p ?o } ; { a hub of Lufthansa?",
+              'How many "\\" } INSERT DATA { <x> <y> <z> } #" hubs does KLM have?'):
+        shapes.ask(q)
+    assert len(list(shapes.sparql.select("SELECT ?s WHERE { ?s ?p ?o }"))) == before
+
+
+def test_candidate_sparql_escapes_every_term():
+    import pyoxigraph
+
+    from kgllm.ask.candidates import render_select
+    from kgllm.ask.sparql_templates import UnsafeValue
+
+    evil = '"x\\" } DROP ALL { \\""'   # an N-Triples literal whose value holds quotes and braces
+    store = pyoxigraph.Store()
+    store.add(pyoxigraph.Quad(pyoxigraph.NamedNode(DBR + "A"), pyoxigraph.NamedNode(DBO + "p"),
+                              pyoxigraph.Literal('x" } DROP ALL { "')))
+    rows = list(store.query(render_select(((R("A"), f"<{DBO}p>", evil),))))
+    assert len(rows) == 1 and len(store) == 1  # the literal matched as a value; nothing was dropped
+    with pytest.raises(UnsafeValue):
+        render_select((("<http://x/a> } DROP ALL {", f"<{DBO}p>", "?x"),))
