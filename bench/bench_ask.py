@@ -66,9 +66,12 @@ def large(tmp: Path, index: Path | None, vectors: int, entity_vectors: int, quer
     from kgllm.rdf import count_triples, iter_graph
     from kgllm.registry import run_stage
 
-    if index is None:
+    if index is None or not (index / "manifest.json").exists():
         from conftest import dbpedia_files, write_graph
 
+        if index is not None:  # build it there, to reuse it in later runs
+            tmp = index.parent
+            index = None
         t = time.perf_counter()
         run_stage("pull.wordnet", [], tmp / "wn-full", {})
         write_graph(tmp / "dbpedia", dbpedia_files())
@@ -117,7 +120,7 @@ def main() -> int:
     ap.add_argument("--index", type=Path, help="index of the DBpedia sample + WordNet dog subtree (else built)")
     ap.add_argument("--questions", type=Path, default=QUESTIONS)
     ap.add_argument("--skip-large", action="store_true")
-    ap.add_argument("--large-index", type=Path, help="an index of >= 1M triples (else built)")
+    ap.add_argument("--large-index", type=Path, help="an index of >= 1M triples (reused; built there when missing)")
     ap.add_argument("--vectors", type=int, default=20000, help="triples embedded in the large index")
     ap.add_argument("--entity-vectors", type=int, default=None, help="entities embedded (default: --vectors)")
     ap.add_argument("--queries", type=int, default=200)

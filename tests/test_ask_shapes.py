@@ -118,7 +118,7 @@ def test_superlative(shapes):
 def test_lookup_from_a_literal(shapes):
     out = shapes.ask("Which book has the ISBN 978-0-385-33826-4?")
     assert out["query"]["shape"] == "literal" and _values(out) == {DBR + "Impossible_(novel)"}
-    assert _cited(out) == {(R("Impossible_(novel)"), f"<{DBO}isbn>", '"978-0-385-33826-4"')}
+    assert (R("Impossible_(novel)"), f"<{DBO}isbn>", '"978-0-385-33826-4"') in _cited(out) and _ids_ok(out)
 
 
 def test_paraphrased_relation(shapes):

@@ -30,7 +30,7 @@ it its this that these those which who whom whose what when where why how there 
 me my you your he she we they him her us them his our their one ones thing things s 's please tell give name
 have has had having many much
 list show find""".split())
-_COUNT = re.compile(r"^\s*how\s+many\b", re.I)
+_COUNT = re.compile(r"\bhow\s+many\b", re.I)
 _LIST = re.compile(r"^\s*(list|name|enumerate)\b|^\s*(which|what)\s+\w+\s+(are|were|have|has)\b", re.I)
 
 
@@ -99,7 +99,7 @@ def parse_question(text: str, mentions: list) -> Question:
     """The shape and relation words of a question, given the linker's mentions (topic entities)."""
     words = [w.lower() for w in _WORD.findall(text)]
     wh = next((w for w in words if w in WH_WORDS), None)
-    if _COUNT.match(text):
+    if _COUNT.search(text):
         shape = "count"
     elif _LIST.match(text):
         shape = "list"

@@ -59,9 +59,11 @@ _AUX = frozenset("is are was were does do did has have had can could will would 
 _SUPERLATIVE_ASC = frozenset("smallest lowest shortest least fewest earliest oldest cheapest".split())
 _SUPERLATIVE_DESC = frozenset("largest biggest highest tallest longest most greatest latest youngest newest "
                               "deepest heaviest widest richest busiest".split())
-_DATE_ASC = frozenset("oldest earliest".split())
+_DATE_ASC = frozenset("oldest earliest first".split())
+_AGE_WORDS = frozenset("oldest earliest first youngest newest latest last".split()) | {"most recently"}
 _CLASS_TYPES = frozenset({iri(OWL + "Class"), iri(RDFS + "Class")})
-_RANGE, _DOMAIN = iri(RDFS + "range"), iri(RDFS + "domain")
+_GENERIC_CLASSES = frozenset({iri(OWL + "Thing"), iri(RDFS + "Resource")})  # every entity is one: no constraint
+_RANGE, _DOMAIN, _SUBCLASS = iri(RDFS + "range"), iri(RDFS + "domain"), iri(RDFS + "subClassOf")
 _PROPERTY_TYPES = frozenset(iri(OWL + n) for n in ("ObjectProperty", "DatatypeProperty", "AnnotationProperty")) \
     | {iri(RDF + "Property")}
 _ORDINALS = {w: i for i, w in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth".split(), 1)}
@@ -158,9 +160,12 @@ class Understander:
 
     def mentions(self, text: str, linked) -> tuple[list[Mention], list[Mention], list[Mention]]:
         entities, classes = [], []
+        linked_classes: set[str] = set()
         for lm in linked:
             for c in lm.candidates[:3]:
                 kind = "class" if self.is_class(c.iri) else "entity"
+                if kind == "class":
+                    linked_classes.add(c.iri)
                 start = lm.start
                 if "/Category:" in c.iri and lm.surface.lower().startswith("category "):
                     start += len("category ")  # "category" is the relation's word, the rest names it
@@ -176,7 +181,28 @@ class Understander:
                     classes.append(m)
                 elif kind == "entity" and self.index.graph.term_id(term) is not None:
                     entities.append(m)
+        # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
+        classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
+                   if m.term not in _GENERIC_CLASSES]
         return entities, classes, self._literals(text, entities + classes)
+
+    def _populated(self, c: Mention, levels: int = 1) -> Mention:
+        """A class without instances in the graph stands for its nearest superclass that has some
+        ("airline" when the data types airlines only as companies), with a lower score per level."""
+        term, score = c.term, c.score
+        for _ in range(levels):
+            if self.edges(term).get((RDF_TYPE, "in")):
+                break
+            supers = sorted(t for t, _ in self.edges(term).get((_SUBCLASS, "out"), ()) if t.startswith("<"))
+            if not supers:
+                break
+            term, score = supers[0], score * 0.9
+        else:
+            if not self.edges(term).get((RDF_TYPE, "in")):
+                return c
+        if term == c.term:
+            return c
+        return Mention(term, "class", c.start, c.end, round(score, 6), c.surface)
 
     def _names_by_vector(self, text: str, covered: list[tuple[int, int]]) -> list[Mention]:
         """Capitalized names the lexicon does not know as written ("Chirac", "GMT"): the nearest entity
@@ -248,7 +274,6 @@ class Understander:
 
     def candidates(self, q: Question, text: str, entities, classes, literals, vector_hits) -> list[Query]:
         cfg = self.config
-        masked = mask_question(text, [(m.start, m.end) for m in entities + literals])
         singles: dict[int, list[Query]] = defaultdict(list)  # by mention start
         for m in entities:
             singles[m.start] += self.builder.one_hop(m, classes)
@@ -256,14 +281,14 @@ class Understander:
         for m, qs in lit_cands:
             singles[m.start] += qs
         allq = [c for qs in singles.values() for c in qs]
-        self._score(masked, q, allq, vector_hits, entities, classes, literals)
+        self._score(q, allq, vector_hits, entities, classes, literals)
         # Two-hop chains through the best first hops of each entity.
         two = []
         for m in entities:
             firsts = sorted((c for c in singles[m.start] if c.topic == m.term and len(c.patterns) == 1
                              and c.shape in ("lookup", "inverse")), key=lambda c: -c.score)[: cfg.first_hops]
             two += self.builder.two_hop(m, firsts)
-        self._score(masked, q, two, vector_hits, entities, classes, literals)
+        self._score(q, two, vector_hits, entities, classes, literals)
         # Intersections of the best singles of different mentions.
         pool = []
         for start, qs in singles.items():
@@ -274,7 +299,7 @@ class Understander:
                 if mm is not None and c.shape in ("inverse", "literal") and len(c.patterns) == 1:
                     pool.append((mm, c))
         inter = self.builder.intersections(pool, classes)
-        self._score(masked, q, inter, vector_hits, entities, classes, literals)
+        self._score(q, inter, vector_hits, entities, classes, literals)
         # Class lists ("Give me all airlines", the base of superlatives) when no entity is named.
         cls = []
         if not entities:
@@ -284,7 +309,7 @@ class Understander:
                     cls.append(Query("class", ((VAR_X, RDF_TYPE, c.term),),
                                      describe("class", [], self.label, cls=c.term), (c.term,), (),
                                      None, members, c.score))
-            self._score(masked, q, cls, vector_hits, entities, classes, literals)
+            self._score(q, cls, vector_hits, entities, classes, literals)
         out = allq + two + inter + cls
         out.sort(key=lambda c: (-c.score, c.text, c.patterns))
         return out
@@ -329,11 +354,27 @@ class Understander:
             out.append((m, qs))
         return out
 
-    def _score(self, masked, q: Question, cands: list[Query], vector_hits, entities, classes, literals) -> None:
+    def _score(self, q: Question, cands: list[Query], vector_hits, entities, classes, literals) -> None:
         if not cands:
             return
         cfg = self.config
-        cos = self.ranker.scores(masked, [c.text for c in cands])
+        # Each candidate sees the question minus the mentions it uses: in a large lexicon the relation words
+        # themselves ("mean", "kind", "hub") are linkable entities too, and must stay relation words for a
+        # candidate about another mention.
+        spans_of: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for m in entities + literals:
+            spans_of[m.term].append((m.start, m.end))
+        keys = [tuple(sorted({sp for u in c.uses for sp in spans_of.get(u, ())})) for c in cands]
+        cos = [0.0] * len(cands)
+        toks_of: dict[tuple, list] = {}
+        for key in dict.fromkeys(keys):
+            idx = [i for i, k in enumerate(keys) if k == key]
+            got = self.ranker.scores(mask_question(q.text, list(key)), [cands[i].text for i in idx])
+            for i, v in zip(idx, got, strict=True):
+                cos[i] = float(v)
+            # Relation words: everything but these mentions (class words such as "airports" also name the
+            # relation's range: "target airport").
+            toks_of[key] = content_tokens(q.text, list(key))
         # Vector hits: which (entity, predicate) pairs the question's nearest triples are about.
         vsupport: Counter = Counter()
         for h in vector_hits[:10]:
@@ -344,10 +385,8 @@ class Understander:
                 vsupport[(rec.o, rec.p)] += 1
         mentioned = {m.term for m in entities}
         class_terms = {m.term for m in classes}
-        # Relation words: everything but the entity and literal mentions (class words such as "airports" also
-        # name the relation's range: "target airport").
-        toks = content_tokens(q.text, [(m.start, m.end) for m in entities + literals])
-        for c, s in zip(cands, cos, strict=True):
+        for c, s, key in zip(cands, cos, keys, strict=True):
+            toks = toks_of[key]
             lex, used = 0.0, frozenset()
             for p, d in c.path:
                 m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used)
@@ -378,12 +417,14 @@ class Understander:
         cfg = self.config
         self.sparql_ms = 0.0
         entities, classes, literals = self.mentions(text, linked)
+        words = [w.lower() for w in re.findall(r"[\w']+", text)]
+        sup = superlative_word(text, words)
+        if sup in ("first", "last"):  # "went into production first": an order, not the number 1
+            literals = [m for m in literals if m.surface.lower() != sup]
         cands = self.candidates(q, text, entities, classes, literals, vector_hits)
         if not cands:
             return None
-        words = [w.lower() for w in re.findall(r"[\w']+", text)]
         yes_no = bool(words) and words[0] in _AUX
-        sup = next((w for w in words if w in _SUPERLATIVE_ASC or w in _SUPERLATIVE_DESC), None)
         if yes_no:
             return self._yes_no(cands, entities, literals)
         if sup is not None:
@@ -434,8 +475,10 @@ class Understander:
 
     def _superlative(self, text: str, q: Question, cands: list[Query], word: str) -> Understood | None:
         """ORDER BY the members' numeric or date property that the question's words match, LIMIT 1."""
-        base = next((c for c in cands if c.score >= self.config.min_confidence and len(c.answers) > 1
-                     and c.shape in ("inverse", "intersection", "literal", "class")), None)
+        # The members to order: the best list candidate; a class the question names needs no relation words.
+        base = next((c for c in cands if len(c.answers) > 1 and (
+            c.shape == "class" or c.score >= self.config.min_confidence and c.shape in (
+                "inverse", "intersection", "literal"))), None)
         if base is None:
             return None
         members = sorted(base.answers)[:500]
@@ -449,6 +492,10 @@ class Understander:
                         props[p].append((mbr, t))
         if not props:
             return None
+        if word in _AGE_WORDS:
+            # Age and order words ask for dates ("the oldest airline": founded earliest) when members have any.
+            dated = {p: v for p, v in props.items() if any((parse_literal(t)[2] or "") in _DATE_DT for _m, t in v)}
+            props = dated or props
         preds = sorted(props)
         masked = mask_question(text, [])
         cos = self.ranker.scores(masked, [f"the {word} {self.index.label(p)}" for p in preds])
@@ -458,6 +505,8 @@ class Understander:
         p = preds[best]
         dates = any((parse_literal(t)[2] or "") in _DATE_DT for _m, t in props[p])
         asc = word in _DATE_ASC if dates else word in _SUPERLATIVE_ASC
+        if word == "most recently" or word == "last":
+            asc = False
         vals = [(m, t, _num(t)) for m, t in props[p] if _num(t) is not None]
         if not vals:
             return None
@@ -572,6 +621,28 @@ def literal_value(term: str) -> tuple:
         except ValueError:
             pass
     return ("typed", lex, dt)
+
+
+def superlative_word(text: str, words: list[str]) -> str | None:
+    """The word that makes a question a superlative, or None: a listed one ("most", "highest", "oldest"),
+    "most recently", "first"/"last" ending the question ("Which Saab went into production first?"), or an
+    adjective's -est form that WordNet knows ("thickest" -> thick)."""
+    low = text.lower()
+    if "most recent" in low:
+        return "most recently"
+    for w in words:
+        if w in _SUPERLATIVE_ASC or w in _SUPERLATIVE_DESC:
+            return w
+    m = re.search(r"\b(first|last)\s*[?.!]*\s*$", low)
+    if m:
+        return m.group(1)
+    wn = _wordnet()
+    for w in words:
+        if len(w) > 5 and w.endswith("est") and wn is not None:
+            for base in (w[:-3], w[:-2], w[:-4]):
+                if wn.synsets(base, pos="a"):
+                    return w
+    return None
 
 
 def _var(t: str) -> bool:
