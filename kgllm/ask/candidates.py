@@ -149,6 +149,7 @@ class Mention:
     end: int
     score: float
     surface: str = ""
+    generalized: bool = False   # a class standing for a narrower one the question named (no instances)
 
 
 class CandidateBuilder:

@@ -56,7 +56,6 @@ class RetrieveConfig:
     # this many terms the neighbourhood is ranked by relation score alone (a local push-based PPR would be
     # the fix; the index facade has none yet).
     ppr_max_terms: int = 300_000
-    seeds_from_vectors: int = 3     # hybrid: subjects of this many top vector hits become seeds
 
 
 @dataclass
@@ -154,15 +153,7 @@ class Retriever:
             r.vector_hits = vector_hits
             r.ranked = [(h.key, h.score) for h in r.vector_hits][: cfg.k]
             return r
-        seeds: list[tuple[str, float]] = []   # (term, prior) of linked entities
-        # Each linked entity is tried with the question minus its own mention only: in a large lexicon the
-        # relation words themselves ("mean", "kind", "poet") are linkable entities too.
-        per_seed: dict[str, Question] = {}
-        for m in mentions:
-            qm = parse_question(text, [m])
-            for c in m.candidates[: cfg.max_candidates]:
-                seeds.append((c.iri, c.score))
-                per_seed.setdefault(c.iri, qm)
+        seeds = [(c.iri, c.score) for m in mentions for c in m.candidates[: cfg.max_candidates]]
         if vec_future is not None:
             r.vector_hits = vec_future.result()
         with _Timer(timings, "graph_ms"):
@@ -214,21 +205,6 @@ class Retriever:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kgllm-vector")
         return self._executor
-
-    def _best_of(self, seeds, per_seed, q: Question, mentioned: set, *, linked: bool) -> PathAnswer | None:
-        """The best-scoring path from any of ``seeds``: linked seeds with the question minus their own
-        mention; vector-hit seeds need a lexical relation match (the embedding fallback on an entity the
-        question never named answers questions the graph cannot: measured)."""
-        best = None
-        for term, prior in seeds:
-            pa = self.best_path(per_seed.get(term, q) if linked else q, term, allow_embedding=linked)
-            if pa is not None:
-                pa.score = round(pa.score + 0.3 * prior, 6)
-                if set(pa.answers) & mentioned:
-                    pa.score -= 0.5  # a question rarely asks for an entity it names itself
-                if best is None or pa.score > best.score:
-                    best = pa
-        return best
 
     # ------------------------------------------------------------------ graph paths
 

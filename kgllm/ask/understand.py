@@ -81,7 +81,7 @@ _NUMBER = re.compile(r"\b\d{1,4}(?:[.,]\d+)?\b")
 
 @dataclass
 class UnderstandConfig:
-    min_confidence: float = 0.5   # ranker cosine + bonuses a candidate needs to answer
+    min_confidence: float = 0.55   # ranker cosine + bonuses a candidate needs to answer
     lexical_weight: float = 0.35   # weight of the curated relation matcher's score
     prior_weight: float = 0.15     # weight of the linker's evidence for the terms used
     vector_weight: float = 0.15    # support of the question's top vector hits for the first predicate
@@ -91,6 +91,8 @@ class UnderstandConfig:
     hop_penalty: float = 0.12      # a two-hop chain must beat the one-hop candidates by this much
     mention_bonus: float = 0.12    # per extra question mention a candidate uses (intersections, classes)
     min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
+    declared_bonus: float = 0.05   # a property the graph's ontology declares
+    yes_slack: float = 0.2         # yes/no: how far below min_confidence a direct link may score
     yes_margin: float = 0.3        # yes/no: candidates this close to the best may confirm the claim
     class_fit_bonus: float = 0.15  # a class the question names is the relation's range or the answers' type
     first_hops: int = 6            # best one-hop candidates expanded into two-hop chains
@@ -186,7 +188,7 @@ class Understander:
                    if m.term not in _GENERIC_CLASSES]
         return entities, classes, self._literals(text, entities + classes)
 
-    def _populated(self, c: Mention, levels: int = 1) -> Mention:
+    def _populated(self, c: Mention, levels: int = 2) -> Mention:
         """A class without instances in the graph stands for its nearest superclass that has some
         ("airline" when the data types airlines only as companies), with a lower score per level."""
         term, score = c.term, c.score
@@ -202,7 +204,7 @@ class Understander:
                 return c
         if term == c.term:
             return c
-        return Mention(term, "class", c.start, c.end, round(score, 6), c.surface)
+        return Mention(term, "class", c.start, c.end, round(score, 6), c.surface, generalized=True)
 
     def _names_by_vector(self, text: str, covered: list[tuple[int, int]]) -> list[Mention]:
         """Capitalized names the lexicon does not know as written ("Chirac", "GMT"): the nearest entity
@@ -302,7 +304,8 @@ class Understander:
         self._score(q, inter, vector_hits, entities, classes, literals)
         # Class lists ("Give me all airlines", the base of superlatives) when no entity is named.
         cls = []
-        if not entities:
+        class_spans = {(m.start, m.end) for m in classes}
+        if not [m for m in entities if (m.start, m.end) not in class_spans]:  # "airline": a class, not dbr:Airline
             for c in classes:
                 members = {t for t, _ in self.edges(c.term).get((RDF_TYPE, "in"), ())}
                 if members:
@@ -314,7 +317,7 @@ class Understander:
         out.sort(key=lambda c: (-c.score, c.text, c.patterns))
         return out
 
-    def _class_fit(self, c: Query, class_terms: set[str]) -> float:
+    def _class_fit(self, c: Query, class_terms: set[str], exact: set[str]) -> float:
         """1 when a class the question names is the range (lookups) or domain (inverse) of the candidate's
         last predicate, or the type of its answers; 0 otherwise."""
         if not class_terms or not c.path or c.shape in ("class",):
@@ -322,6 +325,8 @@ class Understander:
         p, d = c.path[-1]
         if any(u in class_terms for u in c.uses):
             return 1.0
+        # A superclass standing in for the class the question named says nothing about a relation's range.
+        class_terms = class_terms & exact
         want = _RANGE if d == "out" else _DOMAIN
         if {t for t, _ in self.edges(p).get((want, "out"), ())} & class_terms:
             return 1.0
@@ -385,6 +390,7 @@ class Understander:
                 vsupport[(rec.o, rec.p)] += 1
         mentioned = {m.term for m in entities}
         class_terms = {m.term for m in classes}
+        exact_classes = {m.term for m in classes if not m.generalized}
         for c, s, key in zip(cands, cos, keys, strict=True):
             toks = toks_of[key]
             lex, used = 0.0, frozenset()
@@ -405,8 +411,12 @@ class Understander:
             if c.answers and c.answers <= mentioned:
                 score -= 0.5  # a question rarely asks for the entity it names
             score += _wh_agreement(q.wh, c.answers)
-            fit = self._class_fit(c, class_terms)
+            fit = self._class_fit(c, class_terms, exact_classes)
             score += cfg.class_fit_bonus * fit
+            if c.path and all(self.types(p) & _PROPERTY_TYPES for p, _d in c.path):
+                # Properties the ontology declares over raw ones (DBpedia's dbo:hubAirport over the
+                # infobox's dbp:hubs, which often holds a partial or unparsed copy).
+                score += cfg.declared_bonus
             c.features = {"cos": round(float(s), 4), "lex": round(lex, 4), "vec": round(vec, 3),
                           "mentions": n_mentions}
             c.score = round(score, 6)
@@ -449,10 +459,12 @@ class Understander:
         cfg = self.config
         top = cands[0].score if cands else 0.0
         near = [c for c in cands[: cfg.run_top * 4] if c.score >= max(cfg.min_confidence, top - cfg.yes_margin)]
-        yes = [c for c in near if c.shape in ("lookup", "inverse") and len(c.patterns) == 1
-               and (others - {c.topic}) & c.answers]
+        # A direct link between the two things the question names is itself evidence: the best such
+        # candidate confirms the claim with a lower bar than a relation found by its words alone.
+        yes = [c for c in cands if c.shape in ("lookup", "inverse") and len(c.patterns) == 1
+               and (others - {c.topic}) & c.answers and c.score >= cfg.min_confidence - cfg.yes_slack][:1]
         for c in yes + near:
-            if c.score < self.config.min_confidence:
+            if c.score < self.config.min_confidence and c not in yes:
                 break
             if c.shape not in ("lookup", "inverse") or len(c.patterns) != 1:
                 continue
