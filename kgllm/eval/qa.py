@@ -260,8 +260,8 @@ def format_table(report: dict) -> str:
     lines = [head.format("type"), rule]
     for mode, r in report["retrievers"].items():
         # Questions without a type are all of type "all": that row is the overall one, not printed twice.
-        lines += [row(mode, t, a) for t, a in [("all", r["overall"])] + [(t, a) for t, a in r["by_type"].items()
-                                                                         if t != "all"]])
+        types = [(t, a) for t, a in r["by_type"].items() if t != "all"]
+        lines += [row(mode, t, a) for t, a in [("all", r["overall"]), *types]]
     if any("by_group" in r for r in report["retrievers"].values()):
         lines += ["", "Questions that received feedback against held-out questions:", "", head.format("group"), rule]
         for mode, r in report["retrievers"].items():
