@@ -10,6 +10,16 @@ Why a subprocess: owlready2 calls Java synchronously and cannot be interrupted; 
 hard ontology must never hang the pipeline. The worker (``python -m kgllm.validate.reasoning``) runs in
 its own process group, so a timeout kills Java too.
 
+Stopping (never leave Java running or temp files behind):
+
+- SIGTERM (as :class:`~kgllm.errors.Terminated`, raised by the CLI) or Ctrl-C in the parent: the worker's
+  whole process group (the worker and Java) is killed and the temp directory removed before the exception
+  goes on (a second signal during that clean-up waits until it is done);
+- the parent killed outright (SIGKILL, no clean-up): on Linux the worker dies with it
+  (``PR_SET_PDEATHSIG``) and Java dies with the worker (the same, set for each Java process the worker
+  starts); elsewhere a watchdog thread in the worker kills its group when the parent is gone. The temp
+  directory (``kgllm-reason-PID-*``, with an owner file) is removed by the next run once that pid is dead.
+
 Why owlready2 0.49 (pinned): its bundled Pellet 2.3.1 runs on Java 17; from 0.50 on, the bundled Jena
 jars are compiled for a newer Java (class file 69) and Pellet fails on Java 17. HermiT works with both.
 """
@@ -19,11 +29,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -66,25 +80,30 @@ def reason(ont: Ontology, reasoner: str = "hermit", *, java_heap_mb: int = 2000,
     if not ont.triples:
         return ReasoningResult(reasoner, "skipped", message="no ontology given")
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="kgllm-reason-") as tmp:
+    _remove_stale_tmpdirs()
+    tmp = proc = None
+    try:
+        with _signals_deferred():  # a signal right here must not leave the directory behind
+            tmp = _make_tmpdir()
         nt = write_ntriples_for_owlready(ont, Path(tmp) / "ontology.nt")
         cmd = [sys.executable, "-m", "kgllm.validate.reasoning", str(nt), reasoner, str(java_heap_mb),
                "1" if explain else "0"]
         logger.info("reasoning with %s over %d ontology triples (timeout %ss, Java heap %s MB)",
                     reasoner, len(ont.triples), timeout_s, java_heap_mb)
         # start_new_session: the worker and its Java child form one process group that a timeout kills.
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                                cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        # TMPDIR: owlready2's own temp files (the ontology handed to Java) land in tmp and go with it.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": tmp, _PARENT_ENV: str(os.getpid())}
+        with _signals_deferred():  # no signal between the fork and `proc` being set (the worker unblocks them)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                    cwd=tmp, env=env)
         try:
             out, err = proc.communicate(timeout=timeout_s)
-        except BaseException as e:  # a timeout, or Ctrl-C: never leave Java running in its own session
-            _kill_group(proc)
-            proc.communicate()
-            if not isinstance(e, subprocess.TimeoutExpired):
-                raise
+        except subprocess.TimeoutExpired:
             return ReasoningResult(reasoner, "timeout", seconds=round(time.perf_counter() - t0, 2),
                                    message=f"{reasoner} did not finish within {timeout_s} s; raise "
                                            f"reasoning_timeout_s or use reasoner: none for this ontology")
+    finally:  # a timeout, Ctrl-C, SIGTERM or any error: never leave Java running or the directory behind
+        _clean_up(proc, tmp)
     seconds = round(time.perf_counter() - t0, 2)
     text = out.decode("utf-8", "replace").strip().splitlines()
     if proc.returncode != 0 or not text:
@@ -116,8 +135,136 @@ def summarize_java_failure(text: str, java_heap_mb: int, what: str) -> tuple[str
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         pass
+
+
+def _stop_worker(proc: subprocess.Popen) -> None:
+    """Kill the worker's process group unless the worker exited cleanly (also after a killed worker: its
+    Java may outlive it) and reap the worker. Never hangs on a pipe some straggler still holds."""
+    if proc.returncode != 0:
+        _kill_group(proc)
+    for f in (proc.stdout, proc.stderr):
+        if f is not None:
+            f.close()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        logger.warning("reasoner worker %d did not exit after SIGKILL", proc.pid)
+
+
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM wait until the block is done: blocked at the OS level and, in the main thread
+    (where Python runs its handlers), one already received but not yet handled is recorded instead of raised
+    inside the block; it is handled (``Terminated``, ``KeyboardInterrupt``) right after the block."""
+    can_mask = hasattr(signal, "pthread_sigmask")
+    old_mask = None
+    old: dict = {}
+    pending: list = []
+    try:
+        if can_mask:
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        if threading.current_thread() is threading.main_thread():
+            for s in _STOP_SIGNALS:
+                old[s] = signal.signal(s, lambda signum, frame: pending.append((signum, frame)))
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if can_mask:  # old_mask None: interrupted right after blocking (kgllm never blocks them otherwise)
+            signal.pthread_sigmask(*((signal.SIG_SETMASK, old_mask) if old_mask is not None
+                                     else (signal.SIG_UNBLOCK, _STOP_SIGNALS)))
+    for signum, frame in pending[:1]:  # after the block: the handler in place before it (may raise)
+        handler = old[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), signum)
+
+
+def _clean_up(proc: subprocess.Popen | None, tmp: str | None) -> None:
+    """Stop the worker and remove ``tmp``, to the end even when SIGINT/SIGTERM come in meanwhile: such a
+    signal is raised once the clean-up is done (one handled just before the block started reruns it)."""
+    interrupted, done = None, False
+    while not done:
+        try:
+            with _signals_deferred():
+                if proc is not None:
+                    _stop_worker(proc)
+                if tmp is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                done = True
+        except KeyboardInterrupt as e:  # Terminated too; raised only after the block, or before it started
+            interrupted = interrupted or e
+    if interrupted is not None:
+        raise interrupted
+
+
+# Temp directories: kgllm-reason-PID-RANDOM, with an owner file, so that one left by a killed run is
+# recognised as kgllm's own (same host, same pid namespace, owner pid dead) and removed by the next run.
+_TMP_PREFIX = "kgllm-reason-"
+_TMP_RE = re.compile(r"^kgllm-reason-(\d+)-[A-Za-z0-9_]+$")
+_OWNER_FILE = "kgllm-owner.json"
+_PARENT_ENV = "KGLLM_REASON_PARENT"
+
+
+def _owner() -> dict:
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = None
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pidns": pidns}
+
+
+def _make_tmpdir() -> str:
+    tmp = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-")
+    (Path(tmp) / _OWNER_FILE).write_text(json.dumps(_owner()))
+    return tmp
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_tmpdirs(base: str | None = None) -> list[str]:
+    """Remove the temp directories of reasoning runs that were killed without clean-up: only a directory
+    named ``kgllm-reason-PID-*``, owned by this user, whose owner file names the same pid on this host and
+    pid namespace, and whose pid is no longer running. Anything else is left alone. Returns what it removed."""
+    removed = []
+    base = base or tempfile.gettempdir()
+    me = _owner()
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TMP_RE.match(e.name)
+        if not m:
+            continue
+        try:
+            pid = int(m.group(1))
+            if not e.is_dir(follow_symlinks=False) or e.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            owner = json.loads((Path(e.path) / _OWNER_FILE).read_text())
+            if not isinstance(owner, dict) or owner.get("pid") != pid or pid == me["pid"] \
+                    or owner.get("host") != me["host"] or owner.get("pidns") != me["pidns"] or _pid_alive(pid):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(e.path, ignore_errors=True)
+        logger.info("removed %s, left by a reasoning run (pid %d) that was killed", e.path, pid)
+        removed.append(e.path)
+    return removed
 
 
 def parse_pellet_explanation(text: str) -> list[list[str]]:
@@ -164,7 +311,7 @@ def _pellet_explain(nt_path: str, heap_mb: int, *what: str) -> dict:
 
     cmd = [owlready2.JAVA_EXE, f"-Xmx{heap_mb}M", "-cp", orr._PELLET_CLASSPATH, "pellet.Pellet", "explain",
            *what, "--ignore-imports", str(Path(nt_path).resolve())]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, **_java_kwargs())
     if what:
         blocks = parse_pellet_explain_blocks(proc.stdout)
         if blocks:
@@ -184,6 +331,9 @@ def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
 
     # sync_reasoner_* read the heap size from owlready2.reasoning at call time.
     owlready2.reasoning.JAVA_MEMORY = heap_mb
+    # ... and pass _subprocess_kargs to each Java run: Java dies with the worker.
+    if isinstance(getattr(owlready2.reasoning, "_subprocess_kargs", None), dict):
+        owlready2.reasoning._subprocess_kargs.update(_java_kwargs())
     world = owlready2.World()
     onto = world.get_ontology(Path(nt_path).resolve().as_uri()).load()
     res = {"reasoner": reasoner, "status": "consistent", "consistent": True}
@@ -208,6 +358,62 @@ def _worker(nt_path: str, reasoner: str, heap_mb: int, explain: bool) -> dict:
     return res
 
 
+def _prctl_pdeathsig():
+    """``prctl(PR_SET_PDEATHSIG, sig)`` as a function of ``sig`` (Linux), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+    return lambda sig: prctl(pr_set_pdeathsig, int(sig), 0, 0, 0) == 0
+
+
+_PDEATHSIG = None
+
+
+def _java_kwargs() -> dict:
+    """Popen arguments for the worker's Java runs: on Linux, SIGKILL when the worker dies."""
+    if _PDEATHSIG is None:
+        return {}
+    set_pdeathsig = _PDEATHSIG
+    return {"preexec_fn": lambda: set_pdeathsig(signal.SIGKILL)}
+
+
+def _kill_own_group() -> None:
+    try:
+        os.killpg(os.getpgrp(), signal.SIGKILL)  # the worker and Java (start_new_session made this group)
+    finally:
+        os._exit(1)
+
+
+def _die_with_parent() -> None:
+    """Make the worker (and with it Java) exit when the kgllm process that started it dies, even by SIGKILL."""
+    global _PDEATHSIG
+    if hasattr(signal, "pthread_sigmask"):  # the parent blocked them around the fork
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+    expected = int(os.environ.get(_PARENT_ENV, "0") or 0)
+    _PDEATHSIG = _prctl_pdeathsig()
+    if _PDEATHSIG is not None and _PDEATHSIG(signal.SIGKILL):
+        if expected and os.getppid() != expected:  # the parent died before prctl took effect
+            os._exit(1)
+        return
+    _PDEATHSIG = None
+    if not expected:
+        return
+
+    def watchdog():  # no prctl: poll for the parent, kill the group (Java too) when it is gone
+        while os.getppid() == expected:
+            time.sleep(0.5)
+        _kill_own_group()
+
+    threading.Thread(target=watchdog, name="kgllm-reason-watchdog", daemon=True).start()
+
+
 if __name__ == "__main__":
+    _die_with_parent()
     _nt, _reasoner, _heap, _explain = sys.argv[1:5]
     print(json.dumps(_worker(_nt, _reasoner, int(_heap), _explain == "1")))
