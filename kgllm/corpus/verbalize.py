@@ -38,33 +38,136 @@ from ..errors import InputError
 from ..log import progress
 from ..rdf import DBO, iri, lexical_form
 from .lexicon import RelationLexicon, shipped_templates
-from .webnlg import Triple, parse_triple, read_entries
+from .render import split_camel
+from .webnlg import Entry, Triple, parse_triple, read_entries
 
 # ----------------------------------------------------------------------------- surfaces
 
 
-def realize(term: str) -> str:
-    """WebNLG entity string -> text: ``Wheeler,_Texas`` -> ``Wheeler, Texas``; quotes dropped."""
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")
+# WebNLG writes a quantity as "17068.8 (millimetres)"; the unit may be camel-cased ("kilometrePerSeconds")
+_QUANTITY = re.compile(r"(-?\d+(?:\.\d+)?) \(([A-Za-z][A-Za-z ]*)\)")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# A range of dates or years, as WebNLG writes it: "May 1950 - August 1956", "1990-2001"
+_RANGE_SIDE = r"(?:(?:\d{1,2} )?(?:" + "|".join(_MONTHS) + r") )?\d{4}"
+_RANGE = re.compile(rf"({_RANGE_SIDE}) ?[-–] ?({_RANGE_SIDE})")
+
+
+def _unquote(term: str) -> str:
     t = term.strip()
-    if len(t) >= 2 and t[0] == t[-1] == '"':
-        t = t[1:-1]
+    return t[1:-1] if len(t) >= 2 and t[0] == t[-1] == '"' else t
+
+
+def realize_date(text: str) -> str | None:
+    """``1871-01-01`` -> ``1 January 1871``; ``1950-05`` -> ``May 1950``; None if not such a date."""
+    m = _DATE.fullmatch(text)
+    if m and 1 <= int(m.group(2)) <= 12 and 1 <= int(m.group(3)) <= 31:
+        return f"{int(m.group(3))} {_MONTHS[int(m.group(2)) - 1]} {int(m.group(1))}"
+    m = _YEAR_MONTH.fullmatch(text)
+    if m and 1 <= int(m.group(2)) <= 12:
+        return f"{_MONTHS[int(m.group(2)) - 1]} {int(m.group(1))}"
+    return None
+
+
+def unit_words(unit: str) -> str:
+    """A WebNLG/DBpedia unit name in words: ``millimetres`` stays, ``squareKilometres`` -> ``square
+    kilometres``, ``kilometrePerSeconds`` -> ``kilometres per second``, ``kilogram`` -> ``kilograms``."""
+    words = split_camel(unit).split(" per ")
+    head = words[0].split()
+    if head and not head[-1].endswith("s"):
+        head[-1] += "es" if head[-1].endswith(("ch", "sh")) else "s"
+    out = " ".join(head)
+    for tail in words[1:]:
+        t = tail.split()
+        if t and t[-1].endswith("s") and not t[-1].endswith("ss"):
+            t[-1] = t[-1][:-2] if t[-1].endswith(("ches", "shes")) else t[-1][:-1]
+        out += " per " + " ".join(t)
+    return out
+
+
+def format_number(text: str) -> str:
+    """``17068.8`` -> ``17,068.8``; ``610.0`` -> ``610``. Thousands separators from five integer digits on
+    (a four-digit number is as often a year as a quantity); only for quantities, see :func:`realize`."""
+    neg = text.startswith("-")
+    whole, _, frac = text.lstrip("-").partition(".")
+    frac = frac.rstrip("0")
+    if len(whole) >= 5:
+        whole = f"{int(whole):,}"
+    return ("-" if neg else "") + whole + ("." + frac if frac else "")
+
+
+def quantity(term: str) -> tuple[str, str] | None:
+    """``17068.8 (millimetres)`` -> ``("17,068.8", "millimetres")``; a bare decimal number -> (number, "");
+    None for anything else (a bare integer may be a code or a postcode, so it keeps its digits)."""
+    t = _unquote(term)
+    m = _QUANTITY.fullmatch(t)
+    if m:
+        return format_number(m.group(1)), unit_words(m.group(2))
+    if _NUMBER.fullmatch(t) and "." in t:
+        return format_number(t), ""
+    return None
+
+
+def realize(term: str) -> str:
+    """WebNLG entity string -> text: ``Wheeler,_Texas`` -> ``Wheeler, Texas``; quotes dropped; dates,
+    quantities and units in words (``1871-01-01`` -> ``1 January 1871``, ``17068.8 (millimetres)`` ->
+    ``17,068.8 millimetres``); a year stays ``1871``."""
+    t = _unquote(term)
+    d = realize_date(t)
+    if d is not None:
+        return d
+    q = quantity(t)
+    if q is not None:
+        return f"{q[0]} {q[1]}" if q[1] else q[0]
     t = t.replace("_", " ")
     t = re.sub(r"\s+\([^()]*\)$", "", t) if not t.startswith("(") else t
     return " ".join(t.split())
 
 
-def _variants(term: str) -> list[str]:
+def _variants(term: str) -> list[tuple[str, bool]]:
+    """Surface forms a reference may use for ``term``, longest first, each with whether it is the number
+    of a quantity without its unit (the template then keeps the reference's own unit words: ``{1:n}``)."""
     v = realize(term)
-    out = [v, term.replace("_", " ").strip('"')]
+    raw = _unquote(term)
+    out = {v: False, term.replace("_", " ").strip('"'): False}
+    q = quantity(term)
+    if q is not None:
+        num = _QUANTITY.fullmatch(raw).group(1) if _QUANTITY.fullmatch(raw) else raw
+        nums = {num, q[0], q[0].replace(",", "")}
+        if re.fullmatch(r"-?\d+\.0+", num):
+            nums.add(num.split(".")[0])
+        if q[1]:
+            for n in nums:
+                out.setdefault(f"{n} {q[1]}", False)
+                out.setdefault(f"{n} ({q[1]})", False)
+            for n in nums:
+                out.setdefault(n, True)
+        else:
+            for n in nums:
+                out.setdefault(n, False)
+    d = realize_date(raw)
+    if d is not None and _DATE.fullmatch(raw):
+        day, month, year = d.split()
+        nth = day + {"1": "st", "2": "nd", "3": "rd"}.get(day[-1] if day not in ("11", "12", "13") else "", "th")
+        for f in (f"{month} {day}, {year}", f"{month} {day} {year}", f"{nth} {month} {year}", f"{month} {nth} {year}",
+                  f"{nth} of {month} {year}", f"{month} {nth}, {year}", f"{nth} {month}, {year}",
+                  f"{day} {month}, {year}"):
+            out.setdefault(f, False)
+    m = _RANGE.fullmatch(v)
+    if m:
+        out.setdefault(f"{m.group(1)} to {m.group(2)}", False)
     if re.fullmatch(r"-?\d+\.0+", v):
-        out.append(v.split(".")[0])
+        out.setdefault(v.split(".")[0], False)
     if re.fullmatch(r"-?\d+(\.\d+)?", v) and "." in v:
-        out.append(v.rstrip("0").rstrip("."))
-    if "," in v:
-        out.append(v.split(",")[0])  # "Wheeler, Texas" is often just "Wheeler"
+        out.setdefault(v.rstrip("0").rstrip("."), False)
+    if "," in v and q is None:
+        out.setdefault(v.split(",")[0], False)  # "Wheeler, Texas" is often just "Wheeler"
     if v.lower().startswith("the "):
-        out.append(v[4:])
-    return sorted({x for x in out if len(x) >= 1}, key=len, reverse=True)
+        out.setdefault(v[4:], False)
+    return sorted(((x, n) for x, n in out.items() if x), key=lambda xn: (-len(xn[0]), xn[1], xn[0]))
 
 
 @lru_cache(maxsize=1 << 16)
@@ -97,15 +200,15 @@ def delexicalise(text: str, entities: list[str]) -> str | None:
     """Replace every entity's mention by its slot ``{i}``; None if an entity is not found."""
     folded = fold(text)
     taken = [False] * len(text)
-    spans: list[tuple[int, int, int]] = []
+    spans: list[tuple[int, int, str]] = []
     order = sorted(range(len(entities)), key=lambda i: -len(realize(entities[i])))
     for i in order:
         found = False
-        for v in _variants(entities[i]):
+        for v, number_only in _variants(entities[i]):
             fv = fold(v)
             for m in re.finditer(r"(?<!\w)" + re.escape(fv) + r"(?!\w)", folded):
                 if not any(taken[m.start():m.end()]):
-                    spans.append((m.start(), m.end(), i))
+                    spans.append((m.start(), m.end(), f"{i}:n" if number_only else str(i)))
                     for k in range(m.start(), m.end()):
                         taken[k] = True
                     found = True
@@ -123,8 +226,44 @@ def delexicalise(text: str, entities: list[str]) -> str | None:
     return "".join(out)
 
 
+_SLOT = re.compile(r"\{(\d+)(:n)?\}")
+
+
 def fill(template: str, entities: list[str]) -> str:
-    return re.sub(r"\{(\d+)\}", lambda m: realize(entities[int(m.group(1))]), template)
+    return fill_spans(template, entities)[0]
+
+
+def fill_spans(template: str, entities: list[str]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The template with its slots realized, and the ``(start, end, entity index)`` span of each slot.
+    ``{i:n}`` is the number of a quantity whose unit the template spells itself. A date range after a
+    verb or a preposition reads "from May 1950 to August 1956" ("in"/"on"/"during" give way to "from");
+    after "between", "May 1950 and August 1956"."""
+    out = ""
+    spans = []
+    pos = 0
+    for m in _SLOT.finditer(template):
+        out += template[pos:m.start()]
+        pos = m.end()
+        term = entities[int(m.group(1))]
+        q = quantity(term) if m.group(2) else None
+        value = q[0] if q is not None else realize(term)
+        r = _RANGE.fullmatch(value)
+        if r:
+            before = re.search(r"(\w+) $", out)
+            word = before.group(1).lower() if before else ""
+            if word == "between":
+                value = f"{r.group(1)} and {r.group(2)}"
+            elif word == "from":
+                value = f"{r.group(1)} to {r.group(2)}"
+            elif word in ("in", "on", "during", "at"):
+                out = out[:before.start(1)]
+                value = f"from {r.group(1)} to {r.group(2)}"
+            elif before and word not in ("and", "or", "the", "a", "an", "of"):
+                value = f"from {r.group(1)} to {r.group(2)}"
+        spans.append((len(out), len(out) + len(value), int(m.group(1))))
+        out += value
+    out += template[pos:]
+    return out, spans
 
 
 # ----------------------------------------------------------------------------- learning
@@ -163,14 +302,19 @@ def _medoid(cands: Counter) -> str:
 
 def learn_templates(paths: Iterable[str | Path]) -> dict:
     """``{"templates": {shape: [template, support]}, "stats": {...}}`` from WebNLG training files."""
+    return learn_from_entries(read_entries(paths))
+
+
+def learn_from_entries(entries: Iterable[Entry]) -> dict:
+    """:func:`learn_templates` from entries already read (e.g. train minus some categories)."""
     by_shape: dict[str, Counter] = defaultdict(Counter)
     refs = found = 0
-    for e in progress(read_entries(paths), desc="delexicalising", unit="entry"):
+    for e in progress(entries, desc="delexicalising", unit="entry"):
         key, ents = canonical(e.triples)
         for r in e.references:
             refs += 1
             t = delexicalise(r, ents)
-            if t is not None and all(f"{{{i}}}" in t for i in range(len(ents))):
+            if t is not None and {int(x) for x in re.findall(r"\{(\d+)", t)} == set(range(len(ents))):
                 by_shape[key][t] += 1
                 found += 1
     templates = {}
@@ -196,12 +340,17 @@ def save_templates(data: dict, path: Path) -> None:
 class TemplateVerbalizer:
     def __init__(self, templates: dict[str, list] | None = None):
         self.templates = shipped_templates() if templates is None else templates
-        self.lexicon = RelationLexicon()
+        # The lexicon's WebNLG one-fact templates are the shipped ones: with a table of our own (a
+        # leave-categories-out fold) they would leak the held-out categories back in.
+        self.lexicon = RelationLexicon(use_webnlg=templates is None)
         self.stats: Counter = Counter()
 
     def _fallback(self, p: str) -> str:
         pred = p if p.startswith("<") else iri(DBO + p)
-        return self.lexicon.template(pred).sentence.replace("{s}", "{0}").replace("{o}", "{1}")
+        t = self.lexicon.template(pred)
+        if not t.curated and t.sentence.endswith(f"'s {t.label} is {{o}}."):  # the bare label fallback
+            return lexicalize(p)
+        return t.sentence.replace("{s}", "{0}").replace("{o}", "{1}")
 
     def verbalize(self, triples: list[Triple]) -> str:
         if not triples:
@@ -251,10 +400,39 @@ class TemplateVerbalizer:
         return " ".join(sentences)
 
 
+_PREPOSITIONS = {"by", "in", "of", "to", "from", "at", "on", "with", "for", "as", "into", "after"}
+# Participles that describe a lasting state ("is located in"); any other participle tells of an event ("was
+# founded by"). Irregular participles are recognised by this short list, regular ones by their "-ed".
+_STATIVE = {"located", "based", "situated", "known", "owned", "operated", "affiliated", "named", "called",
+            "made", "used", "connected", "related", "married"}
+_IRREGULAR = {"born", "built", "made", "written", "known", "held", "given", "run", "led", "won", "drawn", "sung",
+              "begun", "chosen", "shown", "taken", "sold", "bought", "brought", "taught", "thought", "found"}
+
+
+def lexicalize(predicate: str) -> str:
+    """A one-fact template for a predicate with no learned one, from its local name alone:
+    ``foundedBy`` -> "{0} was founded by {1}."; ``isPartOf`` -> "{0} is part of {1}."; ``locatedIn`` ->
+    "{0} is located in {1}."; a noun (``leaderTitle``) -> "{0}'s leader title is {1}."."""
+    local = predicate[1:-1] if predicate.startswith("<") else predicate
+    local = local.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    words = split_camel(local).split()
+    if not words:
+        return "{0} is related to {1}."
+    if words[0] in ("is", "has", "was", "had", "are", "have") and len(words) > 1:
+        return "{0} " + " ".join(words) + " {1}."
+    participle = next((k for k, w in enumerate(words) if w in _IRREGULAR or (w.endswith("ed") and len(w) > 4)), None)
+    if participle is not None and (participle == len(words) - 1 or words[-1] in _PREPOSITIONS):
+        verb = "is" if words[participle] in _STATIVE else "was"
+        return f"{{0}} {verb} " + " ".join(words[participle:]) + " {1}."
+    if words[-1] in _PREPOSITIONS:  # "partOf", "memberOf": a noun and its preposition
+        return "{0} is " + ("a " if words[0] not in ("part",) else "") + " ".join(words) + " {1}."
+    return "{0}'s " + " ".join(words) + " is {1}."
+
+
 def _vp(tpl: str) -> bool:
     """A one-sentence template "{0} <verb phrase>." whose subject slot appears once."""
     return (tpl.startswith("{0} ") and tpl.endswith(".") and tpl.count("{0}") == 1
-            and tpl.count(".") == 1 and "{1}" in tpl)
+            and tpl.count(".") == 1 and re.search(r"\{1(:n)?\}", tpl) is not None)
 
 
 # ----------------------------------------------------------------------------- JSONL
