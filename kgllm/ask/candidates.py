@@ -144,7 +144,7 @@ def _rel(p: str, d: str, label, other: bool = False) -> str:
 class Mention:
     """A linked span of the question: an entity, a class or a literal (with the linker's score)."""
     term: str
-    kind: str          # entity | class | literal
+    kind: str          # entity | class | literal | name (the literal label an entity was linked by)
     start: int
     end: int
     score: float

@@ -161,11 +161,17 @@ class Understander:
         return out
 
     def mentions(self, text: str, linked) -> tuple[list[Mention], list[Mention], list[Mention]]:
-        entities, classes = [], []
+        entities, classes, names = [], [], []
         linked_classes: set[str] = set()
         for lm in linked:
             for c in lm.candidates[:3]:
                 kind = "class" if self.is_class(c.iri) else "entity"
+                if kind == "entity" and c.source in ("label", "alt") and c.tid and self.sparql is not None:
+                    # The name itself, as the literal the graph holds: "Which airline goes by the full name
+                    # Koninklijke Luchtvaart Maatschappij?" asks for the thing that has this name.
+                    for rec in self.index.triples([c.tid]):
+                        if rec.o.startswith('"') and rec.s == c.iri:
+                            names.append(Mention(rec.o, "name", lm.start, lm.end, c.score, lm.surface))
                 if kind == "class":
                     linked_classes.add(c.iri)
                 start = lm.start
@@ -186,7 +192,7 @@ class Understander:
         # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
         classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
                    if m.term not in _GENERIC_CLASSES]
-        return entities, classes, self._literals(text, entities + classes)
+        return entities, classes, self._literals(text, entities + classes) + names
 
     def _populated(self, c: Mention, levels: int = 2) -> Mention:
         """A class without instances in the graph stands for its nearest superclass that has some
@@ -408,7 +414,7 @@ class Understander:
                 score -= cfg.hop_penalty
             elif c.shape == "inverse" and len(c.patterns) == 1:
                 score -= cfg.inverse_penalty  # facts that point *to* the entity rank below facts about it
-            if c.answers and c.answers <= mentioned:
+            if c.answers and c.answers <= mentioned and c.shape != "literal":
                 score -= 0.5  # a question rarely asks for the entity it names
             score += _wh_agreement(q.wh, c.answers)
             fit = self._class_fit(c, class_terms, exact_classes)
@@ -455,6 +461,7 @@ class Understander:
     def _yes_no(self, cands: list[Query], entities, literals) -> Understood | None:
         """Is the other mention among the answers of a candidate about one mention? "Yes" when any candidate
         scoring within ``yes_margin`` of the best holds it; "no" when the best one, run, does not."""
+        literals = [m for m in literals if m.kind == "literal"]  # an entity's own name is no claim about it
         others = {m.term for m in entities + literals}
         cfg = self.config
         top = cands[0].score if cands else 0.0
