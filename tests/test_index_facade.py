@@ -158,3 +158,19 @@ def test_corpus_triple_texts_are_embedded(small_graph, tmp_path):
     hit = idx.search("zebra crossing stripes", 1)[0]
     assert hit.triple_id == tid and hit.text.startswith("Zebra")
     assert idx.counts["triples_not_embedded_cap"] > 0  # the cap is counted, not silent
+
+
+def test_long_embeddings_report_progress_and_match_one_call(rag_index, monkeypatch, capsys):
+    """Many texts are encoded chunk by chunk with a progress bar (rate, ETA); the vectors are those of one call."""
+    import numpy as np
+
+    from kgllm.index.facade import load_index
+
+    idx = load_index(rag_index)
+    texts = [f"Airline number {i} has its hub at airport {i % 7}." for i in range(23)]
+    monkeypatch.setenv("KGLLM_PROGRESS", "1")
+    chunked = idx._encode(texts, "triple", chunk=5)
+    err = capsys.readouterr().err
+    assert "index: embedding triple texts" in err and "text/s" in err
+    whole = idx.encoder.encode(texts)
+    assert chunked.shape == whole.shape and np.allclose(chunked, whole, atol=1e-5)

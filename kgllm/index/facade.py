@@ -59,6 +59,7 @@ DEFAULT_SKIP_PREDICATES = sorted({p[1:-1] for p in LABEL_PREDICATES} | {p[1:-1] 
     OWL + "sameAs", DBO + "wikiPageID", DBO + "wikiPageRevisionID", DBO + "wikiPageLength",
     DBO + "wikiPageOutDegree", DBO + "wikiPageRedirects", DC + "identifier",
 })
+EMBED_CHUNK = 4096   # texts per encoder call when embedding many (progress is reported between calls)
 # Lexical bookkeeping nodes get no entity vector (their synsets and entities do).
 SKIP_ENTITY_TYPES = (ONTOLEX + "LexicalEntry", ONTOLEX + "LexicalSense", ONTOLEX + "Form")
 _SKIP_ENTITY_TYPE_TERMS = {iri(t) for t in SKIP_ENTITY_TYPES}
@@ -199,10 +200,10 @@ class KGIndex:
         Counts ``{kind}_texts_encoded`` and ``{kind}_vectors_reused``."""
         if reuse is None:
             self.counts[f"{kind}_texts_encoded"] = len(texts)
-            return self.encoder.encode(texts, progress=False)
+            return self._encode(texts, kind)
         todo = [i for i, (k, t) in enumerate(zip(keys, texts, strict=True))
                 if k not in reuse or reuse[k][0] != t]
-        new = self.encoder.encode([texts[i] for i in todo], progress=False) if todo else None
+        new = self._encode([texts[i] for i in todo], kind) if todo else None
         dim = new.shape[1] if new is not None else (len(next(iter(reuse.values()))[1]) if reuse else 384)
         out = np.empty((len(keys), dim), dtype=np.float32)
         done = set(todo)
@@ -214,6 +215,31 @@ class KGIndex:
         self.counts[f"{kind}_texts_encoded"] = len(todo)
         self.counts[f"{kind}_vectors_reused"] = len(keys) - len(todo)
         return out
+
+    def _encode(self, texts: list[str], kind: str, chunk: int = EMBED_CHUNK) -> np.ndarray:
+        """Encode ``texts``; above ``chunk`` texts, chunk by chunk with a progress bar (texts/s, ETA) and, when
+        bars are off (no terminal, ``-q``), a log line with the rate and ETA every 30 s. Chunks are large, so
+        the encoder still sorts each by length into batches; below ``chunk`` nothing changes."""
+        if len(texts) <= chunk:
+            return self.encoder.encode(texts, progress=False)
+        t0 = last = time.perf_counter()
+        bar = progress(total=len(texts), desc=f"index: embedding {kind} texts", unit="text")
+        parts, done = [], 0
+        try:
+            for i in range(0, len(texts), chunk):
+                part = texts[i:i + chunk]
+                parts.append(self.encoder.encode(part, progress=False))
+                done += len(part)
+                bar.update(len(part))
+                now = time.perf_counter()
+                if bar.disable and now - last >= 30 and done < len(texts):
+                    rate = done / (now - t0)
+                    logger.info("index: embedded %d of %d %s texts, %.0f texts/s, about %.0f s left",
+                                done, len(texts), kind, rate, (len(texts) - done) / rate)
+                    last = now
+        finally:
+            bar.close()
+        return np.concatenate(parts)
 
     def _embeddable_rows(self, rows: Iterable[int]) -> tuple[list[int], int]:
         skip_ids = {i for i in (self.graph.term_id(p) for p in self._skip) if i is not None}
