@@ -90,3 +90,21 @@ def test_verbalize_jsonl_cli(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "triples": ["only | two"]}\n')
     assert main(["verbalize", "--jsonl", str(bad), "--out", str(tmp_path / "x.jsonl")]) == 2
+
+
+def test_eval_webnlg_leave_categories_out_cli(small_dev, tmp_path, capsys):
+    """--train: each fold's categories are left out of template learning and scored alone."""
+    from kgllm.cli import main
+
+    out = tmp_path / "lco.json"
+    assert main(["eval", "webnlg", "--xml", str(small_dev), "--train", str(small_dev), "--folds", "2",
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fold 0:" in printed and "fold 1:" in printed and "mean of 2 folds" in printed
+    report = json.loads(out.read_text())
+    folds = report["folds"]
+    assert len(folds) == 2 and not set(folds[0]["categories"]) & set(folds[1]["categories"])
+    assert sum(f["entries"] for f in folds) == 84  # every entry is scored once, in its category's fold
+    assert all(0 < f["bleu"] < 1 for f in folds)
+    assert main(["eval", "webnlg", "--xml", str(small_dev), "--train", str(tmp_path / "nope.xml")]) == 2
+    assert main(["eval", "webnlg", "--xml", str(small_dev), "--train", str(small_dev), "--folds", "1"]) == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..artifacts import atomic_write_json
 from ..ask.cli import RETRIEVER_CHOICES, add_answerer_args, sparql_mode
 from ..commands import check_output_file, print_artifact
-from ..errors import EmptyResultError, UsageError
+from ..errors import EmptyResultError, InputError, UsageError
 from ..rdf import count_triples, iter_graph
 from . import webnlg
 from .facts import evaluate, format_table
@@ -33,6 +33,11 @@ def register(cmds) -> None:
     p.add_argument("--xml", type=Path, action="append", required=True,
                    help="WebNLG XML file or a directory of them (searched recursively); repeatable")
     p.add_argument("--out", type=Path, help="also write the JSON report (and predictions) here")
+    p.add_argument("--train", type=Path, action="append",
+                   help="WebNLG train XML file or directory (repeatable): with it, the leave-categories-out "
+                        "protocol: templates learned on train minus each fold's categories, scored on --xml "
+                        "entries of exactly those categories")
+    p.add_argument("--folds", type=int, default=4, help="with --train: number of category folds (default 4)")
 
     p = cmds.subcommand(
         "eval", "qa", "QA accuracy (Hits@1, EM, QALD F1, citation precision, latency) per retriever", _qa,
@@ -129,6 +134,21 @@ def _facts(args: argparse.Namespace) -> int:
 def _webnlg(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
+    if args.train:
+        if args.folds < 2:
+            raise UsageError(f"--folds must be at least 2, got {args.folds}")
+        for p in [*args.train, *args.xml]:
+            if not p.exists():
+                raise InputError(f"{p}: no such WebNLG file or directory")
+        report = webnlg.leave_categories_out(args.train, args.xml, folds=args.folds)
+        if args.out:
+            atomic_write_json(args.out, report)
+        for i, f in enumerate(report["folds"]):
+            print(f"fold {i}: BLEU {f['bleu']:.4f} chrF++ {f['chrf++']:.4f} ({f['entries']} entries; "
+                  f"held out: {', '.join(f['categories'])})")
+        print(f"held-out categories, mean of {len(report['folds'])} folds: BLEU {report['mean_bleu']:.4f} "
+              f"chrF++ {report['mean_chrf++']:.4f}")
+        return 0
     report = webnlg.evaluate(args.xml)
     if args.out:
         atomic_write_json(args.out, report)
