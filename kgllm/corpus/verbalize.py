@@ -385,16 +385,35 @@ class TemplateVerbalizer:
             chunks.append((combo, t[0], ents))
             remaining = [i for i in remaining if i not in combo]
         chunks.sort(key=lambda c: min(c[0]))
+        # Facts about one subject next to each other (in the order subjects first appear), so they aggregate.
+        first = {}
+        for c in chunks:
+            first.setdefault(c[2][0], min(c[0]))
+        chunks.sort(key=lambda c: (first[c[2][0]], min(c[0])))
         sentences: list[str] = []
         k = 0
         while k < len(chunks):
             combo, tpl, ents = chunks[k]
-            if k + 1 < len(chunks):
-                combo2, tpl2, ents2 = chunks[k + 1]
-                if (len(combo) == len(combo2) == 1 and ents[0] == ents2[0] and _vp(tpl) and _vp(tpl2)):
-                    sentences.append(fill(tpl[:-1], ents) + " and " + fill(tpl2[4:], ents2))
-                    k += 2
-                    continue
+            # Aggregation: the following one-fact sentences about the same subject join this one
+            # ("X was founded by A, is located in B and its leader title is C").
+            parts = [fill(tpl[:-1], ents)] if len(combo) == 1 and _vp(tpl) or _noun(tpl) and len(combo) == 1 \
+                else None
+            j = k + 1
+            while parts is not None and j < len(chunks) and len(parts) < 4:
+                combo2, tpl2, ents2 = chunks[j]
+                if len(combo2) != 1 or ents2[0] != ents[0]:
+                    break
+                if _vp(tpl2):
+                    parts.append(fill(tpl2[4:-1], ents2))
+                elif _noun(tpl2):
+                    parts.append("its " + fill(tpl2[5:-1], ents2))
+                else:
+                    break
+                j += 1
+            if parts is not None and len(parts) > 1:
+                sentences.append(", ".join(parts[:-1]) + " and " + parts[-1] + ".")
+                k = j
+                continue
             sentences.append(fill(tpl, ents))
             k += 1
         return " ".join(sentences)
@@ -427,6 +446,11 @@ def lexicalize(predicate: str) -> str:
     if words[-1] in _PREPOSITIONS:  # "partOf", "memberOf": a noun and its preposition
         return "{0} is " + ("a " if words[0] not in ("part",) else "") + " ".join(words) + " {1}."
     return "{0}'s " + " ".join(words) + " is {1}."
+
+
+def _noun(tpl: str) -> bool:
+    """The name-based template of a noun predicate: "{0}'s <label> is {1}."."""
+    return tpl.startswith("{0}'s ") and tpl.endswith(" is {1}.") and tpl.count("{") == 2
 
 
 def _vp(tpl: str) -> bool:
