@@ -63,3 +63,15 @@ def test_realized_literal_span_links_to_its_triple():
     from kgllm.corpus.render import render_literal
 
     assert render_literal('"1871-01-01"^^<http://www.w3.org/2001/XMLSchema#date>') == v.realize("1871-01-01")
+
+
+def test_same_subject_facts_aggregate_into_one_sentence():
+    from kgllm.corpus.verbalize import TemplateVerbalizer
+
+    v = TemplateVerbalizer(templates={})  # no learned templates: every fact takes the name-based phrasing
+    text = v.verbalize([("Acme_Works", "foundedBy", "Jane_Doe"), ("Zed_Town", "isPartOf", "Big_County"),
+                        ("Acme_Works", "locatedIn", "Zed_Town"), ("Acme_Works", "leaderTitle", "Director")])
+    # The three facts about Acme Works are kept together and joined; the other subject keeps its sentence.
+    assert text.count(".") == 2 and text.startswith("Acme Works was founded by Jane Doe, is located in Zed Town and "
+                                                   "its leader title is Director.")
+    assert "Zed Town is part of Big County." in text

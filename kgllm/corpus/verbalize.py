@@ -406,7 +406,7 @@ class TemplateVerbalizer:
                 if _vp(tpl2):
                     parts.append(fill(tpl2[4:-1], ents2))
                 elif _noun(tpl2):
-                    parts.append("its " + fill(tpl2[5:-1], ents2))
+                    parts.append("its " + fill(tpl2[len("{0}'s "):-1], ents2))
                 else:
                     break
                 j += 1
