@@ -8,7 +8,7 @@ Makes: a :class:`Finding` per text:
 - ``omissions``: the subjects/objects with no mention in the text. A mention is any realized form of the
   term, matched case-, accent- and dash-insensitively on word boundaries, a plural or possessive ending
   allowed: the realized label (underscores as spaces, a parenthesized qualifier dropped), the verbalizer's
-  variants (:func:`kgllm.corpus.verbalize._variants`: "Wheeler" for "Wheeler, Texas", "April 15th 1986",
+  variants (:func:`kgllm.corpus.verbalize.surface_variants`: "Wheeler" for "Wheeler, Texas", "April 15th 1986",
   "17068.8 mm"), :func:`kgllm.corpus.render.render_literal` of an N-Triples literal ("1 January 1871",
   "17,068.8 mm") and its lexical form, and number variants (with and without thousands separators,
   rounded).
@@ -32,12 +32,7 @@ from functools import lru_cache
 
 from ..rdf import is_literal, parse_literal
 from .render import render_literal, split_camel
-from .verbalize import fold, realize, to_webnlg
-
-try:  # the verbalizer's surface variants of a WebNLG term (dates, quantities, short place names)
-    from .verbalize import _variants as _verbalizer_variants
-except ImportError:  # pragma: no cover - a renamed helper only loses variants, not the check
-    _verbalizer_variants = None
+from .verbalize import fold, realize, surface_variants, to_webnlg
 
 Triple = tuple[str, str, str]
 Span = tuple[int, int]
@@ -142,8 +137,7 @@ def _forms(term: str, name: str) -> tuple[str, ...]:
         raw = to_webnlg(term)
     out.add(realize(raw))
     out.add(" ".join(raw.replace("_", " ").strip('"').split()))
-    if _verbalizer_variants is not None:
-        out.update(v for v, _ in _verbalizer_variants(raw))
+    out.update(v for v, _ in surface_variants(raw))
     for n in list(out):
         low = n.lower()
         out.update(_ALIASES.get(low, ()))

@@ -127,7 +127,7 @@ def realize(term: str) -> str:
     return " ".join(t.split())
 
 
-def _variants(term: str) -> list[tuple[str, bool]]:
+def surface_variants(term: str) -> list[tuple[str, bool]]:
     """Surface forms a reference may use for ``term``, longest first, each with whether it is the number
     of a quantity without its unit (the template then keeps the reference's own unit words: ``{1:n}``)."""
     v = realize(term)
@@ -204,7 +204,7 @@ def delexicalise(text: str, entities: list[str]) -> str | None:
     order = sorted(range(len(entities)), key=lambda i: -len(realize(entities[i])))
     for i in order:
         found = False
-        for v, number_only in _variants(entities[i]):
+        for v, number_only in surface_variants(entities[i]):
             fv = fold(v)
             for m in re.finditer(r"(?<!\w)" + re.escape(fv) + r"(?!\w)", folded):
                 if not any(taken[m.start():m.end()]):
