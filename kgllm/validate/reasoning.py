@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..artifacts import pid_alive
 from ..log import logger
 from ..rdf import OWL
 from .ontology import Ontology, write_ntriples_for_owlready
@@ -226,16 +227,6 @@ def _make_tmpdir() -> str:
     return tmp
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_tmpdirs(base: str | None = None) -> list[str]:
     """Remove the temp directories of reasoning runs that were killed without clean-up: only a directory
     named ``kgllm-reason-PID-*``, owned by this user, whose owner file names the same pid on this host and
@@ -257,7 +248,7 @@ def _remove_stale_tmpdirs(base: str | None = None) -> list[str]:
                 continue
             owner = json.loads((Path(e.path) / _OWNER_FILE).read_text())
             if not isinstance(owner, dict) or owner.get("pid") != pid or pid == me["pid"] \
-                    or owner.get("host") != me["host"] or owner.get("pidns") != me["pidns"] or _pid_alive(pid):
+                    or owner.get("host") != me["host"] or owner.get("pidns") != me["pidns"] or pid_alive(pid):
                 continue
         except (OSError, ValueError):
             continue
