@@ -166,3 +166,28 @@ def test_candidate_sparql_escapes_every_term():
     assert len(rows) == 1 and len(store) == 1  # the literal matched as a value; nothing was dropped
     with pytest.raises(UnsafeValue):
         render_select((("<http://x/a> } DROP ALL {", f"<{DBO}p>", "?x"),))
+
+
+@pytest.fixture(scope="session")
+def sample_virtuoso(tmp_path_factory):
+    """The private Virtuoso of the SPARQL tests (the whole DBpedia sample loaded), shared with them."""
+    from test_pull_sparql import load_reference_data
+    from virtuoso import shared
+
+    with shared("kgllm-sparql", lambda: tmp_path_factory.mktemp("virtuoso"), setup=load_reference_data) as v:
+        yield v
+
+
+def test_endpoint_answers_and_cites_as_the_embedded_store(shapes, sample_virtuoso):
+    """The same candidate queries run on a real SPARQL server (Virtuoso, which returns typed literals in its own
+    canonical form) give the same answers and cite the same triples as the embedded store."""
+    from kgllm.ask.answer import Answerer
+
+    remote = Answerer(shapes.index, sparql=sample_virtuoso.endpoint)
+    for q in ("Which companies are members of SkyTeam?", "How many employees does KLM have?",
+              "Is Frankfurt Airport a hub airport of Lufthansa?", "Which company has the most employees?",
+              "Which book has the ISBN 978-0-385-33826-4?", "How many hub airports does Lufthansa have?"):
+        a, b = shapes.ask(q), remote.ask(q)
+        assert a["supported"] and b["supported"], q
+        assert a["answer"] == b["answer"] and _values(a) == _values(b), q
+        assert [c["id"] for c in a["citations"]] == [c["id"] for c in b["citations"]], q
