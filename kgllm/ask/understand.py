@@ -91,6 +91,7 @@ class UnderstandConfig:
     hop_penalty: float = 0.12      # a two-hop chain must beat the one-hop candidates by this much
     mention_bonus: float = 0.12    # per extra question mention a candidate uses (intersections, classes)
     min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
+    name_penalty: float = 0.1      # the thing an entity's own name names: usually the entity itself
     declared_bonus: float = 0.05   # a property the graph's ontology declares
     yes_slack: float = 0.2         # yes/no: how far below min_confidence a direct link may score
     yes_margin: float = 0.3        # yes/no: candidates this close to the best may confirm the claim
@@ -397,6 +398,7 @@ class Understander:
         mentioned = {m.term for m in entities}
         class_terms = {m.term for m in classes}
         exact_classes = {m.term for m in classes if not m.generalized}
+        name_terms = {m.term for m in literals if m.kind == "name"}
         for c, s, key in zip(cands, cos, keys, strict=True):
             toks = toks_of[key]
             lex, used = 0.0, frozenset()
@@ -408,6 +410,9 @@ class Understander:
             vec = min(vsupport.get((c.topic, first), 0), 3) / 3 if first else 0.0
             n_mentions = len({u for u in c.uses if u not in class_terms}) + len({u for u in c.uses
                                                                                  if u in class_terms})
+            by_name = c.topic in name_terms  # "the thing called X": only the ranker's words can ask for it
+            if by_name:
+                n_mentions = 1
             score = float(s) + cfg.lexical_weight * min(lex, 1.5 * len(c.path or [1])) + cfg.prior_weight * min(c.prior, 2.0) / 2 \
                 + cfg.vector_weight * vec + cfg.mention_bonus * (n_mentions - 1)
             if c.shape == "two_hop":
@@ -417,8 +422,8 @@ class Understander:
             if c.answers and c.answers <= mentioned and c.shape != "literal":
                 score -= 0.5  # a question rarely asks for the entity it names
             score += _wh_agreement(q.wh, c.answers)
-            fit = self._class_fit(c, class_terms, exact_classes)
-            score += cfg.class_fit_bonus * fit
+            fit = 0.0 if by_name else self._class_fit(c, class_terms, exact_classes)
+            score += cfg.class_fit_bonus * fit - (cfg.name_penalty if by_name else 0.0)
             if c.path and all(self.types(p) & _PROPERTY_TYPES for p, _d in c.path):
                 # Properties the ontology declares over raw ones (DBpedia's dbo:hubAirport over the
                 # infobox's dbp:hubs, which often holds a partial or unparsed copy).
