@@ -140,7 +140,7 @@ def test_two_hop_follows_the_right_edges(answerer):
 
 def test_canonicalised_literals_from_sparql_keep_their_citations(answerer):
     """The store returns "...^^xsd:nonNegativeInteger" as xsd:integer; answers and citations use the graph's term."""
-    from kgllm.ask.retrieve import literal_value
+    from kgllm.ask.understand import literal_value
 
     emp = '"%s"^^<http://www.w3.org/2001/XMLSchema#nonNegativeInteger>'
     q = "What is the number of employees of the parent company of Lufthansa Cargo?"

@@ -1,7 +1,7 @@
 """Relation matching: which predicates a question's words ask for.
 
 Takes: the relation words of a question (kgllm.ask.question) and predicate terms of the graph, with the
-index (labels, encoder).
+index (labels).
 Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 
 1. **descriptions** of each predicate: its label in the graph (``rdfs:label`` or the split local name,
@@ -11,9 +11,10 @@ Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 2. **lexical overlap**: a description's content words found among the question's (both reduced to WordNet
    base forms, "founded" ~ "found"); score = the share of the description's words matched, plus 0.25 when
    the description's wh-word is the question's ("When was X born" picks the birth date, "Where" the place),
-   plus 0.05 per question word explained;
-3. **embeddings** (fallback for words no description shares): cosine similarity between the question's
-   relation words and each description, by the index's sentence encoder.
+   plus 0.05 per question word explained.
+
+It is one feature of the candidate ranking (kgllm.ask.understand); words no description shares are the
+ranker's (kgllm.ask.ranker).
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass
-
-import numpy as np
 
 from .phrasings import curated_phrasings
 from .question import WH_WORDS, Token, content_tokens
@@ -61,7 +60,7 @@ class RelMatch:
     predicate: str          # N-Triples IRI term
     score: float
     used: frozenset[int]    # indices of the question's relation tokens it consumed
-    how: str                # lexical | embedding
+    how: str                # lexical
 
 
 def _describe(text: str) -> Description:
@@ -76,18 +75,11 @@ def _describe(text: str) -> Description:
 
 
 class RelationMatcher:
-    """Scores predicates against a question's relation words; caches descriptions and their embeddings."""
+    """Scores predicates against a question's relation words; caches their descriptions."""
 
-    def __init__(self, index, min_embedding: float = 0.45):
+    def __init__(self, index):
         self.index = index
-        self.min_embedding = min_embedding
         self._desc: dict[str, list[Description]] = {}
-        self._emb: dict[str, np.ndarray] = {}
-        self._qvec: dict[str, np.ndarray] = {}  # encoded relation words (question text minus a mention)
-
-    def new_question(self) -> None:
-        """Forget the encoded relation words of the previous question (they are cached within one)."""
-        self._qvec.clear()
 
     def descriptions(self, pred: str) -> list[Description]:
         d = self._desc.get(pred)
@@ -122,34 +114,3 @@ class RelationMatcher:
             if score > best.score or (score == best.score and len(used) > len(best.used)):
                 best = RelMatch(pred, score, frozenset(used), "lexical")
         return best
-
-    def embedding(self, text: str, preds: list[str]) -> dict[str, float]:
-        """Cosine similarity of ``text`` to each predicate's closest description (sentence encoder)."""
-        if not text.strip() or not preds:
-            return {}
-        with one_thread():
-            return self._embedding(text, preds)
-
-    def _embedding(self, text: str, preds: list[str]) -> dict[str, float]:
-        enc = self.index.encoder
-        todo = [p for p in preds if p not in self._emb]
-        if todo:
-            texts, owners = [], []
-            for p in todo:
-                for d in self.descriptions(p) or [_describe(self.index.label(p))]:
-                    texts.append(d.text.replace("{s}", "it").replace("{o}", "it"))
-                    owners.append(p)
-            vecs = enc.encode(texts) if texts else np.zeros((0, 1), np.float32)
-            for p in todo:
-                rows = [i for i, o in enumerate(owners) if o == p]
-                self._emb[p] = vecs[rows] if rows else np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 1),
-                                                                np.float32)
-        q = self._qvec.get(text)
-        if q is None:
-            # The top candidates of one mention share the question's remaining words: encode them once.
-            q = self._qvec[text] = enc.encode([text])[0]
-        out = {}
-        for p in preds:
-            m = self._emb[p]
-            out[p] = float((m @ q).max()) if len(m) else 0.0
-        return out

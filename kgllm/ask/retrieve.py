@@ -1,21 +1,19 @@
 """Retrieval of the triples that answer a question: vector-only, graph-only and hybrid.
 
 Takes: a question and a :class:`kgllm.index.facade.KGIndex` (``kgllm.index.load_index``); optionally a
-:class:`~kgllm.ask.sparql_templates.SparqlRunner` for the structured lookups.
+:class:`~kgllm.ask.sparql_templates.SparqlRunner` (embedded store or endpoint) for the candidate queries.
 Makes: a :class:`Retrieval`: the ranked candidate triple ids (fused), the structured result of the graph
-(topic entity, predicate path, answers, supporting triple ids per answer) when the graph answers exactly,
-the vector hits, and per-stage timings in milliseconds.
+(topic entity, predicate path, answers, supporting triple ids per answer, the aggregate) when the graph
+answers, the vector hits, and per-stage timings in milliseconds.
 
 * **vector**: the question embedded and searched against the verbalized triples (faiss); no linking.
-* **graph**: entity linking of the question's mentions, relation matching (kgllm.ask.relations) over the
-  predicate paths that actually leave each linked entity (one hop, and two hops when a second, different
-  group of words matches a predicate of the intermediate entity: predicate-aware pruning, so "Where was the
-  founder of X born?" follows foundedBy then birthPlace and nothing else), then the exact lookup of the
-  chosen path through a SPARQL template (queries/ask/*.rq) when a runner is given. The remaining
-  neighbourhood is ranked by relation score plus the personalized PageRank (HippoRAG-style) of the far end.
-* **hybrid**: both; the entities of the best vector hits join the linked entities as seeds (so a question
-  whose entity the linker misses is still answered through the graph), and the two rankings are fused by
-  reciprocal rank fusion (kgllm.ask.fusion).
+* **graph**: entity linking, then question understanding (kgllm.ask.understand): candidate queries built
+  from the graph around the linked mentions, ranked, and the best run (SPARQL when a runner is given, else the
+  index's adjacency); "What is X?" answers with X's description. The remaining neighbourhood is ranked by
+  relation score plus the personalized PageRank (HippoRAG-style) of the far end.
+* **hybrid**: both; the question's top vector hits support the candidates whose entity and predicate they
+  are about (vector hits rescue lexical gaps), and the two rankings are fused by reciprocal rank fusion
+  (kgllm.ask.fusion).
 """
 
 from __future__ import annotations
@@ -26,12 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..rdf import DBO, RDFS_COMMENT, SKOS, WN, iri, triple_id
+from ..rdf import DBO, RDFS_COMMENT, SKOS, WN, iri
+from .candidates import VAR_X, Query
 from .fusion import FUSIONS
 from .question import Question, parse_question
 from .ranker import Ranker
-from .relations import RelationMatcher, RelMatch, one_thread
-from .understand import UnderstandConfig, Understander, literal_value
+from .relations import RelationMatcher, one_thread
+from .understand import UnderstandConfig, Understander
 
 RETRIEVERS = ("vector", "graph", "hybrid")
 # What "What is X?" answers with, in order of preference.
@@ -44,12 +43,9 @@ class RetrieveConfig:
     vector_k: int = 20              # vector hits fetched
     fusion: str = "rrf"             # rrf | convex (see kgllm.ask.fusion)
     rrf_k: int = 60
-    min_relation: float = 0.6       # lexical relation score a hop needs (half a two-word label is not enough)
-    two_hop_gain: float = 0.5       # a second hop must add this much relation score over the best single hop
-    inverse_penalty: float = 0.85   # facts that point *to* the entity rank below facts about it
+    description_score: float = 0.6  # the confidence of a "What is X?" answer (X's definition or abstract)
     min_vector: float = 0.6         # cosine a vector hit needs to answer on its own
     max_candidates: int = 3         # linker candidates tried per mention
-    max_mids: int = 60              # intermediate entities expanded for two-hop paths
     neighbourhood: int = 2000       # triples read around an entity
     ppr_k: int = 50
     # Global PageRank iterates over the whole graph (about 1 s per question at millions of terms), so above
@@ -124,7 +120,6 @@ class Retriever:
         if mode not in RETRIEVERS:
             raise UsageError(f"unknown retriever {mode!r}; choose one of {', '.join(RETRIEVERS)}")
         self._ecache = {}
-        self.matcher.new_question()
         t0 = time.perf_counter()
         r = self._retrieve(text, mode)
         # Wall time: in hybrid the vector search overlaps linking and the graph search, so the stage
@@ -183,17 +178,25 @@ class Retriever:
             # "What is X?" / "Who is X?": no relation words, so the entity's description is the answer.
             for m in mentions:
                 for c in m.candidates[: self.config.max_candidates]:
-                    pa = self.best_path(q, c.iri, allow_embedding=False)
-                    if pa is not None:
-                        pa.shape = "lookup"
-                        if self.sparql is not None:
-                            self._run_template(pa)
-                        return pa
+                    u = self._description(c.iri)
+                    if u is not None:
+                        return self._path_answer(u, self.config.description_score)
         u = self.understander.understand(text, q, mentions, vector_hits)
-        if u is None:
-            return None
+        return None if u is None else self._path_answer(u, u.query.score)
+
+    def _description(self, topic: str):
+        """The entity's definition, comment or abstract (the first of :data:`DESCRIPTION_PREDICATES` it has),
+        run as a lookup candidate."""
+        edges = self._edges(topic)
+        for p in DESCRIPTION_PREDICATES:
+            if (p, "out") in edges:
+                return self.understander.run(Query("lookup", ((topic, p, VAR_X),), "", (topic,), ((p, "out"),),
+                                                   topic))
+        return None
+
+    def _path_answer(self, u, score: float) -> PathAnswer:
         c = u.query
-        return PathAnswer(c.topic or "", list(c.path), u.answers, u.support, c.score, "candidate",
+        return PathAnswer(c.topic or "", list(c.path), u.answers, u.support, score, "candidate",
                           template=c.shape, query=u.sparql, shape=c.shape, aggregate=u.aggregate,
                           boolean=u.boolean, count=u.count, total=u.total, features=c.features)
 
@@ -223,133 +226,6 @@ class Retriever:
                 out[(rec.p, "in")].append((rec.s, rec.id))
         return out
 
-    def best_path(self, q: Question, topic: str, allow_embedding: bool = True) -> PathAnswer | None:
-        """The predicate path from ``topic`` that the question's relation words match best, or None."""
-        cfg, toks = self.config, q.relation_tokens
-        edges = self._edges(topic)
-        if not edges:
-            return None
-        if not toks:
-            # "What is X?" / "Who is X?": no relation words, so the entity's description is the answer.
-            if q.wh not in ("what", "who"):
-                return None
-            for p in DESCRIPTION_PREDICATES:
-                if (p, "out") in edges:
-                    return self._one_hop_answer(topic, (p, "out"), edges[(p, "out")], cfg.min_relation, "lexical")
-            return None
-        singles: list[tuple[float, tuple[str, str], RelMatch]] = []
-        firsts: list[tuple[tuple[str, str], RelMatch]] = []
-        for key in sorted(edges):
-            pred, d = key
-            pen = 1.0 if d == "out" else cfg.inverse_penalty
-            m = self.matcher.lexical(pred, toks, q.wh)
-            if m.score >= cfg.min_relation:
-                singles.append((m.score * pen, key, m))
-            m0 = self.matcher.lexical(pred, toks, None)  # a first hop does not answer the wh-word
-            if m0.score >= cfg.min_relation and len(m0.used) < len(toks):
-                firsts.append((key, RelMatch(m0.predicate, m0.score * pen, m0.used, m0.how)))
-        best1 = max(singles, key=lambda x: (x[0], len(x[2].used)), default=None)
-        best2 = None
-        for key1, m1 in firsts:
-            mids = sorted({t for t, _ in edges[key1] if t.startswith("<")})[: cfg.max_mids]
-            for mid in mids:
-                for key2 in sorted(self._edges(mid)):
-                    pen = 1.0 if key2[1] == "out" else cfg.inverse_penalty
-                    m2 = self.matcher.lexical(key2[0], toks, q.wh, exclude=m1.used)
-                    if m2.score < cfg.min_relation:
-                        continue
-                    total = m1.score + m2.score * pen
-                    if best2 is None or (-total, key1, key2) < (-best2[0], best2[1], best2[2]):
-                        best2 = (total, key1, key2)
-        base = best1[0] if best1 else 0.0
-        if best2 is not None and best2[0] - base >= cfg.two_hop_gain:
-            return self._two_hop_answer(topic, best2, edges)
-        if best1 is not None:
-            score, key, m = best1
-            return self._one_hop_answer(topic, key, edges[key], score, "lexical")
-        if not allow_embedding:
-            return None
-        # Fallback: embeddings of the relation words against the predicates present here.
-        preds = sorted({p for p, _ in edges})
-        sims = self.matcher.embedding(q.relation_text, preds)
-        if not sims:
-            return None
-        p, s = max(sims.items(), key=lambda kv: (kv[1], kv[0]))
-        if s < self.matcher.min_embedding:
-            return None
-        key = (p, "out") if (p, "out") in edges else (p, "in")
-        return self._one_hop_answer(topic, key, edges[key], s * (1.0 if key[1] == "out" else cfg.inverse_penalty),
-                                    "embedding")
-
-    def _one_hop_answer(self, topic, key, far, score, how) -> PathAnswer:
-        vals = _prefer_english(far)
-        support = defaultdict(list)
-        for t, tid in vals:
-            support[t].append(tid)
-        return PathAnswer(topic, [key], sorted(support), dict(support), round(score, 6), how)
-
-    def _two_hop_answer(self, topic, best2, edges) -> PathAnswer:
-        total, key1, key2 = best2[0], best2[1], best2[2]
-        # Every intermediate entity reached by the first predicate, followed along the second.
-        support: dict[str, list[str]] = defaultdict(list)
-        for mid, tid1 in sorted(edges[key1]):
-            if not mid.startswith("<"):
-                continue
-            for t, tid2 in _prefer_english(self._edges(mid).get(key2, [])):
-                if t == topic:
-                    continue
-                support[t] += [tid1, tid2]
-        return PathAnswer(topic, [key1, key2], sorted(support), {k: sorted(set(v), key=v.index)
-                                                                 for k, v in support.items()},
-                          round(total, 6), "lexical")
-
-    def _run_template(self, pa: PathAnswer) -> None:
-        """Exact lookup of the chosen path through a SPARQL template; its rows are the answers."""
-        dirs = [d for _, d in pa.path]
-        if dirs == ["out"]:
-            name, params, var = "one_hop", {"subject": pa.topic, "predicate": pa.path[0][0]}, "o"
-        elif dirs == ["in"]:
-            name, params, var = "one_hop_inverse", {"object": pa.topic, "predicate": pa.path[0][0]}, "s"
-        elif dirs == ["out", "out"]:
-            name, params, var = "two_hop", {"subject": pa.topic, "first": pa.path[0][0],
-                                            "second": pa.path[1][0]}, "o"
-        else:
-            return  # mixed directions: answered from the index's adjacency only (no template)
-        rows = self.sparql.run(name, **params)
-        pa.template, pa.query = name, self.sparql.last_query
-        support: dict[str, list[str]] = defaultdict(list)
-        p0 = pa.path[0][0]
-        vals = []
-        for row in rows:
-            if var not in row:
-                continue
-            if name == "one_hop":
-                o = self._graph_literal(pa.topic, p0, row["o"])
-                vals.append((o, [triple_id(pa.topic, p0, o)]))
-            elif name == "one_hop_inverse":
-                vals.append((row["s"], [triple_id(row["s"], p0, pa.topic)]))
-            elif row["o"] != pa.topic:
-                o = self._graph_literal(row["mid"], pa.path[1][0], row["o"])
-                vals.append((o, [triple_id(pa.topic, p0, row["mid"]),
-                                 triple_id(row["mid"], pa.path[1][0], o)]))
-        for t, tids in _prefer_english([(t, tids) for t, tids in vals]):
-            support[t] += [x for x in tids if x not in support[t]]
-        pa.answers = sorted(support)
-        pa.support = dict(support)
-
-    def _graph_literal(self, subject: str, predicate: str, term: str) -> str:
-        """The graph's own spelling of a literal object that a SPARQL engine returned in canonical form.
-
-        Engines normalise typed literals (Oxigraph and Virtuoso return ``"5"^^xsd:nonNegativeInteger`` as
-        ``"5"^^xsd:integer``); the triple id, and so the citation, needs the term as the graph has it."""
-        if not term.startswith('"'):
-            return term
-        far = [t for t, _ in self._edges(subject).get((predicate, "out"), ())]
-        if term in far:
-            return term
-        key = literal_value(term)
-        return next((t for t in far if t.startswith('"') and literal_value(t) == key), term)
-
     def _graph_ranking(self, q: Question, seeds: list[str], best: PathAnswer | None) -> list[tuple[str, float]]:
         """Triple ids: the exact answer's support first, then the seeds' neighbourhood ranked by relation
         score of the predicate plus the personalized PageRank of the far end."""
@@ -370,18 +246,3 @@ class Retriever:
                     if sc > ranked.get(tid, -1.0):
                         ranked[tid] = sc
         return sorted(ranked.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _prefer_english(vals: list[tuple[str, object]]) -> list[tuple[str, object]]:
-    """Drop literals in other languages when English (or untagged) values exist."""
-    lits = [t for t, _ in vals if t.startswith('"')]
-    if not lits:
-        return vals
-    tagged = [t for t in lits if "\"@" in t]
-    if not tagged:
-        return vals
-    keep_en = any(t.endswith('"@en') or "\"@en-" in t for t in tagged)
-    if not keep_en:
-        return vals
-    return [(t, x) for t, x in vals if not t.startswith('"') or "\"@" not in t or t.endswith('"@en') or "\"@en-" in t]
-

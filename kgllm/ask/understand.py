@@ -553,7 +553,8 @@ class Understander:
 
     def run(self, c: Query, restrict: set[str] | None = None) -> Understood | None:
         """Run the candidate: SPARQL on the store or endpoint when there is one, else the adjacency."""
-        rows = self._rows_sparql(c) if self.sparql is not None else self._rows_adjacency(c)
+        sparql = render_select(c.patterns, limit=self.config.max_answers * 20) if self.sparql is not None else None
+        rows = self._rows_sparql(c, sparql) if sparql is not None else self._rows_adjacency(c)
         support: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             x = row.get(VAR_X)
@@ -564,16 +565,16 @@ class Understander:
                 tid = triple_id(s2, p, o2)
                 if tid not in support[x]:
                     support[x].append(tid)
+        # Literal answers in other languages give way to English ones (labels, abstracts, mottos).
+        support = dict(prefer_english(list(support.items())))
         if not support:
             return None
         answers = sorted(support)
         total = len(answers)
         answers = answers[: self.config.max_answers]
-        sparql = render_select(c.patterns, limit=self.config.max_answers * 20) if self.sparql is not None else None
         return Understood(c, answers, {a: support[a] for a in answers}, total, sparql)
 
-    def _rows_sparql(self, c: Query) -> list[dict[str, str]]:
-        q = render_select(c.patterns, limit=self.config.max_answers * 20)
+    def _rows_sparql(self, c: Query, q: str) -> list[dict[str, str]]:
         t0 = time.perf_counter()
         rows = self.sparql.select(q)
         self.sparql_ms += (time.perf_counter() - t0) * 1000
@@ -669,6 +670,20 @@ def superlative_word(text: str, words: list[str]) -> str | None:
     return None
 
 
+def prefer_english(vals: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """Drop literals in other languages when English (or untagged) values exist."""
+    lits = [t for t, _ in vals if t.startswith('"')]
+    if not lits:
+        return vals
+    tagged = [t for t in lits if "\"@" in t]
+    if not tagged:
+        return vals
+    keep_en = any(t.endswith('"@en') or "\"@en-" in t for t in tagged)
+    if not keep_en:
+        return vals
+    return [(t, x) for t, x in vals if not t.startswith('"') or "\"@" not in t or t.endswith('"@en') or "\"@en-" in t]
+
+
 def _var(t: str) -> bool:
     return t.startswith("?")
 
@@ -762,4 +777,4 @@ def _wordnet():
     return _WN or None
 
 
-__all__ = ["UnderstandConfig", "Understander", "Understood", "literal_value"]
+__all__ = ["UnderstandConfig", "Understander", "Understood", "literal_value", "prefer_english"]
