@@ -80,6 +80,13 @@ RDFS_DOMAIN = iri(RDFS + "domain")
 RDFS_RANGE = iri(RDFS + "range")
 OWL_CLASS = iri(OWL + "Class")
 OWL_SAMEAS = iri(OWL + "sameAs")
+# What makes a term a class or a property, and the classes every entity belongs to (no constraint).
+CLASS_TYPES = frozenset({OWL_CLASS, iri(RDFS + "Class")})
+PROPERTY_TYPES = frozenset(iri(OWL + n) for n in (
+    "ObjectProperty", "DatatypeProperty", "FunctionalProperty", "AnnotationProperty", "InverseFunctionalProperty",
+    "TransitiveProperty", "SymmetricProperty", "AsymmetricProperty", "ReflexiveProperty",
+    "IrreflexiveProperty")) | {iri(RDF + "Property")}
+GENERIC_CLASSES = frozenset({iri(OWL + "Thing"), iri(RDFS + "Resource")})
 SKOS_PREFLABEL = iri(SKOS + "prefLabel")
 DCT_SUBJECT = iri(DCT + "subject")
 XSD_STRING = XSD + "string"

@@ -35,12 +35,15 @@ from pathlib import Path
 from ..index.lexicon import ALT_PREDICATES
 from ..pull.wordnet_data import locate_wordnet
 from ..rdf import (
+    CLASS_TYPES,
     DCT_SUBJECT,
-    OWL,
+    GENERIC_CLASSES,
+    PROPERTY_TYPES,
     PROV,
-    RDF,
     RDF_TYPE,
-    RDFS,
+    RDFS_DOMAIN,
+    RDFS_RANGE,
+    RDFS_SUBCLASSOF,
     WN_PART_OF_SPEECH,
     XSD,
     XSD_STRING,
@@ -61,14 +64,7 @@ _SUPERLATIVE_DESC = frozenset("largest biggest highest tallest longest most grea
                               "deepest heaviest widest richest busiest".split())
 _DATE_ASC = frozenset("oldest earliest first".split())
 _AGE_WORDS = frozenset("oldest earliest first youngest newest latest last".split()) | {"most recently"}
-_CLASS_TYPES = frozenset({iri(OWL + "Class"), iri(RDFS + "Class")})
-_GENERIC_CLASSES = frozenset({iri(OWL + "Thing"), iri(RDFS + "Resource")})  # every entity is one: no constraint
-_RANGE, _DOMAIN, _SUBCLASS = iri(RDFS + "range"), iri(RDFS + "domain"), iri(RDFS + "subClassOf")
-_PROPERTY_TYPES = frozenset(iri(OWL + n) for n in ("ObjectProperty", "DatatypeProperty", "AnnotationProperty")) \
-    | {iri(RDF + "Property")}
 _ORDINALS = {w: i for i, w in enumerate("first second third fourth fifth sixth seventh eighth ninth tenth".split(), 1)}
-_NUMERIC_DT = {XSD + n for n in ("integer", "decimal", "double", "float", "int", "long", "nonNegativeInteger",
-                                 "positiveInteger", "gYear", "date", "dateTime")}
 _DATE_DT = {XSD + n for n in ("date", "dateTime", "gYear", "gYearMonth")}
 _NAME = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+[A-Z][\w'.&-]*)*")
 _NOT_NAME = frozenset("who whom whose what which where when why how is are was were does do did has have had can "
@@ -145,7 +141,7 @@ class Understander:
         if got is None:
             g = self.index.graph
             node, pid = g.term_id(term), g.term_id(RDF_TYPE)
-            got = bool(self.types(term) & _CLASS_TYPES) or node is not None and pid is not None and \
+            got = bool(self.types(term) & CLASS_TYPES) or node is not None and pid is not None and \
                 next(g.edges(node, "in", predicates={pid}), None) is not None
             self._is_class[term] = got
         return got
@@ -155,7 +151,7 @@ class Understander:
         "developed" is a word of the question's relation, not an entity it names)."""
         out = []
         for lm in linked:
-            keep = [c for c in lm.candidates if not (self.types(c.iri) & _PROPERTY_TYPES)]
+            keep = [c for c in lm.candidates if not (self.types(c.iri) & PROPERTY_TYPES)]
             if keep:
                 lm.candidates = keep
                 out.append(lm)
@@ -192,7 +188,7 @@ class Understander:
                     entities.append(m)
         # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
         classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
-                   if m.term not in _GENERIC_CLASSES]
+                   if m.term not in GENERIC_CLASSES]
         return entities, classes, self._literals(text, entities + classes) + names
 
     def _populated(self, c: Mention, levels: int = 2) -> Mention:
@@ -202,7 +198,7 @@ class Understander:
         for _ in range(levels):
             if self.edges(term).get((RDF_TYPE, "in")):
                 break
-            supers = sorted(t for t, _ in self.edges(term).get((_SUBCLASS, "out"), ()) if t.startswith("<"))
+            supers = sorted(t for t, _ in self.edges(term).get((RDFS_SUBCLASSOF, "out"), ()) if t.startswith("<"))
             if not supers:
                 break
             term, score = supers[0], score * 0.9
@@ -283,6 +279,13 @@ class Understander:
 
     def candidates(self, q: Question, text: str, entities, classes, literals, vector_hits) -> list[Query]:
         cfg = self.config
+        # Vector hits: which (entity, predicate) pairs the question's nearest triples are about.
+        vsupport: Counter = Counter()
+        for h in vector_hits[:10]:
+            if h.score >= cfg.min_vector:
+                for rec in self.index.triples([h.key]):
+                    vsupport[(rec.s, rec.p)] += 1
+                    vsupport[(rec.o, rec.p)] += 1
         singles: dict[int, list[Query]] = defaultdict(list)  # by mention start
         for m in entities:
             singles[m.start] += self.builder.one_hop(m, classes)
@@ -290,14 +293,14 @@ class Understander:
         for m, qs in lit_cands:
             singles[m.start] += qs
         allq = [c for qs in singles.values() for c in qs]
-        self._score(q, allq, vector_hits, entities, classes, literals)
+        self._score(q, allq, vsupport, entities, classes, literals)
         # Two-hop chains through the best first hops of each entity.
         two = []
         for m in entities:
             firsts = sorted((c for c in singles[m.start] if c.topic == m.term and len(c.patterns) == 1
                              and c.shape in ("lookup", "inverse")), key=lambda c: -c.score)[: cfg.first_hops]
             two += self.builder.two_hop(m, firsts)
-        self._score(q, two, vector_hits, entities, classes, literals)
+        self._score(q, two, vsupport, entities, classes, literals)
         # Intersections of the best singles of different mentions.
         pool = []
         for start, qs in singles.items():
@@ -308,7 +311,7 @@ class Understander:
                 if mm is not None and c.shape in ("inverse", "literal") and len(c.patterns) == 1:
                     pool.append((mm, c))
         inter = self.builder.intersections(pool, classes)
-        self._score(q, inter, vector_hits, entities, classes, literals)
+        self._score(q, inter, vsupport, entities, classes, literals)
         # Class lists ("Give me all airlines", the base of superlatives) when no entity is named.
         cls = []
         class_spans = {(m.start, m.end) for m in classes}
@@ -319,7 +322,7 @@ class Understander:
                     cls.append(Query("class", ((VAR_X, RDF_TYPE, c.term),),
                                      describe("class", [], self.label, cls=c.term), (c.term,), (),
                                      None, members, c.score))
-            self._score(q, cls, vector_hits, entities, classes, literals)
+            self._score(q, cls, vsupport, entities, classes, literals)
         out = allq + two + inter + cls
         out.sort(key=lambda c: (-c.score, c.text, c.patterns))
         return out
@@ -334,7 +337,7 @@ class Understander:
             return 1.0
         # A superclass standing in for the class the question named says nothing about a relation's range.
         class_terms = class_terms & exact
-        want = _RANGE if d == "out" else _DOMAIN
+        want = RDFS_RANGE if d == "out" else RDFS_DOMAIN
         if {t for t, _ in self.edges(p).get((want, "out"), ())} & class_terms:
             return 1.0
         sample = sorted(c.answers)[:10]
@@ -346,7 +349,7 @@ class Understander:
         out = []
         for m in literals:
             t0 = time.perf_counter()
-            rows = self.sparql.select(f"SELECT DISTINCT ?x ?p WHERE {{ ?x ?p {_lit(m.term)} }} LIMIT 2000")
+            rows = self.sparql.select(f"SELECT DISTINCT ?x ?p WHERE {{ ?x ?p {literal_from_nt(m.term)} }} LIMIT 2000")
             self.sparql_ms += (time.perf_counter() - t0) * 1000
             by_p: dict[str, set[str]] = defaultdict(set)
             for r in rows:
@@ -366,7 +369,7 @@ class Understander:
             out.append((m, qs))
         return out
 
-    def _score(self, q: Question, cands: list[Query], vector_hits, entities, classes, literals) -> None:
+    def _score(self, q: Question, cands: list[Query], vsupport: Counter, entities, classes, literals) -> None:
         if not cands:
             return
         cfg = self.config
@@ -387,14 +390,6 @@ class Understander:
             # Relation words: everything but these mentions (class words such as "airports" also name the
             # relation's range: "target airport").
             toks_of[key] = content_tokens(q.text, list(key))
-        # Vector hits: which (entity, predicate) pairs the question's nearest triples are about.
-        vsupport: Counter = Counter()
-        for h in vector_hits[:10]:
-            if h.score < cfg.min_vector:
-                continue
-            for rec in self.index.triples([h.key]):
-                vsupport[(rec.s, rec.p)] += 1
-                vsupport[(rec.o, rec.p)] += 1
         mentioned = {m.term for m in entities}
         class_terms = {m.term for m in classes}
         exact_classes = {m.term for m in classes if not m.generalized}
@@ -424,7 +419,7 @@ class Understander:
             score += _wh_agreement(q.wh, c.answers)
             fit = 0.0 if by_name else self._class_fit(c, class_terms, exact_classes)
             score += cfg.class_fit_bonus * fit - (cfg.name_penalty if by_name else 0.0)
-            if c.path and all(self.types(p) & _PROPERTY_TYPES for p, _d in c.path):
+            if c.path and all(self.types(p) & PROPERTY_TYPES for p, _d in c.path):
                 # Properties the ontology declares over raw ones (DBpedia's dbo:hubAirport over the
                 # infobox's dbp:hubs, which often holds a partial or unparsed copy).
                 score += cfg.declared_bonus
@@ -512,7 +507,7 @@ class Understander:
                 if d != "out":
                     continue
                 for t, _tid in far:
-                    if t.startswith('"') and (parse_literal(t)[2] or "") in _NUMERIC_DT:
+                    if t.startswith('"') and (parse_literal(t)[2] or "") in _ORDERABLE_DT:
                         props[p].append((mbr, t))
         if not props:
             return None
@@ -631,6 +626,7 @@ _NUMERIC = {XSD + n for n in (
     "integer", "decimal", "double", "float", "int", "long", "short", "byte", "nonNegativeInteger",
     "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
     "unsignedShort", "unsignedByte")}
+_ORDERABLE_DT = _NUMERIC | _DATE_DT   # values a superlative can order (numbers, dates)
 
 
 def literal_value(term: str) -> tuple:
@@ -690,10 +686,6 @@ def _var(t: str) -> bool:
 
 def _bind(patterns, value: str):
     return tuple(tuple(value if t == VAR_X else t for t in tr) for tr in patterns)
-
-
-def _lit(term: str) -> str:
-    return literal_from_nt(term)
 
 
 def _num(term: str) -> float | None:

@@ -43,7 +43,7 @@ from ..artifacts import (
 )
 from ..errors import InputError, UsageError
 from ..log import logger, progress
-from ..rdf import DBO, DC, ONTOLEX, OWL, RDF_TYPE, RDFS, count_triples, iri, iter_graph
+from ..rdf import DBO, DC, GENERIC_CLASSES, ONTOLEX, OWL, RDF_TYPE, RDFS, count_triples, iri, iter_graph
 from .graph import GraphIndex, is_node_term, tid_hex
 from .lexicon import ALT_PREDICATES, LABEL_PREDICATES, LEXICAL_PREDICATES, EntityLexicon
 from .linker import Candidate, LinkedMention, Linker
@@ -63,7 +63,6 @@ EMBED_CHUNK = 4096   # texts per encoder call when embedding many (progress is r
 # Lexical bookkeeping nodes get no entity vector (their synsets and entities do).
 SKIP_ENTITY_TYPES = (ONTOLEX + "LexicalEntry", ONTOLEX + "LexicalSense", ONTOLEX + "Form")
 _SKIP_ENTITY_TYPE_TERMS = {iri(t) for t in SKIP_ENTITY_TYPES}
-_GENERIC_TYPES = {iri(OWL + "Thing"), iri(RDFS + "Resource")}
 _DESCRIBED_TYPES = ("<" + DBO, "<" + RDFS, "<http")   # type IRIs an entity text names (not blank nodes)
 
 
@@ -289,7 +288,7 @@ class KGIndex:
         for r in g.subject_rows(node):
             _s, p, o = g.triple_terms(r)
             if p == RDF_TYPE:
-                if o not in _GENERIC_TYPES and len(types) < 3 and o.startswith(_DESCRIBED_TYPES):
+                if o not in GENERIC_CLASSES and len(types) < 3 and o.startswith(_DESCRIBED_TYPES):
                     types.append(self.label(o))
             elif p not in self._skip and len(facts) < max_facts:
                 facts.append(f"{self.label(p)} {truncate(self.label(o), 200)}")

@@ -21,8 +21,9 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..rdf import (
+    CLASS_TYPES,
     OWL,
-    OWL_CLASS,
+    PROPERTY_TYPES,
     RDF,
     RDF_LANGSTRING,
     RDF_TYPE,
@@ -47,14 +48,9 @@ _ONTOLOGY = iri(OWL + "Ontology")
 _ALL_DISJOINT = iri(OWL + "AllDisjointClasses")
 _FIRST, _REST, _NIL = iri(RDF + "first"), iri(RDF + "rest"), iri(RDF + "nil")
 
-CLASS_TYPES = {OWL_CLASS, iri(RDFS + "Class")}
 OBJECT_PROPERTY = iri(OWL + "ObjectProperty")
 DATATYPE_PROPERTY = iri(OWL + "DatatypeProperty")
 FUNCTIONAL = iri(OWL + "FunctionalProperty")
-PROPERTY_TYPES = {OBJECT_PROPERTY, DATATYPE_PROPERTY, FUNCTIONAL, iri(OWL + "AnnotationProperty"),
-                  iri(RDF + "Property"), iri(OWL + "InverseFunctionalProperty"), iri(OWL + "TransitiveProperty"),
-                  iri(OWL + "SymmetricProperty"), iri(OWL + "AsymmetricProperty"), iri(OWL + "ReflexiveProperty"),
-                  iri(OWL + "IrreflexiveProperty")}
 DATATYPE = iri(RDFS + "Datatype")
 RDFS_LITERAL = iri(RDFS + "Literal")
 _LANGSTRING = iri(RDF_LANGSTRING)
