@@ -156,6 +156,28 @@ def errors(preds, qs, which) -> None:
                   f" | gold {gold[gold.find('{'):][:110] if gold else q['answers'][:3]}")
 
 
+def candidate_ceiling(index: Path, qs: list[dict], ranker=None) -> tuple[int, int]:
+    """How many questions have a candidate query whose answer set is exactly the gold one, and for how many
+    of those the ranking puts such a candidate first (what ranking alone could still gain)."""
+    from kgllm.ask.answer import load_answerer
+    from kgllm.ask.question import parse_question
+    from kgllm.index.lexicon import term_value
+
+    ans = load_answerer(index, ranker=ranker)
+    r, u = ans.retriever, ans.retriever.understander
+    reachable = first = 0
+    for q in qs:
+        r._ecache = {}
+        mentions = u.drop_properties(ans.index.link(q["question"]))
+        hits = ans.index.search(q["question"], r.config.vector_k) if "triple" in ans.index.vectors else []
+        ents, classes, lits = u.mentions(q["question"], mentions)
+        cands = u.candidates(parse_question(q["question"], mentions), q["question"], ents, classes, lits, hits)
+        good = [c for c in cands if c.answers and {term_value(a) for a in c.answers} == set(q["answers"])]
+        reachable += bool(good)
+        first += bool(good) and cands[0] in good
+    return reachable, first
+
+
 def kfold(index: Path, qs: list[dict], k: int, work: Path, lcquad: Path | None) -> list[dict]:
     """Each fold answered by a ranker trained on LC-QuAD + the QALD-9 questions of the other folds."""
     from kgllm.registry import run_stage
@@ -186,6 +208,8 @@ def main() -> None:
     ap.add_argument("--lcquad", type=Path, default=LCQUAD, help="LC-QuAD 1.0 train file for --kfold rankers")
     ap.add_argument("--errors", choices=["dev", "test", "all"], help="print the wrong answers of this split")
     ap.add_argument("--skip-handwritten", action="store_true")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also count the questions some candidate answers exactly, and how often it ranks first")
     ap.add_argument("--skip-qald", action="store_true")
     ap.add_argument("--vector", action="store_true", help="also score vector-only retrieval (a baseline)")
     args = ap.parse_args()
@@ -210,6 +234,10 @@ def main() -> None:
             print(f"\nlatency p50 {lat[len(lat) // 2]:.1f} ms; {time.perf_counter() - t:.0f}s")
             if args.errors:
                 errors(ps, qs, args.errors)
+            if args.ceiling:
+                reach, first = candidate_ceiling(index, qs, rk)
+                print(f"\ncandidates: {reach} of {len(qs)} questions have one whose answer set is the gold set; "
+                      f"the ranking puts one first for {first}")
         if args.kfold:
             ps = kfold(index, qs, args.kfold, work, args.lcquad)
             show(f"## QALD-9 train, hybrid, rankers trained with QALD-9 by {args.kfold}-fold (held-out folds only)",
