@@ -191,3 +191,13 @@ def test_endpoint_answers_and_cites_as_the_embedded_store(shapes, sample_virtuos
         assert a["supported"] and b["supported"], q
         assert a["answer"] == b["answer"] and _values(a) == _values(b), q
         assert [c["id"] for c in a["citations"]] == [c["id"] for c in b["citations"]], q
+
+
+def test_a_ranker_that_is_not_one_is_a_clear_error(session_tmp, tmp_path):
+    from kgllm.ask.answer import load_answerer
+    from kgllm.errors import InputError
+
+    index = build_shapes_index(session_tmp / "shapes")
+    for bad, why in ((tmp_path / "nope", "not a directory"), (index, "not a ranker")):
+        with pytest.raises(InputError, match=why):
+            load_answerer(index, ranker=bad)

@@ -222,6 +222,9 @@ def _ranker_model_dir(path):
         return p / "model"
     if not p.is_dir():
         raise InputError(f"--ranker {p}: not a directory (give a `kgllm train ranker` output)")
+    if not (p / "modules.json").is_file():
+        raise InputError(f"--ranker {p}: not a ranker (no model/ and no modules.json of a sentence-transformers "
+                         "model); give a `kgllm train ranker` output")
     return p
 
 
