@@ -3,6 +3,7 @@
 tests/test_ask_shapes.py runs it; by hand:
 
     .venv/bin/python bench/check_handwritten_shapes.py            # check every question
+    .venv/bin/python bench/check_handwritten_shapes.py --file F   # check another question file
     .venv/bin/python bench/check_handwritten_shapes.py --query Q  # run one ad-hoc SPARQL query
 
 It loads the bundled DBpedia sample (examples/data/dbpedia-sample) and the DBpedia ontology into an
@@ -143,7 +144,15 @@ def check(store: pyoxigraph.Store, path: Path) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--questions", type=Path, default=QUESTIONS)
+    parser.add_argument(
+        "--file",
+        "--questions",
+        dest="questions",
+        metavar="PATH",
+        type=Path,
+        default=QUESTIONS,
+        help="question file to check (default: %(default)s)",
+    )
     parser.add_argument("--query", help="run one SPARQL query and print its results instead")
     args = parser.parse_args()
     store = load_store()
