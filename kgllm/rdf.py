@@ -48,6 +48,15 @@ SCHEMA = "http://schema.org/"
 DBO = "http://dbpedia.org/ontology/"
 DBR = "http://dbpedia.org/resource/"
 DBP = "http://dbpedia.org/property/"
+# DBpedia's intermediate nodes (dbr:Saab_9000__1): the rows of an infobox table, reachable through a relation
+# ("engine"); some are typed entities of their own (dbr:Hokkaido__island__1).
+_AUXILIARY = re.compile("<" + re.escape(DBR) + r"[^>]*__\d+>")
+
+
+def is_auxiliary(term: str) -> bool:
+    """Whether ``term`` (N-Triples form) is a DBpedia intermediate node such as ``dbr:Saab_9000__1``."""
+    return term.endswith(">") and _AUXILIARY.fullmatch(term) is not None
+
 WN = "https://globalwordnet.github.io/schemas/wn#"
 ONTOLEX = "http://www.w3.org/ns/lemon/ontolex#"
 LEXINFO = "http://www.lexinfo.net/ontology/3.0/lexinfo#"

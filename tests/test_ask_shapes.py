@@ -137,6 +137,43 @@ def test_category(shapes):
     assert len(out["citations"]) == 5 and _ids_ok(out)
 
 
+def test_infobox_row_nodes_are_not_answers(shapes):
+    # dbr:Saab_9000__1 ... are the untyped rows of the car's engine table: a way through, never an answer.
+    from kgllm.ask.candidates import Mention
+    from kgllm.rdf import is_auxiliary
+
+    assert is_auxiliary(R("Saab_9000__1")) and not is_auxiliary(R("Saab_9000"))
+    builder = shapes.retriever.understander.builder
+    shapes.retriever._ecache = {}
+    one = builder.one_hop(Mention(R("Saab_9000"), "entity", 0, 9, 1.0, "Saab 9000"), [])
+    assert one and not [c for c in one if any(is_auxiliary(a) for a in c.answers)]
+    assert f"<{DBO}engine>" not in {c.path[0][0] for c in one}   # its only values are such rows
+    assert [t for t, _ in builder.edges(R("Saab_9000"))[(f"<{DBO}engine>", "out")]]  # (which the graph holds)
+    out = shapes.ask("Which automobiles are manufactured by Saab Automobile?")
+    assert _values(out) == {DBR + x for x in ("Saab_9-3", "Saab_9000", "Saab_900", "Saab_90", "Saab_96", "Saab_99")}
+
+
+def test_a_name_with_a_word_left_out_is_linked(shapes):
+    out = shapes.ask("List the airlines that have a hub at Amsterdam Schiphol.")
+    assert _values(out) == {DBR + x for x in ("KLM", "Northwest_Airlines", "Singapore_Airlines_Cargo")}
+    hub = f"<{DBO}hubAirport>"
+    assert {(R(x), hub, R("Amsterdam_Airport_Schiphol")) for x in ("KLM", "Northwest_Airlines",
+                                                                  "Singapore_Airlines_Cargo")} <= _cited(out)
+
+
+def test_a_quoted_value_is_a_literal_whatever_its_words_link_to(shapes):
+    # "See" alone links to a class (German for lake); the quotes say the whole is a value.
+    out = shapes.ask('Which university has the motto "See blue."?')
+    assert _values(out) == {DBR + "University_of_Kentucky"}
+    assert (R("University_of_Kentucky"), f"<{DBO}motto>", '"See blue."') in _cited(out)
+
+
+def test_a_chain_needs_words_for_each_hop(shapes):
+    # Danielle Steel's books have publication dates; "born" names no relation of the chain to them.
+    out = shapes.ask("When was Danielle Steel born?")
+    assert not out["supported"] and out["answer"] == "not in the graph"
+
+
 def test_unanswerable_stays_not_in_the_graph(shapes):
     for q in ("What is the boiling point of Lufthansa?", "Who is the favourite poet of the Saab 9000?"):
         out = shapes.ask(q)

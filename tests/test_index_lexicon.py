@@ -203,3 +203,16 @@ def test_links_plural_lemma_in_pulled_wordnet(tmp_path):
     assert idx.label(KGWN + "02084071-n") == "dog"
     hyper = idx.triples(idx.neighbors(KGWN + "01322604-n", 1, predicates=[WN + "hypernym"]))
     assert _iri(KGWN + "02084071-n") in {t.o for t in hyper if t.s == _iri(KGWN + "01322604-n")}
+
+
+def test_containing_finds_names_with_a_word_left_out():
+    from kgllm.index.lexicon import EntityLexicon
+
+    lex = EntityLexicon()
+    for key, iri in (("amsterdam airport schiphol", "<a>"), ("amsterdam", "<b>"), ("schiphol amsterdam", "<c>"),
+                     ("amsterdam international airport schiphol terminal", "<d>")):
+        lex._add(iri, key, iri, "label", None)
+    assert lex.containing(["amsterdam", "schiphol"], extra=1) == ["amsterdam airport schiphol"]  # in order
+    assert lex.containing(["amsterdam", "schiphol"], extra=3) == ["amsterdam airport schiphol",
+                                                                  "amsterdam international airport schiphol terminal"]
+    assert lex.containing(["rotterdam"]) == [] and lex.containing([]) == []

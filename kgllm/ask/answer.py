@@ -127,11 +127,14 @@ class Answerer:
                 and r.vector_hits and r.vector_hits[0].score >= cfg.min_vector:
             h = r.vector_hits[0]
             rec = idx.triples([h.key])
-            if rec:
+            low = q.text.lower()
+            # The end the question names is the topic; the other end is the answer. A hit whose ends the
+            # question names neither is about something else ("the IATA code of Qantas" is not Cathay
+            # Pacific's), and answers nothing.
+            over = (_overlap(idx.label(rec[0].s), low), _overlap(idx.label(rec[0].o), low)) if rec else (0, 0)
+            if rec and max(over) > 0:
                 rec = rec[0]
-                low = q.text.lower()
-                # The end the question names is the topic; the other end is the answer.
-                ans = rec.s if _overlap(idx.label(rec.o), low) > _overlap(idx.label(rec.s), low) else rec.o
+                ans = rec.s if over[1] > over[0] else rec.o
                 answers, cited, score = [ans], [rec.id], h.score
                 topic = rec.o if ans == rec.s else rec.s
                 path = [{"predicate": iri_value(rec.p), "label": idx.label(rec.p),

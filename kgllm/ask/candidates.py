@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..rdf import RDF_TYPE
+from ..rdf import RDF_TYPE, is_auxiliary
 from .sparql_templates import literal_from_nt, sparql_iri
 
 VAR_X, VAR_M = "?x", "?m"
@@ -164,12 +164,19 @@ class CandidateBuilder:
         self.max_mids, self.max_classes, self.max_candidates = max_mids, max_classes, max_candidates
         self.skip = skip_predicates
 
+    def bare_node(self, term: str) -> bool:
+        """An untyped DBpedia intermediate node (the unnamed row of an infobox table): a way through, not an
+        answer. A typed one (``dbr:Hokkaido__island__1``, an island) is an answer like any other."""
+        return is_auxiliary(term) and not self.types(term)
+
     def one_hop(self, m: Mention, classes: list[Mention]) -> list[Query]:
         out = []
         for (p, d), far in sorted(self.edges(m.term).items()):
             if p in self.skip or p == RDF_TYPE and d == "out":
                 continue
-            answers = {t for t, _ in far}
+            answers = {t for t, _ in far if not self.bare_node(t)}
+            if not answers:
+                continue
             if d == "out":
                 out.append(Query("lookup", ((m.term, p, VAR_X),), describe("lookup", [(p, d)], self.label),
                                  (m.term,), ((p, d),), m.term, answers, m.score))
@@ -197,7 +204,7 @@ class CandidateBuilder:
                 for (p2, d2), far in self.edges(mid).items():
                     if p2 in self.skip or p2 == RDF_TYPE:
                         continue
-                    by_key[(p2, d2)].update(t for t, _ in far if t != m.term)
+                    by_key[(p2, d2)].update(t for t, _ in far if t != m.term and not self.bare_node(t))
             for (p2, d2), answers in sorted(by_key.items()):
                 if not answers:
                     continue

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..index.lexicon import ALT_PREDICATES
+from ..index.lexicon import ALT_PREDICATES, normalize_label
 from ..pull.wordnet_data import locate_wordnet
 from ..rdf import (
     CLASS_TYPES,
@@ -72,6 +72,10 @@ _NOT_NAME = frozenset("who whom whose what which where when why how is are was w
 _QUOTED = re.compile(r"[\"“']([^\"”']{1,80})[\"”']")
 _CODE = re.compile(r"\b(?=[\w-]*\d)\w+(?:-\w+)+\b")   # ISBNs and other hyphenated codes
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
+# The words before a class mention that make it what the question asks for ("Which other airlines ...",
+# "Give me all the car models ..."), not a word elsewhere in it ("How many people work at ...").
+_FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) me|list|name)"
+                    r"(?:\s+(?:all|the|of|every|me))*(?:\s+[\w-]+){0,2}\s*")
 _NUMBER = re.compile(r"\b\d{1,4}(?:[.,]\d+)?\b")
 
 
@@ -85,10 +89,12 @@ class UnderstandConfig:
     inverse_factor: float = 0.85   # lexical evidence for an inverse hop counts this much
     min_vector: float = 0.5        # a vector hit supports a candidate from this cosine on
     hop_penalty: float = 0.12      # a two-hop chain must beat the one-hop candidates by this much
+    bare_hop_penalty: float = 0.2  # per hop of a chain that no word of the question names
     mention_bonus: float = 0.12    # per extra question mention a candidate uses (intersections, classes)
     min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
     name_penalty: float = 0.1      # the thing an entity's own name names: usually the entity itself
     declared_bonus: float = 0.05   # a property the graph's ontology declares
+    coverage_weight: float = 0.1   # superlatives: share of members with one value of the ordering property
     yes_slack: float = 0.2         # yes/no: how far below min_confidence a direct link may score
     yes_margin: float = 0.3        # yes/no: candidates this close to the best may confirm the claim
     class_fit_bonus: float = 0.15  # a class the question names is the relation's range or the answers' type
@@ -211,9 +217,9 @@ class Understander:
 
     def _names_by_vector(self, text: str, covered: list[tuple[int, int]]) -> list[Mention]:
         """Capitalized names the lexicon does not know as written ("Chirac", "GMT"): the nearest entity
-        descriptions whose label contains the name's words (the index's entity vectors)."""
-        if "entity" not in self.index.vectors:
-            return []
+        descriptions whose label contains the name's words (the index's entity vectors), else the shortest
+        names in the lexicon that hold its words ("Amsterdam Schiphol")."""
+        vectors = "entity" in self.index.vectors
         out = []
         for m in _NAME.finditer(text):
             words = m.group(0).split()
@@ -221,17 +227,26 @@ class Understander:
                 words = words[1:]
             if not words:
                 continue
-            a = m.end() - len(" ".join(words))
             a = text.find(words[0], m.start())
-            b = m.end()
+            b = m.end() - (len(m.group(0)) - len(m.group(0).rstrip(".,;:")))
             if any(a < e and s < b for s, e in covered):
                 continue
             name = text[a:b]
             want = {w.lower().strip("'s") for w in words}
-            for h in self.index.search(name, 5, kind="entity"):
+            found = []
+            for h in self.index.search(name, 5, kind="entity") if vectors else ():
                 label = set(re.findall(r"[\w']+", self.index.label(h.key).lower()))
                 if h.score >= self.config.min_name_similarity and want <= label:
-                    out.append(Mention(h.key, "entity", a, b, round(0.7 * h.score, 6), name))
+                    found.append(Mention(h.key, "entity", a, b, round(0.7 * h.score, 6), name))
+            if not found and len(words) > 1:
+                # A name with a word left out ("Amsterdam Schiphol" for Amsterdam Airport Schiphol): the
+                # lexicon's shortest names holding its words in order.
+                keys = self.index.lexicon.containing([normalize_label(w) for w in words], extra=1, limit=3)
+                for k in keys:
+                    for t, _src, _tid in self.index.lexicon.lookup(k):
+                        if not self.is_class(t) and self.index.graph.term_id(t) is not None:
+                            found.append(Mention(t, "entity", a, b, 0.6, name))
+            out += found
         return out
 
     def _wordnet_terms(self, word: str) -> list[tuple[str, str]]:
@@ -250,8 +265,13 @@ class Understander:
         found: list[tuple[int, int, list[str]]] = []
         for m in _QUOTED.finditer(text):
             found.append((m.start(1), m.end(1), [literal(m.group(1)), literal(m.group(1), lang="en")]))
+        quoted = len(found)
         for m in _CODE.finditer(text):
             found.append((m.start(), m.end(), [literal(m.group(0)), literal(m.group(0), lang="en")]))
+        for a, b in _names(text):
+            # A capitalized name the linker did not know may be a literal: a nickname, a callsign, an
+            # official name ("the Gamecocks", "CARGO KING").
+            found.append((a, b, [literal(text[a:b], lang="en"), literal(text[a:b])]))
         for m in _ACRONYM.finditer(text):
             if m.group(0) in ("I", "A") or len(m.group(0)) < 2:
                 continue
@@ -267,8 +287,9 @@ class Understander:
             n = str(_ORDINALS[m.group(1).lower()])
             found.append((m.start(), m.end(), [literal(n, datatype=XSD + "integer")]))
         out = []
-        for a, b, terms in found:
-            if any(a < e and s < b for s, e in spans):
+        # (Quotes say outright that they hold a value, whatever the linker made of the words inside.)
+        for i, (a, b, terms) in enumerate(found):
+            if i >= quoted and any(a < e and s < b for s, e in spans):
                 continue
             spans.append((a, b))  # earlier patterns (quotes, codes) win over the numbers inside them
             for t in terms:
@@ -394,13 +415,15 @@ class Understander:
         class_terms = {m.term for m in classes}
         exact_classes = {m.term for m in classes if not m.generalized}
         name_terms = {m.term for m in literals if m.kind == "name"}
+        focus = [m for m in classes if _FOCUS.fullmatch(q.text[: m.start].lower())]
         for c, s, key in zip(cands, cos, keys, strict=True):
             toks = toks_of[key]
-            lex, used = 0.0, frozenset()
+            lex, used, bare = 0.0, frozenset(), 0
             for p, d in c.path:
                 m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used)
                 lex += m.score * (1.0 if d == "out" else cfg.inverse_factor)
                 used = used | m.used
+                bare += m.score <= 0
             first = c.path[0][0] if c.path else None
             vec = min(vsupport.get((c.topic, first), 0), 3) / 3 if first else 0.0
             n_mentions = len({u for u in c.uses if u not in class_terms}) + len({u for u in c.uses
@@ -411,13 +434,17 @@ class Understander:
             score = float(s) + cfg.lexical_weight * min(lex, 1.5 * len(c.path or [1])) + cfg.prior_weight * min(c.prior, 2.0) / 2 \
                 + cfg.vector_weight * vec + cfg.mention_bonus * (n_mentions - 1)
             if c.shape == "two_hop":
-                score -= cfg.hop_penalty
+                # A chain is a claim about two relations: each hop needs words of its own in the question.
+                score -= cfg.hop_penalty + cfg.bare_hop_penalty * bare
             elif c.shape == "inverse" and len(c.patterns) == 1:
                 score -= cfg.inverse_penalty  # facts that point *to* the entity rank below facts about it
             if c.answers and c.answers <= mentioned and c.shape != "literal":
                 score -= 0.5  # a question rarely asks for the entity it names
             score += _wh_agreement(q.wh, c.answers)
             fit = 0.0 if by_name else self._class_fit(c, class_terms, exact_classes)
+            if focus and c.answers and not any(a.startswith("<") for a in c.answers) \
+                    and not (q.shape == "count" and all(_is_number(a) for a in c.answers)):
+                fit = -1.0  # "Show me the airlines ...": things of a class, not strings (their names)
             score += cfg.class_fit_bonus * fit - (cfg.name_penalty if by_name else 0.0)
             if c.path and all(self.types(p) & PROPERTY_TYPES for p, _d in c.path):
                 # Properties the ontology declares over raw ones (DBpedia's dbo:hubAirport over the
@@ -507,7 +534,7 @@ class Understander:
                 if d != "out":
                     continue
                 for t, _tid in far:
-                    if t.startswith('"') and (parse_literal(t)[2] or "") in _ORDERABLE_DT:
+                    if _orderable(t):
                         props[p].append((mbr, t))
         if not props:
             return None
@@ -518,9 +545,21 @@ class Understander:
         preds = sorted(props)
         masked = mask_question(text, [])
         cos = self.ranker.scores(masked, [f"the {word} {self.index.label(p)}" for p in preds])
-        lex = [self.matcher.lexical(p, q.relation_tokens, None).score for p in preds]
-        best = max(range(len(preds)), key=lambda i: (cos[i] + self.config.lexical_weight * lex[i],
-                                                      len(props[preds[i]])))
+        # The superlative itself is no relation word ("smallest" is not the "small" of a property's name).
+        toks = [t for t in q.relation_tokens if not word.startswith(t.text.lower()[:4])]
+        lex = [self.matcher.lexical(p, toks, None).score for p in preds]
+
+        def fit(i: int) -> float:
+            # A property to order members by is one most of them have, once each (a founding date, not
+            # the dates of a history table), and preferably one the ontology declares.
+            vals = props[preds[i]]
+            per = Counter(m for m, _t in vals)
+            have, multi = len(per) / len(members), sum(1 for n in per.values() if n > 1) / len(per)
+            declared = bool(self.types(preds[i]) & PROPERTY_TYPES)
+            return cos[i] + self.config.lexical_weight * lex[i] + self.config.coverage_weight * (have - multi) \
+                + self.config.declared_bonus * declared
+
+        best = max(range(len(preds)), key=lambda i: (fit(i), len(props[preds[i]])))
         p = preds[best]
         dates = any((parse_literal(t)[2] or "") in _DATE_DT for _m, t in props[p])
         asc = word in _DATE_ASC if dates else word in _SUPERLATIVE_ASC
@@ -553,7 +592,7 @@ class Understander:
         support: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             x = row.get(VAR_X)
-            if x is None or (restrict is not None and x not in restrict):
+            if x is None or (restrict is not None and x not in restrict) or self.builder.bare_node(x):
                 continue
             for s, p, o in c.patterns:
                 s2, o2 = row.get(s, s), row.get(o, o)
@@ -629,6 +668,22 @@ _NUMERIC = {XSD + n for n in (
 _ORDERABLE_DT = _NUMERIC | _DATE_DT   # values a superlative can order (numbers, dates)
 
 
+def _names(text: str) -> list[tuple[int, int]]:
+    """Spans of capitalized names, without a leading question or function word and trailing punctuation."""
+    out = []
+    for m in _NAME.finditer(text):
+        words = m.group(0).split()
+        while words and words[0].lower() in _NOT_NAME:
+            words = words[1:]
+        if not words:
+            continue
+        a = text.find(words[0], m.start())
+        b = m.end() - (len(m.group(0)) - len(m.group(0).rstrip(".,;:")))
+        if b > a:
+            out.append((a, b))
+    return out
+
+
 def literal_value(term: str) -> tuple:
     """A comparison key for an N-Triples literal: numbers of any XSD numeric type by value, other literals
     by lexical form and datatype or language."""
@@ -699,6 +754,17 @@ def _num(term: str) -> float | None:
         return float(lex)
     except ValueError:
         return None
+
+
+def _orderable(term: str) -> bool:
+    """A number or date: XSD numeric and date types, and numbers in unit datatypes (DBpedia's usDollar,
+    kilometre, ...)."""
+    if not term.startswith('"'):
+        return False
+    dt = parse_literal(term)[2] or ""
+    if dt in _ORDERABLE_DT:
+        return True
+    return bool(dt) and not dt.startswith(XSD) and not dt.endswith("langString") and _num(term) is not None
 
 
 def _is_number(term: str) -> bool:

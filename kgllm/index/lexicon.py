@@ -156,6 +156,7 @@ class EntityLexicon:
         self.labels: dict[str, str] = {}
         self._label_rank: dict[str, int] = {}
         self._trigrams: dict[str, list[str]] | None = None
+        self._tokens: dict[str, list[str]] | None = None
 
     # ------------------------------------------------------------------ building
 
@@ -198,6 +199,7 @@ class EntityLexicon:
         for origin in sorted(origins):
             self._drop(origin)
         self._trigrams = None
+        self._tokens = None
 
     def _drop(self, origin: str) -> None:
         for key, target, src, tid in self.by_origin.pop(origin, []):
@@ -246,6 +248,7 @@ class EntityLexicon:
                     for synset in self._synsets_of_form(graph, oi):
                         self._add(origin, normalize_label(lit[0]), synset, "lemma", tid)
         self._trigrams = None
+        self._tokens = None
 
     def _name_of(self, graph, node: int) -> str | None:
         for r in graph.subject_rows(node):
@@ -323,6 +326,38 @@ class EntityLexicon:
             if ratio >= min_ratio:
                 out.append((k, ratio))
         out.sort(key=lambda x: (-x[1], x[0]))
+        return out[:limit]
+
+    def containing(self, words: list[str], extra: int = 2, limit: int = 20, max_posting: int = 5000) -> list[str]:
+        """Keys holding every one of ``words`` (normalized) in order, with at most ``extra`` more words:
+        "amsterdam schiphol" finds "amsterdam airport schiphol". Shortest keys first."""
+        words = [w for w in words if w]
+        if not words:
+            return []
+        if self._tokens is None:
+            tok: dict[str, list[str]] = defaultdict(list)
+            for k in self.keys:
+                for w in set(k.split()):
+                    tok[w].append(k)
+            self._tokens = dict(tok)
+        posts = [self._tokens.get(w, []) for w in set(words)]
+        if not all(posts):
+            return []
+        posts.sort(key=len)
+        if len(posts[0]) > max_posting:
+            return []
+        rest = [set(p) for p in posts[1:]]
+        out = []
+        for k in posts[0]:
+            if not all(k in r for r in rest):
+                continue
+            ks = k.split()
+            if len(ks) > len(words) + extra:
+                continue
+            it = iter(ks)
+            if all(w in it for w in words):  # in order
+                out.append(k)
+        out.sort(key=lambda k: (len(k.split()), k))
         return out[:limit]
 
     # ------------------------------------------------------------------ persistence
