@@ -75,7 +75,8 @@ _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
 # The words before a class mention that make it what the question asks for ("Which other airlines ...",
 # "Give me all the car models ..."), not a word elsewhere in it ("How many people work at ...").
 _FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) me|list|name)"
-                    r"(?:\s+(?:all|the|of|every|me))*(?:\s+[\w-]+){0,2}\s*")
+                    r"(?:\s+(?:all|the|of|every|me))*(?:\s+(?!(?:is|are|was|were|does|do|did|has|have)\b)[\w-]+){0,2}"
+                    r"\s*")
 _NUMBER = re.compile(r"\b\d{1,4}(?:[.,]\d+)?\b")
 
 
@@ -90,6 +91,7 @@ class UnderstandConfig:
     min_vector: float = 0.5        # a vector hit supports a candidate from this cosine on
     hop_penalty: float = 0.12      # a two-hop chain must beat the one-hop candidates by this much
     bare_hop_penalty: float = 0.2  # per hop of a chain that no word of the question names
+    unnamed_relation_penalty: float = 0.1  # the question names a schema property; the candidate another one
     mention_bonus: float = 0.12    # per extra question mention a candidate uses (intersections, classes)
     min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
     name_penalty: float = 0.1      # the thing an entity's own name names: usually the entity itself
@@ -122,6 +124,8 @@ class Understander:
         self.index, self.edges, self.ranker, self.matcher, self.sparql = index, edges, ranker, matcher, sparql
         self.config = config or UnderstandConfig()
         self.sparql_ms = 0.0   # time spent in SPARQL for the current question
+        # (property, start) the current question names (set by drop_properties)
+        self.asked_properties: set[tuple[str, int]] = set()
         self._types: dict[str, frozenset[str]] = {}
         self._is_class: dict[str, bool] = {}
         # Names, identifiers and bookkeeping are not answers to questions (the predicates the index does not
@@ -156,8 +160,12 @@ class Understander:
         """Linked mentions without the candidates that are properties (an ontology labels its properties:
         "developed" is a word of the question's relation, not an entity it names)."""
         out = []
+        self.asked_properties = set()
         for lm in linked:
             keep = [c for c in lm.candidates if not (self.types(c.iri) & PROPERTY_TYPES)]
+            # A property the question names by its exact label ("the population of ...", "top speed").
+            self.asked_properties |= {(c.iri, lm.start) for c in lm.candidates if c.match == "exact"
+                                      and c.source in ("label", "alt") and self.types(c.iri) & PROPERTY_TYPES}
             if keep:
                 lm.candidates = keep
                 out.append(lm)
@@ -416,6 +424,8 @@ class Understander:
         exact_classes = {m.term for m in classes if not m.generalized}
         name_terms = {m.term for m in literals if m.kind == "name"}
         focus = [m for m in classes if _FOCUS.fullmatch(q.text[: m.start].lower())]
+        # ("What country ...": a word in the focus names the class asked for, not a property.)
+        asked = {p for p, start in self.asked_properties if not _FOCUS.fullmatch(q.text[:start].lower())}
         for c, s, key in zip(cands, cos, keys, strict=True):
             toks = toks_of[key]
             lex, used, bare = 0.0, frozenset(), 0
@@ -433,6 +443,10 @@ class Understander:
                 n_mentions = 1
             score = float(s) + cfg.lexical_weight * min(lex, 1.5 * len(c.path or [1])) + cfg.prior_weight * min(c.prior, 2.0) / 2 \
                 + cfg.vector_weight * vec + cfg.mention_bonus * (n_mentions - 1)
+            if asked and lex <= 0 and not asked & {p for p, _d in c.path}:
+                # The question names a property of the graph's schema; a candidate about another relation
+                # that no question word names answers some other question.
+                score -= cfg.unnamed_relation_penalty
             if c.shape == "two_hop":
                 # A chain is a claim about two relations: each hop needs words of its own in the question.
                 score -= cfg.hop_penalty + cfg.bare_hop_penalty * bare
