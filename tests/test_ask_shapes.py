@@ -128,6 +128,17 @@ def test_paraphrased_relation(shapes):
     assert _cited(out) == {(R("Saab_9000"), f"<{DBO}manufacturer>", R("Saab_Automobile"))}
 
 
+def test_a_verb_matches_a_relation_through_wordnet(shapes):
+    # "runs" shares no word with dbo:leaderName; WordNet relates run (operate, lead) to "leader" only through
+    # "lead": the verb's synonyms and their derivations count, at a discount.
+    from kgllm.ask.question import related_forms
+
+    assert "lead" in related_forms("runs") and "automobile" not in related_forms("cars")  # verbs only
+    out = shapes.ask("Who runs the city of Rome?")
+    assert _values(out) == {DBR + "Ignazio_Marino"}
+    assert _cited(out) == {(R("Rome"), f"<{DBO}leaderName>", R("Ignazio_Marino"))}
+
+
 def test_category(shapes):
     out = shapes.ask("List the members of the category motor vehicle manufacturers of Finland.")
     cat = "<http://dbpedia.org/resource/Category:Motor_vehicle_manufacturers_of_Finland>"

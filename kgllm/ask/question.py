@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from ..errors import UsageError
 from ..index.lexicon import morphy
+from ..pull.wordnet_data import locate_wordnet
 
 MAX_QUESTION_CHARS = 500
 _WORD = re.compile(r"[\w']+", re.UNICODE)
@@ -107,3 +108,45 @@ def parse_question(text: str, mentions: list) -> Question:
         shape = "one_hop"
     spans = [(m.start, m.end) for m in mentions]
     return Question(text, shape, wh, content_tokens(text, spans), list(mentions))
+
+
+_WN = None
+
+
+def wordnet():
+    """The WordNet 3.0 reader (nltk over the files kgllm.pull uses), or None when WordNet is not installed."""
+    global _WN
+    if _WN is None:
+        try:
+            import warnings
+            from pathlib import Path
+
+            from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+            where, _origin = locate_wordnet()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "multilingual functions are not available": English only
+                _WN = WordNetCorpusReader(str(where) if isinstance(where, Path) else where, None)
+        except Exception:  # noqa: BLE001 - no WordNet: synonyms, pertainyms and related words are skipped
+            _WN = False
+    return _WN or None
+
+
+@lru_cache(maxsize=65536)
+def related_forms(word: str) -> frozenset[str]:
+    """Words WordNet relates to ``word``: the one-word synonyms of its commonest verb senses and the
+    derivationally related forms of those ("runs" -> operate, lead; "designed" -> designer; "owns" -> owner),
+    without the word's own forms. Weaker evidence than the word itself (kgllm.ask.relations)."""
+    wn = wordnet()
+    if wn is None:
+        return frozenset()
+    out: set[str] = set()
+    for form in word_forms(word):
+        # Verbs only: nouns in a question are mostly class words ("cars" ~ automobile would match "automobile
+        # platform"), verbs are the relation's ("styled", "runs", "owns").
+        for pos, n in (("v", 4),):
+            for syn in wn.synsets(form, pos=pos)[:n]:
+                for lemma in syn.lemmas():
+                    names = [lemma.name()] + [d.name() for d in lemma.derivationally_related_forms()]
+                    out.update(x.lower() for x in names if "_" not in x and "-" not in x)
+    return frozenset(out - word_forms(word) - STOP)

@@ -11,7 +11,9 @@ Makes: a score in [0, ~1.25] per predicate and the question words it used, from
 2. **lexical overlap**: a description's content words found among the question's (both reduced to WordNet
    base forms, "founded" ~ "found"); score = the share of the description's words matched, plus 0.25 when
    the description's wh-word is the question's ("When was X born" picks the birth date, "Where" the place),
-   plus 0.05 per question word explained.
+   plus 0.05 per question word explained. A description word found only among a question word's WordNet
+   relatives (synonyms of its commonest senses and their derivations: "runs" ~ "operate", "designed" ~
+   "designer") counts :data:`RELATED_FACTOR` of a word.
 
 It is one feature of the candidate ranking (kgllm.ask.understand); words no description shares are the
 ranker's (kgllm.ask.ranker).
@@ -24,12 +26,14 @@ import sys
 from dataclasses import dataclass
 
 from .phrasings import curated_phrasings
-from .question import WH_WORDS, Token, content_tokens
+from .question import WH_WORDS, Token, content_tokens, related_forms
 
 WH_BONUS = 0.25
 # Among equally covered descriptions, the one explaining more question words wins ("founding year" over
 # "founded" for "the founding year of X").
 USED_BONUS = 0.05
+# A description word matched only through WordNet ("runs" ~ lead, "designed" ~ designer) counts this much.
+RELATED_FACTOR = 0.6
 @contextlib.contextmanager
 def one_thread():
     """Encode one short question on one CPU thread: intra-op threads only add synchronisation for a single
@@ -101,11 +105,16 @@ class RelationMatcher:
         """Best description of ``pred`` by word overlap with the question tokens not in ``exclude``."""
         best = RelMatch(pred, 0.0, frozenset(), "lexical")
         for d in self.descriptions(pred):
-            used, hit = set(), 0
+            used, hit = set(), 0.0
             for forms in d.tokens:
                 js = [j for j, t in enumerate(tokens) if j not in exclude and t.forms & forms]
                 if js:
                     hit += 1
+                    used.update(js)
+                    continue
+                js = [j for j, t in enumerate(tokens) if j not in exclude and related_forms(t.text) & forms]
+                if js:
+                    hit += RELATED_FACTOR
                     used.update(js)
             if not hit:
                 continue

@@ -30,10 +30,8 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from ..index.lexicon import ALT_PREDICATES, normalize_label
-from ..pull.wordnet_data import locate_wordnet
 from ..rdf import (
     CLASS_TYPES,
     DCT_SUBJECT,
@@ -53,7 +51,7 @@ from ..rdf import (
     triple_id,
 )
 from .candidates import VAR_X, CandidateBuilder, Mention, Query, describe, render_ask, render_select
-from .question import Question, content_tokens, word_forms
+from .question import Question, content_tokens, word_forms, wordnet
 from .ranker import mask_question
 from .sparql_templates import literal_from_nt
 
@@ -726,7 +724,7 @@ def superlative_word(text: str, words: list[str]) -> str | None:
     m = re.search(r"\b(first|last)\s*[?.!]*\s*$", low)
     if m:
         return m.group(1)
-    wn = _wordnet()
+    wn = wordnet()
     for w in words:
         if len(w) > 5 and w.endswith("est") and wn is not None:
             for base in (w[:-3], w[:-2], w[:-4]):
@@ -815,7 +813,7 @@ def _wh_agreement(wh: str | None, answers: set[str]) -> float:
 @lru_cache(maxsize=4096)
 def _wordnet_names(word: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """``(("class", names of the word's first noun synsets' lemmas), ("entity", pertainym names))``."""
-    wn = _wordnet()
+    wn = wordnet()
     if wn is None:
         return ()
     classes, ents = [], []
@@ -827,26 +825,6 @@ def _wordnet_names(word: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
                 ents += [p.name().replace("_", " ").lower() for p in lemma.pertainyms()]
     classes = [c for c in dict.fromkeys(classes) if c != word]
     return (("class", tuple(classes)), ("entity", tuple(dict.fromkeys(ents))))
-
-
-_WN = None
-
-
-def _wordnet():
-    global _WN
-    if _WN is None:
-        try:
-            import warnings
-
-            from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-            where, _origin = locate_wordnet()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "multilingual functions are not available": English only
-                _WN = WordNetCorpusReader(str(where) if isinstance(where, Path) else where, None)
-        except Exception:  # noqa: BLE001 - no WordNet: synonyms and pertainyms are skipped
-            _WN = False
-    return _WN or None
 
 
 __all__ = ["UnderstandConfig", "Understander", "Understood", "literal_value", "prefer_english"]
