@@ -1,0 +1,104 @@
+"""Stopping the long stages mid-work: ``kgllm pull file``, ``kgllm corpus`` and ``kgllm index`` stopped by
+SIGTERM (schedulers, ``timeout``) or SIGINT (Ctrl-C) exit promptly with 143 / 130, leave no process and no
+temp file or directory behind, write no artifact, and a rerun afterwards completes.
+
+(``kgllm validate`` with a busy reasoner: tests/test_validate_stop.py; Ray-engine stages: tests/test_engine.py.)
+The input: the bundled DBpedia sample copied with renamed resources (bench/bench_scale.py's graph), large
+enough that each stage is still working when the signal comes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")]
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+STOP_S = 15        # stopping must be prompt (the machine may be busy)
+TRIPLES = 150_000  # each stage takes several seconds on it
+
+
+def _kgllm(*args: str) -> list[str]:
+    return [sys.executable, "-m", "kgllm", *args]
+
+
+def _env() -> dict:
+    return {**os.environ, "KGLLM_PROGRESS": "0"}
+
+
+def _descendants(pid: int) -> set[int]:
+    """Processes whose parent chain reaches ``pid`` (from /proc)."""
+    parent = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parent[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = {c for c, pp in parent.items() if pp == p}
+        out |= kids
+        todo += list(kids)
+    return out
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    from bench_scale import make_dump
+
+    d = tmp_path_factory.mktemp("stop-stages")
+    make_dump(d / "dump.nt.gz", TRIPLES)
+    subprocess.run(_kgllm("pull", "file", str(d / "dump.nt.gz"), "--out", str(d / "graph")), check=True,
+                   env=_env(), capture_output=True)
+    return d
+
+
+def _stop_mid_work(cmd: list[str], out: Path, sig: int) -> None:
+    """Start ``cmd``, wait until it writes (its hidden temp directory appears), send ``sig``; check the
+    promised clean stop."""
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(x.name.startswith(f".{out.name}.tmp-") for x in out.parent.iterdir()):
+        assert p.poll() is None, f"{cmd[3:5]} ended before writing anything: {p.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, f"{cmd[3:5]} wrote nothing in 120 s"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert p.poll() is None, f"{cmd[3:5]} finished before the signal: make the input larger"
+    kids = _descendants(p.pid)
+    p.send_signal(sig)
+    try:
+        _stdout, stderr = p.communicate(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail(f"{cmd[3:5]} still running {STOP_S}s after {signal.Signals(sig).name}")
+    assert p.returncode == 128 + sig, (p.returncode, stderr[-2000:])
+    left = [k for k in kids if Path(f"/proc/{k}").exists()]
+    assert not left, f"processes left behind: {left}"
+    assert not out.exists(), "a stopped stage wrote its artifact"
+    debris = [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")]
+    assert not debris, f"temp files left behind: {debris}"
+
+
+@pytest.mark.parametrize("stage", ["pull", "corpus", "index"])
+def test_a_stopped_stage_leaves_nothing_and_a_rerun_completes(work, stage, tmp_path):
+    out = tmp_path / stage
+    args = {"pull": ("pull", "file", str(work / "dump.nt.gz")),
+            "corpus": ("corpus", str(work / "graph")),
+            "index": ("index", str(work / "graph"), "--no-vectors")}[stage]
+    cmd = _kgllm(*args, "--out", str(out))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        _stop_mid_work(cmd, out, sig)
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (out / "manifest.json").exists()
