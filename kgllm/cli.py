@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__
-from .commands import Commands, Parser, config_keys
+from . import __version__, engine
+from .commands import Commands, Parser, add_engine_args, config_keys
 from .errors import KgllmError, Terminated
 from .log import setup_logging
 from .pipeline import load_pipeline
@@ -75,6 +75,7 @@ def _register_builtin(cmds: Commands) -> None:
     p.add_argument("--only", action="append", default=[], metavar="STEP", help="run only this step; repeatable")
     p.add_argument("--dry-run", action="store_true",
                    help="check the whole pipeline and print each step's output, status and config")
+    add_engine_args(p)
     p = cmds.command("stages", "list the pipeline stages and their config keys", _cmd_stages,
                      description="List the pipeline stages, or one stage's config keys with types and defaults.\n"
                                  "Example:\n  kgllm stages validate")
@@ -83,7 +84,9 @@ def _register_builtin(cmds: Commands) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     pipe = load_pipeline(args.pipeline)
+    eng = pipe.engine(address=args.ray_address, mode=args.engine)
     if args.dry_run:
+        print(f"engine: heavy steps run {engine.describe(eng)}")
         for p in pipe.plan(force=args.force, only=args.only):
             print(f"{p.step.id} ({p.stage.name}): {p.status} -> {p.out}")
             if p.inputs:
@@ -94,7 +97,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     results = []
     try:
-        pipe.run(force=args.force, only=args.only, on_step=results.append)
+        pipe.run(force=args.force, only=args.only, on_step=results.append, engine=eng)
     finally:
         _print_run_summary(results)
     return 1 if any(r.problems for r in results) else 0

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import config as cfgmod
+from . import engine as enginemod
 from .artifacts import read_manifest
 from .errors import UsageError
 from .registry import get_stage
@@ -94,6 +95,23 @@ def add_config_args(p: argparse.ArgumentParser, stage: str) -> None:
     p.add_argument("--force", action="store_true", default=False,
                    help="allow replacing a kgllm artifact of another kind at --out (never a directory "
                         "kgllm did not write)")
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """``--engine`` and ``--ray-address`` for a command whose heavy steps can run on Ray (kgllm.engine)."""
+    p.add_argument("--engine", choices=["auto", "local", "ray"], default=None,
+                   help="where heavy steps run: auto (default: Ray when an address is given or a step is "
+                        "large), local (this process), ray (Ray; embedded when no address)")
+    p.add_argument("--ray-address", metavar="HOST:PORT", default=None,
+                   help="run heavy steps on this Ray cluster (the head's GCS address; 'auto': the cluster "
+                        "`ray start` started here; 'local': an embedded instance); default: $RAY_ADDRESS")
+
+
+def engine_config(args: argparse.Namespace) -> enginemod.EngineConfig:
+    """The engine config of a stage command: defaults < $RAY_ADDRESS < ``--engine`` / ``--ray-address``
+    (``kgllm run`` adds its YAML's ``ray:`` below them: :meth:`kgllm.pipeline.Pipeline.engine`)."""
+    return enginemod.resolve(address=getattr(args, "ray_address", None), mode=getattr(args, "engine", None),
+                             source="--engine/--ray-address")
 
 
 def set_example(stage: str) -> str:

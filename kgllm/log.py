@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -75,3 +76,37 @@ def progress(iterable: Iterable[T] | None = None, *, desc: str = "", total: int 
 
     return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not progress_enabled(),
                 dynamic_ncols=True, mininterval=0.5, leave=False, file=sys.stderr, **kw)
+
+
+class RateProgress:
+    """The progress of one long step counted in items (``update(n)``): a bar with the rate and ETA when bars
+    are drawn, otherwise a log line with the rate and ETA after the first update (a first estimate) and then
+    every ``every`` seconds, so that a run logged to a file (no terminal, ``-q`` aside) still says how far it
+    is and how long is left."""
+
+    def __init__(self, total: int, desc: str, unit: str = "it", every: float = 30.0):
+        self.total, self.desc, self.unit, self.every = total, desc, unit, every
+        self.done = 0
+        self.bar = progress(total=total, desc=desc, unit=unit)
+        self._t0 = time.perf_counter()
+        self._last: float | None = None
+
+    def update(self, n: int) -> None:
+        self.done += n
+        self.bar.update(n)
+        now = time.perf_counter()
+        due = self._last is None or now - self._last >= self.every
+        if self.bar.disable and due and self.done < self.total:
+            rate = self.done / (now - self._t0)
+            logger.info("%s: %d of %d %ss, %.0f %ss/s, about %.0f s left", self.desc, self.done, self.total,
+                        self.unit, rate, self.unit, (self.total - self.done) / rate if rate else float("nan"))
+            self._last = now
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> RateProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

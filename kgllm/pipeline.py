@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config as cfgmod
+from . import engine as enginemod
 from .artifacts import MANIFEST, check_destination, input_digest, read_manifest, sha256_json
 from .errors import ArtifactError, ConfigError, KgllmError, UsageError
 from .log import logger
@@ -55,6 +56,9 @@ class PipelineSpec:
     workdir: Path = Path("runs/default")
     steps: list[Step] = field(default_factory=list)
     description: str = ""
+    # Where the steps' heavy work runs (kgllm.engine): ``ray: {address: HEAD:6379}`` runs it on a cluster.
+    # Not part of any step's key: where a step ran does not change what it wrote.
+    ray: enginemod.EngineConfig = field(default_factory=enginemod.EngineConfig)
 
 
 @dataclass
@@ -146,14 +150,24 @@ class Pipeline:
             planned.append(PlannedStep(step, st, inputs, out, cfg, status))
         return [p for p in planned if not only or p.step.id in only]
 
+    def engine(self, address: str | None = None, mode: str | None = None) -> enginemod.EngineConfig:
+        """The engine config of the steps: the YAML's ``ray:`` < $RAY_ADDRESS < these flags."""
+        return enginemod.resolve(self.spec.ray, address=address, mode=mode, source="ray")
+
     def run(self, force: Iterable[str] = (), only: Iterable[str] = (),
-            on_step: Callable[[StepResult], None] | None = None) -> list[StepResult]:
-        """Run the pipeline (after :meth:`plan` checked all of it). ``on_step`` sees each result as it comes.
+            on_step: Callable[[StepResult], None] | None = None,
+            engine: enginemod.EngineConfig | None = None) -> list[StepResult]:
+        """Run the pipeline (after :meth:`plan` checked all of it). ``on_step`` sees each result as it comes;
+        ``engine`` says where heavy steps run (default: :meth:`engine`).
 
         A step that raises stops the pipeline; the error names the step. A step whose artifact records
         problems (validation errors, say) does not stop it: its result carries them.
         """
-        force = set(force)
+        with enginemod.configured(engine or self.engine()):
+            return self._run(set(force), only, on_step)
+
+    def _run(self, force: set[str], only: Iterable[str],
+             on_step: Callable[[StepResult], None] | None) -> list[StepResult]:
         results = []
         for p in self.plan(force=force, only=only):
             st, step, out = p.stage, p.step, p.out

