@@ -108,3 +108,14 @@ def test_eval_webnlg_leave_categories_out_cli(small_dev, tmp_path, capsys):
     assert all(0 < f["bleu"] < 1 for f in folds)
     assert main(["eval", "webnlg", "--xml", str(small_dev), "--train", str(tmp_path / "nope.xml")]) == 2
     assert main(["eval", "webnlg", "--xml", str(small_dev), "--train", str(small_dev), "--folds", "1"]) == 2
+
+
+def test_one_relation_with_several_objects_is_said_once():
+    # No learned template for the pair: each fact alone, then joined ("... is A and B", not the relation twice).
+    v = verbalize.TemplateVerbalizer({"club:0>1": ["{0} plays for {1}.", 5]})
+    text = v.verbalize([("Aaron_Turner", "club", "Twilight_(band)"), ("Aaron_Turner", "club", "Greymachine"),
+                        ("Aaron_Turner", "club", "Sumac_(band)")])
+    assert text == "Aaron Turner plays for Twilight, Greymachine and Sumac."
+    # Different subjects, or different relations, stay apart.
+    two = v.verbalize([("A_b", "club", "C_d"), ("E_f", "club", "G_h")])
+    assert two.count("plays for") == 2

@@ -3,17 +3,20 @@
 Takes: the ``kgllm`` command's :class:`~kgllm.commands.Commands`. Makes: these subcommands:
 
 - ``kgllm corpus GRAPH_DIR... [--ontology FILE...] --out DIR``: the ``corpus`` stage (:mod:`kgllm.corpus.stage`)
-- ``kgllm verbalize --jsonl IN --out OUT``: triple sets -> English text (:mod:`kgllm.corpus.verbalize`)
+- ``kgllm verbalize --jsonl IN --out OUT [--model DIR]``: triple sets -> English text, by the templates
+  (:mod:`kgllm.corpus.verbalize`) or a trained verbalizer, checked (:mod:`kgllm.corpus.neural`)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from ..commands import add_config_args, check_output_file, print_artifact, stage_config
 from ..errors import InputError
 from ..registry import run_stage
+from .neural import NeuralVerbalizer, verbalize_jsonl_model
 from .verbalize import verbalize_jsonl
 
 
@@ -33,6 +36,16 @@ def register(cmds) -> None:
                                  '("Alan_Bean | birthPlace | Wheeler,_Texas" or ["Alan_Bean", "birthPlace", ...]).')
     p.add_argument("--jsonl", type=Path, required=True, help="input JSONL")
     p.add_argument("--out", type=Path, required=True, help="output JSONL")
+    p.add_argument("--model", help="a trained verbalizer (`kgllm train verbalizer` output) or another causal LM: "
+                   "each text is checked for omissions and hallucinations, retried, else made by the templates; "
+                   "lines then also carry \"verbalizer\" (model, retry or templates), \"omissions\", "
+                   "\"hallucinations\"")
+    p.add_argument("--batch-size", type=int, default=16, help="with --model: texts decoded at once (default 16)")
+    p.add_argument("--max-new-tokens", type=int, default=192, help="with --model: tokens per text at most")
+    p.add_argument("--retry-beams", type=int, default=4,
+                   help="with --model: beams of the retry of a failing text (0: no retry; default 4)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="with --model: where to decode (auto: the GPU when there is one)")
 
 
 def _corpus(args: argparse.Namespace) -> int:
@@ -46,6 +59,15 @@ def _verbalize(args: argparse.Namespace) -> int:
         raise InputError(f"--jsonl {args.jsonl}: " + ("is a directory; give the JSONL file" if args.jsonl.is_dir()
                                                       else "input file does not exist"))
     check_output_file(args.out)
+    if args.model:
+        v = NeuralVerbalizer(args.model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             retry_beams=args.retry_beams, device=args.device)
+        n = verbalize_jsonl_model(args.jsonl, args.out, v)
+        print(f"verbalized {n['texts']} triple sets -> {args.out}: {n['passed']} by the model, {n['retried']} on "
+              f"retry, {n['fallbacks']} by the templates; omissions caught {n['model_omissions']}, hallucinations "
+              f"caught {n['model_hallucinations']}; {n['tokens_per_s']} tokens/s on {n['device']}")
+        print(json.dumps(n))
+        return 0
     n = verbalize_jsonl(args.jsonl, args.out)
     print(f"verbalized {n} triple sets -> {args.out}")
     return 0

@@ -25,6 +25,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from ..artifacts import ArtifactWriter, Manifest, jsonl_line, write_jsonl
 from ..config import check_ranges
@@ -49,8 +50,10 @@ from .kg import (
     WN_EXAMPLE,
 )
 from .lexicon import RelationLexicon
+from .neural import NeuralVerbalizer
 from .planner import EntityPlan, Planner, article
 from .preferences import Corrupter, dpo_rows
+from .realign import verbalize_documents
 from .render import render_literal, split_camel
 from .sft import sft_rows
 from .splits import SPLITS, row_text, split_rows
@@ -78,6 +81,20 @@ class DedupConfig:
 
 
 @dataclass
+class CorpusVerbalizerConfig:
+    """Who writes the documents' fact sentences: the rule-based templates (``model`` unset) or a model
+    trained by ``kgllm train verbalizer``, checked, retried and backed by the templates
+    (:mod:`kgllm.corpus.neural`). SFT/DPO rows and ``triples.jsonl`` texts stay template-made."""
+
+    model: Path | None = None   # a `kgllm train verbalizer` model directory (or any causal LM checkpoint)
+    max_triples: int = 4        # facts per generated text: consecutive template sentences up to this many facts
+    batch_size: int = 16        # texts decoded at once (divided by retry_beams for the retry)
+    max_new_tokens: int = 192   # generated tokens per text at most
+    retry_beams: int = 4        # a failing text is retried with this many beams (0: straight to the templates)
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: the GPU when there is one
+
+
+@dataclass
 class CorpusConfig:
     ontology: list[Path] = field(default_factory=list)  # OWL/RDF files giving rdfs:labels of predicates/classes
     seed: int = 0
@@ -90,11 +107,16 @@ class CorpusConfig:
     max_facts_per_entity: int = 200  # a hub entity's paragraph is cut here (the rest counted as truncated)
     split: SplitConfig = field(default_factory=SplitConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    verbalizer: CorpusVerbalizerConfig = field(default_factory=CorpusVerbalizerConfig)
 
     def __post_init__(self):
         # Ranges, checked when the config is loaded (a ConfigError naming the key, exit 2).
-        sp, dd = self.split, self.dedup
+        sp, dd, vb = self.split, self.dedup, self.verbalizer
         check_ranges((
+            ("verbalizer.max_triples", vb.max_triples, vb.max_triples >= 1, "at least 1"),
+            ("verbalizer.batch_size", vb.batch_size, vb.batch_size >= 1, "at least 1"),
+            ("verbalizer.max_new_tokens", vb.max_new_tokens, vb.max_new_tokens >= 1, "at least 1"),
+            ("verbalizer.retry_beams", vb.retry_beams, vb.retry_beams >= 0, "0 (no retry) or more"),
             ("sft_phrasings", self.sft_phrasings, self.sft_phrasings >= 0, "0 or more"),
             ("max_two_hop", self.max_two_hop, self.max_two_hop >= 0, "0 or more"),
             ("max_list_objects", self.max_list_objects, self.max_list_objects >= 0, "0 or more"),
@@ -120,14 +142,20 @@ STAGES = [
 ]
 
 
-def build(kg: KG, config: CorpusConfig) -> tuple[dict, dict, dict, Counter]:
-    """Plans, rows, dedup records and counts for a loaded graph (no files written)."""
+def build(kg: KG, config: CorpusConfig, verbalizer: NeuralVerbalizer | None = None
+          ) -> tuple[dict, dict, dict, Counter]:
+    """Plans, rows, dedup records and counts for a loaded graph (no files written). With a
+    ``verbalizer``, the documents' fact sentences are the model's where they pass the check
+    (:func:`kgllm.corpus.realign.verbalize_documents`; its counts as ``verbalizer_*``)."""
     planner = Planner(kg, RelationLexicon(kg.label_of), include_abstracts=config.include_abstracts,
                       max_facts=config.max_facts_per_entity)
     plans: dict[str, EntityPlan] = {}
     for e in progress(planner.subjects(), desc="planning documents", unit="entity"):
         plans[e] = planner.plan(e)
     counts: Counter = Counter()
+    if verbalizer is not None:
+        tally = verbalize_documents(plans, kg, verbalizer, max_triples=config.verbalizer.max_triples)
+        counts.update({f"verbalizer_{k}": v for k, v in tally.items()})
     docs = [p.doc for p in plans.values() if p.doc is not None]
     counts["facts_truncated"] = sum(p.truncated for p in plans.values())
     sft = list(progress(sft_rows(planner, plans, phrasings=config.sft_phrasings, max_two_hop=config.max_two_hop,
@@ -182,9 +210,14 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
     if count_triples(inputs) == 0:
         raise EmptyResultError(f"{', '.join(map(str, inputs))}: the graph holds no triples; nothing to verbalize "
                                "(check the pull or validate step that wrote it)")
+    vb = config.verbalizer
+    neural = None
+    if vb.model is not None:
+        neural = NeuralVerbalizer(vb.model, batch_size=vb.batch_size, max_new_tokens=vb.max_new_tokens,
+                                  retry_beams=vb.retry_beams, device=vb.device)
     kg = KG.from_graphs(inputs, config.ontology, config.language)
     logger.info("corpus: %d triples from %d graph(s)", kg.triples, len(inputs))
-    plans, rows, removed, counts = build(kg, config)
+    plans, rows, removed, counts = build(kg, config, neural)
     if not any(rows.values()):
         raise EmptyResultError(f"{', '.join(map(str, inputs))}: no documents, SFT or DPO rows could be made from "
                                f"{kg.triples} triples (only types, labels or skipped predicates?)")
@@ -195,7 +228,8 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
                                 num_perm=config.dedup.num_perm)
     in_docs = {t for p in plans.values() if p.doc for s in p.doc["sentences"] for t in s["triple_ids"]}
 
-    with ArtifactWriter(out, "corpus", config=config, inputs=[*inputs, *config.ontology],
+    model_input = [neural.path] if neural is not None else []  # its manifest hash is recorded with the inputs
+    with ArtifactWriter(out, "corpus", config=config, inputs=[*inputs, *config.ontology, *model_input],
                         pipeline_key=pipeline_key) as w:
         roles: Counter = Counter()
         not_in_docs: Counter = Counter()
@@ -251,6 +285,10 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
             "leakage_removed_held_out_cross_split": sum(report["removed"]["held_out_cross_split"].values()),
             "leaks": len(report["leaks"]["triple_ids"]) + len(report["leaks"]["near_duplicates"]),
         })
+        # Which verbalizer wrote the documents' fact sentences (the model: its path and manifest hash).
+        w.extra["verbalizer"] = ({"kind": "templates"} if neural is None
+                                 else {"kind": "model", **neural.info, **neural.speed,
+                                       "max_triples": vb.max_triples, "retry_beams": vb.retry_beams})
         w.extra["sft_types"] = dict(sorted(Counter(r["type"] for sp in SPLITS for r in splits["sft"][sp]).items()))
     return w.manifest  # the CLI prints the counts (print_artifact)
 

@@ -14,7 +14,9 @@ Makes:
 - :class:`TemplateVerbalizer`: a whole-set template when the shape was seen in train; otherwise the set
   is covered greedily by the largest sub-shapes that have templates, and consecutive single-fact
   sentences about the same subject are aggregated ("X is in A and has B."); predicates never seen alone
-  use the curated lexicon or the label fallback of :mod:`kgllm.corpus.lexicon`.
+  use the curated lexicon or the label fallback of :mod:`kgllm.corpus.lexicon`. A composed sentence that
+  opens with the previous sentence's subject names it by a short form (:func:`referring_expression`: a
+  person's surname, else "It").
 - :func:`verbalize_jsonl`: ``{"id", "triples"}`` lines -> ``{"id", "text"}`` lines (``kgllm verbalize``).
 
 Relearn the shipped templates: ``python -m kgllm.corpus.verbalize TRAIN_DIR OUT.json.gz``.
@@ -262,6 +264,10 @@ def fill_spans(template: str, entities: list[str]) -> tuple[str, list[tuple[int,
                 value = f"from {r.group(1)} to {r.group(2)}"
         spans.append((len(out), len(out) + len(value), int(m.group(1))))
         out += value
+        # "works in the {1} industry" with "Energy industry": the word is said once.
+        nxt = re.match(r" ([^\W\d_]+)\b", template[pos:])
+        if nxt and value.lower().endswith(" " + nxt.group(1).lower()):
+            pos += len(nxt.group(0))
     out += template[pos:]
     return out, spans
 
@@ -338,8 +344,9 @@ def save_templates(data: dict, path: Path) -> None:
 
 
 class TemplateVerbalizer:
-    def __init__(self, templates: dict[str, list] | None = None):
+    def __init__(self, templates: dict[str, list] | None = None, *, referring: bool = True):
         self.templates = shipped_templates() if templates is None else templates
+        self.referring = referring  # short forms ("It", a surname) after the first mention of a subject
         # The lexicon's WebNLG one-fact templates are the shipped ones: with a table of our own (a
         # leave-categories-out fold) they would leak the held-out categories back in.
         self.lexicon = RelationLexicon(use_webnlg=templates is None)
@@ -385,15 +392,18 @@ class TemplateVerbalizer:
             chunks.append((combo, t[0], ents))
             remaining = [i for i in remaining if i not in combo]
         chunks.sort(key=lambda c: min(c[0]))
+        chunks = _merge_objects(chunks)
         # Facts about one subject next to each other (in the order subjects first appear), so they aggregate.
         first = {}
         for c in chunks:
             first.setdefault(c[2][0], min(c[0]))
         chunks.sort(key=lambda c: (first[c[2][0]], min(c[0])))
         sentences: list[str] = []
+        subjects: list[tuple[str, bool]] = []  # each sentence's subject and whether the sentence opens with it
         k = 0
         while k < len(chunks):
             combo, tpl, ents = chunks[k]
+            subjects.append((ents[0], tpl.startswith("{0}") and tpl.count("{0}") == 1))
             # Aggregation: the following one-fact sentences about the same subject join this one
             # ("X was founded by A, is located in B and its leader title is C").
             parts = [fill(tpl[:-1], ents)] if len(combo) == 1 and _vp(tpl) or _noun(tpl) and len(combo) == 1 \
@@ -416,7 +426,97 @@ class TemplateVerbalizer:
                 continue
             sentences.append(fill(tpl, ents))
             k += 1
+        if self.referring:
+            # A template that says "his" or "her" of its subject tells that the subject is a person.
+            people = {ents[0] for _c, tpl, ents in chunks if _PERSONAL.search(_SLOT.sub(" ", tpl))}
+            sentences = self._refer(sentences, subjects, triples, people)
         return " ".join(sentences)
+
+    def _refer(self, sentences: list[str], subjects: list[tuple[str, bool]], triples: list[Triple],
+               people: set[str] = frozenset()) -> list[str]:
+        """Referring expressions: a sentence that opens with the subject of the sentence before names it
+        again by a short form (:func:`referring_expression`); the first mention keeps the full name."""
+        out = list(sentences)
+        for i in range(1, len(out)):
+            s, opens = subjects[i]
+            if not opens or s != subjects[i - 1][0]:
+                continue
+            name = realize(s)
+            short = referring_expression(s, triples, person=s in people)
+            if short == name or not out[i].startswith(name):
+                continue
+            rest = out[i][len(name):]
+            if short == "It" and rest.startswith("'s "):
+                out[i] = "Its" + rest[2:]
+            elif short == "It" and rest.startswith("' "):
+                out[i] = "Its" + rest[1:]
+            else:
+                out[i] = short + rest
+        return out
+
+
+def _merge_objects(chunks: list[tuple[list[int], str, list[str]]]) -> list[tuple[list[int], str, list[str]]]:
+    """One-fact sentences that say the same of one subject with different objects become one, the objects
+    joined ("X's associated musical artist is A and B" rather than the relation twice). The joined objects
+    travel as one quoted value, which :func:`realize` leaves as written."""
+    out: list[tuple[list[int], str, list[str]]] = []
+    where: dict[tuple[str, str], int] = {}
+    for combo, tpl, ents in chunks:
+        key = (tpl, ents[0])
+        if len(combo) == 1 and len(ents) == 2 and tpl.count("{1") == 1 and key in where:
+            k = where[key]
+            c0, t0, e0 = out[k]
+            names = [realize(x) for x in e0[1:]] + [realize(ents[1])] if not e0[1].startswith(_JOINED) \
+                else e0[1][len(_JOINED):-1].split(_SEP) + [realize(ents[1])]
+            out[k] = (c0 + combo, t0, [e0[0], _JOINED + _SEP.join(names) + '"'])
+            continue
+        if len(combo) == 1 and len(ents) == 2:
+            where[key] = len(out)
+        out.append((combo, tpl, ents))
+    return [(c, t, [e[0], _join_names(e[1])] if e[1].startswith(_JOINED) else e) for c, t, e in out]
+
+
+_JOINED, _SEP = '"\x00', "\x00"
+
+
+def _join_names(term: str) -> str:
+    names = term[len(_JOINED):-1].split(_SEP)
+    return '"' + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]) + '"'
+
+
+# Predicates whose subject is a person (DBpedia ontology domain dbo:Person or its subclasses): such a subject
+# is named again by its surname, never "it". Predicates that bands and teams share (genre, recordLabel,
+# club) are left out: a band is not named by its last word.
+PERSON_PREDICATES = frozenset({
+    "birthPlace", "birthDate", "birthYear", "birthName", "deathPlace", "deathDate", "deathYear",
+    "spouse", "almaMater", "nationality", "occupation", "profession", "militaryBranch", "party", "selectedByNasa",
+    "timeInSpace", "dateOfRetirement", "mission", "inOfficeWhileMonarch", "inOfficeWhilePresident",
+    "inOfficeWhilePrimeMinister", "inOfficeWhileVicePresident", "draftPick", "draftTeam", "debutTeam",
+    "formerTeam", "currentclub", "youthclub", "child", "parent", "relative", "citizenship", "doctoralAdvisor",
+    "doctoralStudent", "servedAsChiefOfTheAstronautOfficeIn", "backupPilot", "hasDeputy", "awards"})
+_PERSONAL = re.compile(r"\b(?:his|her|he|she|him)\b", re.I)
+_NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
+
+
+def is_person(term: str, triples: Iterable[Triple]) -> bool:
+    """Whether the triples say ``term`` is a person: it is the subject of a :data:`PERSON_PREDICATES` fact."""
+    return any(s == term and to_webnlg(p) in PERSON_PREDICATES for s, p, _ in triples)
+
+
+def referring_expression(term: str, triples: Iterable[Triple], *, person: bool = False) -> str:
+    """How a text names ``term`` again after its first mention: a person's surname ("Bean" for Alan_Bean;
+    the gender, and so "he" or "she", is not in the triples), "It" for anything else. A person's one-word
+    name, and a value without letters (a number), stay as they are."""
+    name = realize(term)
+    triples = list(triples)
+    if person or is_person(term, triples):
+        words = name.split(",")[0].split()
+        while len(words) > 2 and words[-1].lower() in _NAME_SUFFIXES:
+            words = words[:-1]
+        return words[-1] if len(words) > 1 else name
+    if not re.search(r"[^\W\d_]", name):
+        return name
+    return "It"
 
 
 _PREPOSITIONS = {"by", "in", "of", "to", "from", "at", "on", "with", "for", "as", "into", "after"}
@@ -434,18 +534,34 @@ def lexicalize(predicate: str) -> str:
     "{0} is located in {1}."; a noun (``leaderTitle``) -> "{0}'s leader title is {1}."."""
     local = predicate[1:-1] if predicate.startswith("<") else predicate
     local = local.rstrip("/").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
-    words = split_camel(local).split()
+    words = [_ORDINAL_WORDS.get(w, w) for w in split_camel(local).split()]  # "1stRunway": the first runway
     if not words:
         return "{0} is related to {1}."
     if words[0] in ("is", "has", "was", "had", "are", "have") and len(words) > 1:
         return "{0} " + " ".join(words) + " {1}."
+    unit = ""
+    for n in (2, 1):  # a unit the name spells ("runwayLengthFeet", "elevationInMetres") follows the value
+        tail = words[-n:]
+        if len(words) > n and tail[-1] in _UNIT_WORDS and (n == 1 or tail[0] == "in"):
+            unit, words = " " + tail[-1], words[:-n]
+            break
+    if words[:2] == ["number", "of"] and len(words) > 2 and not unit:  # "numberOfLocations": has 295 locations
+        return "{0} has {1} " + " ".join(words[2:]) + "."
     participle = next((k for k, w in enumerate(words) if w in _IRREGULAR or (w.endswith("ed") and len(w) > 4)), None)
-    if participle is not None and (participle == len(words) - 1 or words[-1] in _PREPOSITIONS):
+    if participle not in (None, 0) and words[participle - 1] not in _PREPOSITIONS:
+        participle = None  # "cityServed", "numberOfVotesAttained": a noun phrase, not a verb about the subject
+    if participle is not None and (participle == len(words) - 1 or words[-1] in _PREPOSITIONS) and not unit:
         verb = "is" if words[participle] in _STATIVE else "was"
         return f"{{0}} {verb} " + " ".join(words[participle:]) + " {1}."
     if words[-1] in _PREPOSITIONS:  # "partOf", "memberOf": a noun and its preposition
         return "{0} is " + ("a " if words[0] not in ("part",) else "") + " ".join(words) + " {1}."
-    return "{0}'s " + " ".join(words) + " is {1}."
+    return "{0}'s " + " ".join(words) + " is {1}" + unit + "."
+
+
+_ORDINAL_WORDS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth", "5th": "fifth", "6th": "sixth",
+                  "7th": "seventh", "8th": "eighth", "9th": "ninth", "10th": "tenth"}
+_UNIT_WORDS = frozenset("feet foot metres metre meters meter kilometres kilometers km miles inches inch tonnes tons "
+                        "kilograms kg pounds seconds minutes hours days years percent".split())
 
 
 def _noun(tpl: str) -> bool:
@@ -481,6 +597,13 @@ def verbalize_jsonl(inp: Path, out: Path) -> int:
 
 
 def _verbalized_rows(inp: Path, v: TemplateVerbalizer) -> Iterator[dict]:
+    for rid, triples in read_triple_sets(inp):
+        yield {"id": rid, "text": v.verbalize(triples)}
+
+
+def read_triple_sets(inp: Path) -> Iterator[tuple[object, list[Triple]]]:
+    """``(id, triples)`` of each ``{"id", "triples"}`` line; a triple is ``"s | p | o"`` or ``[s, p, o]``
+    (IRIs / N-Triples terms become WebNLG-style strings, :func:`to_webnlg`)."""
     with open(inp, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -499,7 +622,7 @@ def _verbalized_rows(inp: Path, v: TemplateVerbalizer) -> Iterator[dict]:
                     triples.append(tuple(to_webnlg(str(x)) for x in t))
                 else:
                     raise InputError(f"{inp}:{lineno}: a triple must be [s, p, o] or 's | p | o', got {t!r}")
-            yield {"id": row.get("id"), "text": v.verbalize(triples)}
+            yield row.get("id"), triples
 
 
 if __name__ == "__main__":  # python -m kgllm.corpus.verbalize TRAIN_DIR OUT.json.gz: relearn the shipped templates

@@ -1,18 +1,26 @@
-"""``kgllm eval webnlg``: BLEU and chrF++ of the template verbalizer on WebNLG references.
+"""``kgllm eval webnlg``: BLEU and chrF++ of the template or the trained verbalizer on WebNLG references.
 
 Takes: WebNLG XML files or directories (read by :mod:`kgllm.corpus.webnlg`) and optionally a template
-table (default: the shipped one; ``{}`` scores the curated-lexicon/label fallback alone).
+table (default: the shipped one; ``{}`` scores the curated-lexicon/label fallback alone), or a trained
+verbalizer (:class:`kgllm.corpus.neural.NeuralVerbalizer`, :func:`evaluate_model`).
 Makes: a report dict: corpus BLEU and chrF++ (sacrebleu, multi-reference) overall and per category, as
 fractions in [0, 1], the verbalizer's coverage counts and every prediction; :func:`format_report` prints
-it as a table.
+it as a table. With a model also: ``verbalizer`` (texts passed / retried / fallen back to the templates,
+omissions and hallucinations caught, tokens/s), ``faithfulness`` of the texts kept
+(:func:`kgllm.corpus.faithfulness.summarize`) and ``model_only`` (BLEU of the model's first outputs,
+unchecked). A model trained without some categories is scored on exactly those by default: its
+leave-categories-out figure.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..corpus.faithfulness import KnownEntities, summarize
+from ..corpus.neural import NeuralVerbalizer, tally
 from ..corpus.verbalize import TemplateVerbalizer, learn_from_entries
 from ..corpus.webnlg import read_entries
 from ..errors import InputError
@@ -29,23 +37,76 @@ def score(hyps: list[str], refs: list[list[str]]) -> dict:
     return {"bleu": round(bleu.score / 100, 4), "chrf++": round(chrf.score / 100, 4), "entries": len(hyps)}
 
 
-def evaluate(paths: Iterable[str | Path], templates: dict | None = None,
-             categories: Iterable[str] | None = None) -> dict:
-    """Score the verbalizer on the entries of ``paths`` (only those of ``categories`` when given)."""
-    paths = list(paths)
+def _entries(paths: list, categories: Iterable[str] | None) -> list:
     keep = None if categories is None else set(categories)
     entries = [e for e in read_entries(paths) if e.references and (keep is None or e.category in keep)]
     if not entries:
-        raise InputError("no WebNLG entries with references in " + ", ".join(map(str, paths)))
+        raise InputError("no WebNLG entries with references in " + ", ".join(map(str, paths))
+                         + (f" of the categories {', '.join(sorted(keep))}" if keep is not None else ""))
+    return entries
+
+
+def evaluate(paths: Iterable[str | Path], templates: dict | None = None,
+             categories: Iterable[str] | None = None) -> dict:
+    """Score the template verbalizer on the entries of ``paths`` (only those of ``categories`` when given)."""
+    paths = list(paths)
+    entries = _entries(paths, categories)
     v = TemplateVerbalizer(templates)
     hyps = [v.verbalize(e.triples) for e in progress(entries, desc="verbalizing", unit="entry")]
+    return _report(entries, hyps, dict(sorted(v.stats.items())))
+
+
+def evaluate_model(paths: Iterable[str | Path], verbalizer: NeuralVerbalizer,
+                   categories: Iterable[str] | None = None, *, all_categories: bool = False, limit: int = 0,
+                   train: Iterable[str | Path] | None = None) -> dict:
+    """Score a trained verbalizer (checked, retried, template fallback) on the entries of ``paths``: those of
+    ``categories`` when given, else the categories the model was trained without (its leave-categories-out
+    score), else (or with ``all_categories``) all; ``limit`` > 0: a fixed sample of that many (entries in
+    the order of a hash of their file and eid, so every category and size is in it). Known entities for
+    the hallucination check: every subject and object of the scored entries.
+
+    The fallback templates: learned from ``train`` minus the model's left-out categories when ``train``
+    is given (nothing of a held-out category then reaches the texts), else the shipped ones, which were
+    learned on every train category (``report["fallback_templates"]`` says which)."""
+    paths = list(paths)
+    if categories is None and not all_categories:
+        categories = verbalizer.info.get("exclude_categories") or None
+    entries = _entries(paths, categories)
+    if limit > 0:
+        entries = sorted(entries, key=lambda e: hashlib.blake2b(f"{e.source}#{e.eid}".encode(),
+                                                                digest_size=8).hexdigest())[:limit]
+    known = KnownEntities({t for e in entries for s, _, o in e.triples for t in (s, o)})
+    if train is not None:
+        held_out = set(verbalizer.info.get("exclude_categories") or ())
+        learned = learn_from_entries([e for e in read_entries(train) if e.category not in held_out])
+        tv = TemplateVerbalizer(learned["templates"])
+        fallback_templates = "learned on train without the model's left-out categories"
+    else:
+        tv = TemplateVerbalizer()
+        fallback_templates = "shipped (learned on every train category)"
+    results = verbalizer.verbalize_many([e.triples for e in entries], known_entities=known,
+                                        fallback=lambda _i, triples: tv.verbalize(triples))
+    report = _report(entries, [r.text for r in results], dict(sorted(tv.stats.items())))
+    report["fallback_templates"] = fallback_templates
+    report["scored_categories"] = sorted({e.category for e in entries})
+    report["verbalizer"] = {**verbalizer.info, **tally(results), **verbalizer.speed}
+    report["faithfulness"] = summarize(r.finding for r in results)
+    raw = [r.first.text if r.first is not None else "" for r in results]  # None: the prompt did not fit
+    report["model_only"] = {**score(raw, [e.references for e in entries]),
+                            "faithfulness": summarize(r.first for r in results if r.first is not None)}
+    for p, r in zip(report["predictions"], results, strict=True):
+        p["verbalizer"] = r.path
+    return report
+
+
+def _report(entries: list, hyps: list[str], coverage: dict) -> dict:
     report = score(hyps, [e.references for e in entries])
     by_cat: dict[str, list[int]] = defaultdict(list)
     for i, e in enumerate(entries):
         by_cat[e.category].append(i)
     report["categories"] = {c: score([hyps[i] for i in ix], [entries[i].references for i in ix])
                             for c, ix in sorted(by_cat.items())}
-    report["coverage"] = dict(sorted(v.stats.items()))
+    report["coverage"] = coverage
     report["predictions"] = [{"category": e.category, "eid": e.eid, "source": e.source, "text": h}
                              for e, h in zip(entries, hyps, strict=True)]
     return report
@@ -84,3 +145,23 @@ def leave_categories_out(train: Iterable[str | Path], dev: Iterable[str | Path],
     n = max(1, len(out))
     return {"folds": out, "mean_bleu": round(sum(f["bleu"] for f in out) / n, 4),
             "mean_chrf++": round(sum(f["chrf++"] for f in out) / n, 4)}
+
+
+def mean_over_models(reports: list[dict]) -> dict:
+    """Several verbalizers' reports (one per leave-categories-out fold) -> their mean BLEU/chrF++ and
+    their faithfulness and path counts summed."""
+    n = max(1, len(reports))
+    out = {"models": len(reports), "mean_bleu": round(sum(r["bleu"] for r in reports) / n, 4),
+           "mean_chrf++": round(sum(r["chrf++"] for r in reports) / n, 4),
+           "model_only_mean_bleu": round(sum(r["model_only"]["bleu"] for r in reports) / n, 4)}
+    total: dict = {}
+    for r in reports:
+        for k, v in r["verbalizer"].items():
+            if isinstance(v, int) and not isinstance(v, bool):
+                total[k] = total.get(k, 0) + v
+    out["verbalizer"] = total
+    tri = max(1, total.get("triples", 0))
+    out["omission_rate"] = round(total.get("triples_with_omission", 0) / tri, 4)
+    out["hallucination_rate"] = round(total.get("hallucinations", 0) / tri, 4)
+    out["fallback_rate"] = round(total.get("fallbacks", 0) / max(1, total.get("texts", 0)), 4)
+    return out
