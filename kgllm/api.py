@@ -142,10 +142,23 @@ train_reward = _train("train.reward")
 train_kto = _train("train.kto")
 
 
+def train_verbalizer(*, out: PathLike, config: Any = None, force: bool = False, **keys: Any) -> Artifact:
+    """WebNLG XML (``webnlg=[...]``, read in place; ``exclude_categories=[...]`` leaves categories out) -> a
+    ``model.verbalizer`` artifact: a triples-to-text model for ``kgllm verbalize --model`` and the corpus stage."""
+    return run("train.verbalizer", [], out, config, force=force, **keys)
+
+
 def train_ranker(*, out: PathLike, config: Any = None, force: bool = False, **keys: Any) -> Artifact:
     """Question/SPARQL pairs (``lcquad=``, ``qald=``, ``questions=[...]`` files, read in place) -> a
     ``train.ranker`` artifact: the fine-tuned question/query ranker of ``kgllm ask`` in ``OUT/model``."""
     return run("train.ranker", [], out, config, force=force, **keys)
+
+
+def train_raft_data(index: PathLike, *, out: PathLike, config: Any = None, force: bool = False,
+                    **keys: Any) -> Artifact:
+    """An index artifact -> a ``corpus.raft`` artifact: grounded-answer examples (question, retrieved facts
+    with distractors, answer citing [n] or "not in the graph") that ``train.sft`` trains on."""
+    return run("train.raft_data", [index], out, config, force=force, **keys)
 
 
 # ----------------------------------------------------------------------------- ask, eval

@@ -67,7 +67,9 @@ def test_packages_stay_packages_and_every_stage_has_a_function():
                  "pull.dbpedia": kgllm.pull.dbpedia, "validate": kgllm.validate, "corpus": kgllm.corpus,
                  "index": kgllm.index, "embed": kgllm.index.embed, "train.pretrain": kgllm.train.pretrain,
                  "train.sft": kgllm.train.sft, "train.dpo": kgllm.train.dpo, "train.reward": kgllm.train.reward,
-                 "train.kto": kgllm.train.kto, "train.ranker": kgllm.train.ranker, "eval.qa": kgllm.eval.qa,
+                 "train.kto": kgllm.train.kto, "train.ranker": kgllm.train.ranker,
+                 "train.verbalizer": kgllm.train.verbalizer, "train.raft_data": kgllm.train.raft,
+                 "eval.qa": kgllm.eval.qa,
                  "feedback.import": kgllm.feedback.import_recorded, "feedback.export": kgllm.feedback.export}
     assert set(functions) == {s.name for s in kgllm.list_stages()}
     assert all(callable(f) for f in functions.values())

@@ -1,12 +1,13 @@
-"""Generated answer text with a real (tiny, randomly initialised) local Llama from kgllm.train.tiny: the model
-only words the answer; the answer terms and the cited triples stay the extractive ones."""
+"""The generator with a real (tiny, randomly initialised) local Llama from tests/tiny.py: it is shown the RAFT
+prompt that ``train sft`` trains on (numbered facts, then the question) and decodes greedily. What happens
+to its text (the citation check and the fallback) is tested in tests/test_grounding.py."""
 
 from __future__ import annotations
 
 import pytest
-from test_ask_answer import build_rag_index
 
-from kgllm.ask.generate import Generator, build_prompt
+from kgllm.ask.generate import Generator
+from kgllm.ask.grounding import build_prompt
 
 
 @pytest.fixture(scope="module")
@@ -19,30 +20,23 @@ def tiny_model(tmp_path_factory):
     return write_tiny_model(tok, d / "model")
 
 
+CITES = [{"n": 1, "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Frankfurt Airport"}},
+         {"n": 2, "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Munich Airport"}}]
+Q = "What is the hub airport of Lufthansa?"
+
+
 def test_prompt_holds_the_numbered_facts():
-    cites = [{"n": 1, "text": "Lufthansa hub airport Frankfurt Airport"},
-             {"n": 2, "text": "Lufthansa hub airport Munich Airport"}]
-    p = build_prompt("What is the hub airport of Lufthansa?", cites)
-    assert "[1] Lufthansa hub airport Frankfurt Airport\n[2] Lufthansa hub airport Munich Airport" in p
-    assert p.endswith("Question: What is the hub airport of Lufthansa?")
+    p = build_prompt(Q, CITES)
+    assert "Lufthansa | hub airport | Frankfurt Airport [1]\nLufthansa | hub airport | Munich Airport [2]" in p
+    assert p.endswith(f"Question: {Q}")
 
 
-@pytest.mark.slow
-def test_generative_mode_keeps_the_extractive_evidence(tiny_model, session_tmp, dbpedia_graph):
-    from kgllm.ask.answer import Answerer
+def test_generator_uses_the_training_prompt_and_decodes_greedily(tiny_model):
+    from kgllm.train.data import PLAIN_PROMPT
 
-    index = build_rag_index(session_tmp, dbpedia_graph)
     gen = Generator(tiny_model, max_new_tokens=8)
-    plain = Answerer.from_dir(index, sparql="off")
-    worded = Answerer(plain.index, sparql="off", generator=gen)
-    q = "What is the hub airport of Lufthansa?"
-    a, b = plain.ask(q), worded.ask(q)
-    assert b["mode"] == "generative" and a["mode"] == "extractive"
-    assert isinstance(b["answer"], str) and b["answer"].strip()
-    assert b["answers"] == a["answers"] and [c["id"] for c in b["citations"]] == [c["id"] for c in a["citations"]]
-    assert "generate_ms" in b["timings"]
-    # Greedy decoding: the same question gives the same text.
-    assert worded.ask(q)["answer"] == b["answer"]
-    # Nothing to word when the graph has no answer: no generation, the honest reply stays.
-    c = worded.ask("What is the boiling point of Lufthansa?")
-    assert c["answer"] == "not in the graph" and c["mode"] == "extractive"
+    # The tiny tokenizer has no chat template: the plain format `train sft` uses for it.
+    assert not gen.chat and gen.prompt(Q, CITES) == PLAIN_PROMPT.format(prompt=build_prompt(Q, CITES))
+    a = gen.generate(Q, CITES)
+    assert isinstance(a, str) and "\n" not in a
+    assert gen.generate(Q, CITES) == a

@@ -8,11 +8,13 @@ Makes: one JSON-ready dict per question (the ``kgllm ask --json`` output and the
     question, answer (text), answers [{term, value, label, kind}], supported (bool), shape, retriever, mode,
     topic {iri, label}, path [{predicate, label, direction}], citations [{n, id, s, p, o, labels, text,
     provenance}], context [{id, score}], sparql (the query run, or null), scores, timings (ms), subgraph
-    {nodes, edges}
+    {nodes, edges}, grounding (null, or the check of a generated answer: kgllm.ask.grounding)
 
 Extractive mode (the default, no model): the answers are exactly the graph terms the retrieval found, the
 text is their labels. When nothing in the graph supports an answer the text is :data:`NOT_IN_GRAPH`,
 ``supported`` is false and no triple is cited: the answerer never guesses.
+With a model (``mode`` generative, extractive-fallback or refusal-fallback): the model writes the answer
+from the numbered retrieved facts; a text whose citations do not hold its claim is never shown.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from ..index.facade import load_index, truncate
 from ..index.lexicon import term_value
 from ..rdf import XSD, iri_value, literal
 from .generate import Generator
+from .grounding import COMPUTED_SHAPES, NOT_IN_GRAPH, choose_facts, ground, skipped
 from .question import check_question
 from .ranker import Ranker
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
 from .sparql_templates import SparqlRunner
 
-NOT_IN_GRAPH = "not in the graph"
 _XSD_INTEGER = XSD + "integer"
 
 
@@ -93,13 +95,25 @@ class Answerer:
         q = check_question(question)
         r = self.retriever.retrieve(q, retriever)
         out = self._format(r)
-        if self.generator is not None and out["supported"]:
+        if self.generator is not None:
             t1 = time.perf_counter()
-            out["answer"] = self.generator.generate(q, out["citations"], out["answer"])
-            out["mode"] = "generative"
+            out = self._generate(out)
             r.timings["generate_ms"] = round((time.perf_counter() - t1) * 1000, 3)
         out["timings"] = {**r.timings, "total_ms": round((time.perf_counter() - t0) * 1000, 3)}
         return out
+
+    def _generate(self, out: dict) -> dict:
+        """The model writes the answer from the retrieved facts (the extractive citations first, then the
+        context; the context alone when the graph answers nothing, so it can refuse); the text is checked
+        and kept or replaced by a fallback (kgllm.ask.grounding; ``grounding`` records which)."""
+        if out["supported"] and out["shape"] in COMPUTED_SHAPES:
+            return {**out, "grounding": skipped(f"a {out['shape']} answer is computed by the query, not written")}
+        context = [c["id"] for c in out["context"]]
+        facts = self._citations(choose_facts(self.index, [c["id"] for c in out["citations"]], context))
+        res = ground(out, self.generator.generate(out["question"], facts), facts, out["question"])
+        if res["mode"] == "generative" and res["citations"] is not out["citations"]:
+            res["subgraph"] = self._subgraph(res["citations"], context, None, [a["term"] for a in res["answers"]])
+        return res
 
     # ------------------------------------------------------------------ formatting
 
@@ -187,6 +201,7 @@ class Answerer:
                        "vector_top": round(float(r.vector_hits[0].score), 6) if r.vector_hits else None},
             "seeds": [iri_value(s) for s in r.seeds],
             "subgraph": self._subgraph(citations, [c["id"] for c in context], topic, answers),
+            "grounding": None,  # set when a model writes the answer (kgllm.ask.grounding)
         }
 
     def _citations(self, ids: list[str]) -> list[dict]:
@@ -232,8 +247,9 @@ def _ranker_model_dir(path):
 
 
 def load_answerer(index_dir, *, model=None, sparql: str = "store", ranker=None) -> Answerer:
-    """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, wording its
-    answers with the local ``model`` (name or checkpoint directory) when one is given, else extractive."""
+    """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, its answers
+    written from the retrieved facts by the local ``model`` (name or checkpoint directory) and checked when
+    one is given, else extractive."""
     generator = Generator(model) if model else None
     return Answerer.from_dir(index_dir, sparql=sparql, generator=generator, ranker=ranker)
 
@@ -246,6 +262,9 @@ def format_text(out: dict) -> str:
         src = prov.get("path") or prov.get("endpoint") or prov.get("source") or "?"
         lines.append(f"  [{c['n']}] {c['labels']['s']} | {c['labels']['p']} | {truncate(c['labels']['o'], 100)}"
                      f"   (triple {c['id']}, from {src})")
+    g = out.get("grounding")
+    if g and g.get("fallback"):
+        lines.append(f"(the model's answer {truncate(g['generated'] or '', 100)!r} is not shown: {g['reason']})")
     path = " -> ".join(p["label"] for p in out["path"]) or "-"
     lines.append(f"retriever: {out['retriever']}; path: {path}; {out['timings'].get('total_ms', 0):.1f} ms")
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from pathlib import Path
 from ..artifacts import atomic_write_json
 from ..ask.cli import RETRIEVER_CHOICES, add_answerer_args, sparql_mode
 from ..commands import check_output_file, print_artifact
+from ..corpus.neural import NeuralVerbalizer
 from ..errors import EmptyResultError, InputError, UsageError
 from ..rdf import count_triples, iter_graph
 from . import webnlg
@@ -28,7 +29,7 @@ GROUP_HELP = "evaluate models and answers: facts, qa, questions, webnlg"
 
 def register(cmds) -> None:
     # In the order `kgllm eval --help` has always listed them.
-    p = cmds.subcommand("eval", "webnlg", "BLEU and chrF++ of the template verbalizer on a WebNLG XML file",
+    p = cmds.subcommand("eval", "webnlg", "BLEU and chrF++ of the template or a trained verbalizer on WebNLG XML",
                         _webnlg, group_help=GROUP_HELP)
     p.add_argument("--xml", type=Path, action="append", required=True,
                    help="WebNLG XML file or a directory of them (searched recursively); repeatable")
@@ -36,8 +37,21 @@ def register(cmds) -> None:
     p.add_argument("--train", type=Path, action="append",
                    help="WebNLG train XML file or directory (repeatable): with it, the leave-categories-out "
                         "protocol: templates learned on train minus each fold's categories, scored on --xml "
-                        "entries of exactly those categories")
+                        "entries of exactly those categories (with --model: the fallback templates are learned "
+                        "on train minus the model's left-out categories)")
     p.add_argument("--folds", type=int, default=4, help="with --train: number of category folds (default 4)")
+    p.add_argument("--model", action="append",
+                   help="a trained verbalizer (kgllm train verbalizer) instead of the templates, scored on the "
+                        "categories it was trained without (all with --all-categories); repeatable (one per "
+                        "fold: the mean is printed too)")
+    p.add_argument("--all-categories", action="store_true", help="with --model: score every category of --xml")
+    p.add_argument("--limit", type=int, default=0,
+                   help="with --model: score a fixed sample of N entries (0: all; decoding on CPU is slow)")
+    p.add_argument("--batch-size", type=int, default=16, help="with --model: texts decoded at once (default 16)")
+    p.add_argument("--max-new-tokens", type=int, default=192, help="with --model: tokens per text at most")
+    p.add_argument("--retry-beams", type=int, default=4,
+                   help="with --model: beams of the retry of a text that fails the check (0: none; default 4)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="with --model: where to decode")
 
     p = cmds.subcommand(
         "eval", "qa", "QA accuracy (Hits@1, EM, QALD F1, citation precision, latency) per retriever", _qa,
@@ -134,6 +148,8 @@ def _facts(args: argparse.Namespace) -> int:
 def _webnlg(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
+    if args.model:
+        return _webnlg_models(args)
     if args.train:
         if args.folds < 2:
             raise UsageError(f"--folds must be at least 2, got {args.folds}")
@@ -154,4 +170,26 @@ def _webnlg(args: argparse.Namespace) -> int:
         atomic_write_json(args.out, report)
     print(webnlg.format_report(report))
     print(json.dumps({k: report[k] for k in ("bleu", "chrf++", "entries")}))
+    return 0
+
+
+def _webnlg_models(args: argparse.Namespace) -> int:
+    reports = []
+    for m in args.model:
+        v = NeuralVerbalizer(m, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                             retry_beams=args.retry_beams, device=args.device)
+        r = webnlg.evaluate_model(args.xml, v, all_categories=args.all_categories, limit=args.limit, train=args.train)
+        vb, fa = r["verbalizer"], r["faithfulness"]
+        print(f"{m}: BLEU {r['bleu']:.4f} chrF++ {r['chrf++']:.4f} ({r['entries']} entries of "
+              f"{', '.join(r['scored_categories'])}); model alone BLEU {r['model_only']['bleu']:.4f}; texts "
+              f"{vb['texts']} = {vb['passed']} passed + {vb['retried']} retried + {vb['fallbacks']} templates; "
+              f"omission rate {fa['omission_rate']:.4f}, hallucination rate {fa['hallucination_rate']:.4f}; "
+              f"{vb['tokens_per_s']} tokens/s on {vb['device']}")
+        reports.append(r)
+    summary = webnlg.mean_over_models(reports)
+    if len(reports) > 1:
+        print(f"mean of {len(reports)} models: BLEU {summary['mean_bleu']:.4f} chrF++ {summary['mean_chrf++']:.4f}")
+    if args.out:
+        atomic_write_json(args.out, {**summary, "reports": reports})
+    print(json.dumps(summary))
     return 0

@@ -29,6 +29,16 @@ Metrics, per question then macro-averaged (over all questions, and per ``type``)
   per-question F1, ``f1_qald`` the harmonic mean of the macro precision and recall (as GERBIL reports it);
 * ``citation_precision``: share of cited triples that contain a gold answer or are gold supporting triples
   (over questions that cite something);
+* ``citation_recall``: share of the gold supporting triples (``triple_ids``) cited; for a question without
+  ``triple_ids``, share of its gold answers that a cited triple contains (over answerable questions);
+* ``refusal_accuracy``: share of the unanswerable questions (empty gold) answered "not in the graph";
+  ``false_refusals``: share of the answerable ones answered "not in the graph";
+* with a model (kgllm.ask.grounding): ``generated`` (questions whose answer the model wrote and the check
+  judged), ``unsupported_rate`` (share of those whose text failed the check: a citation out of range, a
+  claim no cited fact holds, no citation, or a refusal that contradicts cited facts), ``fallbacks`` (how
+  often the extractive answer or "not in the graph" replaced the text) and ``f1_no_fallback``: the F1 had
+  every failed text been answered with "not in the graph" instead of the extractive answer (the model's
+  own F1; equal to ``f1`` without a model);
 * ``latency_p50_ms``/``latency_p95_ms``: wall time of ``Answerer.ask`` per question, and the same for
   retrieval alone (``retrieval_p50_ms``: linking + vector search + graph + SPARQL + fusion).
 
@@ -167,19 +177,38 @@ def score(pred: dict, gold: dict) -> dict:
         hits = float(plist[0] in g)
         em = float(pset == g)
     cited = pred.get("citations", [])
+    gold_ids = set(gold.get("triple_ids") or [])
     cit = None
     if cited:
-        gold_ids = set(gold.get("triple_ids") or [])
         good = 0
         for c in cited:
-            ends = {norm_answer(c["s"]), norm_answer(term_value(c["o"])), norm_answer(c["o"])}
-            if c["id"] in gold_ids or ends & g:
+            if c["id"] in gold_ids or _ends(c) & g:
                 good += 1
         cit = good / len(cited)
+    cit_rec = None
+    if g:
+        if gold_ids:
+            cit_rec = len(gold_ids & {c["id"] for c in cited}) / len(gold_ids)
+        else:
+            held = set().union(*(_ends(c) for c in cited)) if cited else set()
+            cit_rec = len(g & held) / len(g)
+    refused = not pset
+    gr = pred.get("grounding") or {}
+    checked = bool(gr.get("checked"))
+    failed = checked and not gr.get("supported")
     t = pred.get("timings", {})
     return {"hits@1": hits, "em": em, "precision": prec, "recall": rec, "f1": f1, "citation_precision": cit,
+            "citation_recall": cit_rec, "refusal": float(refused) if not g else None,
+            "false_refusal": float(refused) if g else None, "generated": checked,
+            "unsupported": float(failed) if checked else None, "fallback": gr.get("fallback"),
+            "f1_no_fallback": float(not g) if failed else f1,
             "latency_ms": t.get("total_ms", 0.0),
             "retrieval_ms": retrieval_ms(t)}
+
+
+def _ends(c: dict) -> set[str]:
+    """A cited triple's subject and object as compared with gold answers."""
+    return {norm_answer(c["s"]), norm_answer(term_value(c["o"])), norm_answer(c["o"])}
 
 
 def _pct(vals: list[float], q: float) -> float:
@@ -199,10 +228,22 @@ def aggregate(scores: list[dict]) -> dict:
     p, r = mean("precision"), mean("recall")
     lat = [s["latency_ms"] for s in scores]
     ret = [s["retrieval_ms"] for s in scores]
+
+    def mean_of(k: str) -> float | None:  # over the questions the metric applies to
+        vals = [s[k] for s in scores if s.get(k) is not None]
+        return round(sum(vals) / len(vals), 4) if vals else None
+
+    fallbacks = Counter(s.get("fallback") for s in scores if s.get("fallback"))
     return {"questions": n, "hits@1": mean("hits@1"), "em": mean("em"), "precision": p, "recall": r,
             "f1": mean("f1"), "f1_qald": round(0.0 if p + r == 0 else 2 * p * r / (p + r), 4),
             "citation_precision": round(sum(cits) / len(cits), 4) if cits else None,
             "cited_questions": len(cits),
+            "citation_recall": mean_of("citation_recall"), "refusal_accuracy": mean_of("refusal"),
+            "unanswerable_questions": sum(s.get("refusal") is not None for s in scores),
+            "false_refusals": mean_of("false_refusal"),
+            "generated": sum(bool(s.get("generated")) for s in scores), "unsupported_rate": mean_of("unsupported"),
+            "fallbacks": {k: fallbacks.get(k, 0) for k in ("extractive", "not_in_graph")},
+            "f1_no_fallback": mean_of("f1_no_fallback"),
             "latency_p50_ms": _pct(lat, 0.5), "latency_p95_ms": _pct(lat, 0.95),
             "retrieval_p50_ms": _pct(ret, 0.5), "retrieval_p95_ms": _pct(ret, 0.95)}
 
@@ -228,8 +269,12 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
             by_type[q["type"]].append(sc)
             row = {"id": q["id"], "type": q["type"], "question": q["question"], "gold": q["answers"],
                    "answer": out["answer"], "answers": [a["value"] for a in out["answers"]],
-                   "supported": out["supported"], "shape": out["shape"],
+                   "supported": out["supported"], "shape": out["shape"], "mode": out["mode"],
                    "cited": [c["id"] for c in out["citations"]], **sc}
+            if out.get("grounding"):
+                g = out["grounding"]
+                row["grounding"] = {k: g.get(k) for k in ("supported", "refusal", "fallback", "reason", "generated",
+                                                          "cited")}
             if grouped:
                 by_group[q["group"]].append(sc)
                 row["group"] = q["group"]
@@ -262,11 +307,32 @@ def format_table(report: dict) -> str:
         # Questions without a type are all of type "all": that row is the overall one, not printed twice.
         types = [(t, a) for t, a in r["by_type"].items() if t != "all"]
         lines += [row(mode, t, a) for t, a in [("all", r["overall"]), *types]]
+    lines += ["", "Grounding: citation recall, refusals of the unanswerable questions and, when a model writes the "
+              "answers, the share of texts failing the citation check and the fallbacks that replaced them:", "",
+              "| retriever | n | F1 | F1 without fallback | citation precision | citation recall | refusal accuracy "
+              "| unsupported | fallbacks: extractive / not in graph |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for mode, r in report["retrievers"].items():
+        lines.append(grounding_row(mode, r["overall"]))
     if any("by_group" in r for r in report["retrievers"].values()):
         lines += ["", "Questions that received feedback against held-out questions:", "", head.format("group"), rule]
         for mode, r in report["retrievers"].items():
             lines += [row(mode, g, r["by_group"][g]) for g in GROUPS]
     return "\n".join(lines) + "\n"
+
+
+def grounding_row(name: str, a: dict) -> str:
+    """One row of the grounding table (an ``aggregate`` result)."""
+    if not a.get("questions"):
+        return f"| {name} | 0 | - | - | - | - | - | - | - |"
+
+    def f(k: str) -> str:
+        return "-" if a.get(k) is None else f"{a[k]:.2f}"
+
+    fb = a.get("fallbacks") or {}
+    unsup = f"{a['unsupported_rate']:.1%} of {a['generated']}" if a.get("generated") else "-"
+    fbs = f"{fb.get('extractive', 0)} / {fb.get('not_in_graph', 0)}" if a.get("generated") else "-"
+    return (f"| {name} | {a['questions']} | {a['f1']:.2f} | {f('f1_no_fallback')} | {f('citation_precision')} "
+            f"| {f('citation_recall')} | {f('refusal_accuracy')} | {unsup} | {fbs} |")
 
 
 def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path, *, retrievers=None,

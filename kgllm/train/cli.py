@@ -1,4 +1,4 @@
-"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward,ranker}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
+"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward,ranker,verbalizer,raft-data}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
 
 Single process (CPU, or one GPU)::
 
@@ -83,6 +83,32 @@ def register(cmds) -> None:
     p.add_argument("--max-pairs", type=int, help="train on a seeded sample of N pairs (config: max_pairs)")
     p.add_argument("--out", type=Path, required=True, help="output train.ranker artifact directory")
 
+    p = cmds.subcommand("train", "verbalizer", _VERBALIZER_HELP, _verbalizer, group_help=GROUP_HELP,
+                        description=f"{_VERBALIZER_HELP}.\n\n" + _VERBALIZER_USAGE)
+    add_config_args(p, "train.verbalizer")
+    p.add_argument("--webnlg", type=Path, action="append",
+                   help="WebNLG train XML file or directory (repeatable), read in place (config: webnlg)")
+    p.add_argument("--dev", type=Path, action="append",
+                   help="WebNLG dev XML file or directory for the eval loss (repeatable; config: dev)")
+    p.add_argument("--exclude-categories", metavar="A,B,...",
+                   help="WebNLG categories left out of training, comma-separated (config: exclude_categories)")
+    p.add_argument("--model", help="starting model: a name from `kgllm models list` or a checkpoint dir "
+                   "(default smollm2-135m-instruct)")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the last checkpoint of an earlier run to the same --out")
+    p.add_argument("--max-steps", type=int, help="stop after N optimizer steps (config: max_steps)")
+    p.add_argument("--out", type=Path, required=True, help="output model artifact directory")
+
+    p = cmds.subcommand("train", "raft-data", _RAFT_HELP, _raft_data, group_help=GROUP_HELP,
+                        description=f"{_RAFT_HELP}.\n\n" + _RAFT_USAGE)
+    add_config_args(p, "train.raft_data")
+    p.add_argument("--index", type=Path, required=True, help="index artifact directory (kgllm index)")
+    p.add_argument("--exclude-questions", type=Path, action="append", metavar="FILE",
+                   help="question file evaluated later (JSONL): its entities and triples stay out of the "
+                        "examples (repeatable; config: exclude_questions)")
+    p.add_argument("--max-examples", type=int, help="a seeded sample of N examples (config: max_examples)")
+    p.add_argument("--out", type=Path, required=True, help="output corpus.raft artifact directory")
+
     p = cmds.subcommand("models", "prepare", "convert a known base model to a transformers checkpoint, once",
                         _prepare, group_help="offline base models (kgllm models prepare NAME | list)")
     p.add_argument("name", help="model name (see `kgllm models list`), or 'list'")
@@ -117,6 +143,44 @@ def _ranker(args: argparse.Namespace) -> int:
              "epochs": args.epochs, "max_pairs": args.max_pairs}
     cfg = stage_config("train.ranker", args, flags)
     man = run_stage("train.ranker", [], args.out, cfg, force=args.force)
+    if man is not None:
+        return print_artifact(args.out, man)
+
+
+_VERBALIZER_HELP = "train a triples-to-text verbalizer on WebNLG (SFT; leave categories out for evaluation)"
+_VERBALIZER_USAGE = """\
+kgllm train verbalizer --webnlg ../shared/data/webnlg/train --dev ../shared/data/webnlg/dev --out runs/verbalizer
+kgllm train verbalizer --webnlg ../shared/data/webnlg/train --exclude-categories Airport,Building --out runs/v0
+kgllm eval webnlg --xml ../shared/data/webnlg/dev --model runs/v0      # scores the left-out categories
+kgllm verbalize --jsonl triples.jsonl --model runs/verbalizer --out text.jsonl"""
+
+
+def _verbalizer(args: argparse.Namespace) -> int:
+    excluded = None
+    if args.exclude_categories is not None:
+        excluded = [c.strip() for c in args.exclude_categories.split(",") if c.strip()]
+    flags = {"webnlg": [str(x) for x in args.webnlg] if args.webnlg else None,
+             "dev": [str(x) for x in args.dev] if args.dev else None, "exclude_categories": excluded,
+             "model": args.model, "resume": args.resume, "max_steps": args.max_steps}
+    cfg = stage_config("train.verbalizer", args, flags)
+    man = run_stage("train.verbalizer", [], args.out, cfg, force=args.force)
+    if man is not None:
+        return print_artifact(args.out, man)
+
+
+_RAFT_HELP = ("grounded-answer training examples from an index (RAFT: question, retrieved facts with distractors, "
+              "answer citing [n] or 'not in the graph'), for `train sft`")
+_RAFT_USAGE = """\
+kgllm train raft-data --index runs/index --exclude-questions examples/data/questions/handwritten.jsonl --out runs/raft
+kgllm train sft --corpus runs/raft --out runs/raft-sft --set lr=1e-4
+kgllm ask "Which company makes Audi A4?" --index runs/index --model runs/raft-sft"""
+
+
+def _raft_data(args: argparse.Namespace) -> int:
+    flags = {"exclude_questions": [str(x) for x in args.exclude_questions] if args.exclude_questions else None,
+             "max_examples": args.max_examples}
+    cfg = stage_config("train.raft_data", args, flags)
+    man = run_stage("train.raft_data", [args.index], args.out, cfg, force=args.force)
     if man is not None:
         return print_artifact(args.out, man)
 

@@ -150,11 +150,12 @@ def load_causal_lm(path: Path):
 
 def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: Path, *,
                  build: Callable[[dict], Any], tokenizer, counts: dict, extra: dict,
-                 pipeline_key: str | None) -> Manifest:
+                 pipeline_key: str | None, manifest_extra: dict | None = None) -> Manifest:
     """Train with the Trainer that ``build(trainer_kwargs)`` returns and write the model artifact.
 
     ``build`` receives the shared TrainingArguments fields (it adds its algorithm's own) and returns a
-    Trainer with train/eval datasets set.
+    Trainer with train/eval datasets set. ``extra`` goes to ``training_config.json``; ``manifest_extra``
+    also to the manifest's ``extra``.
     """
     from accelerate import PartialState
     from transformers.trainer_utils import get_last_checkpoint
@@ -184,7 +185,8 @@ def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: P
                "resumed_from_step": resumed_step, "num_input_tokens_seen": trainer.state.num_input_tokens_seen,
                **{k: v for k, v in result.metrics.items() if isinstance(v, (int, float))},
                **speed.figures(trainer.model, cfg.max_length if kind == "model.pretrain" else None,
-                               state.num_processes, trainer.args.bf16)}
+                               state.num_processes, trainer.args.bf16),
+               **peak_memory()}
     if counts.get("eval_examples", 0) > 0:
         ev = trainer.evaluate()
         metrics.update({k: v for k, v in ev.items() if isinstance(v, (int, float))})
@@ -220,6 +222,7 @@ def run_training(stage: str, kind: str, cfg: TrainConfig, ins: RunInputs, out: P
                              "resumed_from_step": resumed_step})
             w.extra["metrics"] = {k: v for k, v in metrics.items() if k != "log_history"}
             w.extra["checkpoints"] = str(wd)
+            w.extra.update(manifest_extra or {})
         shutil.rmtree(final, ignore_errors=True)
         man = w.manifest
     state.wait_for_everyone()
@@ -313,6 +316,21 @@ class ThroughputCallback:
             if peak:
                 out["mfu"] = fpt * tps / (peak * max(num_processes, 1))
         return out
+
+
+def peak_memory() -> dict:
+    """Peak memory of this process so far: ``peak_rss_mb`` (resident, CPU side) and, on a GPU,
+    ``peak_gpu_memory_mb`` (tensors allocated by torch)."""
+    import resource
+    import sys
+
+    import torch
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    out = {"peak_rss_mb": round(rss / (1 << 20 if sys.platform == "darwin" else 1 << 10), 1)}
+    if torch.cuda.is_available():
+        out["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / (1 << 20), 1)
+    return out
 
 
 def _checkpoint_step(path: str | None) -> int:

@@ -134,6 +134,22 @@ class SFTConfig(TrainConfig):
 
 
 @dataclass
+class VerbalizerConfig(TrainConfig):
+    """``train.verbalizer``: SFT of a causal LM on WebNLG (linearized triples with labels -> the references)."""
+
+    webnlg: list[Path] = field(default_factory=list)  # WebNLG train XML files/dirs, read in place (CC BY-NC-SA)
+    dev: list[Path] = field(default_factory=list)     # optional WebNLG dev XML: the eval loss (held-out categories)
+    exclude_categories: list[str] = field(default_factory=list)  # left out of training (leave-categories-out)
+    completion_only: bool = True    # loss on the text, not on the triples
+    epochs: float = 2.0
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup_steps: int = 50
+    max_length: int = 320           # prompt + text: 4 of WebNLG train's 35,426 are longer (SmolLM2's tokenizer)
+    save_steps: int = 500
+
+
+@dataclass
 class DPOConfig(TrainConfig):
     beta: float = 0.1
     loss_type: str = "sigmoid"      # trl's DPO loss names: sigmoid, ipo, hinge, ...
@@ -216,6 +232,41 @@ class RankerConfig:
         ))
 
 
+@dataclass
+class RaftDataConfig:
+    """``train.raft_data``: RAFT-style examples for ``train sft`` from an index (kgllm.train.raft): a question,
+    numbered facts (supporting triples + retrieved distractors) and the answer citing them as [n]; a share
+    with the supporting triples left out, whose answer is "not in the graph"."""
+
+    exclude_questions: list[Path] = field(default_factory=list)  # evaluation sets: their entities stay out
+    types: list[str] = field(default_factory=lambda: ["one_hop", "two_hop", "definition", "hypernym"])
+    phrasings: int = 2              # wordings per fact (kgllm.eval.question_sets)
+    max_examples: int = 0           # 0: one example per kept question; else a seeded sample of this many
+    distractors: int = 4            # distractors per example: a seeded number in [max(1, N-2), N] (+1 unanswerable)
+    unanswerable: float = 0.15      # share of examples without their supporting triples ("not in the graph")
+    absent: float = 0.4             # share of entities that also get a question about a relation no triple has
+    validation: float = 0.05        # shares of entities in the validation and test splits
+    test: float = 0.05
+    retriever: Literal["vector", "graph", "hybrid"] = "hybrid"  # retrieves the distractors, as `kgllm ask` does
+    sparql: str = "store"           # the answerer's SPARQL: store (embedded) | off | an endpoint URL
+    seed: int = 0
+
+    def __post_init__(self):
+        check_ranges((
+            ("phrasings", self.phrasings, self.phrasings >= 1, "at least 1"),
+            ("max_examples", self.max_examples, self.max_examples >= 0, "0 (all) or more"),
+            ("distractors", self.distractors, self.distractors >= 1, "at least 1"),
+            ("unanswerable", self.unanswerable, 0 <= self.unanswerable < 1, "in [0, 1)"),
+            ("absent", self.absent, 0 <= self.absent <= 1, "in [0, 1]"),
+            ("validation", self.validation, 0 <= self.validation < 1, "in [0, 1)"),
+            ("test", self.test, 0 <= self.test < 1 and self.test + self.validation < 1,
+             "in [0, 1), with validation + test < 1"),
+            ("types", self.types, bool(self.types) and set(self.types) <= {"one_hop", "two_hop", "definition",
+                                                                             "hypernym"},
+             "a non-empty list of one_hop, two_hop, definition, hypernym"),
+        ))
+
+
 _HELP_INPUTS = "inputs: corpus [, model artifact from an earlier train step]"
 
 STAGES: list[Stage] = [
@@ -223,6 +274,9 @@ STAGES: list[Stage] = [
           f"causal LM pretraining (from scratch or continued) on the corpus text; {_HELP_INPUTS}", 1, 2),
     Stage("train.sft", SFTConfig, "kgllm.train.sft:run", "model.sft",
           f"supervised fine-tuning on the corpus's question/answer pairs (trl SFTTrainer); {_HELP_INPUTS}", 1, 2),
+    Stage("train.verbalizer", VerbalizerConfig, "kgllm.train.verbalizer:run", "model.verbalizer",
+          "a triples-to-text verbalizer: SFT on WebNLG train (minus `exclude_categories`); input: optionally a "
+          "model artifact to start from", 0, 1, required=("webnlg",)),
     Stage("train.dpo", DPOConfig, "kgllm.train.dpo:run", "model.dpo",
           f"direct preference optimisation on KG-verified preference pairs (trl DPOTrainer); {_HELP_INPUTS}", 1, 2),
     Stage("train.kto", KTOConfig, "kgllm.train.kto:run", "model.kto",
@@ -230,6 +284,9 @@ STAGES: list[Stage] = [
           f"{_HELP_INPUTS}", 1, 2),
     Stage("train.reward", RewardConfig, "kgllm.train.reward:run", "model.reward",
           f"reward model on the corpus's preference pairs (trl RewardTrainer); {_HELP_INPUTS}", 1, 2),
+    Stage("train.raft_data", RaftDataConfig, "kgllm.train.raft:run", "corpus.raft",
+          "RAFT-style grounded-answer examples (question, retrieved facts with distractors, answer citing [n] or "
+          "'not in the graph') for train.sft; input: an index artifact", 1, 1),
     Stage("train.ranker", RankerConfig, "kgllm.train.ranker:run", "train.ranker",
           "fine-tune the question/query ranker of `kgllm ask` on question/SPARQL pairs (LC-QuAD, QALD, your "
           "own); no input artifacts", 0, 0),

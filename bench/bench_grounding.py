@@ -1,0 +1,245 @@
+"""Grounded generated answers (RAFT): the extractive answerer vs base SmolLM2-135M-Instruct vs SmolLM2 trained
+on RAFT examples, answering from retrieved triples with citations that are checked.
+
+1. Indices: the small index of bench/bench_ask.py (DBpedia sample core files + the WordNet subtree of
+   dog.n.01) for examples/data/questions/dbpedia_wordnet.jsonl and handwritten.jsonl; the bundled index of
+   bench/bench_qald.py (the sample's files incl. categories and infobox properties + the DBpedia ontology)
+   for handwritten_shapes.jsonl and handwritten_shapes_b.jsonl. Reused from --work when present.
+2. RAFT data: ``kgllm train raft-data`` on the small index, every question set above excluded (their
+   entities, the entities they name and their supporting triples stay out), ``--examples`` examples.
+3. Training: ``kgllm train sft`` of SmolLM2-135M-Instruct on them for ``--max-steps`` steps.
+4. ``kgllm eval qa`` metrics (hybrid retriever) for the three systems on every set: answer F1, F1 without
+   the fallback (the model's own), citation precision and recall, refusal accuracy on the unanswerable
+   questions, the share of generated texts failing the citation check ("unsupported") and the fallbacks.
+   Printed as a Markdown table with the run times; ``--out FILE`` also writes them as JSON.
+
+Targets for the trained model: citation precision >= 0.95, refusal accuracy >= 0.9, unsupported < 5%,
+F1 within 0.05 of the extractive answerer or above; all well above the base model.
+
+CPU (2 cores; the figures in docs/train.md came from this, with the times it printed)::
+
+    .venv/bin/python bench/bench_grounding.py --work runs/bench-grounding --threads 1
+    .venv/bin/python bench/bench_grounding.py --quick          # smoke run: a few steps, a few questions
+
+On a shared, loaded machine ``--threads 1`` is faster than torch's default of one thread per core (the
+threads wait on each other). GPU (the trainer and the generator use CUDA when torch sees it; bf16 is
+automatic): more examples and steps in a few minutes::
+
+    python bench/bench_grounding.py --work runs/bench-grounding-gpu --gpu
+
+``--gpu`` sets ``--examples 0`` (all), ``--max-steps 300``, ``--batch-size 16``, three phrasings per fact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("KGLLM_PROGRESS", "0")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
+QDIR = ROOT / "examples" / "data" / "questions"
+SMALL_SETS = ("dbpedia_wordnet.jsonl", "handwritten.jsonl")
+BUNDLED_SETS = ("handwritten_shapes.jsonl", "handwritten_shapes_b.jsonl")
+BASE = "smollm2-135m-instruct"
+
+
+def small_index(work: Path) -> Path:
+    from bench_ask import build_small
+
+    if (work / "small" / "index" / "manifest.json").exists():
+        return work / "small" / "index"
+    (work / "small").mkdir(parents=True, exist_ok=True)
+    return build_small(work / "small")
+
+
+def bundled_index(work: Path) -> Path:
+    from bench_qald import build
+
+    return build(work, with_qald=False)
+
+
+def raft_data(work: Path, index: Path, examples: int, phrasings: int) -> tuple[Path, float]:
+    from kgllm.artifacts import read_manifest
+    from kgllm.registry import run_stage
+
+    out = work / f"raft-{examples}-{phrasings}"
+    t = time.perf_counter()
+    if not (out / "manifest.json").exists():
+        run_stage("train.raft_data", [index], out, {
+            "exclude_questions": [str(QDIR / f) for f in SMALL_SETS + BUNDLED_SETS],
+            "max_examples": examples, "phrasings": phrasings})
+    secs = time.perf_counter() - t
+    c = read_manifest(out).counts
+    print(f"RAFT data {out.name}: {c['examples']} examples ({c['with_support']} with support, {c['unanswerable']} "
+          f"unanswerable, {c['distractors']} distractors; train {c['sft_train']}, validation "
+          f"{c['sft_validation']}, test {c['sft_test']}); {c['excluded_eval']} of {c['questions']} generated "
+          f"questions excluded as about evaluated entities; {secs:.0f} s")
+    return out, secs
+
+
+def train(work: Path, data: Path, steps: int, batch: int, lr: float) -> tuple[Path, float]:
+    from kgllm.artifacts import read_manifest
+    from kgllm.registry import run_stage
+
+    out = work / f"sft-{data.name}-{steps}x{batch}-lr{lr:g}"
+    t = time.perf_counter()
+    if not (out / "manifest.json").exists():
+        run_stage("train.sft", [data], out, {
+            "model": BASE, "max_steps": steps, "batch_size": batch, "lr": lr, "warmup_steps": max(1, steps // 20),
+            "max_length": 384, "max_eval_examples": 16, "save_steps": max(steps, 1), "logging_steps": 5})
+    secs = time.perf_counter() - t
+    m = read_manifest(out)
+    met = m.extra.get("metrics", {})
+    print(f"trained {out.name}: {m.counts['steps']} steps of {batch}, {m.counts['tokens']:,} tokens, train loss "
+          f"{met.get('train_loss', float('nan')):.3f}, eval loss {met.get('eval_loss', float('nan')):.3f}; "
+          f"{secs / 60:.1f} min ({met.get('train_runtime', 0) / max(m.counts['steps'], 1):.1f} s/step)")
+    return out, secs
+
+
+def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: int) -> list[dict]:
+    """Every system on every question set of this index (the hybrid retriever). ``systems``: name -> model
+    (None: extractive)."""
+    from kgllm.ask.answer import Answerer
+    from kgllm.ask.generate import Generator
+    from kgllm.eval.qa import evaluate, load_questions
+    from kgllm.index.facade import load_index
+
+    index = load_index(index_dir)
+    rows = []
+    for name, model in systems.items():
+        gen = Generator(model) if model else None
+        ans = Answerer(index, generator=gen)
+        for f in sets:
+            qs = load_questions(QDIR / f, limit)
+            t = time.perf_counter()
+            rep, preds = evaluate(ans, qs, ("hybrid",))
+            secs = time.perf_counter() - t
+            rows.append({"set": f, "system": name, "seconds": round(secs, 1), **rep["retrievers"]["hybrid"]["overall"],
+                         "by_type": {k: v["f1"] for k, v in rep["retrievers"]["hybrid"]["by_type"].items()},
+                         "predictions": preds["hybrid"]})
+            print(f"  {name:<10} {f:<28} {len(qs):>4} q  F1 {rows[-1]['f1']:.3f}  {secs:.0f} s", flush=True)
+    return rows
+
+
+def fmt(v, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.1%}" if pct else f"{v:.2f}"
+
+
+def table(rows: list[dict]) -> str:
+    out = ["| question set | system | n | F1 | F1 without fallback | citation precision | citation recall "
+           "| refusal accuracy | unsupported | fallbacks: extractive / not in graph | p50 ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        gen = r.get("generated", 0)
+        fb = r.get("fallbacks", {})
+        out.append(f"| {r['set'].removesuffix('.jsonl')} | {r['system']} | {r['questions']} | {r['f1']:.3f} "
+                   f"| {fmt(r['f1_no_fallback'])} | {fmt(r['citation_precision'])} | {fmt(r['citation_recall'])} "
+                   f"| {fmt(r['refusal_accuracy'])} | {fmt(r['unsupported_rate'], True) if gen else '-'} "
+                   f"| {(str(fb.get('extractive', 0)) + ' / ' + str(fb.get('not_in_graph', 0))) if gen else '-'} "
+                   f"| {r['latency_p50_ms']:.0f} |")
+    return "\n".join(out)
+
+
+def pooled(rows: list[dict], system: str) -> dict:
+    """Question-weighted means over all sets of one system."""
+    rs = [r for r in rows if r["system"] == system]
+    n = sum(r["questions"] for r in rs)
+
+    def w(k: str, by: str = "questions") -> float | None:
+        pairs = [(r[k], r[by] if by != "unanswerable" else r["unanswerable_questions"]) for r in rs
+                 if r.get(k) is not None]
+        tot = sum(x for _v, x in pairs)
+        return sum(v * x for v, x in pairs) / tot if tot else None
+
+    gen = sum(r["generated"] for r in rs)
+    return {"questions": n, "f1": w("f1"), "f1_no_fallback": w("f1_no_fallback"),
+            "citation_precision": w("citation_precision", "cited_questions"),
+            "refusal_accuracy": w("refusal_accuracy", "unanswerable"),
+            "unsupported_rate": (sum(r["unsupported_rate"] * r["generated"] for r in rs if r["generated"]) / gen)
+            if gen else None}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--work", type=Path, help="working directory (indices, data and models are reused when present)")
+    ap.add_argument("--examples", type=int, default=600, help="RAFT examples built (0: all)")
+    ap.add_argument("--phrasings", type=int, default=2, help="question wordings per fact in the RAFT data")
+    ap.add_argument("--max-steps", type=int, default=80, help="SFT optimizer steps")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")
+    ap.add_argument("--skip-bundled", action="store_true", help="leave out the hand-written shapes sets")
+    ap.add_argument("--skip-base", action="store_true", help="leave out the base model")
+    ap.add_argument("--model", help="a trained model to evaluate instead of training one")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 24 examples, 2 steps, 4 questions per set")
+    ap.add_argument("--gpu", action="store_true", help="GPU recipe: all examples, 3 phrasings, 300 steps of 16")
+    ap.add_argument("--out", type=Path, help="also write the results (JSON) here")
+    args = ap.parse_args()
+    if args.quick:
+        args.examples, args.max_steps, args.batch_size, args.limit = 24, 2, 4, args.limit or 4
+        args.skip_bundled = True
+    if args.gpu:
+        args.examples, args.phrasings, args.max_steps, args.batch_size = 0, 3, 300, 16
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    import tempfile
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-grounding-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    times = {}
+    t = time.perf_counter()
+    small = small_index(work)
+    times["small index"] = time.perf_counter() - t
+    model = args.model
+    if model is None:
+        data, times["RAFT data"] = raft_data(work, small, args.examples, args.phrasings)
+        model, times["training"] = train(work, data, args.max_steps, args.batch_size, args.lr)
+    systems = {"extractive": None, **({} if args.skip_base else {"base": BASE}), "trained": str(model)}
+    t = time.perf_counter()
+    rows = evaluate_sets(small, SMALL_SETS, systems, args.limit)
+    if not args.skip_bundled:
+        t1 = time.perf_counter()
+        bundled = bundled_index(work)
+        times["bundled index"] = time.perf_counter() - t1
+        rows += evaluate_sets(bundled, BUNDLED_SETS, systems, args.limit)
+    times["evaluation"] = time.perf_counter() - t - times.get("bundled index", 0.0)
+    print("\n## Grounded answers: extractive vs base SmolLM2-135M-Instruct vs RAFT-trained (hybrid retriever)\n")
+    print(table(rows))
+    print("\nAll sets pooled (question-weighted):\n")
+    print("| system | n | F1 | F1 without fallback | citation precision | refusal accuracy | unsupported |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    pools = {s: pooled(rows, s) for s in systems}
+    for s, p in pools.items():
+        print(f"| {s} | {p['questions']} | {fmt(p['f1'])} | {fmt(p['f1_no_fallback'])} | "
+              f"{fmt(p['citation_precision'])} | {fmt(p['refusal_accuracy'])} | {fmt(p['unsupported_rate'], True)} |")
+    tr, ex = pools["trained"], pools["extractive"]
+    checks = {"citation precision >= 0.95": (tr["citation_precision"] or 0) >= 0.95,
+              "refusal accuracy >= 0.9": (tr["refusal_accuracy"] or 0) >= 0.9,
+              "unsupported < 5%": tr["unsupported_rate"] is not None and tr["unsupported_rate"] < 0.05,
+              "F1 >= extractive - 0.05": (tr["f1"] or 0) >= (ex["f1"] or 0) - 0.05}
+    print("\ntargets (trained): " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in checks.items()))
+    times["total"] = time.perf_counter() - t0
+    print("run times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
+    if args.out:
+        args.out.write_text(json.dumps({"rows": rows, "pooled": pools, "targets": checks, "times_s": times,
+                                        "args": {k: str(v) for k, v in vars(args).items()}}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

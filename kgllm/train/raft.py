@@ -1,0 +1,231 @@
+"""``train.raft_data``: RAFT-style training examples for grounded answers, from an index artifact.
+
+Takes: an index artifact (``kgllm index``) and optionally question files to keep out (``exclude_questions``:
+the evaluation sets, JSONL with ``question`` and optionally ``entity`` and ``triple_ids``).
+Makes: a ``corpus.raft`` artifact that ``kgllm train sft --corpus DIR`` trains on::
+
+    sft/{train,validation,test}.jsonl   id, prompt, completion (what train sft reads), question, type,
+                                        entity, answerable, answers, support (triple ids), facts (triple ids
+                                        in the order shown), cited ([n]), distractors
+
+One example per generated question (kgllm.eval.question_sets: one-hop, two-hop, WordNet definition and
+hypernym questions, ``phrasings`` wordings per fact): the prompt is :func:`kgllm.ask.grounding.build_prompt`
+over numbered facts = the supporting triples + distractors (the question's own retrieved context, as
+``kgllm ask`` retrieves it, minus the support and minus any triple holding an answer), in a seeded shuffled
+order; the completion names each answer and cites the facts behind it (``Audi [2]``; a two-hop answer
+cites both hops, the fact holding the answer first). A seeded share (``unanswerable``) of the examples
+shows only distractors and has the completion "not in the graph" (Zhang et al. 2024, RAFT: training with
+distractors and without the "oracle" document is what makes a model ignore unhelpful context and
+refuse). A seeded share of the entities (``absent``) also gets a question about a relation the graph has
+for no entity at all ("What is the wingspan of KLM?", :data:`ABSENT`; templates whose key word names a
+predicate of the index are left out), shown the entity's retrieved triples and answered "not in the
+graph". These templates differ from the unanswerable ones of :mod:`kgllm.eval.question_sets`.
+
+Leak-free: questions about an entity of an excluded question (its ``entity``, or an entity whose label the
+question names) or resting on one of its ``triple_ids`` are dropped; the rest are split by entity
+(``validation``, ``test`` shares by a seeded hash), so no entity is in two splits. Every target is checked
+with :func:`kgllm.ask.grounding.check_answer` before it is written (a target the check cannot verify is
+dropped and counted). Counts add up: ``questions + absent_questions = examples + excluded_eval +
+sampled_out + no_distractors + unverifiable``; ``examples = with_support + unanswerable``
+(``unanswerable`` includes the ``unanswerable_absent`` ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from .. import api
+from ..artifacts import ArtifactWriter, Manifest, iter_jsonl, read_manifest, write_jsonl
+from ..ask.answer import Answerer
+from ..ask.grounding import NOT_IN_GRAPH, answer_text, build_prompt, check_answer, number_facts
+from ..errors import InputError
+from ..eval.metrics import normalize_answer
+from ..eval.question_sets import generate
+from ..index.lexicon import term_value
+from ..log import logger, progress
+from ..rdf import RDFS_LABEL, iri
+from .stage import RaftDataConfig
+
+KIND = "corpus.raft"
+SPLITS = ("train", "validation", "test")
+# Relations nobody has in a typical graph: (question template, its key word). Not the templates of
+# kgllm.eval.question_sets.UNANSWERABLE (the evaluated ones).
+ABSENT = [("What is the wingspan of {s}?", "wingspan"), ("Which zodiac sign is {s}?", "zodiac"),
+          ("What is the phone number of {s}?", "phone"), ("What is the blood type of {s}?", "blood"),
+          ("What colour are the eyes of {s}?", "eye"), ("What is the atomic number of {s}?", "atomic"),
+          ("Who is the best friend of {s}?", "friend"), ("What is the lucky number of {s}?", "lucky"),
+          ("What is the pH value of {s}?", "ph"), ("What is the heart rate of {s}?", "heart")]
+
+
+def _h(*parts) -> float:
+    """A seeded hash in [0, 1)."""
+    d = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(d, "big") / 2 ** 64
+
+
+def live_triples(index):
+    g = index.graph
+    for r in range(g.n_rows):
+        if g.alive(r):
+            yield g.triple_terms(r)
+
+
+def _ngrams(text: str, n: int = 8) -> set[str]:
+    w = normalize_answer(text).split()
+    return {" ".join(w[i:j]) for i in range(len(w)) for j in range(i + 1, min(len(w), i + n) + 1)}
+
+
+def read_excluded(files: list[Path]) -> tuple[set[str], set[str], set[str], int]:
+    """Entity terms, triple ids and the word n-grams of the questions of ``files`` (their count last)."""
+    ents, tids, grams, n = set(), set(), set(), 0
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise InputError(f"exclude_questions: {p} does not exist (give the question files evaluated later)")
+        for line, r in iter_jsonl(p):
+            if not isinstance(r.get("question"), str):
+                raise InputError(f'{p}:{line}: expected {{"question": str, ...}}')
+            n += 1
+            grams |= _ngrams(r["question"])
+            if isinstance(r.get("entity"), str) and r["entity"]:
+                ents.add(r["entity"] if r["entity"].startswith("<") else iri(r["entity"]))
+            tids |= {t for t in r.get("triple_ids") or [] if isinstance(t, str)}
+    return ents, tids, grams, n
+
+
+def _completion(q: dict, facts: list[dict], support: list) -> str:
+    """The answer text citing the facts behind each answer (both hops of a two-hop answer)."""
+    n_of = {c["id"]: c["n"] for c in facts}
+    label_of = {c["o"]: c["labels"]["o"] for c in facts}
+    bridge = support[0] if q["type"] == "two_hop" else None
+    parts = []
+    for a in q["answers"]:
+        finals = [rec for rec in support if rec is not bridge and term_value(rec.o) == a]
+        if not finals:
+            continue
+        # The fact holding the answer first: "Trollhättan [4]" is the end of its fact's line, then the hop.
+        ns = [n_of[rec.id] for rec in finals] + ([n_of[bridge.id]] if bridge is not None else [])
+        parts.append((label_of[finals[0].o], ns))
+    return answer_text(parts)
+
+
+def build_examples(answerer: Answerer, cfg: RaftDataConfig, questions: list[dict], counts: dict) -> list[dict]:
+    idx = answerer.index
+    rows = []
+    for q in progress(questions, desc="raft: retrieve distractors", unit="q"):
+        qid = q["key"]
+        support = idx.triples(q["triple_ids"])
+        if len(support) != len(q["triple_ids"]):
+            counts["unverifiable"] += 1  # a supporting triple is not live in the index
+            continue
+        answer_terms = {rec.o for rec in support if term_value(rec.o) in q["answers"]}
+        absent = q["type"] == "absent"
+        sup_ids = {rec.id for rec in support}
+        out = answerer.ask(q["question"], cfg.retriever)
+        pool = [rec for rec in idx.triples([c["id"] for c in out["context"]])
+                if rec.id not in sup_ids and rec.p != RDFS_LABEL and rec.s not in answer_terms
+                and rec.o not in answer_terms]
+        lo = max(1, cfg.distractors - 2)
+        k = lo + int(_h(cfg.seed, "k", qid) * (cfg.distractors - lo + 1))
+        unanswerable = absent or _h(cfg.seed, "u", qid) < cfg.unanswerable
+        chosen = pool[:k + 1] if unanswerable else pool[:k]
+        if not chosen:
+            counts["no_distractors"] += 1
+            continue
+        ids = [rec.id for rec in chosen] + ([] if unanswerable else [rec.id for rec in support])
+        ids.sort(key=lambda t: _h(cfg.seed, "order", qid, t))
+        facts = number_facts(idx, ids)
+        if unanswerable:
+            completion = NOT_IN_GRAPH  # (an absent-relation question has no support to remove)
+        else:
+            completion = _completion(q, facts, support)
+            chk = check_answer(completion, facts, q["question"])
+            if completion == NOT_IN_GRAPH or not chk.supported:
+                counts["unverifiable"] += 1
+                logger.debug("raft: %s: target %r fails the check: %s", qid, completion, chk.reason)
+                continue
+        cited = check_answer(completion, facts, q["question"]).cited
+        rows.append({"id": f"raft-{qid}", "prompt": build_prompt(q["question"], facts), "completion": completion,
+                     "question": q["question"], "type": q["type"], "entity": q["entity"],
+                     "answerable": not unanswerable, "answers": [] if unanswerable else q["answers"],
+                     "support": [] if unanswerable else sorted(sup_ids), "facts": [c["id"] for c in facts],
+                     "cited": cited, "distractors": len(chosen), "split": q["split"]})
+    return rows
+
+
+def absent_questions(idx, kept: list[dict], cfg: RaftDataConfig) -> list[dict]:
+    """One absent-relation question for a seeded ``cfg.absent`` share of the kept questions' entities (in
+    their split), from the :data:`ABSENT` templates whose key word no predicate label of the index holds."""
+    words = set()
+    for p in {t[1] for t in live_triples(idx)}:
+        words |= set(normalize_answer(idx.label(p)).split())
+    forms = [f for f, key in ABSENT if not any(w.startswith(key) for w in words)]
+    out = []
+    for ent, split in sorted({(q["entity"], q["split"]) for q in kept}):
+        if not forms or _h(cfg.seed, "absent", ent) >= cfg.absent:
+            continue
+        f = forms[int(_h(cfg.seed, "absent-form", ent) * len(forms))]
+        text = f.format(s=idx.label(iri(ent)))
+        out.append({"question": text, "answers": [], "type": "absent", "entity": ent, "triple_ids": [],
+                    "split": split, "key": hashlib.blake2b(f"{ent}\x1f{text}".encode(), digest_size=6).hexdigest()})
+    return out
+
+
+def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: str | None = None) -> Manifest:
+    cfg = config
+    index_dir = Path(inputs[0])
+    read_manifest(index_dir, kind="index")
+    ex_ents, ex_tids, ex_grams, n_ex = read_excluded(cfg.exclude_questions)
+    answerer = Answerer.from_dir(index_dir, sparql=cfg.sparql)
+    idx = answerer.index
+    generated = [q for q in generate(live_triples(idx), holdout=1.0, phrasings=cfg.phrasings,
+                                     max_per_type=10 ** 9, seed=cfg.seed) if q["type"] in cfg.types]
+    if not generated:
+        raise InputError(f"{index_dir}: no questions of types {cfg.types} could be generated from the index")
+    counts = {"questions": len(generated), "excluded_eval": 0, "sampled_out": 0, "no_distractors": 0,
+              "unverifiable": 0}
+    kept, excluded_entities = [], set()
+    for q in generated:
+        ent = iri(q["entity"])
+        q["key"] = hashlib.blake2b(f"{q['entity']}\x1f{q['question']}".encode(), digest_size=6).hexdigest()
+        if ent in ex_ents or normalize_answer(idx.label(ent)) in ex_grams or set(q["triple_ids"]) & ex_tids:
+            counts["excluded_eval"] += 1
+            excluded_entities.add(ent)
+            continue
+        u = _h(cfg.seed, "split", q["entity"])
+        q["split"] = "test" if u < cfg.test else "validation" if u < cfg.test + cfg.validation else "train"
+        kept.append(q)
+    absent = absent_questions(idx, kept, cfg)
+    counts["absent_questions"] = len(absent)
+    kept += absent
+    kept.sort(key=lambda q: _h(cfg.seed, "sample", q["key"]))
+    if cfg.max_examples > 0 and len(kept) > cfg.max_examples:
+        counts["sampled_out"] = len(kept) - cfg.max_examples
+        kept = kept[:cfg.max_examples]
+    if not kept:
+        raise InputError(f"{index_dir}: every generated question is about an entity of exclude_questions; "
+                         "nothing left to train on")
+    answerer.warmup([cfg.retriever])
+    rows = build_examples(answerer, cfg, kept, counts)
+    with ArtifactWriter(out, KIND, config=cfg, inputs=[index_dir, *cfg.exclude_questions],
+                        pipeline_key=pipeline_key) as w:
+        (w.path / "sft").mkdir()
+        for split in SPLITS:
+            part = sorted((r for r in rows if r["split"] == split), key=lambda r: r["id"])
+            write_jsonl(w.path / "sft" / f"{split}.jsonl", part)
+            w.counts[f"sft_{split}"] = len(part)
+        w.counts.update(counts)
+        w.counts.update(examples=len(rows), with_support=sum(r["answerable"] for r in rows),
+                        unanswerable=sum(not r["answerable"] for r in rows),
+                        unanswerable_absent=sum(r["type"] == "absent" for r in rows),
+                        distractors=sum(r["distractors"] for r in rows), excluded_questions_read=n_ex,
+                        excluded_entities=len(excluded_entities),
+                        entities=len({r["entity"] for r in rows}))
+        for t in sorted({r["type"] for r in rows}):
+            w.counts[f"type_{t}"] = sum(r["type"] == t for r in rows)
+    return w.manifest
+
+
+# ``kgllm.train.raft(...)`` runs the stage (kgllm.api): this module is also its stage's function.
+api.callable_package(__name__, api.train_raft_data)

@@ -1,0 +1,303 @@
+"""Grounded generated answers (kgllm.ask.grounding, kgllm.train.raft): the citation check on hand-made facts,
+RAFT examples built from the ask tests' real index (DBpedia subset + WordNet subset), the fallback of
+``ask --model`` with a real tiny model whose output is junk, supported texts kept, the reported bug (a
+refusal above a correct citation is never shown), ``train sft`` on the RAFT artifact and the metrics of
+``eval qa --model``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kgllm.ask.grounding import NOT_IN_GRAPH, answer_text, build_prompt, check_answer, ground, is_refusal
+from kgllm.rdf import DBO, DBR
+
+R = lambda x: f"<{DBR}{x}>"  # noqa: E731
+P = lambda x: f"<{DBO}{x}>"  # noqa: E731
+
+
+def fact(n, s, p, o, ls, lp, lo, tid=None):
+    return {"n": n, "id": tid or f"t{n}", "s": s, "p": p, "o": o, "labels": {"s": ls, "p": lp, "o": lo}}
+
+
+FACTS = [
+    fact(1, R("Lufthansa"), P("hubAirport"), R("Munich_Airport"), "Lufthansa", "hub airport", "Munich Airport"),
+    fact(2, R("Lufthansa"), P("subsidiary"), R("Lufthansa_Cargo"), "Lufthansa", "subsidiary", "Lufthansa Cargo"),
+    fact(3, R("Lufthansa"), P("hubAirport"), R("Frankfurt_Airport"), "Lufthansa", "hub airport",
+         "Frankfurt Airport"),
+    fact(4, R("Lufthansa"), P("foundingYear"), '"1953"^^<http://www.w3.org/2001/XMLSchema#gYear>', "Lufthansa",
+         "founding year", "1953"),
+]
+Q = "What is the hub airport of Lufthansa?"
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+def test_cited_answers_held_by_their_facts_are_supported():
+    c = check_answer("Frankfurt Airport [3] and Munich Airport [1]", FACTS, Q, expected=[R("Munich_Airport")])
+    assert c.supported and not c.refusal and c.cited == [3, 1]
+    assert c.answers == [R("Frankfurt_Airport"), R("Munich_Airport")] and c.agrees is True
+    # A sentence around the answer, naming the topic from the question, and several numbers in one marker.
+    c = check_answer("Lufthansa's hub airports are Frankfurt Airport and Munich Airport [1, 3].", FACTS, Q)
+    assert c.supported and set(c.answers) == {R("Frankfurt_Airport"), R("Munich_Airport")}
+    # A literal answer.
+    c = check_answer("1953 [4]", FACTS, "When was Lufthansa founded?")
+    assert c.supported and c.answers == [FACTS[3]["o"]]
+
+
+def test_citation_out_of_range_is_unsupported():
+    c = check_answer("Frankfurt Airport [7]", FACTS, Q)
+    assert not c.supported and "[7]" in c.reason and "4 facts" in c.reason
+
+
+def test_cited_fact_that_does_not_hold_the_answer_is_unsupported():
+    c = check_answer("Frankfurt Airport [1]", FACTS, Q)     # [1] is Munich Airport
+    assert not c.supported and "[1]" in c.reason
+    # Only the question's own entity: nothing answered.
+    assert not check_answer("Lufthansa [2]", FACTS, Q).supported
+    # A name the cited fact does not hold, added to a right one.
+    c = check_answer("Berlin Tegel and Frankfurt Airport [3]", FACTS, Q)
+    assert not c.supported and "Tegel" in c.reason
+
+
+def test_cited_fact_about_something_the_question_does_not_name_is_unsupported():
+    marcks = fact(5, R("Erich_Marcks"), P("deathPlace"), R("Normandy"), "Erich Marcks", "death place", "Normandy")
+    c = check_answer("Normandy [5]", [*FACTS, marcks], "Who was the first person on Mars?")
+    assert not c.supported and "[5]" in c.reason and "nothing the question names" in c.reason
+    # The question names the entity by an alias the retrieval linked: the fact is about it.
+    klm = fact(1, R("KLM"), P("alliance"), R("SkyTeam"), "KLM", "alliance", "SkyTeam")
+    q = "Which airline alliance does Koninklijke Luchtvaart Maatschappij belong to?"
+    assert not check_answer("SkyTeam [1]", [klm], q).supported
+    c = check_answer("SkyTeam [1]", [klm], q, linked=[R("KLM")])
+    assert c.supported and c.answers == [R("SkyTeam")]
+
+
+def test_claim_without_citation_is_unsupported_and_refusals_are_recognized():
+    c = check_answer("The hub airport of Lufthansa is Munich Airport.", FACTS, Q)
+    assert not c.supported and c.reason == "the answer cites no fact"
+    c = check_answer("Frankfurt Airport [3]. It was opened in 1936.", FACTS, Q)
+    assert not c.supported and "1936" in c.reason               # an uncited claim after the citation
+    for text in (NOT_IN_GRAPH, "Not in the graph.", "The answer is not provided.", "I don't know."):
+        c = check_answer(text, FACTS, "What is the boiling point of Lufthansa?")
+        assert c.supported and c.refusal, text
+    assert not is_refusal("Frankfurt Airport [3]")
+    assert not check_answer("", FACTS, Q).supported
+
+
+def test_two_hop_answer_citing_both_hops_names_the_end_not_the_bridge():
+    facts = [fact(1, R("Saab_9000"), P("manufacturer"), R("Saab_Automobile"), "Saab 9000", "manufacturer",
+                  "Saab Automobile"),
+             fact(2, R("Saab_Automobile"), P("locationCity"), R("Trollhättan"), "Saab Automobile", "location city",
+                  "Trollhättan")]
+    q = "In which city is the manufacturer of the Saab 9000 located?"
+    c = check_answer("Saab Automobile is located in Trollhättan [1][2]", facts, q)
+    assert c.supported and c.answers == [R("Trollhättan")]
+
+
+def test_prompt_and_target_format():
+    p = build_prompt(Q, FACTS[:2])
+    assert "Lufthansa | hub airport | Munich Airport [1]\nLufthansa | subsidiary | Lufthansa Cargo [2]" in p
+    assert p.endswith(f"Question: {Q}") and "not in the graph" in p
+    assert answer_text([("Frankfurt Airport", [3]), ("Munich Airport", [1])]) == \
+        "Frankfurt Airport [3] and Munich Airport [1]"
+    assert answer_text([("A", [1]), ("B", [2]), ("C", [1, 3])]) == "A [1], B [2] and C [1][3]"
+    assert answer_text([]) == NOT_IN_GRAPH
+
+
+# ----------------------------------------------------------------------------- RAFT examples
+
+
+@pytest.fixture(scope="module")
+def raft(rag_index, tmp_path_factory):
+    from kgllm.registry import run_stage
+
+    d = tmp_path_factory.mktemp("raft")
+    held = d / "eval.jsonl"   # an evaluation set: Lufthansa (by name) and the puppy synset (by entity) stay out
+    held.write_text(json.dumps({"question": "What is the hub airport of Lufthansa?", "answers": []}) + "\n"
+                    + json.dumps({"question": "What is a whelp?", "answers": [],
+                                  "entity": "https://w3id.org/kgllm/wordnet/3.0/01322604-n"}) + "\n")
+    out = d / "raft"
+    man = run_stage("train.raft_data", [rag_index], out, {"exclude_questions": [str(held)], "unanswerable": 0.3,
+                                                          "absent": 0.5, "validation": 0.2, "test": 0.2,
+                                                          "max_examples": 40})
+    rows = {s: [json.loads(x) for x in (out / "sft" / f"{s}.jsonl").read_text().splitlines()]
+            for s in ("train", "validation", "test")}
+    return out, man, rows
+
+
+def test_raft_examples_mix_support_with_distinct_distractors(raft, rag_index):
+    from kgllm.index.facade import load_index
+
+    _out, man, rows = raft
+    idx = load_index(rag_index)
+    allrows = [r for rs in rows.values() for r in rs]
+    answerable = [r for r in allrows if r["answerable"]]
+    assert answerable and any(not r["answerable"] for r in allrows)
+    for r in answerable:
+        assert set(r["support"]) <= set(r["facts"])                       # the supporting triples are shown
+        distractors = [t for t in r["facts"] if t not in r["support"]]
+        assert len(distractors) == r["distractors"] >= 1                   # and distractors beside them
+        assert len(set(r["facts"])) == len(r["facts"])
+        answers = {a for a in r["answers"]}
+        for rec in idx.triples(distractors):                               # no distractor holds an answer
+            assert rec.s[1:-1] not in answers and rec.o[1:-1] not in answers
+        chk = check_answer(r["completion"], [{"n": i + 1, **f} for i, f in enumerate(_facts(idx, r["facts"]))],
+                           r["question"])
+        assert chk.supported and chk.cited == r["cited"] and r["completion"] != NOT_IN_GRAPH
+        assert f"Question: {r['question']}" in r["prompt"] and " [1]\n" in r["prompt"]
+    # Shuffled: the supporting fact is not always [1].
+    assert len({r["facts"].index(r["support"][0]) for r in answerable}) > 1
+
+
+def _facts(idx, ids):
+    return [{"id": t.id, "s": t.s, "p": t.p, "o": t.o,
+             "labels": {"s": idx.label(t.s), "p": idx.label(t.p), "o": idx.label(t.o)}} for t in idx.triples(ids)]
+
+
+def test_raft_unanswerable_examples_show_no_support_and_refuse(raft):
+    _out, man, rows = raft
+    un = [r for rs in rows.values() for r in rs if not r["answerable"]]
+    for r in un:
+        assert r["completion"] == NOT_IN_GRAPH and r["support"] == [] and r["cited"] == []
+        assert r["facts"] and r["distractors"] == len(r["facts"])
+    c = man.counts
+    assert c["examples"] == c["with_support"] + c["unanswerable"] == sum(c[f"sft_{s}"] for s in rows)
+    assert c["unanswerable"] == len(un)
+    assert c["questions"] + c["absent_questions"] == (c["examples"] + c["excluded_eval"] + c["sampled_out"]
+                                                      + c["no_distractors"] + c["unverifiable"])
+    absent = [r for r in un if r["type"] == "absent"]
+    assert absent and c["unanswerable_absent"] == len(absent)    # "What is the wingspan of KLM?"-style
+    assert c["distractors"] == sum(r["distractors"] for rs in rows.values() for r in rs)
+
+
+def test_raft_split_by_entity_keeps_evaluated_entities_out(raft):
+    _out, man, rows = raft
+    ents = {s: {r["entity"] for r in rs} for s, rs in rows.items()}
+    assert not (ents["train"] & ents["validation"] or ents["train"] & ents["test"] or
+                ents["validation"] & ents["test"])
+    everything = set().union(*ents.values())
+    assert f"{DBR}Lufthansa" not in everything                           # named by an evaluated question
+    assert "https://w3id.org/kgllm/wordnet/3.0/01322604-n" not in everything  # an evaluated question's entity
+    assert man.counts["excluded_eval"] > 0 and man.counts["excluded_entities"] >= 2
+    assert all(r["split"] == s for s, rs in rows.items() for r in rs)
+
+
+def test_train_sft_reads_the_raft_artifact(raft, tiny_model, tmp_path):
+    from kgllm.registry import run_stage
+
+    out, _man, rows = raft
+    man = run_stage("train.sft", [out], tmp_path / "sft", {"model": str(tiny_model), "max_steps": 1, "batch_size": 2,
+                                                           "max_length": 1024, "save_steps": 1, "max_eval_examples": 2})
+    assert man.kind == "model.sft" and man.counts["train_examples"] == len(rows["train"])
+    assert [i.get("kind") for i in man.inputs][0] == "corpus.raft"
+
+
+# ----------------------------------------------------------------------------- the fallback
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    from tiny import train_tiny_tokenizer, write_tiny_corpus, write_tiny_model
+
+    d = tmp_path_factory.mktemp("tiny")
+    corpus = write_tiny_corpus(d / "corpus")
+    return write_tiny_model(train_tiny_tokenizer(corpus, d / "tok"), d / "model")
+
+
+@pytest.fixture(scope="module")
+def junk(rag_index, tiny_model):
+    """An answerer whose model (random weights) writes junk."""
+    from kgllm.ask.answer import Answerer
+    from kgllm.ask.generate import Generator
+
+    return Answerer.from_dir(rag_index, sparql="off", generator=Generator(tiny_model, max_new_tokens=12))
+
+
+def test_junk_text_falls_back_to_the_extractive_answer_or_refusal(junk):
+    from kgllm.ask.answer import Answerer
+
+    plain = Answerer(junk.index, sparql="off")
+    a, b = plain.ask(Q), junk.ask(Q)
+    assert a["grounding"] is None and a["mode"] == "extractive"
+    g = b["grounding"]
+    assert g["checked"] and not g["supported"] and g["fallback"] == "extractive" and g["reason"]
+    assert b["mode"] == "extractive-fallback" and b["answer"] == a["answer"] and b["answers"] == a["answers"]
+    assert [c["id"] for c in b["citations"]] == [c["id"] for c in a["citations"]]
+    assert g["facts"][:2] == [c["id"] for c in a["citations"]] and len(g["facts"]) > 2  # + context distractors
+    assert "generate_ms" in b["timings"]
+    assert junk.ask(Q)["grounding"]["generated"] == g["generated"]   # greedy: the same text again
+    # Nothing in the graph: the model still sees the retrieved context (it may refuse), and junk is not shown.
+    c = junk.ask("What is the boiling point of Lufthansa?")
+    assert c["answer"] == NOT_IN_GRAPH and not c["supported"] and c["citations"] == []
+    assert c["mode"] == "refusal-fallback" and c["grounding"]["fallback"] == "not_in_graph"
+    assert c["grounding"]["facts"]
+
+
+def test_supported_generated_text_is_kept_with_its_citations(junk):
+    from kgllm.ask.grounding import choose_facts
+
+    out = junk.ask(Q)
+    facts = junk._citations(choose_facts(junk.index, [c["id"] for c in out["citations"]],
+                                         [c["id"] for c in out["context"]]))
+    n = {c["labels"]["o"]: c["n"] for c in facts}
+    text = f"Frankfurt Airport [{n['Frankfurt Airport']}] and Munich Airport [{n['Munich Airport']}]"
+    res = ground(out, text, facts, Q)
+    assert res["mode"] == "generative" and res["answer"] == text and res["supported"]
+    assert {a["value"] for a in res["answers"]} == {DBR + "Frankfurt_Airport", DBR + "Munich_Airport"}
+    assert [c["n"] for c in res["citations"]] == [n["Frankfurt Airport"], n["Munich Airport"]]
+    assert res["grounding"] == {**res["grounding"], "checked": True, "supported": True, "fallback": None}
+    # A supported answer where the extractive answerer found none is kept too (the model read the facts).
+    nothing = {**out, "answer": NOT_IN_GRAPH, "answers": [], "supported": False, "citations": []}
+    assert ground(nothing, text, facts, Q)["mode"] == "generative"
+
+
+def test_refusal_that_contradicts_its_evidence_is_not_shown(junk):
+    """The reported bug: "The answer is not provided." printed above its own correct citation."""
+    from kgllm.ask.grounding import choose_facts
+
+    q = "What is the hub airport of Lufthansa?"
+    out = junk.ask(q)
+    facts = junk._citations(choose_facts(junk.index, [c["id"] for c in out["citations"]],
+                                         [c["id"] for c in out["context"]]))
+    res = ground({**out, "mode": "extractive", "grounding": None}, "The answer is not provided.", facts, q)
+    assert res["answer"] != "The answer is not provided." and res["answer"] == "Frankfurt Airport and Munich Airport"
+    assert res["mode"] == "extractive-fallback" and res["grounding"]["fallback"] == "extractive"
+    assert res["grounding"]["refusal"] and not res["grounding"]["supported"]
+    # An honest refusal (nothing in the graph answers) is kept, as "not in the graph".
+    empty = {**out, "answer": NOT_IN_GRAPH, "answers": [], "supported": False, "citations": []}
+    kept = ground(empty, "The answer is not provided.", facts, q)
+    assert kept["answer"] == NOT_IN_GRAPH and kept["mode"] == "generative" and kept["grounding"]["supported"]
+
+
+def test_ask_cli_with_model_records_the_fallback(rag_index, tiny_model, capsys):
+    from kgllm.cli import main
+
+    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "extractive-fallback" and out["grounding"]["fallback"] == "extractive"
+    assert out["answer"] == "Frankfurt Airport and Munich Airport"
+    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Frankfurt Airport and Munich Airport\n") and "is not shown: " in text
+
+
+def test_eval_qa_reports_grounding_metrics(junk, tmp_path):
+    from kgllm.eval.qa import evaluate, format_table, score
+
+    qs = [{"id": "a", "type": "one_hop", "question": Q, "answers": [DBR + "Frankfurt_Airport", DBR + "Munich_Airport"]},
+          {"id": "b", "type": "unanswerable", "question": "What is the boiling point of Lufthansa?", "answers": []}]
+    rep, preds = evaluate(junk, qs, ("hybrid",))
+    a = rep["retrievers"]["hybrid"]["overall"]
+    assert a["generated"] == 2 and a["unsupported_rate"] == 1.0               # junk fails the check each time
+    assert a["fallbacks"] == {"extractive": 1, "not_in_graph": 1}
+    assert a["f1"] == 1.0 and a["f1_no_fallback"] == 0.5                      # the fallback saved question a
+    assert a["refusal_accuracy"] == 1.0 and a["citation_recall"] == 1.0 and a["citation_precision"] == 1.0
+    assert preds["hybrid"][0]["mode"] == "extractive-fallback" and preds["hybrid"][0]["grounding"]["fallback"]
+    assert "| hybrid | 2 | 1.00 | 0.50 | 1.00 | 1.00 | 1.00 | 100.0% of 2 | 1 / 1 |" in format_table(rep)
+    # Citation recall by the gold supporting triples when the question has them.
+    pred = {"supported": True, "answers": [{"value": DBR + "Frankfurt_Airport"}],
+            "citations": [{"id": "t3", "s": R("Lufthansa"), "o": R("Frankfurt_Airport")}]}
+    sc = score(pred, {"answers": [DBR + "Frankfurt_Airport"], "triple_ids": ["t3", "t9"]})
+    assert sc["citation_recall"] == 0.5 and sc["refusal"] is None and sc["unsupported"] is None
