@@ -10,6 +10,7 @@ import atexit
 import lzma
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,12 @@ os.environ["HF_HOME"] = str(_TMP / "hf")
 os.environ["PYSTOW_HOME"] = str(_TMP / "pystow")
 os.environ["KGLLM_PROGRESS"] = "0"
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# The stop tests send SIGINT (Ctrl-C) to kgllm processes they start. A test run launched as a background
+# job of a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and an ignored signal stays
+# ignored across exec, so Python would not turn it into KeyboardInterrupt in those children: give the test
+# process a handler, which exec resets to the default for every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # Prepared offline resources (WordNet nltk dir, converted models) come from `make`'s KGLLM_HOME;
 # without one, tests prepare them into the temp dir.
 os.environ.setdefault("KGLLM_HOME", str(_TMP / "kgllm-home"))
