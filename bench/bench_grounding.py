@@ -93,9 +93,10 @@ def train(work: Path, data: Path, steps: int, batch: int, lr: float) -> tuple[Pa
     out = work / f"sft-{data.name}-{steps}x{batch}-lr{lr:g}"
     t = time.perf_counter()
     if not (out / "manifest.json").exists():
+        # Checkpoints every 10 steps and resume: a run stopped half-way continues where it was.
         run_stage("train.sft", [data], out, {
             "model": BASE, "max_steps": steps, "batch_size": batch, "lr": lr, "warmup_steps": max(1, steps // 20),
-            "max_length": 384, "max_eval_examples": 16, "save_steps": max(steps, 1), "logging_steps": 5})
+            "max_length": 384, "max_eval_examples": 16, "save_steps": 10, "logging_steps": 5, "resume": True})
     secs = time.perf_counter() - t
     m = read_manifest(out)
     met = m.extra.get("metrics", {})
@@ -105,9 +106,12 @@ def train(work: Path, data: Path, steps: int, batch: int, lr: float) -> tuple[Pa
     return out, secs
 
 
-def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: int) -> list[dict]:
+def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: int, work: Path) -> list[dict]:
     """Every system on every question set of this index (the hybrid retriever). ``systems``: name -> model
-    (None: extractive)."""
+    (None: extractive). Each result is kept in ``work/eval/`` and reused by a rerun with the same model,
+    set and limit (delete the folder after changing the code)."""
+    import hashlib
+
     from kgllm.ask.answer import Answerer
     from kgllm.ask.generate import Generator
     from kgllm.eval.qa import evaluate, load_questions
@@ -116,9 +120,15 @@ def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: 
     index = load_index(index_dir)
     rows = []
     for name, model in systems.items():
-        gen = Generator(model) if model else None
-        ans = Answerer(index, generator=gen)
+        ans = None
         for f in sets:
+            key = hashlib.blake2b(f"{model}|{f}|{limit}".encode(), digest_size=6).hexdigest()
+            cache = work / "eval" / f"{f.removesuffix('.jsonl')}-{name}-{key}.json"
+            if cache.exists():
+                rows.append(json.loads(cache.read_text()))
+                continue
+            if ans is None:
+                ans = Answerer(index, generator=Generator(model) if model else None)
             qs = load_questions(QDIR / f, limit)
             t = time.perf_counter()
             rep, preds = evaluate(ans, qs, ("hybrid",))
@@ -126,6 +136,8 @@ def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: 
             rows.append({"set": f, "system": name, "seconds": round(secs, 1), **rep["retrievers"]["hybrid"]["overall"],
                          "by_type": {k: v["f1"] for k, v in rep["retrievers"]["hybrid"]["by_type"].items()},
                          "predictions": preds["hybrid"]})
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(rows[-1]))
             print(f"  {name:<10} {f:<28} {len(qs):>4} q  F1 {rows[-1]['f1']:.3f}  {secs:.0f} s", flush=True)
     return rows
 
@@ -211,12 +223,12 @@ def main() -> int:
         model, times["training"] = train(work, data, args.max_steps, args.batch_size, args.lr)
     systems = {"extractive": None, **({} if args.skip_base else {"base": BASE}), "trained": str(model)}
     t = time.perf_counter()
-    rows = evaluate_sets(small, SMALL_SETS, systems, args.limit)
+    rows = evaluate_sets(small, SMALL_SETS, systems, args.limit, work)
     if not args.skip_bundled:
         t1 = time.perf_counter()
         bundled = bundled_index(work)
         times["bundled index"] = time.perf_counter() - t1
-        rows += evaluate_sets(bundled, BUNDLED_SETS, systems, args.limit)
+        rows += evaluate_sets(bundled, BUNDLED_SETS, systems, args.limit, work)
     times["evaluation"] = time.perf_counter() - t - times.get("bundled index", 0.0)
     print("\n## Grounded answers: extractive vs base SmolLM2-135M-Instruct vs RAFT-trained (hybrid retriever)\n")
     print(table(rows))

@@ -251,6 +251,14 @@ def test_supported_generated_text_is_kept_with_its_citations(junk):
     # A supported answer where the extractive answerer found none is kept too (the model read the facts).
     nothing = {**out, "answer": NOT_IN_GRAPH, "answers": [], "supported": False, "citations": []}
     assert ground(nothing, text, facts, Q)["mode"] == "generative"
+    # True of its fact, but none of the graph query's answers: a conflict, the extractive answer is shown.
+    other = next(c for c in facts if c["s"] == R("Lufthansa") and "Airport" not in c["labels"]["o"]
+                 and c["o"].startswith("<"))
+    res = ground(out, f"{other['labels']['o']} [{other['n']}]", facts, Q)
+    g = res["grounding"]
+    assert g["supported"] and g["conflict"] and g["fallback"] == "extractive" and g["agrees"] is False
+    assert res["mode"] == "extractive-fallback" and res["answer"] == out["answer"]
+    assert g["answers"] == [other["o"][1:-1]] and "Frankfurt Airport" in g["reason"]
 
 
 def test_refusal_that_contradicts_its_evidence_is_not_shown(junk):

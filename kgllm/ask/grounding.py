@@ -25,7 +25,9 @@ Makes:
 * :func:`ground`: the answer dict after the check: a supported text is kept (``mode: generative``); an
   unsupported one, or a refusal although the extractive answerer found cited facts that answer (the text
   would contradict its evidence), falls back to the extractive answer (``mode: extractive-fallback``) or,
-  when there is none, to "not in the graph" (``mode: refusal-fallback``). ``grounding`` records which.
+  when there is none, to "not in the graph" (``mode: refusal-fallback``). A supported text that names none
+  of the answers the extractive answerer found (a conflict: the graph query's answer, whose facts the model
+  was shown first, says otherwise) falls back to the extractive answer too. ``grounding`` records which.
 """
 
 from __future__ import annotations
@@ -271,9 +273,9 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
     written from ``facts``: kept when supported, else the fallback; ``grounding`` says which (docs/ask.md)."""
     expected = [a["term"] for a in out["answers"]] if out["supported"] else None
     chk = check_answer(generated, facts, question, expected, linked={f"<{x}>" for x in out.get("seeds") or []})
-    g = {"checked": True, "supported": chk.supported, "refusal": chk.refusal, "cited": chk.cited,
-         "fallback": None, "reason": chk.reason, "generated": generated, "agrees": chk.agrees,
-         "facts": [c["id"] for c in facts]}
+    g = {"checked": True, "supported": chk.supported, "refusal": chk.refusal, "conflict": False,
+         "cited": chk.cited, "fallback": None, "reason": chk.reason, "generated": generated, "agrees": chk.agrees,
+         "answers": [term_value(t) for t in chk.answers], "facts": [c["id"] for c in facts]}
     res = dict(out)
     if chk.refusal and out["supported"]:
         # "The answer is not provided." above a cited fact that answers: the text contradicts its evidence.
@@ -282,6 +284,12 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
         res["mode"] = "extractive-fallback"
     elif chk.refusal:
         res.update(answer=NOT_IN_GRAPH, mode="generative")
+    elif chk.supported and chk.agrees is False:
+        found = _join_labels([a["label"] for a in out["answers"]])
+        g.update(conflict=True, fallback="extractive",
+                 reason=f"its cited facts hold what it says, but it names none of the answers the graph query "
+                        f"found ({found}): the extractive answer is shown")
+        res["mode"] = "extractive-fallback"
     elif chk.supported:
         by_n = {int(c["n"]): c for c in facts}
         cited = [by_n[n] for n in chk.cited]
@@ -302,5 +310,10 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
 
 def skipped(reason: str) -> dict:
     """``grounding`` of an answer no model wrote (a computed shape)."""
-    return {"checked": False, "supported": None, "refusal": False, "cited": [], "fallback": None,
-            "reason": reason, "generated": None, "agrees": None, "facts": []}
+    return {"checked": False, "supported": None, "refusal": False, "conflict": False, "cited": [],
+            "fallback": None, "reason": reason, "generated": None, "agrees": None, "answers": [], "facts": []}
+
+
+def _join_labels(labels: list[str], most: int = 3) -> str:
+    shown = ", ".join(labels[:most])
+    return shown + (f" and {len(labels) - most} more" if len(labels) > most else "")

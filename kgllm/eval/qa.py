@@ -36,7 +36,8 @@ Metrics, per question then macro-averaged (over all questions, and per ``type``)
 * with a model (kgllm.ask.grounding): ``generated`` (questions whose answer the model wrote and the check
   judged), ``unsupported_rate`` (share of those whose text failed the check: a citation out of range, a
   claim no cited fact holds, no citation, or a refusal that contradicts cited facts), ``fallbacks`` (how
-  often the extractive answer or "not in the graph" replaced the text) and ``f1_no_fallback``: the F1 had
+  often the extractive answer or "not in the graph" replaced the text), ``conflicts`` (supported texts
+  replaced because they name none of the extractive answers) and ``f1_no_fallback``: the F1 had
   every failed text been answered with "not in the graph" instead of the extractive answer (the model's
   own F1; equal to ``f1`` without a model);
 * ``latency_p50_ms``/``latency_p95_ms``: wall time of ``Answerer.ask`` per question, and the same for
@@ -201,9 +202,20 @@ def score(pred: dict, gold: dict) -> dict:
             "citation_recall": cit_rec, "refusal": float(refused) if not g else None,
             "false_refusal": float(refused) if g else None, "generated": checked,
             "unsupported": float(failed) if checked else None, "fallback": gr.get("fallback"),
-            "f1_no_fallback": float(not g) if failed else f1,
+            "conflict": bool(gr.get("conflict")),
+            "f1_no_fallback": float(not g) if failed else _set_f1(gr.get("answers") or [], g) if gr.get("conflict")
+            else f1,
             "latency_ms": t.get("total_ms", 0.0),
             "retrieval_ms": retrieval_ms(t)}
+
+
+def _set_f1(pred: list[str], g: set[str]) -> float:
+    """QALD F1 of predicted answer values against the normalized gold set (a conflicting generated answer's)."""
+    p = {norm_answer(a) for a in pred}
+    if not g or not p:
+        return float(not g and not p)
+    inter = len(p & g)
+    return 0.0 if inter == 0 else 2 * inter / (len(p) + len(g))
 
 
 def _ends(c: dict) -> set[str]:
@@ -243,6 +255,7 @@ def aggregate(scores: list[dict]) -> dict:
             "false_refusals": mean_of("false_refusal"),
             "generated": sum(bool(s.get("generated")) for s in scores), "unsupported_rate": mean_of("unsupported"),
             "fallbacks": {k: fallbacks.get(k, 0) for k in ("extractive", "not_in_graph")},
+            "conflicts": sum(bool(s.get("conflict")) for s in scores),
             "f1_no_fallback": mean_of("f1_no_fallback"),
             "latency_p50_ms": _pct(lat, 0.5), "latency_p95_ms": _pct(lat, 0.95),
             "retrieval_p50_ms": _pct(ret, 0.5), "retrieval_p95_ms": _pct(ret, 0.95)}
@@ -273,8 +286,8 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
                    "cited": [c["id"] for c in out["citations"]], **sc}
             if out.get("grounding"):
                 g = out["grounding"]
-                row["grounding"] = {k: g.get(k) for k in ("supported", "refusal", "fallback", "reason", "generated",
-                                                          "cited")}
+                row["grounding"] = {k: g.get(k) for k in ("supported", "refusal", "conflict", "fallback", "reason",
+                                                          "generated", "cited")}
             if grouped:
                 by_group[q["group"]].append(sc)
                 row["group"] = q["group"]
