@@ -249,3 +249,39 @@ def test_a_ranker_that_is_not_one_is_a_clear_error(session_tmp, tmp_path):
     for bad, why in ((tmp_path / "nope", "not a directory"), (index, "not a ranker")):
         with pytest.raises(InputError, match=why):
             load_answerer(index, ranker=bad)
+
+
+def test_a_count_of_different_things_is_not_the_relation_different_from(shapes):
+    # "different" after "how many" asks for distinct things; the graph also has owl:differentFrom links.
+    out = shapes.ask("How many different car models does Saab Automobile make?")
+    assert out["shape"] == "count" and out["answer"] == "6"
+    assert {c["p"] for c in out["citations"]} == {f"<{DBO}manufacturer>"}
+
+
+def test_a_value_after_called_is_the_literal_asked_about(shapes):
+    # The linker sees "Porsche" inside the name; the name as written is the value the question holds.
+    out = shapes.ask("Which company is officially called Dr. Ing. h.c. F. Porsche AG?")
+    assert _values(out) == {DBR + "Porsche"} and out["query"]["shape"] == "literal"
+    assert any(c["s"] == R("Porsche") and c["o"].startswith('"Dr. Ing. h.c. F. Porsche AG"') for c in out["citations"])
+    # A name the graph does not hold changes nothing.
+    other = shapes.ask("Which company is officially called Frobnicator Holdings Ltd?")
+    assert other["answer"] == "not in the graph"
+
+
+def test_superlatives_order_dates_and_bare_years_together():
+    # DBpedia's infobox `founded` holds "1926" for one airline and "1919-10-07" for another: compared with
+    # dates, a bare whole number is a year.
+    from kgllm.ask.understand import _num
+
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    year, date = f'"1926"^^<{xsd}integer>', f'"1919-10-07"^^<{xsd}date>'
+    assert _num(date, years=True) < _num(year, years=True)
+    assert _num(year) == 1926.0  # numbers alone stay numbers
+    assert _num(f'"12.5"^^<{xsd}double>', years=True) == 12.5
+
+
+def test_unparsed_infobox_markup_is_no_answer():
+    from kgllm.ask.understand import is_markup
+
+    assert is_markup('"*"@en') and is_markup('"*Tokyo\\n**Haneda \\n*Detroit"@en') and is_markup('"-"')
+    assert not is_markup('"Amsterdam"@en') and not is_markup(R("KLM")) and not is_markup('"1926"')

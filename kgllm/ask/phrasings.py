@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from ..corpus.lexicon import curated
-from ..rdf import DC, RDFS, SKOS, WN
+from ..rdf import DBO, DBP, DC, FOAF, RDFS, SKOS, WN
 
 # Phrasings for vocabularies the corpus lexicon does not cover (WordNet), with the wh-word they answer.
 EXTRA = {
@@ -33,6 +33,12 @@ EXTRA = {
     RDFS + "comment": ["What is {s}?", "Describe {s}.", "Tell me about {s}."],
     DC + "identifier": ["What is the identifier of {s}?"],
     SKOS + "definition": ["What is the definition of {s}?", "What does {s} mean?"],
+    # Names: "Which company is officially called X?" asks for the thing with this name.
+    FOAF + "name": ["What is {s} called?", "What is the name of {s}?", "What is {s} officially named?"],
+    DBP + "name": ["What is {s} called?", "What is the name of {s}?"],
+    FOAF + "nick": ["What is {s} nicknamed?", "What is the nickname of {s}?", "What is {s} known as?"],
+    DBP + "nickname": ["What is {s} nicknamed?", "What is the nickname of {s}?", "What is {s} known as?"],
+    DBO + "alias": ["What is {s} also known as?", "What is another name for {s}?", "What else is {s} called?"],
 }
 
 

@@ -32,6 +32,8 @@ me my you your he she we they him her us them his our their one ones thing thing
 have has had having many much
 list show find""".split())
 _COUNT = re.compile(r"\bhow\s+many\b", re.I)
+_HOW_MANY_END = re.compile(r"\bhow\s+many\s+$", re.I)
+_DISTINCT = frozenset({"different", "distinct", "separate", "unique"})
 _LIST = re.compile(r"^\s*(list|name|enumerate)\b|^\s*(which|what)\s+\w+\s+(are|were|have|has)\b", re.I)
 
 
@@ -92,6 +94,8 @@ def content_tokens(text: str, skip: list[tuple[int, int]] | None = None) -> list
         w = w.strip("'")
         if not w or w in STOP or w.isdigit():
             continue
+        if w in _DISTINCT and _HOW_MANY_END.search(text[: m.start()]):
+            continue  # "How many different models": distinct things counted, not the relation differentFrom
         out.append(Token(w, m.start(), m.end(), word_forms(w)))
     return out
 

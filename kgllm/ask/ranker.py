@@ -46,6 +46,9 @@ class Ranker:
         self.encoder = encoder
         self.name = name
         self._vec: dict[str, np.ndarray] = {}
+        # Masked questions, kept for a few questions only: one question is scored several times (each
+        # candidate group, the superlative's properties) with the same masked text.
+        self._qvec: dict[str, np.ndarray] = {}
 
     @classmethod
     def from_dir(cls, path) -> Ranker:
@@ -59,6 +62,10 @@ class Ranker:
             if todo:
                 for t, v in zip(todo, self.encoder.encode(todo), strict=True):
                     self._vec[t] = v
-            q = self.encoder.encode([question])[0]
+            q = self._qvec.get(question)
+            if q is None:
+                if len(self._qvec) >= 256:
+                    self._qvec.clear()
+                q = self._qvec[question] = self.encoder.encode([question])[0]
         m = np.stack([self._vec[t] for t in texts])
         return m @ q

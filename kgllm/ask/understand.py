@@ -67,6 +67,7 @@ _DATE_DT = {XSD + n for n in ("date", "dateTime", "gYear", "gYearMonth")}
 _NAME = re.compile(r"\b[A-Z][\w'.&-]*(?:\s+[A-Z][\w'.&-]*)*")
 _NOT_NAME = frozenset("who whom whose what which where when why how is are was were does do did has have had can "
                       "could give list show name tell in on of the a an and to for from by with".split())
+_CALLED = re.compile(r"\b(?:called|named|nicknamed|titled|known as)\s+(?:the\s+)?([^?!\"“”]{2,80}?)\s*[?!.]?\s*$", re.I)
 _QUOTED = re.compile(r"[\"“']([^\"”']{1,80})[\"”']")
 _CODE = re.compile(r"\b(?=[\w-]*\d)\w+(?:-\w+)+\b")   # ISBNs and other hyphenated codes
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
@@ -94,6 +95,7 @@ class UnderstandConfig:
     min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
     name_penalty: float = 0.1      # the thing an entity's own name names: usually the entity itself
     declared_bonus: float = 0.05   # a property the graph's ontology declares
+    markup_penalty: float = 0.5    # times the share of a candidate's answers that are unparsed markup
     coverage_weight: float = 0.1   # superlatives: share of members with one value of the ordering property
     yes_slack: float = 0.2         # yes/no: how far below min_confidence a direct link may score
     yes_margin: float = 0.3        # yes/no: candidates this close to the best may confirm the claim
@@ -201,7 +203,15 @@ class Understander:
         # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
         classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
                    if m.term not in GENERIC_CLASSES]
-        return entities, classes, self._literals(text, entities + classes) + names
+        named = self._named_value(text)
+        literals = self._literals(text, entities + classes, named)
+        if named is not None:
+            # "nicknamed the Gamecocks": the words are the value asked about, not the thing they link to.
+            a, b, _ = named
+            entities = [m for m in entities if not (a <= m.start and m.end <= b)]
+            classes = [m for m in classes if not (a <= m.start and m.end <= b)]
+            names = [m for m in names if not (a <= m.start and m.end <= b)]
+        return entities, classes, literals + names
 
     def _populated(self, c: Mention, levels: int = 2) -> Mention:
         """A class without instances in the graph stands for its nearest superclass that has some
@@ -264,13 +274,25 @@ class Understander:
                     out.append((t, kind))
         return out
 
-    def _literals(self, text: str, taken: list[Mention]) -> list[Mention]:
+    def _named_value(self, text: str) -> tuple[int, int, list[str]] | None:
+        """The name after "called", "nicknamed", "known as", as the literal(s) the graph holds: a value as
+        written, like a quoted one ("officially called Dr. Ing. h.c. F. Porsche AG": the linker sees
+        "Porsche")."""
+        m = _CALLED.search(text) if self.sparql is not None else None
+        if m is None:
+            return None
+        held = [t for t in (literal(m.group(1), lang="en"), literal(m.group(1))) if self._holds_literal(t)]
+        return (m.start(1), m.end(1), held) if held else None
+
+    def _literals(self, text: str, taken: list[Mention], named=None) -> list[Mention]:
         if self.sparql is None:
             return []
         spans = [(m.start, m.end) for m in taken]
         found: list[tuple[int, int, list[str]]] = []
         for m in _QUOTED.finditer(text):
             found.append((m.start(1), m.end(1), [literal(m.group(1)), literal(m.group(1), lang="en")]))
+        if named is not None and not found:
+            found.append(named)
         quoted = len(found)
         for m in _CODE.finditer(text):
             found.append((m.start(), m.end(), [literal(m.group(0)), literal(m.group(0), lang="en")]))
@@ -372,6 +394,12 @@ class Understander:
             return 1.0
         return 0.0
 
+    def _holds_literal(self, term: str) -> bool:
+        t0 = time.perf_counter()
+        rows = self.sparql.select(f"SELECT ?x WHERE {{ ?x ?p {literal_from_nt(term)} }} LIMIT 1")
+        self.sparql_ms += (time.perf_counter() - t0) * 1000
+        return bool(rows)
+
     def _literal_candidates(self, literals: list[Mention], classes: list[Mention]):
         out = []
         for m in literals:
@@ -462,6 +490,10 @@ class Understander:
                 # Properties the ontology declares over raw ones (DBpedia's dbo:hubAirport over the
                 # infobox's dbp:hubs, which often holds a partial or unparsed copy).
                 score += cfg.declared_bonus
+            if c.answers:
+                # Unparsed infobox values ("*", "*Tokyo\n**Haneda ...") are no answers: a candidate whose
+                # answers are mostly markup is a raw copy of a relation that a clean property holds.
+                score -= cfg.markup_penalty * sum(map(is_markup, c.answers)) / len(c.answers)
             c.features = {"cos": round(float(s), 4), "lex": round(lex, 4), "vec": round(vec, 3),
                           "mentions": n_mentions}
             c.score = round(score, 6)
@@ -577,7 +609,7 @@ class Understander:
         asc = word in _DATE_ASC if dates else word in _SUPERLATIVE_ASC
         if word == "most recently" or word == "last":
             asc = False
-        vals = [(m, t, _num(t)) for m, t in props[p] if _num(t) is not None]
+        vals = [(m, t, _num(t, years=dates)) for m, t in props[p] if _num(t) is not None]
         if not vals:
             return None
         top = (min if asc else max)(vals, key=lambda x: x[2])
@@ -604,7 +636,8 @@ class Understander:
         support: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             x = row.get(VAR_X)
-            if x is None or (restrict is not None and x not in restrict) or self.builder.bare_node(x):
+            if x is None or (restrict is not None and x not in restrict) or self.builder.bare_node(x) \
+                    or x.startswith('"') and not re.search(r"[^\W_]", parse_literal(x)[0]):  # "*", "-": no value
                 continue
             for s, p, o in c.patterns:
                 s2, o2 = row.get(s, s), row.get(o, o)
@@ -755,8 +788,13 @@ def _bind(patterns, value: str):
     return tuple(tuple(value if t == VAR_X else t for t in tr) for tr in patterns)
 
 
-def _num(term: str) -> float | None:
+def _num(term: str, *, years: bool = False) -> float | None:
+    """A number or date as a number that orders them (a date as YYYYMMDD). ``years``: the value is compared
+    with dates, so a bare whole number from 1 to 9999 is a year (DBpedia's ``founded`` holds "1926" for
+    one airline and "1919-10-07" for another)."""
     lex, _lang, dt = parse_literal(term)
+    if years and dt not in _DATE_DT and re.fullmatch(r"\d{1,4}", lex.strip()) and int(lex) > 0:
+        return int(lex) * 10000
     if dt in _DATE_DT:
         m = re.match(r"(-?\d{1,4})(?:-(\d\d))?(?:-(\d\d))?", lex)
         if not m:
@@ -766,6 +804,15 @@ def _num(term: str) -> float | None:
         return float(lex)
     except ValueError:
         return None
+
+
+def is_markup(term: str) -> bool:
+    """An unparsed infobox value, never an answer by itself: a literal with no letter or digit ("*", "-")
+    or a wiki list ("*Tokyo\\n**Haneda ...")."""
+    if not term.startswith('"'):
+        return False
+    lex = parse_literal(term)[0]
+    return not re.search(r"[^\W_]", lex) or "\n*" in lex or lex.lstrip().startswith("*")
 
 
 def _orderable(term: str) -> bool:
