@@ -285,3 +285,16 @@ def test_unparsed_infobox_markup_is_no_answer():
 
     assert is_markup('"*"@en') and is_markup('"*Tokyo\\n**Haneda \\n*Detroit"@en') and is_markup('"-"')
     assert not is_markup('"Amsterdam"@en') and not is_markup(R("KLM")) and not is_markup('"1926"')
+
+
+def test_a_chain_back_to_the_named_entity_does_not_answer_with_it(shapes):
+    # "Which other airlines share a hub airport with KLM?": KLM -hubAirport-> ?m <-hubAirport- ?x.
+    from kgllm.ask.candidates import VAR_M, VAR_X, Query
+
+    u = shapes.retriever.understander
+    hub = f"<{DBO}hubAirport>"
+    q = Query("two_hop", ((R("KLM"), hub, VAR_M), (VAR_X, hub, VAR_M)), "thing whose hub airport is the hub "
+              "airport of it", (R("KLM"),), ((hub, "out"), (hub, "in")), R("KLM"), set(), 1.0)
+    res = u.run(q)
+    assert res is not None and res.answers and R("KLM") not in res.answers
+    assert f"FILTER(?x != <{DBR}KLM>)" in u.sparql.last_query

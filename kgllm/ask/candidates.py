@@ -78,11 +78,13 @@ def variables(patterns) -> list[str]:
 
 
 def render_select(patterns, limit: int | None = None, order: tuple[str, str] | None = None,
-                  extra: tuple[tuple[str, str, str], ...] = ()) -> str:
-    """``SELECT DISTINCT`` all variables of the pattern (so every row names the triples behind it)."""
+                  extra: tuple[tuple[str, str, str], ...] = (), exclude: str | None = None) -> str:
+    """``SELECT DISTINCT`` all variables of the pattern (so every row names the triples behind it);
+    ``exclude``: an IRI that ``?x`` must not be (a chain back to the entity the question names)."""
     pats = tuple(patterns) + tuple(extra)
     vs = " ".join(variables(pats)) or "*"
-    q = f"SELECT DISTINCT {vs} WHERE {{ {render_where(pats)} }}"
+    where = render_where(pats) + (f" FILTER({VAR_X} != {sparql_iri(exclude)})" if exclude else "")
+    q = f"SELECT DISTINCT {vs} WHERE {{ {where} }}"
     if order:
         var, direction = order
         q += f" ORDER BY {direction.upper()}({var})"

@@ -384,10 +384,10 @@ class Understander:
         p, d = c.path[-1]
         if any(u in class_terms for u in c.uses):
             return 1.0
-        # A superclass standing in for the class the question named says nothing about a relation's range.
-        class_terms = class_terms & exact
+        # A superclass standing in for the class the question named says nothing about a relation's range,
+        # but answers of that superclass are what the question asks for ("airlines" typed as companies).
         want = RDFS_RANGE if d == "out" else RDFS_DOMAIN
-        if {t for t, _ in self.edges(p).get((want, "out"), ())} & class_terms:
+        if {t for t, _ in self.edges(p).get((want, "out"), ())} & class_terms & exact:
             return 1.0
         sample = sorted(c.answers)[:10]
         if sample and any(self.types(a) & class_terms for a in sample):
@@ -631,12 +631,17 @@ class Understander:
 
     def run(self, c: Query, restrict: set[str] | None = None) -> Understood | None:
         """Run the candidate: SPARQL on the store or endpoint when there is one, else the adjacency."""
-        sparql = render_select(c.patterns, limit=self.config.max_answers * 20) if self.sparql is not None else None
+        # A chain that comes back to the entity it starts from ("airlines that share a hub with KLM") does
+        # not answer with that entity.
+        back = c.topic if c.shape == "two_hop" and c.topic.startswith("<") else None
+        sparql = render_select(c.patterns, limit=self.config.max_answers * 20, exclude=back) \
+            if self.sparql is not None else None
         rows = self._rows_sparql(c, sparql) if sparql is not None else self._rows_adjacency(c)
         support: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             x = row.get(VAR_X)
             if x is None or (restrict is not None and x not in restrict) or self.builder.bare_node(x) \
+                    or x == back \
                     or x.startswith('"') and not re.search(r"[^\W_]", parse_literal(x)[0]):  # "*", "-": no value
                 continue
             for s, p, o in c.patterns:
