@@ -298,3 +298,27 @@ def test_a_chain_back_to_the_named_entity_does_not_answer_with_it(shapes):
     res = u.run(q)
     assert res is not None and res.answers and R("KLM") not in res.answers
     assert f"FILTER(?x != <{DBR}KLM>)" in u.sparql.last_query
+
+
+def test_what_is_the_number_of_is_a_count(shapes):
+    out = shapes.ask("What is the number of car models made by Saab Automobile?")
+    assert out["shape"] == "count" and out["answer"] == "6"
+    # A property that holds a number is still its value.
+    emp = shapes.ask("What is the number of employees of KLM?")
+    assert emp["shape"] != "count" and emp["answers"][0]["value"] == "32505"
+
+
+def test_a_long_number_is_a_literal_mention(shapes):
+    out = shapes.ask("Which book has the OCLC number 15251531?")
+    assert _values(out) == {DBR + "Kaleidoscope_(novel)"}
+    assert (R("Kaleidoscope_(novel)"), f"<{DBO}oclc>", '"15251531"') in _cited(out)
+
+
+def test_a_phrasal_verb_matches_a_relation_through_wordnet(shapes):
+    # "set up" is one verb to WordNet (establish, found: founder), not "set" and "up".
+    from kgllm.ask.question import content_tokens, related_forms
+
+    toks = content_tokens("Who set up the sports car maker Porsche?")
+    assert toks[0].text == "set_up" and "founder" in related_forms("set_up")
+    out = shapes.ask("Who set up the sports car maker Porsche?")
+    assert _values(out) == {DBR + "Ferdinand_Porsche"}

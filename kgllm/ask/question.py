@@ -31,7 +31,8 @@ it its this that these those which who whom whose what when where why how there 
 me my you your he she we they him her us them his our their one ones thing things s 's please tell give name
 have has had having many much
 list show find""".split())
-_COUNT = re.compile(r"\bhow\s+many\b", re.I)
+_COUNT = re.compile(r"\bhow\s+many\b|^\s*(?:what|which)(?:'s|\s+(?:is|was))\s+the\s+(?:total\s+)?number\s+of\b", re.I)
+_NUMBER_OF_START = re.compile(r"^\s*(?:what|which)(?:'s|\s+(?:is|was))\s+the\s+(?:total\s+)?$", re.I)
 _HOW_MANY_END = re.compile(r"\bhow\s+many\s+$", re.I)
 _DISTINCT = frozenset({"different", "distinct", "separate", "unique"})
 _LIST = re.compile(r"^\s*(list|name|enumerate)\b|^\s*(which|what)\s+\w+\s+(are|were|have|has)\b", re.I)
@@ -96,8 +97,36 @@ def content_tokens(text: str, skip: list[tuple[int, int]] | None = None) -> list
             continue
         if w in _DISTINCT and _HOW_MANY_END.search(text[: m.start()]):
             continue  # "How many different models": distinct things counted, not the relation differentFrom
+        if w == "number" and _NUMBER_OF_START.match(text[: m.start()]) and text[m.end():].lstrip().startswith("of "):
+            continue  # "What is the number of models ...": the count, as "how many" (employees stay words)
+        nxt = _NEXT_WORD.match(text, m.end())
+        if nxt and nxt.group(1).lower() in _PARTICLES and not (skip and any(a <= nxt.start(1) < b for a, b in skip)):
+            phrasal = phrasal_verb(w, nxt.group(1).lower())
+            if phrasal:
+                # "set up" (found), "put out" (publish): the verb and its particle are one word to WordNet.
+                out.append(Token(phrasal, m.start(), nxt.end(1), word_forms(w) | {phrasal}))
+                continue
+        if out and out[-1].text.endswith("_" + w) and out[-1].end == m.end():
+            continue  # the particle of the phrasal verb before
         out.append(Token(w, m.start(), m.end(), word_forms(w)))
     return out
+
+
+_NEXT_WORD = re.compile(r"\s+([A-Za-z]+)\b")
+_PARTICLES = frozenset("up out off down over in on into away back through about along".split())
+
+
+@lru_cache(maxsize=8192)
+def phrasal_verb(word: str, particle: str) -> str | None:
+    """WordNet's lemma for a verb and its particle ("set", "up" -> "set_up"), or None."""
+    wn = wordnet()
+    if wn is None:
+        return None
+    for form in sorted(word_forms(word)):
+        name = f"{form}_{particle}"
+        if wn.synsets(name, pos="v"):
+            return name
+    return None
 
 
 def parse_question(text: str, mentions: list) -> Question:

@@ -76,7 +76,7 @@ _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
 _FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) me|list|name)"
                     r"(?:\s+(?:all|the|of|every|me))*(?:\s+(?!(?:is|are|was|were|does|do|did|has|have)\b)[\w-]+){0,2}"
                     r"\s*")
-_NUMBER = re.compile(r"\b\d{1,4}(?:[.,]\d+)?\b")
+_NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
 
 
 @dataclass
