@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -90,18 +91,53 @@ def make_dump(path: Path, triples: int) -> int:
     return n
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (Ray's processes included), from /proc."""
+    parent, rss = {}, {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    parent[int(d)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{d}/statm") as f:
+                    rss[int(d)] = int(f.read().split()[1]) * page
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, todo = {pid}, [pid]
+    while todo:
+        x = todo.pop()
+        for c, pp in parent.items():
+            if pp == x and c not in tree:
+                tree.add(c)
+                todo.append(c)
+    return sum(rss.get(x, 0) for x in tree)
+
+
 def run(cmd: list[str], log: Path) -> dict:
-    """Run one kgllm process; its wall time, CPU time and peak RSS from the kernel."""
+    """Run one kgllm process; its wall time, CPU time and peak RSS from the kernel (the process itself), and
+    the peak of its whole process tree's RSS (Ray's workers included; sampled every 0.5 s, shared pages
+    counted in each process that maps them)."""
     t0 = time.perf_counter()
+    peak = [0]
     with open(log, "w") as fh:
         p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "KGLLM_PROGRESS": "0"})
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.wait(0.5):
+                peak[0] = max(peak[0], _tree_rss(p.pid))
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
         _pid, status, ru = os.wait4(p.pid, 0)
+        stop.set()
+        th.join()
     wall = time.perf_counter() - t0
     rc = os.waitstatus_to_exitcode(status)
     if rc not in (0, 1):  # 1: validate found problems in the data (it still writes the clean graph)
         raise SystemExit(f"{' '.join(cmd)} failed ({rc}); see {log}")
     return {"wall_s": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
-            "peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "rc": rc}
+            "peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "tree_peak_rss_mb": round(peak[0] / 2**20, 1), "rc": rc}
 
 
 def stage_cmds(work: Path, tag: str, dump: Path) -> dict[str, list[str]]:
@@ -110,9 +146,20 @@ def stage_cmds(work: Path, tag: str, dump: Path) -> dict[str, list[str]]:
         "pull": KGLLM + ["pull", "file", str(dump), "--out", str(g), "--force"],
         "validate": KGLLM + ["validate", str(g), "--ontology", str(ONTOLOGY), "--reasoner", "none", "--out", str(v),
                              "--force"],
-        "corpus": KGLLM + ["corpus", str(v), "--out", str(c), "--force"],
+        "corpus": KGLLM + ["corpus", str(v), "--out", str(c), "--force", "--engine", "local"],
         "index": KGLLM + ["index", str(v), "--out", str(i), "--no-vectors", "--force"],
     }
+
+
+# The corpus stage's shards as Ray tasks on an embedded instance of N CPUs (N workers): argv GRAPH OUT N.
+CORPUS_RAY = ("import sys\nfrom pathlib import Path\nfrom kgllm import engine\nfrom kgllm.registry import run_stage\n"
+              "with engine.configured(engine.EngineConfig(mode='ray', num_cpus=int(sys.argv[3]))):\n"
+              "    run_stage('corpus', [Path(sys.argv[1])], Path(sys.argv[2]), {}, force=True)\n")
+
+
+def corpus_workers_cmd(work: Path, tag: str, workers: int) -> list[str]:
+    return [sys.executable, "-c", CORPUS_RAY, str(work / f"clean-{tag}"), str(work / f"corpus-{tag}-ray{workers}"),
+            str(workers)]
 
 
 def embed_ratio(n: int) -> dict:
@@ -147,10 +194,14 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--work", type=Path, help="working directory (dumps and artifacts reused when present)")
     ap.add_argument("--embed", type=int, default=20000, help="texts for the embedding throughput ratio (0: skip)")
+    ap.add_argument("--corpus-workers", default="",
+                    help="also run corpus with its shards as Ray tasks on an embedded instance of N CPUs, for "
+                         "each N (e.g. 1,2): wall time of N workers against 1")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     stages = [s for s in args.stages.split(",") if s]
+    workers = [int(w) for w in args.corpus_workers.split(",") if w.strip()]
     bad = set(stages) - set(STAGES)
     if bad:
         raise SystemExit(f"--stages: unknown {sorted(bad)}; choose from {', '.join(STAGES)}")
@@ -169,16 +220,33 @@ def main() -> None:
             r = run(cmds[st], work / f"{st}-{tag}.log")
             r.update(stage=st, triples=n, triples_per_cpu_s=round(n / max(r["cpu_s"], 1e-9)))
             rows.append(r)
-            print(f"  {st:<9} {r['wall_s']:>8.1f} s wall {r['cpu_s']:>8.1f} s CPU {r['peak_rss_mb']:>8.0f} MB",
-                  file=sys.stderr, flush=True)
-    print("\n| stage | triples | wall s | CPU s | triples per CPU-second | peak RSS MB |\n|---|---:|---:|---:|---:|---:|")
+            print(f"  {st:<9} {r['wall_s']:>8.1f} s wall {r['cpu_s']:>8.1f} s CPU {r['peak_rss_mb']:>8.0f} MB "
+                  f"(tree {r['tree_peak_rss_mb']:.0f} MB)", file=sys.stderr, flush=True)
+        for w in workers:
+            if "corpus" not in stages:
+                break
+            r = run(corpus_workers_cmd(work, tag, w), work / f"corpus-ray{w}-{tag}.log")
+            r.update(stage=f"corpus-ray{w}", triples=n, triples_per_cpu_s=round(n / max(r["cpu_s"], 1e-9)))
+            rows.append(r)
+            print(f"  corpus on Ray, {w} worker(s): {r['wall_s']:.1f} s wall, {r['peak_rss_mb']:.0f} MB "
+                  f"(tree {r['tree_peak_rss_mb']:.0f} MB)", file=sys.stderr, flush=True)
+    print("\n| stage | triples | wall s | CPU s | triples per CPU-second | peak RSS MB | process tree peak RSS MB |\n"
+          "|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['stage']} | {r['triples']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['triples_per_cpu_s']:,} | "
-              f"{r['peak_rss_mb']:.0f} |")
+              f"{r['peak_rss_mb']:.0f} | {r['tree_peak_rss_mb']:.0f} |")
+    speedup = {}
+    for n in sorted({r["triples"] for r in rows}):
+        by = {r["stage"]: r for r in rows if r["triples"] == n}
+        one = by.get("corpus-ray1")
+        for w in workers:
+            if one and w != 1 and f"corpus-ray{w}" in by:
+                speedup[f"{n}:{w}"] = round(one["wall_s"] / by[f"corpus-ray{w}"]["wall_s"], 2)
+                print(f"corpus at {n:,} triples: {w} workers {speedup[f'{n}:{w}']}x the wall-time speed of 1")
     growth = {}
     if len(sizes) > 1:
         print("\n| stage | growth exponent of wall time | of peak RSS |\n|---|---:|---:|")
-        for st in stages:
+        for st in [*stages, *(f"corpus-ray{w}" for w in workers)]:
             rs = [r for r in rows if r["stage"] == st]
             if len(rs) < 2:
                 continue
@@ -193,7 +261,7 @@ def main() -> None:
         print(f"\nembedding {emb['texts']:,} texts: kgllm {emb['kgllm_texts_per_s']} texts/s, bare sentence-transformers "
               f"{emb['bare_texts_per_s']} texts/s: ratio {emb['ratio']}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "growth": growth, "embedding": emb}, indent=1))
+        args.json.write_text(json.dumps({"rows": rows, "growth": growth, "corpus_speedup": speedup, "embedding": emb}, indent=1))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -2,9 +2,11 @@
 
 Takes: an :class:`EngineConfig` (defaults < a pipeline YAML's ``ray:`` mapping < the ``RAY_ADDRESS``
 environment variable < the ``--engine`` / ``--ray-address`` flags; :func:`resolve`) and, per step, the
-items to process with a callable class (a :class:`BatchActor`).
-Makes: the step's result, in input order, and a report of where it ran (:meth:`Engine.report`, which
-stages put in their manifest's ``extra.engine``).
+items to process with a callable class (a :class:`BatchActor`, :meth:`Engine.map_chunks`), or the
+arguments of a stateless function and one object every call shares (:meth:`Engine.map_tasks`: one Ray
+task per argument, e.g. the corpus stage's entity shards).
+Makes: the step's result (in input order; ``map_tasks``: each with its index, as the tasks finish), and a
+report of where it ran (:meth:`Engine.report`, which stages put in their manifest's ``extra.engine``).
 
 Ray is an existing distributed engine; kgllm schedules nothing itself. A step that the engine sends to
 Ray becomes a Ray Data dataset of fixed-size chunks (one block each) mapped by ``map_batches`` over a
@@ -40,7 +42,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,7 @@ class EngineConfig:
     num_cpus: int | None = None        # CPUs of an embedded instance (None: all of this machine's)
     embed_concurrency: int | None = None  # actors embedding at once (None: one per GPU, else one per CPU)
     num_gpus_per_actor: float | None = None  # None: 1 when the cluster has GPUs, else 0 (CPU actors)
+    task_concurrency: int | None = None  # Ray tasks at once (corpus shards; None: one per CPU of the cluster)
 
     def __post_init__(self):
         check_ranges((
@@ -76,6 +79,8 @@ class EngineConfig:
             ("num_cpus", self.num_cpus, self.num_cpus is None or self.num_cpus >= 1, "at least 1"),
             ("embed_concurrency", self.embed_concurrency,
              self.embed_concurrency is None or self.embed_concurrency >= 1, "at least 1"),
+            ("task_concurrency", self.task_concurrency,
+             self.task_concurrency is None or self.task_concurrency >= 1, "at least 1"),
             ("num_gpus_per_actor", self.num_gpus_per_actor,
              self.num_gpus_per_actor is None or self.num_gpus_per_actor >= 0, "0 or more"),
         ))
@@ -389,6 +394,54 @@ class Engine:
                     "s" if len(nodes) > 1 else "", secs, n / secs if secs else 0, unit)
         return [out[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
+    def task_slots(self) -> int:
+        """How many tasks :meth:`map_tasks` runs at once: ``task_concurrency``, else the cluster's CPUs
+        (starting Ray)."""
+        if self.config.task_concurrency:
+            return self.config.task_concurrency
+        ray = self._start()
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def map_tasks(self, fn: Callable[[Any, Any], Any], args: Sequence[Any], *, shared: Any = None, desc: str,
+                  unit: str = "task") -> Iterator[tuple[int, Any]]:
+        """``(i, fn(shared, args[i]))`` for each task, as the tasks finish (one Ray task each, one CPU each, at
+        most :meth:`task_slots` at once, so results wait in the object store no longer than needed).
+        ``shared`` goes to the object store once and is deserialized once per worker process; ``fn`` must
+        be a module-level function (stateless: what it returns depends on its arguments only)."""
+        ray = self._start()
+        slots = self.task_slots()
+        ref = ray.put(shared)
+        remote = ray.remote(num_cpus=1, max_retries=0)(_run_task)
+        todo = list(enumerate(args))[::-1]
+        running: dict[Any, int] = {}
+        nodes: set[str] = set()
+        busy = busy_cpu = 0.0
+        t0 = time.perf_counter()
+        logger.info("%s: %d %ss as Ray tasks (%s, %d at once)", desc, len(args), unit,
+                    "embedded" if self.config.embedded else self.config.address, slots)
+        with RateProgress(len(args), desc, unit) as bar:
+            while todo or running:
+                while todo and len(running) < slots:
+                    i, a = todo.pop()
+                    running[remote.remote(fn, [ref], a)] = i
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for r in ready:
+                    i = running.pop(r)
+                    node, took, cpu, out = ray.get(r)
+                    nodes.add(node)
+                    busy += took
+                    busy_cpu += cpu
+                    bar.update(1)
+                    yield i, out
+        secs = time.perf_counter() - t0
+        # task_seconds: the tasks' own wall time, summed (over ``seconds``: how many ran at once on average);
+        # task_cpu_seconds: their CPU time (below task_seconds when the tasks waited for a busy machine's CPUs).
+        self._steps.append({"step": desc, "items": len(args), "tasks": len(args), "concurrency": slots,
+                            "nodes": len(nodes), "seconds": round(secs, 3), "task_seconds": round(busy, 3),
+                            "task_cpu_seconds": round(busy_cpu, 3)})
+        logger.info("%s: %d %ss on %d node%s in %.1f s", desc, len(args), unit, len(nodes),
+                    "s" if len(nodes) > 1 else "", secs)
+
     def _pool(self, n_chunks: int) -> tuple[float, int]:
         """(GPUs per actor, actors): GPU actors when the cluster has GPUs, else one CPU each; as many as the
         cluster holds (or ``embed_concurrency``), never more than there are chunks."""
@@ -418,6 +471,24 @@ def open_engine(config: EngineConfig | None = None) -> Iterator[Engine]:
         raise
     finally:
         eng.close()
+
+
+_SHARED: dict[str, Any] = {}   # in a Ray worker: the shared argument of map_tasks, by object id
+
+
+def _run_task(fn, box: list, arg) -> tuple[str, float, float, Any]:
+    """A :meth:`Engine.map_tasks` task in a Ray worker: ``fn(shared, arg)``, ``shared`` deserialized once per
+    worker process (the ref comes in a list, so Ray does not resolve it per task); returns (node, seconds,
+    CPU seconds, result)."""
+    import ray
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    key = box[0].hex()
+    if key not in _SHARED:
+        _SHARED.clear()
+        _SHARED[key] = ray.get(box[0])
+    out = fn(_SHARED[key], arg)
+    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0, time.process_time() - c0, out
 
 
 class _DropProgressNotice(logging.Filter):

@@ -13,7 +13,15 @@ import argparse
 import json
 from pathlib import Path
 
-from ..commands import add_config_args, check_output_file, print_artifact, stage_config
+from .. import engine
+from ..commands import (
+    add_config_args,
+    add_engine_args,
+    check_output_file,
+    engine_config,
+    print_artifact,
+    stage_config,
+)
 from ..errors import InputError
 from ..registry import run_stage
 from .neural import NeuralVerbalizer, verbalize_jsonl_model
@@ -29,6 +37,7 @@ def register(cmds) -> None:
                    help="ontology file (OWL/RDF, .xz ok) for predicate and class labels; repeatable")
     p.add_argument("--out", type=Path, required=True, help="output corpus artifact directory")
     add_config_args(p, "corpus")
+    add_engine_args(p)  # the per-entity shards as Ray tasks (docs/scale.md)
 
     p = cmds.command("verbalize", "triples (JSONL, IRIs or WebNLG-style) -> English text", _verbalize,
                      description='Each input line {"id": ..., "triples": [[s, p, o], ...]} gives one output line\n'
@@ -50,7 +59,8 @@ def register(cmds) -> None:
 
 def _corpus(args: argparse.Namespace) -> int:
     cfg = stage_config("corpus", args, {"ontology": args.ontology})
-    run_stage("corpus", args.graphs, args.out, cfg, force=args.force)
+    with engine.configured(engine_config(args)):
+        run_stage("corpus", args.graphs, args.out, cfg, force=args.force)
     return print_artifact(args.out)
 
 

@@ -117,3 +117,81 @@ def dedup(rows: Iterable[dict], text: Callable[[dict], str], *, exact: bool = Tr
             index.add(row["id"], t, mh)
         kept.append(row)
     return kept, removed
+
+
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) of datasketch's MinHashLSH at ``threshold`` (what :class:`NearDupIndex` uses)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+def minhasher(num_perm: int, seed: int = 1) -> Callable[[str], object]:
+    """``text -> hash values`` (uint32 array) of :meth:`NearDupIndex.minhash` with these settings."""
+    index = NearDupIndex(0.5, num_perm, seed)
+
+    def fn(text: str):
+        return index.minhash(text).hashvalues
+    return fn
+
+
+class BandIndex:
+    """The query side of :class:`NearDupIndex` over many MinHashes at once (numpy arrays of hash values):
+    :meth:`any_hit` says for each query whether some indexed MinHash shares a whole LSH band with it
+    (datasketch's candidates) and reaches ``threshold`` in estimated Jaccard (the same test, the same
+    float). Bands are found by a 64-bit hash of their values, then compared value for value."""
+
+    _MUL = 0x100000001B3
+
+    def __init__(self, hashes, threshold: float, num_perm: int):
+        import numpy as np
+
+        self.threshold, self.num_perm = threshold, num_perm
+        self.b, self.r = lsh_params(threshold, num_perm)
+        self.hashes = np.ascontiguousarray(hashes, dtype=np.uint32)
+        self.bands = []
+        for j in range(self.b):
+            k = self._band_keys(self.hashes, j)
+            order = np.argsort(k, kind="stable")
+            self.bands.append((k[order], order))
+
+    def _band_keys(self, h, j: int):
+        import numpy as np
+
+        out = np.zeros(len(h), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for c in range(j * self.r, (j + 1) * self.r):
+                out = out * np.uint64(self._MUL) + h[:, c].astype(np.uint64)
+        return out
+
+    def any_hit(self, queries):
+        import numpy as np
+
+        q = np.ascontiguousarray(queries, dtype=np.uint32)
+        hit = np.zeros(len(q), dtype=bool)
+        if not len(self.hashes) or not len(q):
+            return hit
+        qs, hs = [], []
+        for j, (keys, order) in enumerate(self.bands):
+            kq = self._band_keys(q, j)
+            lo = np.searchsorted(keys, kq, side="left")
+            n = np.searchsorted(keys, kq, side="right") - lo
+            sel = np.flatnonzero(n)
+            if not len(sel):
+                continue
+            c = n[sel]
+            starts = np.repeat(lo[sel] - np.concatenate([[0], np.cumsum(c)[:-1]]), c) + np.arange(int(c.sum()))
+            qi, hi = np.repeat(sel, c), order[starts]
+            band = slice(j * self.r, (j + 1) * self.r)
+            same = (q[qi, band] == self.hashes[hi, band]).all(axis=1)
+            qs.append(qi[same])
+            hs.append(hi[same])
+        if not qs:
+            return hit
+        pairs = np.unique(np.stack([np.concatenate(qs), np.concatenate(hs)], axis=1), axis=0)
+        for a in range(0, len(pairs), 200_000):
+            p = pairs[a:a + 200_000]
+            jac = np.count_nonzero(q[p[:, 0]] == self.hashes[p[:, 1]], axis=1) / self.num_perm
+            hit[p[jac >= self.threshold, 0]] = True
+        return hit

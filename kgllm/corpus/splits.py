@@ -112,12 +112,19 @@ def leakage_report(out: dict[str, dict[str, list[dict]]]) -> dict:
     held_ids = {t for part in out for s in HELD_OUT for r in out[part][s] for t in row_triple_ids(r)}
     train_ids = {t for part in out for r in out[part]["train"] for t in row_triple_ids(r)}
     entities = {s: len({r["entity"] for part in out for r in out[part][s]}) for s in SPLITS}
+    return leakage_report_from(leaks=sorted(held_ids & train_ids), entities=entities,
+                               rows={part: {s: len(out[part][s]) for s in SPLITS} for part in out},
+                               held_out_triple_ids=len(held_ids), train_triple_ids=len(train_ids))
+
+
+def leakage_report_from(*, leaks: list[str], entities: dict[str, int], rows: dict[str, dict[str, int]],
+                        held_out_triple_ids: int, train_triple_ids: int) -> dict:
+    """The report from its figures (:func:`leakage_report`, and the sharded path of kgllm.corpus.shards)."""
     return {
         "split_by": "entity",
         "held_out": list(HELD_OUT),
         # No near-duplicates: split_rows removed every train row whose LSH query hit a held-out text.
-        "leaks": {"triple_ids": sorted(held_ids & train_ids), "near_duplicates": []},
-        "counts": {"entities": entities,
-                   "rows": {part: {s: len(out[part][s]) for s in SPLITS} for part in out},
-                   "held_out_triple_ids": len(held_ids), "train_triple_ids": len(train_ids)},
+        "leaks": {"triple_ids": leaks, "near_duplicates": []},
+        "counts": {"entities": entities, "rows": rows,
+                   "held_out_triple_ids": held_out_triple_ids, "train_triple_ids": train_triple_ids},
     }

@@ -17,6 +17,10 @@ Makes: a ``corpus`` artifact::
 
 An empty input graph, or one that yields no rows at all, is :class:`~kgllm.errors.EmptyResultError`
 (exit 1, nothing written); MinHash settings LSH cannot use are a ConfigError before any work.
+
+The work runs in entity shards (:mod:`kgllm.corpus.shards`: one after another in this process, or as Ray
+tasks when :mod:`kgllm.engine` says so), so memory holds the graph and one shard's rows, not every row;
+:func:`build` is the all-in-memory reference the sharded path equals byte for byte.
 """
 
 from __future__ import annotations
@@ -27,36 +31,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..artifacts import ArtifactWriter, Manifest, jsonl_line, write_jsonl
+from ..artifacts import ArtifactWriter, Manifest
 from ..config import check_ranges
+from ..engine import open_engine
 from ..errors import EmptyResultError
 from ..log import logger, progress
-from ..rdf import WN_DEFINITION, count_triples, lexical_form, triple_id
+from ..rdf import count_triples
 from ..registry import Stage
-from .annotate import conll_lines, default_label, inline_markup
-from .clean import clean_text
 from .dedup import check_lsh, dedup
-from .kg import (
-    DC_IDENTIFIER,
-    KG,
-    ROLE_ABSTRACT,
-    ROLE_BNODE,
-    ROLE_FACT,
-    ROLE_GLOSS,
-    ROLE_NAME,
-    ROLE_OTHER_LANG,
-    ROLE_SKIP,
-    ROLE_TYPE,
-    WN_EXAMPLE,
-)
+from .kg import KG
 from .lexicon import RelationLexicon
 from .neural import NeuralVerbalizer
-from .planner import EntityPlan, Planner, article
+from .planner import EntityPlan, Planner
 from .preferences import Corrupter, dpo_rows
 from .realign import verbalize_documents
-from .render import render_literal, split_camel
 from .sft import sft_rows
-from .splits import SPLITS, row_text, split_rows
+from .shards import triple_text, write_corpus
+from .splits import row_text
+
+__all__ = ["STAGES", "CorpusConfig", "build", "run", "triple_text"]
 
 PARTS = ("pretrain", "sft", "dpo")
 
@@ -178,32 +171,9 @@ def build(kg: KG, config: CorpusConfig, verbalizer: NeuralVerbalizer | None = No
     return plans, rows, removed, counts
 
 
-def triple_text(planner: Planner, s: str, p: str, o: str, role: str) -> str:
-    kg = planner.kg
-    name = kg.name(s)
-    if role == ROLE_FACT:
-        return planner.fact_text(s, p, [o])
-    if role == ROLE_NAME:
-        return f'{name[:1].upper() + name[1:]} is called "{lexical_form(o)}".'
-    if role == ROLE_TYPE:
-        label = kg.label_of(o) or split_camel(o[1:-1].rsplit("/", 1)[-1].rsplit("#", 1)[-1])
-        return f"{name[:1].upper() + name[1:]} is {article(label)} {label}."
-    if role == ROLE_ABSTRACT:
-        return clean_text(lexical_form(o))
-    if role == ROLE_GLOSS:
-        value = render_literal(o, kg.language) if o.startswith('"') else kg.name(o)
-        if p == WN_DEFINITION:
-            return f"{name[:1].upper() + name[1:]}: {value}."
-        if p == WN_EXAMPLE:
-            return f'An example of "{name}": "{value}".'
-        if p == DC_IDENTIFIER:
-            return f'"{name}" has the WordNet identifier {value}.'
-        return f'"{name}" has the {split_camel(p[1:-1].rsplit("#", 1)[-1])} {value}.'
-    value = render_literal(o, kg.language) if o.startswith('"') else kg.name(o)
-    return f"{name} {split_camel(p[1:-1].rsplit('/', 1)[-1].rsplit('#', 1)[-1])} {value}."
-
-
-def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: str | None = None) -> Manifest:
+def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: str | None = None,
+        shards: int | None = None) -> Manifest:
+    """The stage (see the module docstring); ``shards`` fixes the number of entity shards (None: by size)."""
     if config.dedup.near:
         check_lsh(config.dedup.threshold, config.dedup.num_perm, "dedup.threshold")
     check_lsh(config.split.near_dup_threshold, config.dedup.num_perm, "split.near_dup_threshold")
@@ -217,69 +187,28 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
                                   retry_beams=vb.retry_beams, device=vb.device)
     kg = KG.from_graphs(inputs, config.ontology, config.language)
     logger.info("corpus: %d triples from %d graph(s)", kg.triples, len(inputs))
-    plans, rows, removed, counts = build(kg, config, neural)
-    if not any(rows.values()):
-        raise EmptyResultError(f"{', '.join(map(str, inputs))}: no documents, SFT or DPO rows could be made from "
-                               f"{kg.triples} triples (only types, labels or skipped predicates?)")
-    planner = Planner(kg, RelationLexicon(kg.label_of), include_abstracts=config.include_abstracts,
-                      max_facts=config.max_facts_per_entity)
-    splits, report = split_rows(rows, validation=config.split.validation, test=config.split.test,
-                                seed=config.split.seed, near_dup_threshold=config.split.near_dup_threshold,
-                                num_perm=config.dedup.num_perm)
-    in_docs = {t for p in plans.values() if p.doc for s in p.doc["sentences"] for t in s["triple_ids"]}
-
+    empty = (f"{', '.join(map(str, inputs))}: no documents, SFT or DPO rows could be made from {kg.triples} "
+             "triples (only types, labels or skipped predicates?)")
     model_input = [neural.path] if neural is not None else []  # its manifest hash is recorded with the inputs
     with ArtifactWriter(out, "corpus", config=config, inputs=[*inputs, *config.ontology, *model_input],
-                        pipeline_key=pipeline_key) as w:
-        roles: Counter = Counter()
-        not_in_docs: Counter = Counter()
-        n_triples_jsonl = 0
-        with open(w.path / "triples.jsonl", "w", encoding="utf-8") as f:
-            lines = []
-            for s, po in progress(kg.out.items(), desc="triples.jsonl", unit="subject", total=len(kg.out)):
-                for p, o in po:
-                    role = kg.role(s, p, o)
-                    roles[role] += 1
-                    tid = triple_id(s, p, o)
-                    if tid not in in_docs:
-                        not_in_docs[role] += 1
-                    if role in (ROLE_SKIP, ROLE_BNODE, ROLE_OTHER_LANG):
-                        continue
-                    lines.append((tid, jsonl_line({"id": tid, "s": s, "p": p, "o": o,
-                                                   "text": triple_text(planner, s, p, o, role)})))
-            lines.sort()
-            prev = None
-            for tid, line in lines:
-                if tid != prev:  # the same triple in two graphs is one line
-                    f.write(line)
-                    n_triples_jsonl += 1
-                prev = tid
-        for part in PARTS:
-            (w.path / part).mkdir()
-            for sp in SPLITS:
-                write_jsonl(w.path / part / f"{sp}.jsonl", splits[part][sp])
-        (w.path / "markup").mkdir()
-        (w.path / "ner").mkdir()
-        for sp in SPLITS:
-            docs = splits["pretrain"][sp]
-            write_jsonl(w.path / "markup" / f"{sp}.jsonl",
-                        [{"id": d["id"], "entity": d["entity"], "text": inline_markup(d)} for d in docs])
-            with open(w.path / "ner" / f"{sp}.conll", "w", encoding="utf-8") as f:
-                for line in conll_lines(docs, lambda span: default_label(span["types"], kg.main_type, span["iri"])):
-                    f.write(line + "\n")
+                        pipeline_key=pipeline_key) as w, open_engine() as eng:
+        # Per-entity work in shards (in this process, or Ray tasks), then dedup, splits and the files.
+        res = write_corpus(kg, config, w.path, eng, neural, shards=shards, empty=empty)
+        report, counts = res["report"], res["counts"]
         (w.path / "leakage.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        (w.path / "dedup.json").write_text(json.dumps(removed, indent=2, ensure_ascii=False) + "\n", "utf-8")
-
+        (w.path / "dedup.json").write_text(json.dumps(res["removed"], indent=2, ensure_ascii=False) + "\n",
+                                           "utf-8")
+        not_in_docs = res["not_in_docs"]
         w.counts.update({
             "triples": kg.triples,
             "triples_in_documents": kg.triples - sum(not_in_docs.values()),
             "triples_not_in_documents": dict(sorted(not_in_docs.items())),
-            "triples_by_role": dict(sorted(roles.items())),
-            "triples_jsonl": n_triples_jsonl,
-            "entities": len(plans),
-            "documents": sum(1 for p in plans.values() if p.doc),
+            "triples_by_role": dict(sorted(res["roles"].items())),
+            "triples_jsonl": res["triples_jsonl"],
+            "entities": counts.pop("entities"),
+            "documents": counts.pop("documents"),
             **{k: v for k, v in sorted(counts.items())},
-            **{f"{part}_{sp}": len(splits[part][sp]) for part in PARTS for sp in SPLITS},
+            **res["split_counts"],
             "leakage_removed_triple_overlap": sum(report["removed"]["triple_overlap"].values()),
             "leakage_removed_near_duplicate": sum(report["removed"]["near_duplicate"].values()),
             "leakage_removed_held_out_cross_split": sum(report["removed"]["held_out_cross_split"].values()),
@@ -289,6 +218,7 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
         w.extra["verbalizer"] = ({"kind": "templates"} if neural is None
                                  else {"kind": "model", **neural.info, **neural.speed,
                                        "max_triples": vb.max_triples, "retry_beams": vb.retry_beams})
-        w.extra["sft_types"] = dict(sorted(Counter(r["type"] for sp in SPLITS for r in splits["sft"][sp]).items()))
+        w.extra["sft_types"] = res["sft_types"]
+        # Where the shards ran (no part of any content hash: the files are the same either way).
+        w.extra["engine"] = {**eng.report(), "shards": res["shards"]}
     return w.manifest  # the CLI prints the counts (print_artifact)
-
