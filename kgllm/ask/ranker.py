@@ -46,9 +46,12 @@ class Ranker:
         self.encoder = encoder
         self.name = name
         self._vec: dict[str, np.ndarray] = {}
-        # Masked questions, kept for a few questions only: one question is scored several times (each
-        # candidate group, the superlative's properties) with the same masked text.
+        # Masked questions, for the current question only: it is scored several times (each candidate
+        # group, the superlative's properties) with the same masked text.
         self._qvec: dict[str, np.ndarray] = {}
+
+    def new_question(self) -> None:
+        self._qvec = {}
 
     @classmethod
     def from_dir(cls, path) -> Ranker:
@@ -64,8 +67,6 @@ class Ranker:
                     self._vec[t] = v
             q = self._qvec.get(question)
             if q is None:
-                if len(self._qvec) >= 256:
-                    self._qvec.clear()
                 q = self._qvec[question] = self.encoder.encode([question])[0]
         m = np.stack([self._vec[t] for t in texts])
         return m @ q

@@ -120,6 +120,7 @@ class Retriever:
         if mode not in RETRIEVERS:
             raise UsageError(f"unknown retriever {mode!r}; choose one of {', '.join(RETRIEVERS)}")
         self._ecache = {}
+        self.ranker.new_question()
         t0 = time.perf_counter()
         r = self._retrieve(text, mode)
         # Wall time: in hybrid the vector search overlaps linking and the graph search, so the stage
