@@ -216,3 +216,23 @@ def test_containing_finds_names_with_a_word_left_out():
     assert lex.containing(["amsterdam", "schiphol"], extra=3) == ["amsterdam airport schiphol",
                                                                   "amsterdam international airport schiphol terminal"]
     assert lex.containing(["rotterdam"]) == [] and lex.containing([]) == []
+
+
+def test_a_key_many_things_share_keeps_each_entry_once():
+    # "air india" in every copy of a graph: past a few entries the duplicate check is a set, and dropping
+    # and re-adding an origin keeps list and set in step.
+    lex = EntityLexicon()
+    for round_ in range(2):
+        for i in range(40):
+            lex._add(f"<o{i}>", "air india", f"<e{i}>", "label", f"{i:016x}")
+            lex._add(f"<o{i}>", "air india", f"<e{i}>", "label", f"{i:016x}")  # a duplicate
+        assert len(lex.lookup("air india")) == 40
+        for i in range(0, 40, 2):
+            lex._drop(f"<o{i}>")
+        assert len(lex.lookup("air india")) == 20
+        for i in range(0, 40, 2):
+            lex._add(f"<o{i}>", "air india", f"<e{i}>", "label", f"{i:016x}")
+        assert sorted(lex.lookup("air india")) == sorted({(f"<e{i}>", "label", f"{i:016x}") for i in range(40)})
+        for i in range(40):
+            lex._drop(f"<o{i}>")
+        assert lex.lookup("air india") == []

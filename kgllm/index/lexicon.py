@@ -147,12 +147,18 @@ def morphy(word: str) -> list[str]:
 # ----------------------------------------------------------------------------- the lexicon
 
 
+_MANY = 16  # entries of one key from which its duplicate check uses a set
+
+
 class EntityLexicon:
     """``key -> [(iri, source, tid)]`` with the display labels. Entries are grouped by origin."""
 
     def __init__(self):
         self.by_origin: dict[str, list[tuple[str, str, str, str | None]]] = {}
         self.keys: dict[str, list[tuple[str, str, str | None]]] = defaultdict(list)
+        # The entries of keys many things share ("air india" in every copy of a graph, a common name), as a
+        # set: the duplicate check of a long list would make building the lexicon quadratic in them.
+        self._many: dict[str, set[tuple[str, str, str | None]]] = {}
         self.labels: dict[str, str] = {}
         self._label_rank: dict[str, int] = {}
         self._trigrams: dict[str, list[str]] | None = None
@@ -204,10 +210,15 @@ class EntityLexicon:
     def _drop(self, origin: str) -> None:
         for key, target, src, tid in self.by_origin.pop(origin, []):
             lst = self.keys.get(key, [])
-            if (target, src, tid) in lst:
-                lst.remove((target, src, tid))
+            many = self._many.get(key)
+            entry = (target, src, tid)
+            if (entry in many) if many is not None else (entry in lst):
+                lst.remove(entry)
+                if many is not None:
+                    many.discard(entry)
             if not lst:
                 self.keys.pop(key, None)
+                self._many.pop(key, None)
         self.labels.pop(origin, None)
         self._label_rank.pop(origin, None)
 
@@ -284,9 +295,17 @@ class EntityLexicon:
             return
         entry = (target, source, tid)
         lst = self.keys[key]
-        if entry not in lst:
-            lst.append(entry)
-            self.by_origin.setdefault(origin, []).append((key, target, source, tid))
+        many = self._many.get(key)
+        if many is None and len(lst) >= _MANY:
+            many = self._many[key] = set(lst)
+        if many is not None:
+            if entry in many:
+                return
+            many.add(entry)
+        elif entry in lst:
+            return
+        lst.append(entry)
+        self.by_origin.setdefault(origin, []).append((key, target, source, tid))
 
     # ------------------------------------------------------------------ lookups
 
