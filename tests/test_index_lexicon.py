@@ -222,7 +222,7 @@ def test_a_key_many_things_share_keeps_each_entry_once():
     # "air india" in every copy of a graph: past a few entries the duplicate check is a set, and dropping
     # and re-adding an origin keeps list and set in step.
     lex = EntityLexicon()
-    for round_ in range(2):
+    for _round in range(2):
         for i in range(40):
             lex._add(f"<o{i}>", "air india", f"<e{i}>", "label", f"{i:016x}")
             lex._add(f"<o{i}>", "air india", f"<e{i}>", "label", f"{i:016x}")  # a duplicate
