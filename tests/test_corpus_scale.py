@@ -76,7 +76,7 @@ def test_sharded_files_equal_the_in_memory_reference(graphs, config, tmp_path):
     for k, v in counts.items():
         assert man.counts[k] == v, k
     assert sum(man.counts[f"pretrain_{s}"] for s in SPLITS) == sum(len(splits["pretrain"][s]) for s in SPLITS)
-    assert man.extra["engine"] == {"ran": "local", "mode": "local", "shards": 7}
+    assert man.extra["engine"] == {"ran": "local", "mode": "local", "shards": 7, "shards_reused": 0}
     assert not any(p.name.startswith(".") for p in out.rglob("*"))  # the shards' work dir is gone
 
 
@@ -86,7 +86,7 @@ def test_the_number_of_shards_changes_no_byte(graphs, config, one_shard, tmp_pat
     b = read_manifest(_run(graphs, tmp_path / "three", config, shards=3, engine=EngineConfig(ray_at=0)))
     assert b.content_sha256 == a.content_sha256 and b.counts == a.counts
     assert [f["path"] for f in b.files] == [f["path"] for f in a.files]
-    assert b.extra["engine"] == {"ran": "local", "mode": "auto", "shards": 3}
+    assert b.extra["engine"] == {"ran": "local", "mode": "auto", "shards": 3, "shards_reused": 0}
 
 
 def test_band_index_answers_as_the_lsh_query():
@@ -178,3 +178,34 @@ def test_sigterm_during_ray_shards_leaves_nothing(tmp_path):
     assert not [k for k in kids if Path(f"/proc/{k}").exists()], "processes left behind"
     assert not out.exists()
     assert not [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")], "temp files left"
+
+
+def test_a_stopped_run_resumes_from_its_finished_shards(graphs, config, tmp_path, monkeypatch):
+    # A stop (Ctrl-C) while shard 2 of 4 is being built: shards 0 and 1 stay beside the output in the
+    # resume directory, nothing else does; the rerun reuses them and writes what an unbroken run writes.
+    from kgllm.corpus import shards as shards_mod
+
+    real = shards_mod.build_shard
+
+    def stop_at_2(ctx, k, n, neural=None):
+        if k == 2:
+            raise KeyboardInterrupt
+        return real(ctx, k, n, neural)
+
+    out = tmp_path / "corpus"
+    monkeypatch.setattr(shards_mod, "build_shard", stop_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(graphs, out, config, shards=4)
+    monkeypatch.setattr(shards_mod, "build_shard", real)
+    left = sorted(x.name for x in tmp_path.iterdir())
+    assert len(left) == 1 and left[0].startswith(".corpus.shards-") and not out.exists()
+    work = tmp_path / left[0] / "4-shards"
+    assert sorted(x.name for x in work.glob("*.done.json")) == ["0.done.json", "1.done.json"]
+
+    _run(graphs, out, config, shards=4)
+    m = read_manifest(out)
+    assert m.extra["engine"]["shards_reused"] == 2
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["corpus"]  # the resume directory is gone
+    fresh = read_manifest(_run(graphs, tmp_path / "fresh", config, shards=4))
+    assert fresh.extra["engine"]["shards_reused"] == 0
+    assert m.content_sha256 == fresh.content_sha256 and m.counts == fresh.counts

@@ -1,6 +1,7 @@
 """Stopping the long stages mid-work: ``kgllm pull file``, ``kgllm corpus`` and ``kgllm index`` stopped by
 SIGTERM (schedulers, ``timeout``) or SIGINT (Ctrl-C) exit promptly with 143 / 130, leave no process and no
-temp file or directory behind, write no artifact, and a rerun afterwards completes.
+temp file or directory behind (the corpus stage's finished shards excepted: it resumes from them), write no
+artifact, and a rerun afterwards completes and leaves nothing beside its output.
 
 (``kgllm validate`` with a busy reasoner: tests/test_validate_stop.py; Ray-engine stages: tests/test_engine.py.)
 The input: the bundled DBpedia sample copied with renamed resources (bench/bench_scale.py's graph), large
@@ -87,6 +88,14 @@ def _stop_mid_work(cmd: list[str], out: Path, sig: int) -> None:
     assert not left, f"processes left behind: {left}"
     assert not out.exists(), "a stopped stage wrote its artifact"
     debris = [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")]
+    # The corpus stage keeps the shards it finished, to resume from (kgllm.corpus.stage.resume_dir): only
+    # those, each with its completion mark; the rerun removes them.
+    resume = [x for x in debris if x.startswith(f".{out.name}.shards-")]
+    for d in resume:
+        kept = {f.name for f in (out.parent / d).rglob("*") if f.is_file()}
+        done = {f.split(".")[0] for f in kept if f.endswith(".done.json")}
+        assert done and "kgllm-corpus-resume" in kept, f"{d}: no finished shard, yet kept: {sorted(kept)[:10]}"
+    debris = [x for x in debris if x not in resume]
     assert not debris, f"temp files left behind: {debris}"
 
 
@@ -102,3 +111,4 @@ def test_a_stopped_stage_leaves_nothing_and_a_rerun_completes(work, stage, tmp_p
     done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (out / "manifest.json").exists()
+    assert not [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")]

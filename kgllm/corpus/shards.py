@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import os
 import shutil
 import zlib
 from collections import Counter
@@ -259,8 +260,25 @@ def save_shard(res: dict, work: Path) -> dict:
         np.savez(work / f"{k}.{part}.npz", **e["arrays"])
         np.save(work / f"{k}.{part}.mh.npy", e["mh"])
         keep["types"][part] = e["types"]
-    (work / f"{k}.done.json").write_text(json.dumps(keep))
+    # Last and atomically: a shard counts as finished (and a resumed run reuses it) only with this file.
+    tmp = work / f".{k}.done.json.tmp"
+    tmp.write_text(json.dumps(keep))
+    os.replace(tmp, work / f"{k}.done.json")
     return keep
+
+
+def load_finished(work: Path, n: int) -> list[dict | None]:
+    """The kept summaries of the shards a stopped run finished in ``work`` (None for the others)."""
+    out: list[dict | None] = [None] * n
+    for k in range(n):
+        f = work / f"{k}.done.json"
+        try:
+            keep = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if keep.get("k") == k:
+            out[k] = keep
+    return out
 
 
 class _Part:
@@ -459,9 +477,11 @@ def _write_part(p: _Part, dest: Path, extras: dict[str, Path] | None = None) -> 
 
 
 def write_corpus(kg: KG, config, dest: Path, engine=None, neural=None, *, shards: int | None = None,
-                 empty: str = "no rows") -> dict:
+                 empty: str = "no rows", resume: Path | None = None) -> dict:
     """Run the shards (in this process, or as Ray tasks when the engine says so), the global steps, and
     write the corpus files into ``dest``; :class:`EmptyResultError` (``empty``) when no row comes out.
+    ``resume``: a directory that keeps finished shards across a stop (the caller names it after the inputs and
+    config and removes it once the artifact is written); shards finished there are reused, not redone.
     Returns the counts, the leakage report, the dedup records and where the shards ran."""
     ctx_entities = Planner(kg, RelationLexicon(kg.label_of)).subjects()
     # Ray when asked for (mode ray) or when a cluster is given (auto with an address). Not in auto on one
@@ -475,18 +495,27 @@ def write_corpus(kg: KG, config, dest: Path, engine=None, neural=None, *, shards
         n = shards
     else:
         n = shard_count(len(ctx_entities), at_least=engine.task_slots() * 8 if ray else 1)  # balance
-    work = dest / ".shards"
-    work.mkdir()
-    kept: list[dict] = [None] * n  # type: ignore[list-item]
-    if ray:
-        done = engine.map_tasks(_ray_shard, list(range(n)), shared=(kg, config, ctx_entities, n),
+    if resume is not None:
+        work = resume / f"{n}-shards"
+        work.mkdir(parents=True, exist_ok=True)
+        kept: list[dict] = load_finished(work, n)  # type: ignore[assignment]
+    else:
+        work = dest / ".shards"
+        work.mkdir()
+        kept = [None] * n  # type: ignore[list-item]
+    todo = [k for k in range(n) if kept[k] is None]
+    reused = n - len(todo)
+    if reused:
+        logger.info("corpus: %d of %d shards finished by a stopped run are reused (%s)", reused, n, work)
+    if ray and todo:
+        done = engine.map_tasks(_ray_shard, todo, shared=(kg, config, ctx_entities, n),
                                 desc="corpus: entity shards", unit="shard")
         for k, res in done:
             kept[k] = save_shard(res, work)
-    else:
+    elif todo:
         ctx = ShardContext(kg, config, ctx_entities)
-        with RateProgress(n, "corpus: entity shards", "shard") as bar:
-            for k in range(n):
+        with RateProgress(len(todo), "corpus: entity shards", "shard") as bar:
+            for k in todo:
                 kept[k] = save_shard(build_shard(ctx, k, n, neural), work)
                 bar.update(1)
         del ctx
@@ -531,10 +560,11 @@ def write_corpus(kg: KG, config, dest: Path, engine=None, neural=None, *, shards
         sft_types[sft.type_names[int(code)]] = int(c)
     split_counts = {f"{part}_{s}": int((p.alive & (p.split == SPLITS.index(s))).sum())
                     for part, p in parts.items() for s in SPLITS}
-    shutil.rmtree(work)
+    if resume is None:
+        shutil.rmtree(work)
     return {"counts": counts, "roles": roles, "not_in_docs": not_in_docs, "triples_jsonl": n_triples,
             "split_counts": split_counts, "report": report, "removed": removed,
-            "sft_types": dict(sorted(sft_types.items())), "shards": n, "ray": ray}
+            "sft_types": dict(sorted(sft_types.items())), "shards": n, "shards_reused": reused, "ray": ray}
 
 
 # ----------------------------------------------------------------------------- Ray task

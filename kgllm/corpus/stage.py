@@ -26,12 +26,22 @@ tasks when :mod:`kgllm.engine` says so), so memory holds the graph and one shard
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..artifacts import ArtifactWriter, Manifest
+from ..artifacts import (
+    ArtifactWriter,
+    Manifest,
+    git_commit,
+    input_digest,
+    package_versions,
+    pid_alive,
+    sha256_json,
+)
 from ..config import check_ranges
 from ..engine import open_engine
 from ..errors import EmptyResultError
@@ -190,35 +200,86 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
     empty = (f"{', '.join(map(str, inputs))}: no documents, SFT or DPO rows could be made from {kg.triples} "
              "triples (only types, labels or skipped predicates?)")
     model_input = [neural.path] if neural is not None else []  # its manifest hash is recorded with the inputs
-    with ArtifactWriter(out, "corpus", config=config, inputs=[*inputs, *config.ontology, *model_input],
-                        pipeline_key=pipeline_key) as w, open_engine() as eng:
-        # Per-entity work in shards (in this process, or Ray tasks), then dedup, splits and the files.
-        res = write_corpus(kg, config, w.path, eng, neural, shards=shards, empty=empty)
-        report, counts = res["report"], res["counts"]
-        (w.path / "leakage.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        (w.path / "dedup.json").write_text(json.dumps(res["removed"], indent=2, ensure_ascii=False) + "\n",
-                                           "utf-8")
-        not_in_docs = res["not_in_docs"]
-        w.counts.update({
-            "triples": kg.triples,
-            "triples_in_documents": kg.triples - sum(not_in_docs.values()),
-            "triples_not_in_documents": dict(sorted(not_in_docs.items())),
-            "triples_by_role": dict(sorted(res["roles"].items())),
-            "triples_jsonl": res["triples_jsonl"],
-            "entities": counts.pop("entities"),
-            "documents": counts.pop("documents"),
-            **{k: v for k, v in sorted(counts.items())},
-            **res["split_counts"],
-            "leakage_removed_triple_overlap": sum(report["removed"]["triple_overlap"].values()),
-            "leakage_removed_near_duplicate": sum(report["removed"]["near_duplicate"].values()),
-            "leakage_removed_held_out_cross_split": sum(report["removed"]["held_out_cross_split"].values()),
-            "leaks": len(report["leaks"]["triple_ids"]) + len(report["leaks"]["near_duplicates"]),
-        })
-        # Which verbalizer wrote the documents' fact sentences (the model: its path and manifest hash).
-        w.extra["verbalizer"] = ({"kind": "templates"} if neural is None
-                                 else {"kind": "model", **neural.info, **neural.speed,
-                                       "max_triples": vb.max_triples, "retry_beams": vb.retry_beams})
-        w.extra["sft_types"] = res["sft_types"]
-        # Where the shards ran (no part of any content hash: the files are the same either way).
-        w.extra["engine"] = {**eng.report(), "shards": res["shards"]}
+    all_inputs = [*inputs, *config.ontology, *model_input]
+    key = {"config": asdict(config), "inputs": [input_digest(p) for p in all_inputs], "shards": shards,
+           "code": [package_versions().get("kgllm"), git_commit()]}
+    resume = None
+    try:
+        with ArtifactWriter(out, "corpus", config=config, inputs=all_inputs, pipeline_key=pipeline_key) as w, \
+                open_engine() as eng:
+            resume = resume_dir(w.out, key)  # (once the writer has checked the destination)
+            _write(w, kg, config, eng, neural, shards, empty, resume, vb)
+    except BaseException as e:
+        # Finished shards stay for the rerun after a stop or a crash; nothing else does.
+        if resume is not None and (isinstance(e, EmptyResultError) or not any(resume.rglob("*.done.json"))):
+            shutil.rmtree(resume, ignore_errors=True)
+        raise
+    if resume is not None:  # written: the finished shards are of no more use
+        shutil.rmtree(resume, ignore_errors=True)
     return w.manifest  # the CLI prints the counts (print_artifact)
+
+
+def resume_dir(out: Path, key: dict) -> Path | None:
+    """``.NAME.shards-KEY`` beside ``out``: where the corpus stage keeps finished shards, so that a run
+    stopped by a signal or a crash resumes from them (same inputs, config and kgllm version: ``key``).
+    Another key's directory beside ``out`` (an earlier config or input) is removed; None when a live run
+    uses this one."""
+    name = f".{out.name}.shards-{sha256_json(key)[:16]}"
+    d = out.parent / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for p in out.parent.glob(f".{out.name}.shards-*"):
+        owner = _resume_owner(p)
+        if p != d and owner is not None and (owner == os.getpid() or not pid_alive(owner)):
+            shutil.rmtree(p, ignore_errors=True)  # kgllm's own (its owner file), of no use now
+    owner = _resume_owner(d)
+    if owner is not None and owner != os.getpid() and pid_alive(owner):
+        logger.warning("corpus: %s is in use by process %d; this run keeps its shards in its temp directory",
+                       d, owner)
+        return None
+    d.mkdir(exist_ok=True)
+    (d / RESUME_OWNER).write_text(f"{os.getpid()}\n")
+    return d
+
+
+RESUME_OWNER = "kgllm-corpus-resume"
+
+
+def _resume_owner(d: Path) -> int | None:
+    try:
+        return int((d / RESUME_OWNER).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _write(w, kg, config, eng, neural, shards, empty, resume, vb) -> None:
+    """The artifact's files and counts, inside the writer (see :func:`run`)."""
+    # Per-entity work in shards (in this process, or Ray tasks), then dedup, splits and the files.
+    res = write_corpus(kg, config, w.path, eng, neural, shards=shards, empty=empty, resume=resume)
+    report, counts = res["report"], res["counts"]
+    (w.path / "leakage.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    (w.path / "dedup.json").write_text(json.dumps(res["removed"], indent=2, ensure_ascii=False) + "\n",
+                                       "utf-8")
+    not_in_docs = res["not_in_docs"]
+    w.counts.update({
+        "triples": kg.triples,
+        "triples_in_documents": kg.triples - sum(not_in_docs.values()),
+        "triples_not_in_documents": dict(sorted(not_in_docs.items())),
+        "triples_by_role": dict(sorted(res["roles"].items())),
+        "triples_jsonl": res["triples_jsonl"],
+        "entities": counts.pop("entities"),
+        "documents": counts.pop("documents"),
+        **{k: v for k, v in sorted(counts.items())},
+        **res["split_counts"],
+        "leakage_removed_triple_overlap": sum(report["removed"]["triple_overlap"].values()),
+        "leakage_removed_near_duplicate": sum(report["removed"]["near_duplicate"].values()),
+        "leakage_removed_held_out_cross_split": sum(report["removed"]["held_out_cross_split"].values()),
+        "leaks": len(report["leaks"]["triple_ids"]) + len(report["leaks"]["near_duplicates"]),
+    })
+    # Which verbalizer wrote the documents' fact sentences (the model: its path and manifest hash).
+    w.extra["verbalizer"] = ({"kind": "templates"} if neural is None
+                             else {"kind": "model", **neural.info, **neural.speed,
+                                   "max_triples": vb.max_triples, "retry_beams": vb.retry_beams})
+    w.extra["sft_types"] = res["sft_types"]
+    # Where the shards ran (no part of any content hash: the files are the same either way).
+    w.extra["engine"] = {**eng.report(), "shards": res["shards"], "shards_reused": res["shards_reused"]}
+
