@@ -341,11 +341,13 @@ class Engine:
     # ------------------------------------------------------------------ work
 
     def map_chunks(self, parts: Sequence[Sequence[str]], actor: type[BatchActor], *,
-                   actor_kwargs: Mapping[str, Any], chunk: int, desc: str, unit: str = "item") -> list:
+                   actor_kwargs: Mapping[str, Any], chunk: int, desc: str, unit: str = "item",
+                   on_block: Callable[[int, int, Any], None] | None = None) -> list:
         """``actor``'s output for each of ``parts`` (lists of items), as 2-D numpy arrays in input order. Each
         part is cut into chunks of ``chunk`` on its own (one Ray Data block each, mapped one per call by the
         actors of one fixed-size pool, so a model loads once per actor for all parts); progress (rate, ETA)
-        is reported on the driver as chunks come back."""
+        is reported on the driver as chunks come back, and ``on_block(start, stop, output)`` is called for
+        each (positions in the concatenated parts), e.g. to keep it for a resumed run."""
         import numpy as np
         import pyarrow as pa
 
@@ -382,6 +384,8 @@ class Engine:
                 if out is None:
                     out = np.empty((n, b["out"].shape[1]), dtype=b["out"].dtype)
                 out[idx] = b["out"]
+                if on_block is not None:
+                    on_block(a, spans[a], b["out"])
                 node = str(b["node"][0])
                 nodes[node] = nodes.get(node, 0) + len(idx)
                 bar.update(len(idx))

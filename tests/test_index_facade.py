@@ -174,3 +174,37 @@ def test_long_embeddings_report_progress_and_match_one_call(rag_index, monkeypat
     assert "index: embedding triple texts" in err and "text/s" in err
     whole = idx.encoder.encode(texts)
     assert chunked.shape == whole.shape and np.allclose(chunked, whole, atol=1e-5)
+
+
+def test_a_stopped_index_run_resumes_from_its_embedded_chunks(small_graph, tmp_path, monkeypatch):
+    # Ctrl-C during the third embedding chunk: the two finished chunks stay beside the output (and only
+    # they), the rerun encodes only the rest and writes what an unbroken run writes, then removes them.
+    from kgllm.artifacts import read_manifest
+    from kgllm.index.vector import Encoder
+
+    cfg = {"vector": {"batch_size": 128, "chunk_size": 16}}
+    real, calls = Encoder.encode, []
+
+    def stop_third(self, texts, *a, **kw):
+        calls.append(len(texts))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, texts, *a, **kw)
+
+    out = tmp_path / "index"
+    monkeypatch.setattr(Encoder, "encode", stop_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_stage("index", [small_graph], out, cfg)
+    monkeypatch.setattr(Encoder, "encode", real)
+    assert not out.exists()
+    left = sorted(x.name for x in tmp_path.iterdir())
+    assert left == [".index.chunks"]
+    assert len(list((tmp_path / ".index.chunks").glob("*.npy"))) == 2
+    run_stage("index", [small_graph], out, cfg)
+    m = read_manifest(out)
+    assert m.counts["vector_chunks_reused"] == 2
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["index"]
+    run_stage("index", [small_graph], tmp_path / "fresh", cfg)
+    fresh = read_manifest(tmp_path / "fresh")
+    assert fresh.counts["vector_chunks_reused"] == 0
+    assert fresh.content_sha256 == m.content_sha256

@@ -22,7 +22,10 @@ mentioned a deleted fact are re-embedded).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -128,6 +131,8 @@ class KGIndex:
         self._encoder = None
         # Where many texts are embedded (kgllm.engine: in-process or a Ray actor pool); None: in-process.
         self.engine = engine
+        # Where each embedded chunk is kept until the artifact is written (a stopped run resumes from them).
+        self.chunk_cache: Path | None = None
         self._skip = {iri(p) for p in skip_predicates(self.config)}
         self._path_exclude = {i for i in (graph.term_id(iri(p)) for p in self.config.path_exclude)
                               if i is not None}
@@ -137,7 +142,8 @@ class KGIndex:
 
     @classmethod
     def build(cls, graph_dirs: Sequence[str | Path], corpus: str | Path | None = None,
-              config: IndexConfig | Mapping | None = None, engine: Engine | None = None) -> KGIndex:
+              config: IndexConfig | Mapping | None = None, engine: Engine | None = None,
+              chunk_cache: Path | None = None) -> KGIndex:
         """Build from graph artifacts; ``config`` is an :class:`IndexConfig` or a mapping of its keys
         (``{"vector": {"enabled": False}}``); its ``corpus`` key is not read (give ``corpus``). ``engine``
         embeds the texts (an open :class:`kgllm.engine.Engine`; None: in this process); the index is the
@@ -154,6 +160,7 @@ class KGIndex:
         timings["lexicon_s"] = round(time.perf_counter() - t0, 3)
         corpus_texts = _read_corpus_texts(corpus) if corpus else {}
         idx = cls(graph, lex, settings, corpus_texts=corpus_texts, engine=engine)
+        idx.chunk_cache = chunk_cache
         idx.counts.update({f"graph_{k}": v for k, v in gcounts.items()})
         if corpus:
             idx.counts["corpus_texts"] = len(corpus_texts)
@@ -230,7 +237,11 @@ class KGIndex:
     def _encode_parts(self, parts: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
         """Encode each kind's texts, in chunks of ``vector.chunk_size``: in this process (:meth:`_encode`), or
         when the engine says so (kgllm.engine: Ray when asked, or for many texts) in one Ray Data actor
-        pool, with the same chunks (each kind chunked on its own), hence the same vectors."""
+        pool, with the same chunks (each kind chunked on its own), hence the same vectors. With a
+        ``chunk_cache`` directory, each chunk's vectors are kept there as it is done, and a chunk found there
+        (the same model, batch size and texts: a stopped run's) is not encoded again."""
+        if self.chunk_cache is not None and any(parts.values()):
+            return self._encode_cached(parts)
         total = sum(len(t) for t in parts.values())
         if total and self.engine is not None and self.engine.wants_ray(total):
             vs = self.config.vector
@@ -241,6 +252,64 @@ class KGIndex:
                 actor_kwargs={"model": vs.model, "batch_size": vs.batch_size})
             return dict(zip(kinds, arrays, strict=True))
         return {kind: self._encode(texts, kind) for kind, texts in parts.items()}
+
+    def _chunk_file(self, texts: Sequence[str]) -> Path:
+        vs = self.config.vector
+        h = hashlib.blake2b(f"{vs.model}\0{vs.batch_size}\0{len(texts)}".encode(), digest_size=16)
+        for t in texts:
+            h.update(t.encode("utf-8") + b"\0")
+        return self.chunk_cache / f"{h.hexdigest()}.npy"
+
+    def _encode_cached(self, parts: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
+        """:meth:`_encode_parts` through the chunk cache (the same chunks, so the same vectors)."""
+        vs = self.config.vector
+        size = vs.chunk_size
+        chunks = [(kind, texts[a:a + size]) for kind, texts in parts.items() for a in range(0, len(texts), size)]
+        got: dict[int, np.ndarray] = {}
+        for i, (_kind, ts) in enumerate(chunks):
+            f = self._chunk_file(ts)
+            try:
+                v = np.load(f) if f.exists() else None
+            except (OSError, ValueError):  # a file cut short: encode the chunk again
+                v = None
+            if v is not None and len(v) == len(ts):
+                got[i] = v
+        todo = [i for i in range(len(chunks)) if i not in got]
+        self.counts["vector_chunks_reused"] = self.counts.get("vector_chunks_reused", 0) + len(got)
+        if got:
+            logger.info("index: %d of %d embedding chunks finished by a stopped run are reused", len(got), len(chunks))
+
+        def keep(i: int, v: np.ndarray) -> None:
+            got[i] = v
+            f = self._chunk_file(chunks[i][1])
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_name(f".{f.name}.tmp-{os.getpid()}")
+            with open(tmp, "wb") as fh:
+                np.save(fh, v)
+            tmp.replace(f)
+
+        n_todo = sum(len(chunks[i][1]) for i in todo)
+        if n_todo and self.engine is not None and self.engine.wants_ray(n_todo):
+            starts = {}
+            pos = 0
+            for i in todo:  # each part is one chunk: one Ray Data block, the same cut as in this process
+                starts[pos] = i
+                pos += len(chunks[i][1])
+            self.engine.map_chunks(
+                [chunks[i][1] for i in todo], EmbedActor, chunk=size, unit="text",
+                desc=f"index: embedding {' and '.join(parts)} texts",
+                actor_kwargs={"model": vs.model, "batch_size": vs.batch_size},
+                on_block=lambda a, _b, out: keep(starts[a], np.asarray(out)))
+        elif n_todo:
+            with RateProgress(n_todo, f"index: embedding {' and '.join(parts)} texts", unit="text") as bar:
+                for i in todo:
+                    keep(i, self.encoder.encode(chunks[i][1], progress=False))
+                    bar.update(len(chunks[i][1]))
+        out = {}
+        for kind, texts in parts.items():
+            mine = [got[i] for i, (k, _ts) in enumerate(chunks) if k == kind]
+            out[kind] = np.concatenate(mine) if mine else self.encoder.encode(texts, progress=False)
+        return out
 
     def _encode(self, texts: list[str], kind: str, chunk: int | None = None) -> np.ndarray:
         """Encode ``texts`` in this process, in chunks of ``chunk`` (``vector.chunk_size``) with progress (a
@@ -569,20 +638,43 @@ def run_index(inputs: list[Path], out: Path, config: IndexConfig, *, pipeline_ke
     # The engine (kgllm.engine) embeds the texts: in-process, or Ray Data actors when it says so; Ray, if
     # started, stops when the block ends (Ctrl-C and SIGTERM included). Where it ran goes in the manifest's
     # extra, no part of the content hash: the files are the same either way.
-    with open_engine() as eng:
-        if config.update:
-            base = bases[0] if bases else (Path(out) if artifact_kind(out) == INDEX_KIND else None)
-            idx, report = update_index(base, graphs, corpus, config, engine=eng)
-            extra["update"] = report
-            idx.counts.update(update_added=report["added"], update_removed=report["removed"],
-                              update_kept=report["kept"], update_reembedded=report["texts_encoded"])
-        else:
-            idx = KGIndex.build(graphs, corpus, config, engine=eng)
-    idx.engine = None
-    extra["engine"] = eng.report()
-    ins = graphs + ([corpus] if corpus is not None and corpus not in inputs else [])
-    return idx.save(out, config=config, inputs=list(inputs) + [c for c in ins if c not in inputs],
-                    pipeline_key=pipeline_key, extra=extra)
+    # Embedded chunks are kept beside `out` until the artifact is written, so a stopped run resumes from
+    # them (content-addressed: the model, batch size and texts of a chunk; docs/scale.md).
+    cache = chunk_cache_dir(Path(out)) if config.vector.enabled and not config.update else None
+    try:
+        with open_engine() as eng:
+            if config.update:
+                base = bases[0] if bases else (Path(out) if artifact_kind(out) == INDEX_KIND else None)
+                idx, report = update_index(base, graphs, corpus, config, engine=eng)
+                extra["update"] = report
+                idx.counts.update(update_added=report["added"], update_removed=report["removed"],
+                                  update_kept=report["kept"], update_reembedded=report["texts_encoded"])
+            else:
+                idx = KGIndex.build(graphs, corpus, config, engine=eng, chunk_cache=cache)
+        idx.engine = None
+        extra["engine"] = eng.report()
+        ins = graphs + ([corpus] if corpus is not None and corpus not in inputs else [])
+        man = idx.save(out, config=config, inputs=list(inputs) + [c for c in ins if c not in inputs],
+                       pipeline_key=pipeline_key, extra=extra)
+    except BaseException:
+        # Finished chunks stay for the rerun after a stop or a crash; an empty cache does not.
+        if cache is not None and not any(cache.glob("*.npy")):
+            shutil.rmtree(cache, ignore_errors=True)
+        raise
+    if cache is not None:
+        shutil.rmtree(cache, ignore_errors=True)
+    return man
+
+
+CHUNK_CACHE_OWNER = "kgllm-index-chunks"
+
+
+def chunk_cache_dir(out: Path) -> Path:
+    """``.NAME.chunks`` beside ``out``, marked as kgllm's by its owner file."""
+    d = out.parent / f".{out.name}.chunks"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / CHUNK_CACHE_OWNER).write_text(f"{os.getpid()}\n")
+    return d
 
 
 __all__ = ["Candidate", "Hit", "KGIndex", "LinkedMention", "TripleRecord", "load_index", "run_index", "update_index"]
