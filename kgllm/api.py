@@ -161,6 +161,13 @@ def train_raft_data(index: PathLike, *, out: PathLike, config: Any = None, force
     return run("train.raft_data", [index], out, config, force=force, **keys)
 
 
+def train_injection_data(corpus: PathLike, *, out: PathLike, config: Any = None, force: bool = False,
+                         **keys: Any) -> Artifact:
+    """A corpus artifact -> a ``corpus.injection`` artifact: paraphrased documents of seen facts, family-A
+    questions for SFT/DPO, family-B questions on held-out seen facts and an unseen-entity control."""
+    return run("train.injection_data", [corpus], out, config, force=force, **keys)
+
+
 # ----------------------------------------------------------------------------- ask, eval
 
 

@@ -69,6 +69,7 @@ def test_packages_stay_packages_and_every_stage_has_a_function():
                  "train.sft": kgllm.train.sft, "train.dpo": kgllm.train.dpo, "train.reward": kgllm.train.reward,
                  "train.kto": kgllm.train.kto, "train.ranker": kgllm.train.ranker,
                  "train.verbalizer": kgllm.train.verbalizer, "train.raft_data": kgllm.train.raft,
+                 "train.injection_data": kgllm.train.injection,
                  "eval.qa": kgllm.eval.qa,
                  "feedback.import": kgllm.feedback.import_recorded, "feedback.export": kgllm.feedback.export}
     assert set(functions) == {s.name for s in kgllm.list_stages()}

@@ -32,10 +32,13 @@ def test_answer_normalisation_and_scores():
     assert answer_texts(["http://dbpedia.org/resource/Italy", "<http://dbpedia.org/resource/Kaleidoscope_(novel)>",
                          "1949"], labels) == ["Italia", "Kaleidoscope (novel)", "Kaleidoscope", "1949"]
     s = score_answer("Rome is in the country Italy.", ["Italy"], "Rome is in the country Italy.")
-    assert s == {"exact_match": 1.0, "contains": 1.0, "f1": 1.0}
+    assert s == {"exact_match": 1.0, "contains": 1.0, "f1": 1.0, "answer_f1": 1.0}
     s = score_answer("It is in Italy", ["Italy"], "Rome is in the country Italy.")
     assert s["exact_match"] == 0.0 and s["contains"] == 1.0 and 0 < s["f1"] < 1
     assert score_answer("Sweden", ["Italy"], "Rome is in Italy.")["contains"] == 0.0
+    # The sentence's other words are not the answer: a wrong object scores 0 on answer_f1.
+    wrong = score_answer("Rome is in the country France.", ["Italy"], "Rome is in the country Italy.")
+    assert wrong["f1"] > 0.5 and wrong["answer_f1"] == 0.0
 
 
 def test_kg_reward_verifies_statements_against_triples(tiny):

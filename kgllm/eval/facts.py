@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from ..errors import UsageError
@@ -34,7 +34,8 @@ from ..train.kg_reward import KGReward, local_name_forms
 from ..train.models import resolve_model
 from .metrics import contains_words, exact_match, normalize_answer, token_f1
 
-_METRICS = ("exact_match", "contains", "f1", "kg_supported")
+_METRICS = ("exact_match", "contains", "f1", "answer_f1", "kg_supported")
+PARTS = ("qa", "preference", "perplexity")
 
 
 def label_map(corpus: Path) -> dict[str, str]:
@@ -55,13 +56,35 @@ def answer_texts(answers: list[str], labels: dict[str, str]) -> list[str]:
     return out
 
 
+def answer_f1(pred: str, answers: list[str], reference: str) -> float:
+    """Best token F1 of the answers against what the prediction says beyond the reference's frame: the
+    words of the reference sentence that are not answer words (subject, relation) are taken out of the
+    prediction first, so restating the question's frame earns nothing and only the object counts."""
+    best = 0.0
+    ref = normalize_answer(reference).split()
+    for a in answers:
+        aw = normalize_answer(a).split()
+        if not aw:
+            continue
+        frame = Counter(ref) - Counter(aw)
+        rest = []
+        for w in normalize_answer(pred).split():
+            if frame[w] > 0:
+                frame[w] -= 1
+            else:
+                rest.append(w)
+        best = max(best, token_f1(" ".join(rest), a))
+    return best
+
+
 def score_answer(pred: str, answers: list[str], reference: str) -> dict:
     np_ = normalize_answer(pred)
     answers_kept = [a for a in answers if normalize_answer(a)]
     exact = exact_match(pred, [*answers_kept, reference])
     contains = any(contains_words(np_, normalize_answer(a)) for a in answers_kept)
     f1 = max([token_f1(pred, a) for a in answers] + [token_f1(pred, reference)])
-    return {"exact_match": float(exact), "contains": float(contains), "f1": f1}
+    return {"exact_match": float(exact), "contains": float(contains), "f1": f1,
+            "answer_f1": answer_f1(pred, answers_kept, reference)}
 
 
 class _Scorer:
@@ -131,8 +154,12 @@ class _Scorer:
 
 
 def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limit: int = 0,
-                   max_new_tokens: int = 48, batch_size: int = 8, examples: int = 10) -> dict:
-    """Closed-book QA, preference accuracy and perplexity of one model on a corpus's held-out split."""
+                   max_new_tokens: int = 48, batch_size: int = 8, examples: int = 10,
+                   parts: tuple[str, ...] = PARTS) -> dict:
+    """Closed-book QA, preference accuracy and perplexity of one model on a corpus's held-out split.
+
+    Rows with a ``group`` field (``corpus.injection``: ``seen``, ``control``) are also scored by group
+    (``by_group``); ``parts`` picks what is measured (a part left out reports n = 0)."""
     corpus = Path(corpus)
     tdata.check_corpus(corpus)
     sc = _Scorer(model)
@@ -140,9 +167,9 @@ def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limi
     result: dict = {"model": str(model), "checkpoint": str(sc.path), "chat_format": "chat" if sc.chat else "plain"}
 
     kg = KGReward.from_corpus(corpus)
-    qa_rows = tdata.read_split(corpus, "sft", split, limit)
+    qa_rows = tdata.read_split(corpus, "sft", split, limit) if "qa" in parts else []
     preds = sc.generate([r["prompt"] for r in qa_rows], max_new_tokens, batch_size) if qa_rows else []
-    scores, by_type = [], defaultdict(list)
+    scores, by_type, by_group = [], defaultdict(list), defaultdict(list)
     shown = []
     for r, pred in zip(qa_rows, preds, strict=True):
         ans = answer_texts(r.get("answers") or [], labels)
@@ -151,29 +178,41 @@ def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limi
         s["kg_supported"] = float(kg.verify(pred).score > 0)
         scores.append(s)
         by_type[r.get("type", "unknown")].append(s)
+        if isinstance(r.get("group"), str):
+            by_group[r["group"]].append(s)
         if len(shown) < examples:
             shown.append({"id": r["id"], "prompt": r["prompt"], "prediction": pred, "answers": ans, **s})
     result["qa"] = {"n": len(scores), **_mean(scores),
                     "by_type": {t: {"n": len(v), **_mean(v)} for t, v in sorted(by_type.items())},
                     "examples": shown}
+    if by_group:
+        result["qa"]["by_group"] = {g: {"n": len(v), **_mean(v)} for g, v in sorted(by_group.items())}
 
-    pref_rows = tdata.read_split(corpus, "dpo", split, limit)
-    wins, margins = 0, []
+    pref_rows = tdata.read_split(corpus, "dpo", split, limit) if "preference" in parts else []
+    wins, margins, pref_groups = 0, [], defaultdict(list)
     for r in progress(pref_rows, desc="preferences", unit="pair"):
         c, _ = sc.completion_logprob(r["prompt"], r["chosen"])
         j, _ = sc.completion_logprob(r["prompt"], r["rejected"])
         wins += c > j
         margins.append(c - j)
+        if isinstance(r.get("group"), str):
+            pref_groups[r["group"]].append(c > j)
     result["preference"] = {"n": len(pref_rows), "accuracy": wins / len(pref_rows) if pref_rows else None,
                             "mean_logprob_margin": sum(margins) / len(margins) if margins else None}
+    if pref_groups:
+        result["preference"]["by_group"] = {g: {"n": len(v), "accuracy": sum(v) / len(v)}
+                                            for g, v in sorted(pref_groups.items())}
 
-    texts = [r["text"] for r in tdata.read_split(corpus, "pretrain", split, limit)]
+    texts = [r["text"] for r in tdata.read_split(corpus, "pretrain", split, limit)] if "perplexity" in parts \
+        else []
     nll, ntok = 0.0, 0
     if texts:
         on = f"pretrain/{split}"
         for t in progress(texts, desc="perplexity", unit="doc"):
             a, b = sc.text_nll(t)
             nll, ntok = nll + a, ntok + b
+    elif "perplexity" not in parts:
+        on = "not measured"
     else:
         on = f"sft/{split} completions"
         for r in qa_rows:
@@ -181,7 +220,7 @@ def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limi
             nll, ntok = nll - a, ntok + b
     result["perplexity"] = {"on": on, "tokens": ntok, "value": math.exp(nll / ntok) if ntok else None}
     logger.info("eval facts %s: qa contains=%.3f f1=%.3f, preference acc=%s, ppl=%s", model,
-                result["qa"].get("contains", 0.0), result["qa"].get("f1", 0.0),
+                result["qa"].get("contains") or 0.0, result["qa"].get("f1") or 0.0,
                 result["preference"]["accuracy"], result["perplexity"]["value"])
     return result
 
@@ -209,4 +248,8 @@ def format_table(report: dict) -> str:
 
         lines.append(f"{str(r['model'])[-40:]:<40} {q['n']:>4} {f(q['exact_match'])} {f(q['contains'], 8)} "
                      f"{f(q['f1'])} {f(q['kg_supported'])} {f(p['accuracy'], 8)} {f(x['value'], 9, 2)}")
+        for g, v in (q.get("by_group") or {}).items():
+            pg = ((p.get("by_group") or {}).get(g) or {}).get("accuracy")
+            lines.append(f"{'  group ' + g:<40} {v['n']:>4} {f(v['exact_match'])} {f(v['contains'], 8)} "
+                         f"{f(v['f1'])} {f(v['kg_supported'])} {f(pg, 8)} {f(None, 9, 2)}")
     return "\n".join(lines)

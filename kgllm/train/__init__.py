@@ -11,9 +11,9 @@ import importlib
 
 
 def __getattr__(name: str):
-    # pretrain, sft, dpo, kto, reward, ranker, verbalizer and raft are modules made callable when imported (kgllm.api):
-    # load them on first use, so that `import kgllm` stays light and `kgllm.train.sft(...)` works without
+    # pretrain, sft, dpo, kto, reward, ranker, verbalizer, raft and injection are modules made callable when
+    # imported (kgllm.api): load them on first use, so that `import kgllm` stays light and `kgllm.train.sft(...)` works without
     # importing them first.
-    if name in ("pretrain", "sft", "dpo", "kto", "reward", "ranker", "verbalizer", "raft"):
+    if name in ("pretrain", "sft", "dpo", "kto", "reward", "ranker", "verbalizer", "raft", "injection"):
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

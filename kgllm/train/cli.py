@@ -1,4 +1,4 @@
-"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward,ranker,verbalizer,raft-data}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
+"""``kgllm train {tokenizer,pretrain,sft,dpo,kto,reward,ranker,verbalizer,raft-data,injection-data}`` and ``kgllm models {prepare,list}`` (torch loads lazily).
 
 Single process (CPU, or one GPU)::
 
@@ -109,6 +109,15 @@ def register(cmds) -> None:
     p.add_argument("--max-examples", type=int, help="a seeded sample of N examples (config: max_examples)")
     p.add_argument("--out", type=Path, required=True, help="output corpus.raft artifact directory")
 
+    p = cmds.subcommand("train", "injection-data", _INJECTION_HELP, _injection_data, group_help=GROUP_HELP,
+                        description=f"{_INJECTION_HELP}.\n\n" + _INJECTION_USAGE)
+    add_config_args(p, "train.injection_data")
+    p.add_argument("--corpus", type=Path, required=True, help="corpus artifact directory (kgllm corpus)")
+    p.add_argument("--facts", type=int, help="held-out seen facts asked at test (config: facts, default 300)")
+    p.add_argument("--paraphrases", type=int, help="documents per seen fact (config: paraphrases, default 4)")
+    p.add_argument("--seed", type=int, help="config: seed")
+    p.add_argument("--out", type=Path, required=True, help="output corpus.injection artifact directory")
+
     p = cmds.subcommand("models", "prepare", "convert a known base model to a transformers checkpoint, once",
                         _prepare, group_help="offline base models (kgllm models prepare NAME | list)")
     p.add_argument("name", help="model name (see `kgllm models list`), or 'list'")
@@ -181,6 +190,24 @@ def _raft_data(args: argparse.Namespace) -> int:
              "max_examples": args.max_examples}
     cfg = stage_config("train.raft_data", args, flags)
     man = run_stage("train.raft_data", [args.index], args.out, cfg, force=args.force)
+    if man is not None:
+        return print_artifact(args.out, man)
+
+
+_INJECTION_HELP = ("closed-book knowledge injection data: paraphrased documents of seen facts to pretrain on, "
+                   "question families A (train) and B (test), an unseen-entity control")
+_INJECTION_USAGE = """\
+kgllm train injection-data --corpus runs/x/corpus --facts 300 --paraphrases 4 --out runs/x/inject
+kgllm train pretrain --corpus runs/x/inject --model smollm2-135m-instruct --out runs/x/inject-lm \\
+    --set epochs=2 --set lr=2e-4 --set max_length=128
+kgllm train sft --corpus runs/x/inject --model runs/x/inject-lm --out runs/x/inject-sft --set lr=1e-4
+kgllm eval facts --corpus runs/x/inject --model smollm2-135m-instruct --model runs/x/inject-sft"""
+
+
+def _injection_data(args: argparse.Namespace) -> int:
+    flags = {"facts": args.facts, "paraphrases": args.paraphrases, "seed": args.seed}
+    cfg = stage_config("train.injection_data", args, flags)
+    man = run_stage("train.injection_data", [args.corpus], args.out, cfg, force=args.force)
     if man is not None:
         return print_artifact(args.out, man)
 

@@ -267,6 +267,36 @@ class RaftDataConfig:
         ))
 
 
+@dataclass
+class InjectionDataConfig:
+    """``train.injection_data``: closed-book knowledge injection (kgllm.train.injection): K paraphrased documents
+    per seen fact for ``train pretrain``, family-A questions on some of them for ``train sft`` / ``train dpo``,
+    and family-B questions on the others and on an unseen-entity control for ``eval facts``."""
+
+    facts: int = 300                # QA-test seen facts (documents pretrained, question never trained): reported
+    qa_train: int = 150             # QA-train seen facts (documents pretrained, family-A questions trained)
+    paraphrases: int = 4            # documents per seen fact
+    paraphrase_mode: Literal["variety", "repeat"] = "variety"  # different sentence shapes, or the same one K times
+    phrasings: int = 2              # family-A questions per QA-train fact
+    control: int = 150              # control facts (entities of the corpus's test/validation splits)
+    max_answer_words: int = 6       # objects with more words are left out (short answers)
+    max_object_share: float = 0.1   # leave out objects answering more than this share of their predicate's facts
+    max_predicate_share: float = 0.4   # at most this share of the seen facts from one predicate
+    seed: int = 0
+
+    def __post_init__(self):
+        check_ranges((
+            ("facts", self.facts, self.facts >= 1, "at least 1"),
+            ("qa_train", self.qa_train, self.qa_train >= 1, "at least 1"),
+            ("paraphrases", self.paraphrases, self.paraphrases >= 1, "at least 1"),
+            ("phrasings", self.phrasings, self.phrasings >= 1, "at least 1"),
+            ("control", self.control, self.control >= 0, "0 or more"),
+            ("max_answer_words", self.max_answer_words, self.max_answer_words >= 1, "at least 1"),
+            ("max_object_share", self.max_object_share, 0 < self.max_object_share <= 1, "in (0, 1]"),
+            ("max_predicate_share", self.max_predicate_share, 0 < self.max_predicate_share <= 1, "in (0, 1]"),
+        ))
+
+
 _HELP_INPUTS = "inputs: corpus [, model artifact from an earlier train step]"
 
 STAGES: list[Stage] = [
@@ -287,6 +317,10 @@ STAGES: list[Stage] = [
     Stage("train.raft_data", RaftDataConfig, "kgllm.train.raft:run", "corpus.raft",
           "RAFT-style grounded-answer examples (question, retrieved facts with distractors, answer citing [n] or "
           "'not in the graph') for train.sft; input: an index artifact", 1, 1),
+    Stage("train.injection_data", InjectionDataConfig, "kgllm.train.injection:run", "corpus.injection",
+          "closed-book knowledge injection: paraphrased documents of seen facts (train.pretrain), family-A "
+          "questions (train.sft, train.dpo), family-B questions on held-out seen facts and an unseen-entity "
+          "control (eval facts); input: a corpus artifact", 1, 1),
     Stage("train.ranker", RankerConfig, "kgllm.train.ranker:run", "train.ranker",
           "fine-tune the question/query ranker of `kgllm ask` on question/SPARQL pairs (LC-QuAD, QALD, your "
           "own); no input artifacts", 0, 0),
