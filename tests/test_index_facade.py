@@ -169,7 +169,7 @@ def test_long_embeddings_report_progress_and_match_one_call(rag_index, monkeypat
     idx = load_index(rag_index)
     texts = [f"Airline number {i} has its hub at airport {i % 7}." for i in range(23)]
     monkeypatch.setenv("KGLLM_PROGRESS", "1")
-    chunked = idx._encode(texts, "triple", chunk=5)
+    chunked = idx._encode_parts({"triple": texts}, chunk=5)["triple"]
     err = capsys.readouterr().err
     assert "index: embedding triple texts" in err and "text/s" in err
     whole = idx.encoder.encode(texts)

@@ -234,60 +234,36 @@ class KGIndex:
             out[kind] = v
         return out
 
-    def _encode_parts(self, parts: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
-        """Encode each kind's texts, in chunks of ``vector.chunk_size``: in this process (:meth:`_encode`), or
-        when the engine says so (kgllm.engine: Ray when asked, or for many texts) in one Ray Data actor
-        pool, with the same chunks (each kind chunked on its own), hence the same vectors. With a
+    def _encode_parts(self, parts: Mapping[str, list[str]], chunk: int | None = None) -> dict[str, np.ndarray]:
+        """Encode each kind's texts in chunks of ``chunk`` (``vector.chunk_size``; each kind chunked on its
+        own): in this process, with progress (a bar with texts/s and ETA, or when bars are off a log line
+        every 30 s), or when the engine says so (kgllm.engine: Ray when asked, or for many texts) in one Ray
+        Data actor pool, one chunk per block. The encoder sorts a chunk by length into batches, so the chunk
+        decides the vectors' last bits: the same chunks either way give the same vectors. With a
         ``chunk_cache`` directory, each chunk's vectors are kept there as it is done, and a chunk found there
         (the same model, batch size and texts: a stopped run's) is not encoded again."""
-        if self.chunk_cache is not None and any(parts.values()):
-            return self._encode_cached(parts)
-        total = sum(len(t) for t in parts.values())
-        if total and self.engine is not None and self.engine.wants_ray(total):
-            vs = self.config.vector
-            kinds = list(parts)
-            arrays = self.engine.map_chunks(
-                [parts[k] for k in kinds], EmbedActor, chunk=vs.chunk_size, unit="text",
-                desc=f"index: embedding {' and '.join(kinds)} texts",
-                actor_kwargs={"model": vs.model, "batch_size": vs.batch_size})
-            return dict(zip(kinds, arrays, strict=True))
-        return {kind: self._encode(texts, kind) for kind, texts in parts.items()}
-
-    def _chunk_file(self, texts: Sequence[str]) -> Path:
         vs = self.config.vector
-        h = hashlib.blake2b(f"{vs.model}\0{vs.batch_size}\0{len(texts)}".encode(), digest_size=16)
-        for t in texts:
-            h.update(t.encode("utf-8") + b"\0")
-        return self.chunk_cache / f"{h.hexdigest()}.npy"
-
-    def _encode_cached(self, parts: Mapping[str, list[str]]) -> dict[str, np.ndarray]:
-        """:meth:`_encode_parts` through the chunk cache (the same chunks, so the same vectors)."""
-        vs = self.config.vector
-        size = vs.chunk_size
+        size = chunk or vs.chunk_size
         chunks = [(kind, texts[a:a + size]) for kind, texts in parts.items() for a in range(0, len(texts), size)]
-        got: dict[int, np.ndarray] = {}
-        for i, (_kind, ts) in enumerate(chunks):
-            f = self._chunk_file(ts)
-            try:
-                v = np.load(f) if f.exists() else None
-            except (OSError, ValueError):  # a file cut short: encode the chunk again
-                v = None
-            if v is not None and len(v) == len(ts):
-                got[i] = v
+        got = self._cached_chunks(chunks)
         todo = [i for i in range(len(chunks)) if i not in got]
-        self.counts["vector_chunks_reused"] = self.counts.get("vector_chunks_reused", 0) + len(got)
-        if got:
-            logger.info("index: %d of %d embedding chunks finished by a stopped run are reused", len(got), len(chunks))
+        if self.chunk_cache is not None:
+            self.counts["vector_chunks_reused"] = self.counts.get("vector_chunks_reused", 0) + len(got)
+            if got:
+                logger.info("index: %d of %d embedding chunks finished by a stopped run are reused", len(got),
+                            len(chunks))
 
         def keep(i: int, v: np.ndarray) -> None:
             got[i] = v
-            f = self._chunk_file(chunks[i][1])
-            f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_name(f".{f.name}.tmp-{os.getpid()}")
-            with open(tmp, "wb") as fh:
-                np.save(fh, v)
-            tmp.replace(f)
+            if self.chunk_cache is not None:
+                f = self._chunk_file(chunks[i][1])
+                f.parent.mkdir(parents=True, exist_ok=True)
+                tmp = f.with_name(f".{f.name}.tmp-{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    np.save(fh, v)
+                tmp.replace(f)
 
+        desc = f"index: embedding {' and '.join(parts)} texts"
         n_todo = sum(len(chunks[i][1]) for i in todo)
         if n_todo and self.engine is not None and self.engine.wants_ray(n_todo):
             starts = {}
@@ -296,34 +272,45 @@ class KGIndex:
                 starts[pos] = i
                 pos += len(chunks[i][1])
             self.engine.map_chunks(
-                [chunks[i][1] for i in todo], EmbedActor, chunk=size, unit="text",
-                desc=f"index: embedding {' and '.join(parts)} texts",
+                [chunks[i][1] for i in todo], EmbedActor, chunk=size, unit="text", desc=desc,
                 actor_kwargs={"model": vs.model, "batch_size": vs.batch_size},
                 on_block=lambda a, _b, out: keep(starts[a], np.asarray(out)))
-        elif n_todo:
-            with RateProgress(n_todo, f"index: embedding {' and '.join(parts)} texts", unit="text") as bar:
+        elif len(todo) == 1:  # one call, no progress to show
+            keep(todo[0], self.encoder.encode(chunks[todo[0]][1], progress=False))
+        elif todo:
+            with RateProgress(n_todo, desc, unit="text") as bar:
                 for i in todo:
                     keep(i, self.encoder.encode(chunks[i][1], progress=False))
                     bar.update(len(chunks[i][1]))
+        dim = next((v.shape[1] for v in got.values()), None)
         out = {}
-        for kind, texts in parts.items():
+        for kind in parts:
             mine = [got[i] for i, (k, _ts) in enumerate(chunks) if k == kind]
-            out[kind] = np.concatenate(mine) if mine else self.encoder.encode(texts, progress=False)
+            out[kind] = np.concatenate(mine) if mine else (
+                np.zeros((0, dim), dtype=np.float32) if dim else self.encoder.encode([], progress=False))
         return out
 
-    def _encode(self, texts: list[str], kind: str, chunk: int | None = None) -> np.ndarray:
-        """Encode ``texts`` in this process, in chunks of ``chunk`` (``vector.chunk_size``) with progress (a
-        bar with texts/s and ETA, or when bars are off a log line every 30 s). Up to one chunk, one call."""
-        chunk = chunk or self.config.vector.chunk_size
-        if len(texts) <= chunk:
-            return self.encoder.encode(texts, progress=False)
-        parts = []
-        with RateProgress(len(texts), f"index: embedding {kind} texts", unit="text") as bar:
-            for i in range(0, len(texts), chunk):
-                part = texts[i:i + chunk]
-                parts.append(self.encoder.encode(part, progress=False))
-                bar.update(len(part))
-        return np.concatenate(parts)
+    def _chunk_file(self, texts: Sequence[str]) -> Path:
+        vs = self.config.vector
+        h = hashlib.blake2b(f"{vs.model}\0{vs.batch_size}\0{len(texts)}".encode(), digest_size=16)
+        for t in texts:
+            h.update(t.encode("utf-8") + b"\0")
+        return self.chunk_cache / f"{h.hexdigest()}.npy"
+
+    def _cached_chunks(self, chunks: list[tuple[str, list[str]]]) -> dict[int, np.ndarray]:
+        """The chunks (by position) whose vectors a stopped run left in ``chunk_cache``."""
+        got: dict[int, np.ndarray] = {}
+        if self.chunk_cache is None:
+            return got
+        for i, (_kind, ts) in enumerate(chunks):
+            f = self._chunk_file(ts)
+            try:
+                v = np.load(f) if f.exists() else None
+            except (OSError, ValueError):  # a file cut short: encode the chunk again
+                v = None
+            if v is not None and len(v) == len(ts):
+                got[i] = v
+        return got
 
     def _embeddable_rows(self, rows: Iterable[int]) -> tuple[list[int], int]:
         skip_ids = {i for i in (self.graph.term_id(p) for p in self._skip) if i is not None}
