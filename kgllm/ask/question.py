@@ -31,8 +31,9 @@ it its this that these those which who whom whose what when where why how there 
 me my you your he she we they him her us them his our their one ones thing things s 's please tell give name
 have has had having many much
 list show find""".split())
-_COUNT = re.compile(r"\bhow\s+many\b|^\s*(?:what|which)(?:'s|\s+(?:is|was))\s+the\s+(?:total\s+)?number\s+of\b", re.I)
-_NUMBER_OF_START = re.compile(r"^\s*(?:what|which)(?:'s|\s+(?:is|was))\s+the\s+(?:total\s+)?$", re.I)
+_WHAT_IS_THE = r"^\s*(?:what|which)(?:'s|\s+(?:is|was))\s+the\s+(?:total\s+)?"   # ... "number of": a count
+_COUNT = re.compile(r"\bhow\s+many\b|" + _WHAT_IS_THE + r"number\s+of\b", re.I)
+_NUMBER_OF_START = re.compile(_WHAT_IS_THE + "$", re.I)
 _HOW_MANY_END = re.compile(r"\bhow\s+many\s+$", re.I)
 _DISTINCT = frozenset({"different", "distinct", "separate", "unique"})
 _LIST = re.compile(r"^\s*(list|name|enumerate)\b|^\s*(which|what)\s+\w+\s+(are|were|have|has)\b", re.I)

@@ -641,8 +641,7 @@ class Understander:
         for row in rows:
             x = row.get(VAR_X)
             if x is None or (restrict is not None and x not in restrict) or self.builder.bare_node(x) \
-                    or x == back \
-                    or x.startswith('"') and not re.search(r"[^\W_]", parse_literal(x)[0]):  # "*", "-": no value
+                    or x == back or no_value(x):
                 continue
             for s, p, o in c.patterns:
                 s2, o2 = row.get(s, s), row.get(o, o)
@@ -811,13 +810,17 @@ def _num(term: str, *, years: bool = False) -> float | None:
         return None
 
 
+def no_value(term: str) -> bool:
+    """A literal with no letter or digit ("*", "-"): never an answer."""
+    return term.startswith('"') and not re.search(r"[^\W_]", parse_literal(term)[0])
+
+
 def is_markup(term: str) -> bool:
-    """An unparsed infobox value, never an answer by itself: a literal with no letter or digit ("*", "-")
-    or a wiki list ("*Tokyo\\n**Haneda ...")."""
+    """An unparsed infobox value: no value at all (:func:`no_value`) or a wiki list ("*Tokyo\\n**Haneda ...")."""
     if not term.startswith('"'):
         return False
     lex = parse_literal(term)[0]
-    return not re.search(r"[^\W_]", lex) or "\n*" in lex or lex.lstrip().startswith("*")
+    return no_value(term) or "\n*" in lex or lex.lstrip().startswith("*")
 
 
 def _orderable(term: str) -> bool:
