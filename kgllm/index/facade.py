@@ -253,8 +253,7 @@ class KGIndex:
                 logger.info("index: %d of %d embedding chunks finished by a stopped run are reused", len(got),
                             len(chunks))
 
-        def keep(i: int, v: np.ndarray) -> None:
-            got[i] = v
+        def save(i: int, v: np.ndarray) -> None:
             if self.chunk_cache is not None:
                 f = self._chunk_file(chunks[i][1])
                 f.parent.mkdir(parents=True, exist_ok=True)
@@ -262,6 +261,10 @@ class KGIndex:
                 with open(tmp, "wb") as fh:
                     np.save(fh, v)
                 tmp.replace(f)
+
+        def keep(i: int, v: np.ndarray) -> None:
+            got[i] = v
+            save(i, v)
 
         desc = f"index: embedding {' and '.join(parts)} texts"
         n_todo = sum(len(chunks[i][1]) for i in todo)
@@ -271,10 +274,12 @@ class KGIndex:
             for i in todo:  # each part is one chunk: one Ray Data block, the same cut as in this process
                 starts[pos] = i
                 pos += len(chunks[i][1])
-            self.engine.map_chunks(
+            # Each chunk is saved as it comes back; the vectors are taken from the engine's one array.
+            arrays = self.engine.map_chunks(
                 [chunks[i][1] for i in todo], EmbedActor, chunk=size, unit="text", desc=desc,
                 actor_kwargs={"model": vs.model, "batch_size": vs.batch_size},
-                on_block=lambda a, _b, out: keep(starts[a], np.asarray(out)))
+                on_block=(lambda a, _b, out: save(starts[a], np.asarray(out))) if self.chunk_cache else None)
+            got.update(zip(todo, arrays, strict=True))
         elif len(todo) == 1:  # one call, no progress to show
             keep(todo[0], self.encoder.encode(chunks[todo[0]][1], progress=False))
         elif todo:
