@@ -415,7 +415,8 @@ class Engine:
         ray = self._start()
         slots = self.task_slots()
         ref = ray.put(shared)
-        remote = ray.remote(num_cpus=1, max_retries=0)(_run_task)
+        # SPREAD: over the cluster's nodes, even when a task is short enough for one node to run them all
+        remote = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_run_task)
         todo = list(enumerate(args))[::-1]
         running: dict[Any, int] = {}
         nodes: set[str] = set()
@@ -444,6 +445,56 @@ class Engine:
                             "nodes": len(nodes), "seconds": round(secs, 3), "task_seconds": round(busy, 3),
                             "task_cpu_seconds": round(busy_cpu, 3)})
         logger.info("%s: %d %ss on %d node%s in %.1f s", desc, len(args), unit, len(nodes),
+                    "s" if len(nodes) > 1 else "", secs)
+
+    def map_reduce(self, map_fn: Callable[[Any, Any], Sequence[Any]], blocks: Sequence[Any],
+                   reduce_fn: Callable[[Any, int, Sequence[Any]], Any], parts: int, *, shared: Any = None,
+                   desc: str, unit: str = "block") -> Iterator[tuple[int, Any]]:
+        """A map-reduce as Ray tasks: ``map_fn(shared, block)`` returns ``parts`` pieces (piece k for reduce k);
+        ``reduce_fn(shared, k, pieces)`` gets piece k of every block, in block order. Yields ``(k, result)``
+        as the reduces finish. The pieces go from the map tasks' workers to the reduce tasks' through Ray's
+        object store (spilled to disk when it fills), never through this process. One CPU per task; Ray
+        queues what the cluster cannot run at once. Both functions must be module-level and stateless."""
+        ray = self._start()
+        ref = ray.put(shared)
+        mapper = ray.remote(num_cpus=1, max_retries=0, num_returns=parts + 1, scheduling_strategy="SPREAD")(_run_map)
+        reducer = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_run_reduce)
+        t0 = time.perf_counter()
+        logger.info("%s: %d %ss mapped to %d parts as Ray tasks (%s)", desc, len(blocks), unit, parts,
+                    "embedded" if self.config.embedded else self.config.address)
+        outs = [mapper.remote(map_fn, [ref], b, parts) for b in blocks]
+        reduces = {reducer.remote(reduce_fn, [ref], k, *[o[k] for o in outs]): k for k in range(parts)}
+        nodes: set[str] = set()
+        stats = {"map": [0.0, 0.0], "reduce": [0.0, 0.0]}
+
+        def account(phase: str, node: str, took: float, cpu: float) -> None:
+            nodes.add(node)
+            stats[phase][0] += took
+            stats[phase][1] += cpu
+
+        with RateProgress(len(blocks) + parts, desc, "task") as bar:
+            waiting = {o[-1]: i for i, o in enumerate(outs)}
+            while waiting:   # the maps' own figures (and their errors, first)
+                ready, _ = ray.wait(list(waiting), num_returns=1)
+                for r in ready:
+                    waiting.pop(r)
+                    account("map", *ray.get(r))
+                    bar.update(1)
+            del outs
+            while reduces:
+                ready, _ = ray.wait(list(reduces), num_returns=1)
+                for r in ready:
+                    k = reduces.pop(r)
+                    node, took, cpu, out = ray.get(r)
+                    account("reduce", node, took, cpu)
+                    bar.update(1)
+                    yield k, out
+        secs = time.perf_counter() - t0
+        self._steps.append({"step": desc, "items": len(blocks), "tasks": len(blocks) + parts, "parts": parts,
+                            "nodes": len(nodes), "seconds": round(secs, 3),
+                            **{f"{ph}_task_seconds": round(v[0], 3) for ph, v in stats.items()},
+                            **{f"{ph}_task_cpu_seconds": round(v[1], 3) for ph, v in stats.items()}})
+        logger.info("%s: %d %ss, %d parts, on %d node%s in %.1f s", desc, len(blocks), unit, parts, len(nodes),
                     "s" if len(nodes) > 1 else "", secs)
 
     def _pool(self, n_chunks: int) -> tuple[float, int]:
@@ -487,11 +538,38 @@ def _run_task(fn, box: list, arg) -> tuple[str, float, float, Any]:
     import ray
 
     t0, c0 = time.perf_counter(), time.process_time()
+    out = fn(_shared(box), arg)
+    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def _shared(box: list) -> Any:
+    import ray
+
     key = box[0].hex()
     if key not in _SHARED:
         _SHARED.clear()
         _SHARED[key] = ray.get(box[0])
-    out = fn(_SHARED[key], arg)
+    return _SHARED[key]
+
+
+def _run_map(fn, box: list, arg, parts: int) -> tuple:
+    """A :meth:`Engine.map_reduce` map task: ``parts`` pieces, then (node, seconds, CPU seconds)."""
+    import ray
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    pieces = list(fn(_shared(box), arg))
+    if len(pieces) != parts:
+        raise ValueError(f"map_reduce: the map function returned {len(pieces)} pieces, not {parts}")
+    return (*pieces, (ray.get_runtime_context().get_node_id(), time.perf_counter() - t0,
+                      time.process_time() - c0))
+
+
+def _run_reduce(fn, box: list, k: int, *pieces) -> tuple[str, float, float, Any]:
+    """A :meth:`Engine.map_reduce` reduce task: (node, seconds, CPU seconds, ``fn(shared, k, pieces)``)."""
+    import ray
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn(_shared(box), k, pieces)
     return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0, time.process_time() - c0, out
 
 

@@ -334,6 +334,13 @@ class GraphWriter:
         duplicates across everything it writes (validate does, on interned term ids)."""
         return _ShardContext(self, provenance, unique_lines)
 
+    def members(self, provenance: dict) -> _MemberShard:
+        """Open a new shard (a new file) written as ready-made gzip members: the context yields
+        ``add(member, triples)``, ``member`` being whole ``" .\n"``-ended statements already compressed, with
+        no duplicates across everything written (validate's blocks, made in parallel). An empty shard is
+        dropped, as by :meth:`shard`."""
+        return _MemberShard(self, provenance)
+
     def _new_shard(self, provenance: dict) -> tuple[_Shard, Any]:
         sh = _Shard(f"{SHARD_DIR}/{len(self._shards):05d}.nt.gz", dict(provenance))
         self._shards.append(sh)
@@ -351,6 +358,29 @@ class GraphWriter:
 
     def seen(self, s: str, p: str, o: str) -> bool:
         return hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).digest() in self._seen
+
+
+class _MemberShard:
+    def __init__(self, g: GraphWriter, provenance: dict):
+        self.g = g
+        self.shard = _Shard(f"{SHARD_DIR}/{len(g._shards):05d}.nt.gz", dict(provenance))
+        self.fh = None
+
+    def __enter__(self):
+        self.g._shards.append(self.shard)
+        self.fh = open(self.g.path / self.shard.file, "wb")
+        return self.add
+
+    def add(self, member: bytes, triples: int) -> None:
+        if triples:
+            self.fh.write(member)
+            self.shard.triples += triples
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.fh.close()
+        if self.shard.triples == 0 and exc_type is None:
+            (self.g.path / self.shard.file).unlink()
+            self.g._shards.remove(self.shard)
 
 
 class _ShardContext:

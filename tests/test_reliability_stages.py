@@ -112,7 +112,7 @@ def test_validate_checks_every_input_path_first(files, capsys, monkeypatch):
         raise AssertionError("reasoning or data checks ran before the inputs were checked")
 
     monkeypatch.setattr(stage, "reason", must_not_run)
-    monkeypatch.setattr(stage, "run_checks", must_not_run)
+    monkeypatch.setattr(stage, "run_data_checks", must_not_run)
     onto = str(files / "onto.ttl")
     rc = main(["validate", str(files / "good"), "--ontology", onto, "--shapes", str(files / "nope.ttl"),
                "--out", str(files / "v")])

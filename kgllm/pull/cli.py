@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..commands import add_config_args, print_artifact, stage_config
+from .. import engine
+from ..commands import add_config_args, add_engine_args, engine_config, print_artifact, stage_config
 from ..config import replace
 from ..errors import UsageError
 from ..registry import run_stage
@@ -101,6 +102,8 @@ def register_file(cmds) -> None:
                     "Formats by extension (.nt .ttl .rdf .owl .xml .nq, optionally + .gz/.bz2/.xz) or --format.\n"
                     "Malformed input stops with the file and line (exit code 2); with --skip-bad,\n"
                     "bad N-Triples/N-Quads lines are quarantined inside the artifact and counted.\n"
+                    "With --engine ray (or a Ray address) N-Triples/N-Quads files are parsed by Ray tasks,\n"
+                    "large uncompressed ones in byte ranges; the artifact is the same (docs/pull-wordnet-files.md).\n"
                     "Example:\n  kgllm pull file data/labels_en.nt.gz data/dbo.owl --out runs/files")
     p.add_argument("paths", nargs="*", metavar="PATH", help="RDF files to read")
     p.add_argument("--out", type=Path, required=True, help="artifact directory to write")
@@ -111,6 +114,7 @@ def register_file(cmds) -> None:
     p.add_argument("--base-iri", metavar="IRI", help="base IRI for relative IRIs (Turtle, RDF/XML)")
     add_allow_empty(p)
     add_config_args(p, "pull.file")
+    add_engine_args(p)  # N-Triples/N-Quads parsed by Ray tasks, in byte ranges (docs/pull-wordnet-files.md)
 
 
 _FORMAT_CHOICES = ("nt", "ntriples", "ttl", "turtle", "xml", "rdfxml", "nq", "nquads")
@@ -120,7 +124,8 @@ def _cmd_file(args: argparse.Namespace) -> int:
     cfg = stage_config("pull.file", args, {
         "paths": args.paths or None, "format": args.format, "skip_bad": args.skip_bad,
         "base_iri": args.base_iri, "allow_empty": args.allow_empty})
-    man = run_stage("pull.file", [], args.out, cfg, force=args.force)
+    with engine.configured(engine_config(args)):
+        man = run_stage("pull.file", [], args.out, cfg, force=args.force)
     return print_artifact(args.out, man)
 
 

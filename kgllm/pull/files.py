@@ -18,6 +18,10 @@ provenance ``{source: file, path, sha256, format}``. Parsing streams through pyo
   a problem in the manifest (exit code 1).
 * Every path is checked before any work: a missing file, a directory or a URL is an error (exit 2).
   A UTF-8 byte order mark at the start of a file is skipped.
+* On Ray (``--engine ray`` or a Ray address: :func:`_on_ray`) N-Triples/N-Quads files are parsed by Ray
+  tasks, a large uncompressed one in byte ranges cut on chunk boundaries (:func:`_byte_ranges`); this
+  process writes what they send back in input order, so the artifact, its counts and its errors are those
+  of the in-process pull (:func:`pull_files`).
 * Zero triples in all is an :class:`EmptyResultError` (exit 1, nothing written) unless
   ``allow_empty`` (``--allow-empty``): then a warning.
 
@@ -28,25 +32,32 @@ Counts add up per file and in total, for the line-based formats:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import io
 import os
+import pickle
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from .. import engine as enginemod
 from .. import rdf
 from ..artifacts import Manifest, jsonl_line, sha256_file
 from ..errors import ConfigError, EmptyResultError, InputError, UsageError
 from ..log import logger, progress
-from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, open_rdf, oxigraph_format
+from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, open_rdf, oxigraph_format, term_str
 
 QUARANTINE = "quarantine.jsonl"
 
 _BOM = b"\xef\xbb\xbf"
 _URL = re.compile(r"^(https?|ftp)://?", re.I)  # a Path turns "https://x" into "https:/x"
 _CHUNK_LINES = 20_000  # lines parsed per pyoxigraph call: large enough to amortise the call
+RANGE_BYTES = 16 << 20  # on Ray: an uncompressed N-Triples/N-Quads file is parsed in ranges of about this size
 # pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
 # line-based formats); kgllm puts the position in the file in front instead.
 _POSITION = re.compile(r"^Parser error (?:at line \d+ between columns \d+ and \d+"
@@ -158,10 +169,11 @@ class _FileReader:
     """Parses one file into a shard; keeps that file's counts."""
 
     def __init__(self, path: Path, fmt: str, comp: str | None, sha256: str, config: FilePullConfig, add,
-                 quarantine: IO[str] | None, bar):
+                 quarantine: IO[str] | None, bar, file: Path | None = None):
         import pyoxigraph
 
         self.path, self.fmt, self.comp, self.config = path, fmt, comp, config
+        self.file = file or path  # what is opened (a Ray task: the absolute path); messages name ``path``
         self.add, self.quarantine, self.bar = add, quarantine, bar
         self.ox = pyoxigraph
         self.oxfmt = oxigraph_format(fmt)
@@ -177,6 +189,13 @@ class _FileReader:
         label = self.bnodes.get(term.value)
         if label is None:
             label = self.bnodes[term.value] = f"{self.bnode_prefix}{len(self.bnodes)}"
+        return label
+
+    def _label(self, value: str) -> str:
+        """:meth:`_bnode` of a blank node given by its label in the file (a Ray task's ``_:label``)."""
+        label = self.bnodes.get(value)
+        if label is None:
+            label = self.bnodes[value] = f"{self.bnode_prefix}{len(self.bnodes)}"
         return label
 
     def _add_all(self, quads) -> None:
@@ -222,7 +241,7 @@ class _FileReader:
 
     def read_document(self) -> None:
         try:
-            with _open(self.path, self.comp) as f:
+            with _open(self.file, self.comp) as f:
                 self._add_all(self.ox.parse(f, format=self.oxfmt, base_iri=self.config.base_iri))
         except SyntaxError as e:
             line, column, message = e.lineno, e.offset, _message(e)
@@ -235,12 +254,16 @@ class _FileReader:
 
     # -- line-based formats (N-Triples, N-Quads), in chunks of lines
 
-    def read_lines(self) -> None:
+    def read_lines(self, span: tuple[int, int, int] | None = None) -> None:
+        """Parse the whole file, or with ``span = (start, stop, first)`` the bytes ``start..stop`` of an
+        uncompressed file: whole lines, the first of them line ``first`` of the file (a byte range of
+        :func:`_byte_ranges`). Chunks of ``_CHUNK_LINES`` lines count from line 1 of the file either way,
+        since a range starts on a chunk boundary: a range parses exactly as its lines do in a whole-file pull."""
         chunk: list[bytes] = []
-        first = 1
+        start = first = span[2] if span else 1
         counts = self.counts
         try:
-            with _open(self.path, self.comp) as f:
+            with (_read_span(self.file, *span[:2]) if span else _open(self.file, self.comp)) as f:
                 for line in f:
                     chunk.append(line)
                     if len(chunk) >= _CHUNK_LINES:
@@ -252,7 +275,7 @@ class _FileReader:
                     first += len(chunk)
         except (OSError, EOFError, ValueError) as e:
             raise InputError(f"{self.path}: cannot read (line {first + len(chunk)}): {e}") from e
-        counts["lines"] = first - 1
+        counts["lines"] = first - start
 
     def _chunk(self, lines: list[bytes], first: int) -> None:
         self.counts["blank_lines"] += sum(1 for x in lines if not _is_content(x))
@@ -280,6 +303,51 @@ class _FileReader:
                     self._one_line(lines[j], first + j, error if j == bad else None)
             start = max(bad, i) + 1
 
+    def take(self, part: dict, w: _Dedup) -> None:
+        """Add what a Ray task parsed of this file (:func:`_parse_part`: its next byte range, or all of it), as
+        the in-process path adds it: blank nodes relabelled in order of appearance, duplicates dropped and
+        counted (``w``), quarantine records written; the error the task met is raised here, so in input order.
+        The task's spill file is read block by block, then removed."""
+        if "error" in part:
+            raise InputError(part["error"])
+        spill = Path(part["spill"])
+        with open(spill, "rb") as f:
+            while True:
+                try:
+                    block = pickle.load(f)
+                except EOFError:
+                    break
+                self._take_block(*block, w)
+        spill.unlink()
+        for k in _TASK_COUNTS:
+            self.counts[k] += part["counts"][k]
+
+    def _take_block(self, text: str, keys: bytes, bnodes: dict, n: int, quarantine: str, w: _Dedup) -> None:
+        lines = text.split("\n") if n else []
+        if len(lines) != n:
+            raise RuntimeError(f"{self.path}: a Ray task sent {len(lines)} lines for {n} statements")
+        seen, add_line, label = w.seen, w.add_line, self._label
+        kept = 0
+        for i, line in enumerate(lines):
+            if bnodes and i in bnodes:
+                s, p, o = bnodes[i]
+                s = label(s[2:]) if s[:2] == "_:" else s
+                o = label(o[2:]) if o[:2] == "_:" else o
+                line = f"{s} {p} {o}"
+                key = _key(line)
+            else:
+                key = keys[8 * i:8 * i + 8]
+            if key not in seen:
+                seen.add(key)
+                add_line(line)
+                kept += 1
+        w.g.duplicates += n - kept
+        self.counts["triples"] += kept
+        self.counts["duplicates"] += n - kept
+        if quarantine:
+            self.quarantine.write(quarantine)
+        self.bar.update(n)
+
     def _one_line(self, line: bytes, lineno: int, error: SyntaxError | None) -> None:
         try:
             quads = list(self.ox.parse(line, format=self.oxfmt))
@@ -294,6 +362,153 @@ class _FileReader:
             self.quarantine.write(jsonl_line(rec))
             return
         self._add_all(quads)
+
+
+# ----------------------------------------------------------------------------- on Ray
+
+_TASK_COUNTS = ("statements", "named_graph_quads", "lines", "blank_lines", "bad_lines")  # added up from tasks
+
+
+def _on_ray(config) -> bool:
+    """Whether N-Triples/N-Quads files are parsed by Ray tasks: asked for (``--engine ray``) or a cluster given
+    (``auto`` with an address), the rule of the corpus stage. Never in ``auto`` on one machine: the parsed
+    statements travel back to this process, which writes them (the speed-up is the parsing's)."""
+    return config.mode == "ray" or (config.mode == "auto" and not config.embedded)
+
+
+def _byte_ranges(path: Path, range_bytes: int) -> list[tuple[int, int, int]]:
+    """``(start, stop, first line)`` of the byte ranges, of about ``range_bytes`` each, that cover an
+    uncompressed line-based file (after a byte order mark). Each range starts at the first line
+    ``1 + k * _CHUNK_LINES`` (a chunk boundary of the in-process pull) at or past its target offset, so it
+    parses exactly as the same lines do in one pass; its first line number counts the newlines before it."""
+    import mmap
+
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        size = len(mm)
+        start = len(_BOM) if mm[:len(_BOM)] == _BOM else 0
+        line = 1  # the line that starts at ``start``
+        out: list[tuple[int, int, int]] = []
+        while size - start > range_bytes:
+            target = start + range_bytes
+            at = line + sum(mm[a:min(a + (64 << 20), target)].count(b"\n")
+                            for a in range(start, target, 64 << 20))  # the line byte ``target`` is in
+            cut_line = -(-at // _CHUNK_LINES) * _CHUNK_LINES + 1     # the next chunk boundary after it
+            pos = target
+            for _ in range(cut_line - at):
+                pos = mm.find(b"\n", pos) + 1
+                if not pos:
+                    break
+            if not pos or pos >= size:
+                break
+            out.append((start, pos, line))
+            start, line = pos, cut_line
+        out.append((start, size, line))
+    return out
+
+
+def _read_span(path: Path, start: int, stop: int) -> io.BytesIO:
+    """Bytes ``start..stop`` of a file, to be read line by line."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(stop - start)
+    if len(data) != stop - start:
+        raise EOFError(f"the file is shorter than when it was cut into ranges ({start + len(data)} bytes "
+                       f"where {stop} were expected); was it changed during the pull?")
+    return io.BytesIO(data)
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+
+class _TaskReader(_FileReader):
+    """A :class:`_FileReader` in a Ray task: blank nodes keep their label in the file (``_:label``); the
+    driver relabels them in order of appearance across the whole file (:meth:`_FileReader.take`)."""
+
+    def _bnode(self, term) -> str:
+        return f"_:{term.value}"
+
+
+def _key(line: str) -> bytes:
+    """The de-duplication key of a statement line: :meth:`kgllm.rdf.GraphWriter.shard`'s (``add``)."""
+    return hashlib.blake2b(line.encode(), digest_size=8).digest()
+
+
+_NO_KEY = bytes(8)  # a line with a blank node: the driver relabels it, then computes its key
+_SPILL_DIR = ".ray-parts"  # in the artifact's temp directory while the tasks run
+
+
+class _Dedup:
+    """On Ray, the driver's de-duplication across all files of the pull, with the key and the counts of
+    :meth:`kgllm.rdf.GraphWriter.shard`'s ``add``: for the lines the tasks made and keyed (so that this process
+    only looks keys up and writes), and through :meth:`add` for the files parsed here. Shards are opened with
+    ``unique_lines``; ``add_line`` is the current shard's."""
+
+    def __init__(self, g: GraphWriter):
+        self.g = g
+        self.seen: set[bytes] = set()
+        self.add_line = None
+
+    def add(self, s, p, o) -> bool:
+        line = f"{term_str(s)} {term_str(p)} {term_str(o)}"
+        key = _key(line)
+        if key in self.seen:
+            self.g.duplicates += 1
+            return False
+        self.seen.add(key)
+        self.add_line(line)
+        return True
+
+
+def _parse_part(config: FilePullConfig, part: tuple) -> dict:
+    """A Ray task (:meth:`kgllm.engine.Engine.map_tasks`): one byte range of an N-Triples/N-Quads file, or the
+    whole file (``span`` None), parsed into the spill file ``spill``: a pickle per block of up to
+    ``_CHUNK_LINES`` statements, ``(lines, keys, bnodes, n, quarantine)``: the ``n`` statement lines ``s p o``
+    as one text, their de-duplication keys (8 bytes each), for those with a blank node (still with its label
+    in the file; the driver relabels them) the terms by index, and the quarantine records (JSONL text). So
+    neither the task nor the driver holds more than a block, whatever the size of the part, and parts that
+    finish before their turn wait on disk. Returns ``{spill, counts}``; an :class:`InputError` comes back
+    as ``{error: message}``, which the driver raises when it reaches this part (input order: as the
+    in-process pull would)."""
+    path, file, fmt, comp, span, spill = part
+    lines: list[str] = []
+    keys: list[bytes] = []
+    bnodes: dict[int, tuple[str, str, str]] = {}
+    q = io.StringIO() if config.skip_bad else None
+
+    def flush() -> None:
+        pickle.dump(("\n".join(lines), b"".join(keys), dict(bnodes), len(lines), q.getvalue() if q else ""),
+                    out, protocol=pickle.HIGHEST_PROTOCOL)
+        lines.clear()
+        keys.clear()
+        bnodes.clear()
+        if q:
+            q.seek(0)
+            q.truncate()
+
+    def add(s: str, p: str, o: str) -> bool:
+        line = f"{s} {p} {o}"
+        if s[:2] == "_:" or o[:2] == "_:":
+            bnodes[len(lines)] = (s, p, o)
+            keys.append(_NO_KEY)
+        else:
+            keys.append(_key(line))
+        lines.append(line)
+        if len(lines) >= _CHUNK_LINES:
+            flush()
+        return True
+
+    r = _TaskReader(path, fmt, comp, "", config, add, q, _NoBar(), file=file)
+    with open(spill, "wb") as out:
+        try:
+            r.read_lines(span)
+        except InputError as e:
+            out.close()
+            Path(spill).unlink()
+            return {"error": str(e)}
+        flush()
+    return {"spill": spill, "counts": {k: r.counts[k] for k in _TASK_COUNTS}}
 
 
 def _resolve_paths(paths, config: FilePullConfig) -> list[Path]:
@@ -316,28 +531,79 @@ def _resolve_paths(paths, config: FilePullConfig) -> list[Path]:
 
 
 def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
-               config: FilePullConfig | None = None, *, pipeline_key: str | None = None) -> Manifest:
-    """Pull RDF files into the graph artifact ``out`` (``paths`` default to ``config.paths``)."""
+               config: FilePullConfig | None = None, *, pipeline_key: str | None = None,
+               range_bytes: int | None = None) -> Manifest:
+    """Pull RDF files into the graph artifact ``out`` (``paths`` default to ``config.paths``).
+
+    Where the engine says Ray (:func:`_on_ray`), the N-Triples/N-Quads files are parsed by Ray tasks
+    (:func:`_parse_part`): an uncompressed one larger than ``range_bytes`` (default :data:`RANGE_BYTES`) in
+    byte ranges of about that size, any other (compressed: it cannot be cut) in one task; the other formats
+    are parsed in this process. The tasks write what they parsed to spill files in the artifact's temp
+    directory (so on a cluster ``out``, like the input files, must be on storage every node sees), which
+    this process reads in input order, writing the graph as the in-process pull does: the same shards,
+    counts, ``content_sha256`` and errors; ``extra.engine`` says where it ran."""
     config = config or FilePullConfig()
+    if range_bytes is not None and range_bytes < 1:
+        raise ConfigError(f"range_bytes: {range_bytes}; give at least 1")
     files = _resolve_paths(paths, config)
     # The manifest's config names the files actually read (a copy: the caller's config is not touched).
     config = dataclasses.replace(config, paths=files)
     plan = [(p, *detect_format(p, config.format)) for p in files]
     if config.skip_bad and not any(fmt in LINE_BASED for _, fmt, _ in plan):
         logger.warning("--skip-bad applies to N-Triples/N-Quads only; the other formats stop at an error")
+    eng_config = enginemod.current()
+    ray = _on_ray(eng_config) and any(fmt in LINE_BASED for _, fmt, _ in plan)
+    # Ray: the tasks of each line-based file (its byte ranges, or the whole file), in input order.
+    parts: list[tuple] = []
+    tasks: list[range | None] = []
+    for path, fmt, comp in plan:
+        if not ray or fmt not in LINE_BASED:
+            tasks.append(None)
+            continue
+        size = range_bytes or RANGE_BYTES
+        spans = _byte_ranges(path, size) if comp is None and path.stat().st_size > size else [None]
+        tasks.append(range(len(parts), len(parts) + len(spans)))
+        parts += [(path, path.absolute(), fmt, comp, span) for span in spans]
     totals = {"files": len(files), "statements": 0, "named_graph_quads": 0, "lines": 0, "blank_lines": 0,
               "bad_lines": 0}
     per_file = []
-    with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g:
+    with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g, \
+            (enginemod.open_engine(eng_config) if ray else contextlib.nullcontext()) as eng:
         qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
         bar = progress(desc="pull file", unit="triple")
+        results = None
+        done: dict[int, dict] = {}
+        dedup = _Dedup(g) if ray else None
+        spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
+        if parts:
+            spill.mkdir()
+            parts = [(*a, str(spill / f"{i:06d}.pickle")) for i, a in enumerate(parts)]
+
+        def result(i: int) -> dict:
+            """Part ``i`` as parsed by its task (the tasks finish in any order; the parts are used in order)."""
+            nonlocal results
+            if results is None:
+                results = eng.map_tasks(_parse_part, parts, shared=config, desc="pull file: parse", unit="part")
+            while i not in done:
+                j, res = next(results)
+                done[j] = res
+            return done.pop(i)
+
         try:
-            for path, fmt, comp in plan:
+            for (path, fmt, comp), mine in zip(plan, tasks, strict=True):
                 sha = sha256_file(path)
                 prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
-                with g.shard(prov) as add:
+                with g.shard(prov, unique_lines=ray) as add:
+                    if dedup is not None:  # on Ray: lines keyed by the tasks, de-duplicated here
+                        dedup.add_line, add = add, dedup.add
                     r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
-                    r.read_lines() if fmt in LINE_BASED else r.read_document()
+                    if mine is not None:
+                        for i in mine:
+                            r.take(result(i), dedup)
+                    elif fmt in LINE_BASED:
+                        r.read_lines()
+                    else:
+                        r.read_document()
                 per_file.append({"path": str(path), "sha256": sha, "format": fmt,
                                  "compression": comp[1:] if comp else None, **r.counts})
                 for k in totals:
@@ -347,7 +613,14 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                     g.problems.append(
                         f"all {r.counts['bad_lines']} statements of {path} were quarantined "
                         f"(see {Path(out) / QUARANTINE}); is it in another format?")
+            if results is not None:
+                for _ in results:  # none left: runs the generator to its end, which records the step
+                    pass
+            if parts:
+                shutil.rmtree(spill)  # empty by now: no part of the artifact
         finally:
+            if results is not None:
+                results.close()
             bar.close()
             if qf is not None:
                 qf.close()
@@ -359,6 +632,10 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
             logger.warning("%s (accepted: allow_empty)", what)
         g.counts.update(totals)
         g.extra["files"] = per_file
+        # Where the parsing ran (no part of any content hash: the files are the same either way).
+        g.extra["engine"] = (eng if ray else enginemod.Engine(eng_config)).report()
+        if ray:
+            g.extra["engine"]["parts"] = len(parts)
     return g.manifest
 
 

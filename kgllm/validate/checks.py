@@ -10,7 +10,9 @@ Memory: every distinct term is stored once (str -> int) and triples as three int
 hundred bytes per distinct term plus 12 bytes per triple: tens of millions of triples fit in memory.
 
 Adding a check: subclass :class:`Check`, set ``name``, ``severity``, ``description``, implement
-``run(ctx)`` yielding violations, and decorate it with :func:`register`.
+``run(ctx)`` yielding violations, and decorate it with :func:`register`. The index may be one partition of
+the graph (kgllm.validate.parts runs the checks as a map-reduce): see :class:`Check` for what a check may
+judge there.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ from ..rdf import (
 from .ontology import RDFS_LITERAL, Ontology
 
 SEVERITIES = ("error", "warning", "off")
+# Per row of a partition's index (TermIndex.add_lines): who judges it here.
+OWN_SUBJECT, OWN_BOTH, FOREIGN = 0, 1, 2
 _RDFS_LITERAL_IRI = RDFS + "Literal"   # datatype IRIs are bare, as literal_datatype gives them
 
 
@@ -99,6 +103,10 @@ class TermIndex:
         self._O = array("i")
         self.rdf_type = self.intern(RDF_TYPE)
         self._finished = False
+        # A partition of the graph (kgllm.validate.parts): the global row of each triple, and which rows this
+        # index judges. None: an index of the whole graph, every row its own (rows = 0..n-1).
+        self._rows: array | None = None
+        self._kind: bytearray | None = None    # per row: OWN_SUBJECT, OWN_BOTH or FOREIGN (see add_lines)
 
     def intern(self, term: str) -> int:
         self._finished = False
@@ -114,6 +122,30 @@ class TermIndex:
             S(intern(s, len(ids)))
             P(intern(p, len(ids)))
             O(intern(o, len(ids)))
+        self._finished = False
+
+    def add_lines(self, lines: Iterable[str], rows: Iterable[int], kinds: bytes) -> None:
+        """Add canonical N-Triples statements (``"s p o"``, no final ``" ."``) of a partition of the graph, with
+        their global row numbers and, per row, whose checks judge it here: :data:`OWN_BOTH` (its subject and
+        its object belong to this partition, or the object is a literal), :data:`OWN_SUBJECT` (only its
+        subject: the object's partition judges the object) or :data:`FOREIGN` (a copy of another partition's
+        row whose object belongs here: only the object checks see it)."""
+        if self._rows is None:
+            if len(self._S):
+                raise ValueError("add_lines: the index already holds rows without row numbers")
+            self._rows, self._kind = array("q"), bytearray()
+        ids = self.ids
+        intern = ids.setdefault
+        S, P, O = self._S.append, self._P.append, self._O.append  # noqa: E741
+        for line in lines:
+            s, p, o = line.split(" ", 2)
+            S(intern(s, len(ids)))
+            P(intern(p, len(ids)))
+            O(intern(o, len(ids)))
+        self._rows.extend(rows)
+        self._kind += kinds
+        if len(self._rows) != len(self._S) or len(self._kind) != len(self._S):
+            raise ValueError("add_lines: one row number and one kind per line")
         self._finished = False
 
     def finish(self) -> TermIndex:
@@ -135,6 +167,17 @@ class TermIndex:
         self.is_literal = first == '"'
         self.is_subject = np.zeros(n_terms, dtype=bool)
         self.is_subject[self.S] = True
+        if self._rows is None:
+            self.rows = np.arange(len(self.S), dtype=np.int64)
+            self.owned = self.judged = None
+            self.own_subject = self.is_subject
+        else:
+            kind = np.frombuffer(bytes(self._kind), dtype=np.uint8)
+            self.rows = np.frombuffer(self._rows, dtype=np.int64) if len(self._rows) else np.zeros(0, np.int64)
+            self.owned = kind != FOREIGN        # subject checks: the rows whose subject is this partition's
+            self.judged = kind != OWN_SUBJECT   # object checks: the rows whose object is judged here
+            self.own_subject = np.zeros(n_terms, dtype=bool)
+            self.own_subject[self.S[self.owned]] = True
         # Types, vectorised: type triples sorted by subject (for lookups), and per subject the id of its
         # set of asserted classes. A set is identified by the sum (mod 2**64) of random 64-bit codes of its
         # distinct classes, so ancestors are computed once per distinct type set, not per entity.
@@ -164,6 +207,14 @@ class TermIndex:
 
     def __len__(self) -> int:
         return len(self._S)
+
+    def own(self, idx):
+        """The rows of ``idx`` whose subject this index judges (all of them for a whole graph)."""
+        return idx if self.owned is None else idx[self.owned[idx]]
+
+    def judged_objects(self, idx):
+        """The rows of ``idx`` whose object this index judges (all of them for a whole graph)."""
+        return idx if self.judged is None else idx[self.judged[idx]]
 
     def triple(self, i: int) -> Triple:
         t = self.terms
@@ -311,9 +362,22 @@ def register(cls: type[Check]) -> type[Check]:
 
 
 class Check:
+    """A data check. ``run(ctx)`` yields violations over a :class:`TermIndex`, which holds the whole graph or one
+    partition of it (the triples of the subjects that hash to it, kgllm.validate.parts): a check then judges
+    a row's subject only on ``ctx.own(idx)`` and its object only on ``ctx.judged_objects(idx)`` (or the
+    ``ctx.owned`` / ``ctx.judged`` masks; None for a whole graph), and a subject only where
+    ``ctx.own_subject``. A check that needs every triple of a few predicates at once (a cycle) names them in
+    :meth:`predicates` and runs on an index of exactly those triples."""
+
     name: str = ""
     severity: str = "warning"       # default; the stage config may override it per check
     description: str = ""
+    judges: str = "subject"         # or "object": where a partitioned run judges a violation (see above)
+
+    @classmethod
+    def predicates(cls, opts: CheckOptions) -> set[str] | None:
+        """The predicates (N-Triples IRIs) whose triples this check needs all at once; None: any partition."""
+        return None
 
     def __init__(self, severity: str | None = None):
         self.severity = severity or type(self).severity
@@ -365,7 +429,10 @@ class LiteralLexicalForm(Check):
                 if err:
                     bad[i] = True
                     why[i] = err
-        for n in np.nonzero(bad[ctx.O])[0].tolist():
+        hit = bad[ctx.O]
+        if ctx.owned is not None:
+            hit &= ctx.owned
+        for n in np.nonzero(hit)[0].tolist():
             o = int(ctx.O[n])
             yield self.v(why[o], n, ctx.terms[o])
 
@@ -384,6 +451,7 @@ class PropertyKind(Check):
             dat = p in ctx.ont.datatype_properties
             if obj == dat:  # neither, or declared both ways (an ontology bug the reasoner reports)
                 continue
+            idx = ctx.own(idx)
             lit = ctx.is_literal[ctx.O[idx]]
             for n in (idx[lit] if obj else idx[~lit]).tolist():
                 o = ctx.terms[ctx.O[n]]
@@ -412,6 +480,7 @@ class Domain(Check):
             if not dom:
                 continue
             ok = _class_verdicts(ctx, dom)
+            idx = ctx.own(idx)
             for n in idx[~ok[ctx.ancset_of[ctx.S[idx]]]].tolist():
                 yield self.v(f"subject of {shorten(p)} is not a {'/'.join(map(shorten, sorted(dom)))}", n,
                              ctx.terms[ctx.S[n]])
@@ -421,6 +490,7 @@ class Domain(Check):
 class Range(Check):
     name = "range"
     severity = "warning"
+    judges = "object"
     description = ("the object of a property with a class range has types, none of them the range; or a literal's "
                    "datatype does not fit a datatype range (xsd:integer fits xsd:decimal; custom unit datatypes "
                    "accept numbers). Literal-vs-resource mismatches are property_kind errors")
@@ -436,6 +506,7 @@ class Range(Check):
                 continue
             classes = {r for r in rng if not ont.is_datatype(r)}
             dtypes = {r[1:-1] for r in rng if ont.is_datatype(r)}
+            idx = ctx.judged_objects(idx)
             objs = ctx.O[idx]
             lit = ctx.is_literal[objs]
             bad = np.zeros(len(idx), dtype=bool)
@@ -480,7 +551,7 @@ class DisjointClasses(Check):
         import numpy as np
 
         has_pairs = np.array([bool(p) for p in pairs_of] + [False], dtype=bool)
-        for s in np.nonzero(has_pairs[ctx.ancset_of])[0].tolist():
+        for s in np.nonzero(has_pairs[ctx.ancset_of] & ctx.own_subject)[0].tolist():
             pairs = pairs_of[ctx.ancset_of[s]]
             involved = {c for pair in pairs for c in pair}
             what = ", ".join(f"{shorten(a)} and {shorten(b)}" for a, b in pairs)
@@ -501,7 +572,7 @@ class FunctionalProperty(Check):
         import numpy as np
 
         for p in sorted(ctx.ont.functional):
-            idx = ctx.pred_triples(p)
+            idx = ctx.own(ctx.pred_triples(p))
             if len(idx) < 2:
                 continue
             pairs = np.unique(np.stack([ctx.S[idx], ctx.O[idx]], axis=1), axis=0)
@@ -525,6 +596,10 @@ class HierarchyCycle(Check):
     severity = "error"
     description = ("a cycle in a relation that must be acyclic (rdfs:subClassOf; wn:hypernym with "
                    "wn:instance_hypernym; their inverses): every edge inside a cycle is quarantined")
+
+    @classmethod
+    def predicates(cls, opts):
+        return {iri(p) for group in opts.acyclic for p in group}
 
     def run(self, ctx):
         import networkx as nx  # ~0.1 s to import, and `kgllm --help` imports this module (the stage registry)
@@ -569,6 +644,7 @@ class HierarchyCycle(Check):
 class DanglingReference(Check):
     name = "dangling_reference"
     severity = "warning"
+    judges = "object"
     description = ("an IRI or blank node object that is never a subject in the graph nor described in the "
                    "ontologies (links to external pages, images and rdf:type objects are exempt)")
 
@@ -579,6 +655,8 @@ class DanglingReference(Check):
         dangling = ~ctx.is_literal & ~ctx.is_subject & ~described   # per term
         ignore = ctx.term_mask(iri(p) for p in ctx.opts.dangling_ignore_predicates)
         bad = dangling[ctx.O] & ~ignore[ctx.P]
+        if ctx.judged is not None:
+            bad &= ctx.judged
         for n in np.nonzero(bad)[0].tolist():
             o = ctx.terms[ctx.O[n]]
             yield self.v(f"{o} is referenced but never described", n, o)
@@ -599,7 +677,7 @@ class MissingLabel(Check):
         exempt_class = ctx.term_mask(iri(t) for t in ctx.opts.label_exempt_types)
         tidx = ctx.pred_triples(RDF_TYPE)
         labelled[ctx.S[tidx][exempt_class[ctx.O[tidx]]]] = True  # exempt entities count as labelled
-        for s in np.nonzero(ctx.is_subject & ~labelled)[0].tolist():
+        for s in np.nonzero(ctx.own_subject & ~labelled)[0].tolist():
             term = ctx.terms[s]
             if term[0] == "<":
                 yield self.v(f"{term} has no label", None, term)
@@ -613,22 +691,33 @@ class UndeclaredTerm(Check):
                    "declare: a typo or a term renamed since the data was made; one entry per term with its count")
 
     def run(self, ctx):
-        import numpy as np
+        yield from self.from_tallies(ctx.ont, *tallies(ctx))
 
-        namespaces = tuple("<" + ns for ns in ctx.ont.namespaces)
+    def from_tallies(self, ont, predicates: dict[str, int], classes: dict[str, int]) -> Iterator[Violation]:
+        """The violations from the triple count per predicate and the instance count per class (of the whole
+        graph: partitions' :func:`tallies` add up)."""
+        namespaces = tuple("<" + ns for ns in ont.namespaces)
         if not namespaces:
             return
-        declared_props = ctx.ont.properties | set(ctx.ont.domains) | set(ctx.ont.ranges)
-        declared_classes = ctx.ont.classes | set(ctx.ont.superclasses)
-        for pi, idx in sorted(ctx.by_pred.items(), key=lambda kv: ctx.terms[kv[0]]):
-            p = ctx.terms[pi]
+        declared_props = ont.properties | set(ont.domains) | set(ont.ranges)
+        declared_classes = ont.classes | set(ont.superclasses)
+        for p, n in sorted(predicates.items()):
             if p.startswith(namespaces) and p not in declared_props:
-                yield self.v(f"property {shorten(p)} is not declared in the ontologies ({len(idx)} triples)", None, p)
-        classes, counts = np.unique(ctx.O[ctx.pred_triples(RDF_TYPE)], return_counts=True)
-        for c, k in sorted(zip(classes.tolist(), counts.tolist(), strict=True), key=lambda ck: ctx.terms[ck[0]]):
-            term = ctx.terms[c]
-            if term.startswith(namespaces) and term not in declared_classes and term not in ctx.ont.described:
+                yield self.v(f"property {shorten(p)} is not declared in the ontologies ({n} triples)", None, p)
+        for term, k in sorted(classes.items()):
+            if term.startswith(namespaces) and term not in declared_classes and term not in ont.described:
                 yield self.v(f"class {shorten(term)} is not declared in the ontologies ({k} instances)", None, term)
+
+
+def tallies(ctx: TermIndex) -> tuple[dict[str, int], dict[str, int]]:
+    """Triples per predicate and rdf:type triples per class, over the rows whose subject ``ctx`` judges."""
+    import numpy as np
+
+    ctx.finish()
+    preds = {ctx.terms[pi]: len(ctx.own(idx)) for pi, idx in ctx.by_pred.items()}
+    classes, counts = np.unique(ctx.O[ctx.own(ctx.pred_triples(RDF_TYPE))], return_counts=True)
+    return ({p: n for p, n in preds.items() if n},
+            {ctx.terms[c]: k for c, k in zip(classes.tolist(), counts.tolist(), strict=True)})
 
 
 def _short_iri(value: str) -> str:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..commands import add_config_args, print_artifact, stage_config
+from .. import engine
+from ..commands import add_config_args, add_engine_args, engine_config, print_artifact, stage_config
 from ..errors import UsageError
 from ..registry import run_stage
 from .stage import HELP
@@ -30,6 +31,8 @@ examples:
       --reasoner none --set severity.missing_label=off --out runs/wordnet-clean
   kgllm validate runs/dbpedia --ontology ontologies/dbpedia/dbo.owl.xz --corrections runs/feedback-export \\
       --out runs/dbpedia-corrected     # quarantine what people flagged (exit 1 when anything was)
+  kgllm validate runs/dbpedia-full --ontology ontologies/dbpedia/dbo.owl.xz --reasoner none \
+      --ray-address head:6379 --out /shared/runs/dbpedia-clean   # the data checks on a Ray cluster
 """
 
 
@@ -47,6 +50,7 @@ def register(cmds) -> None:
     p.add_argument("--java-heap-mb", type=int, help="Java heap for the reasoner in MB (default 2000)")
     p.add_argument("--reasoning-timeout", type=float, metavar="S", help="reasoner time limit in s (default 300)")
     add_config_args(p, "validate")
+    add_engine_args(p)  # the data checks as a map-reduce of Ray tasks (docs/scale.md)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -58,7 +62,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     cfg = stage_config("validate", args, flags)
     if not cfg.ontology:
         raise UsageError("validate: give at least one --ontology FILE (or ontology: in --config)")
-    man = run_stage("validate", args.graphs, args.out, cfg, force=args.force)
+    with engine.configured(engine_config(args)):
+        man = run_stage("validate", args.graphs, args.out, cfg, force=args.force)
     rc = print_artifact(args.out, man)  # each problem on stderr (the manifest's problems): exit 1
     print(f"report: {args.out / 'report.md'}")
     return rc if man.extra.get("validation", {}).get("clean") else 1

@@ -107,7 +107,9 @@ def flagged_rows(ctx, flags: dict[str, Flag]) -> tuple[dict[int, Flag], list[Fla
     n_terms = np.int64(len(ctx.terms))
     for pi, wanted in by_pred.items():
         idx = ctx.by_pred.get(pi)
-        if idx is None:
+        if idx is not None:
+            idx = ctx.own(idx)   # a partition's index: only the rows whose subject is its own
+        if idx is None or not len(idx):
             missing.extend(f for _s, _o, f in wanted)
             continue
         # (subject, object) of each of the predicate's rows as one sorted int64 key: one binary search per flag.

@@ -26,27 +26,25 @@ triples is :class:`~kgllm.errors.EmptyResultError` (exit 1).
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..artifacts import Manifest, atomic_write_json, atomic_write_text, jsonl_line, write_jsonl
+from ..artifacts import Manifest, atomic_write_json, atomic_write_text, jsonl_line
+from ..engine import open_engine
 from ..errors import ArtifactError, EmptyResultError, InputError
 from ..log import logger, progress
-from ..rdf import (
-    GRAPH_KIND,
-    GraphWriter,
-    count_triples,
-    graph_shards,
-    iter_ntriples_file,
-    read_manifest,
-    triple_id,
-)
+from ..rdf import GRAPH_KIND, GraphWriter, count_triples, read_manifest, triple_id
 from ..registry import Stage
-from .checks import CHECKS, SEVERITIES, CheckOptions, TermIndex, Violation, run_checks
-from .feedback import REASON, corrections_dir, flagged_rows, is_export, load_flags
+from . import parts
+from .checks import CHECKS, SEVERITIES, CheckOptions
+from .feedback import REASON, corrections_dir, is_export, load_flags
 from .ontology import check_rdf_file, load_ontologies
+from .parts import BLOCK_TRIPLES
+from .parts import run as run_data_checks
 from .reasoning import reason
 from .report import render_markdown
 from .shapes import load_shapes, validate_shapes
@@ -77,6 +75,9 @@ class ValidateConfig:
     # Feedback corrections: the corrections/ graph artifact of `kgllm feedback export`, or the export
     # itself. Every triple flagged there is quarantined ("flagged by feedback"); the inputs stay as they are.
     corrections: list[Path] = field(default_factory=list)
+    # The data checks read the graph in blocks of this many triples (the map of the map-reduce; each block
+    # is one gzip member of the clean graph's shard, so this size is part of the output's bytes).
+    block_triples: int = BLOCK_TRIPLES
 
     def __post_init__(self):
         for k, v in self.severity.items():
@@ -91,6 +92,8 @@ class ValidateConfig:
         for key, value in (("shacl_max_triples", self.shacl_max_triples), ("max_examples", self.max_examples)):
             if value < 0:
                 raise ValueError(f"{key} must be 0 or more, got {value}")
+        if self.block_triples < 1:
+            raise ValueError(f"block_triples must be at least 1, got {self.block_triples}")
 
 
 STAGES = [
@@ -127,42 +130,51 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
                        timeout_s=config.reasoning_timeout_s, explain=config.explain)
     logger.info("reasoning: %s", reasoning.status)
 
-    ctx = TermIndex(ont, config.checks)
-    ctx.add_all(_iter_inputs(inputs), total=total)
-    if len(ctx) != total:
-        raise ArtifactError(f"{', '.join(map(str, inputs))}: manifests count {total} triples but the shards hold "
-                            f"{len(ctx)}; the artifact is damaged: rebuild it")
-    results = run_checks(ctx, config.severity)
+    with open_engine() as eng, \
+            GraphWriter(out, config=config, inputs=[*inputs, *exports], pipeline_key=pipeline_key) as g:
+        spill = g.path.absolute() / ".checks"   # each partition's violations, check by check (removed below)
+        spill.mkdir()
+        checks, shards, blocks = run_data_checks(
+            inputs, parts.CheckConfig(ont, config.checks, config.severity, 1, flags, str(spill)), eng,
+            block_triples=config.block_triples)
+        if checks.rows != total:
+            raise ArtifactError(f"{', '.join(map(str, inputs))}: manifests count {total} triples but the shards "
+                                f"hold {checks.rows}; the artifact is damaged: rebuild it")
+        quarantine: dict[int, list[tuple[str, str]]] = defaultdict(list)   # row -> (check, reason)
+        n_warnings = 0
+        with open(g.path / "warnings.jsonl", "wb") as wf:
+            for name, found in checks.results.items():
+                if found.severity != "error":
+                    found.write(wf)
+                    n_warnings += len(found)
+                    continue
+                for row, line, message in zip(found.rows.tolist(), found.lines(), found.messages, strict=True):
+                    if row >= 0:
+                        quarantine[row].append((name, message))
+                    else:   # an error with no triple to quarantine: reported, like a warning
+                        wf.write(line.encode("utf-8"))
+                        n_warnings += 1
+        for n in sorted(checks.flagged):
+            quarantine[n].append(("feedback", REASON))
 
-    quarantine: dict[int, list] = defaultdict(list)
-    warnings = []
-    for vs in results.values():
-        for v in vs:
-            if v.severity == "error" and v.triple is not None:
-                quarantine[v.triple].append(v)
-            else:
-                warnings.append(v)
-    flagged, not_found = flagged_rows(ctx, flags)
-    for n in sorted(flagged):
-        quarantine[n].append(Violation("feedback", "error", REASON, n))
-
-    shacl_lines: list[str] | None = [] if total <= config.shacl_max_triples else None
-    with GraphWriter(out, config=config, inputs=[*inputs, *exports], pipeline_key=pipeline_key) as g:
-        kept, quarantined, duplicates, n_flagged = _write_graph(g, ctx, inputs, quarantine, shacl_lines, flagged)
-        write_jsonl(g.path / "warnings.jsonl", (
-            {"check": v.check, "severity": v.severity, "message": v.message, "focus": v.focus,
-             "triple": list(ctx.triple(v.triple)) if v.triple is not None else None} for v in warnings))
+        shacl_text: list[str] | None = [] if total <= config.shacl_max_triples else None
+        kept, quarantined, duplicates, n_flagged = _write_graph(g, eng, checks, shards, blocks, quarantine,
+                                                                shacl_text)
         assert kept + quarantined + duplicates == total, "validate lost triples"  # counts must add up
+        g.extra["engine"] = eng.report()
+        report_examples = {name: found.head(config.max_examples) for name, found in checks.results.items()}
+        shutil.rmtree(spill)
 
         # Too big for pyshacl: the lines were not kept, and the input size decides (reported as skipped).
-        shacl = validate_shapes(shacl_lines or [], kept if shacl_lines is not None else total, config.shapes,
+        shacl = validate_shapes(shacl_text or [], kept if shacl_text is not None else total, config.shapes,
                                 max_triples=config.shacl_max_triples, max_examples=config.max_examples,
                                 shapes=shapes)
         counts = {"input_triples": total, "kept": kept, "quarantined": quarantined, "duplicate_triples": duplicates,
-                  "errors": sum(len(v) for v in quarantine.values()), "warnings": len(warnings),
+                  "errors": sum(len(v) for v in quarantine.values()), "warnings": n_warnings,
                   "flagged_by_feedback": n_flagged}
-        feedback = _feedback_report(corrections, flags, flagged, not_found, n_flagged, ctx, config.max_examples)
-        report = _report(inputs, config, ont, reasoning, results, counts, shacl, ctx, feedback)
+        feedback = _feedback_report(corrections, flags, checks, n_flagged, config.max_examples)
+        report = _report(inputs, config, ont, reasoning, checks.results, report_examples, counts, shacl,
+                         feedback)
         atomic_write_json(g.path / "report.json", report)
         atomic_write_text(g.path / "report.md", render_markdown(report))
         g.counts.update(counts)
@@ -191,115 +203,106 @@ def _check_ontology(ont) -> None:
                          "axioms); give the OWL/RDF file of the ontology to validate against")
 
 
-def _write_graph(g: GraphWriter, ctx: TermIndex, inputs: list[Path], quarantine: dict[int, list],
-                 shacl_lines: list[str] | None, flagged: dict | None = None) -> tuple[int, int, int, int]:
-    """Kept triples into ``g`` (one shard per input shard, same provenance), the rest into quarantine/.
-    Returns kept, quarantined, duplicates and how many of the quarantined were flagged by feedback
-    (``flagged``: row -> :class:`~kgllm.validate.feedback.Flag`).
+def _write_graph(g: GraphWriter, eng, checks: parts.DataChecks, shards: list[parts.InputShard],
+                 blocks: list[parts.Block], quarantine: dict[int, list[tuple[str, str]]],
+                 shacl_text: list[str] | None) -> tuple[int, int, int, int]:
+    """Kept triples into ``g`` (one shard per input shard, same provenance; one gzip member per block of
+    ``block_triples`` rows, made in parallel on Ray when the checks ran there), the rest into quarantine/. Returns kept, quarantined,
+    duplicates and how many of the quarantined were flagged by feedback. ``shacl_text``: when given, gets
+    the kept statements."""
+    dups = checks.duplicates
+    tasks = parts.write_tasks(blocks, dups | set(quarantine), shacl_text is not None)
+    if parts.uses_ray(eng):
+        done = eng.map_tasks(parts.write_block, tasks, desc="validate: writing the clean graph", unit="block")
+    else:
+        done = ((i, parts.write_block(None, t)) for i, t in enumerate(progress(tasks, desc="write", unit="block")))
+    waiting: dict[int, list[tuple[bytes, int, str | None]]] = {}
+    kept = 0
+    nxt = 0
+    shard_ctx = add = None
+    current = -1
+    try:
+        for i, res in done:   # in any order; written in block order
+            waiting[i] = res
+            while nxt in waiting:
+                b = blocks[nxt]
+                if b.shard != current:
+                    if shard_ctx is not None:
+                        shard_ctx.__exit__(None, None, None)
+                    current = b.shard
+                    shard_ctx = g.members(shards[b.shard].provenance)
+                    add = shard_ctx.__enter__()
+                for data, n, text in waiting.pop(nxt):
+                    add(data, n)
+                    kept += n
+                    if shacl_text is not None and text:
+                        shacl_text.append(text)
+                nxt += 1
+    except BaseException as e:
+        if shard_ctx is not None:
+            shard_ctx.__exit__(type(e), e, e.__traceback__)
+        raise
+    if shard_ctx is not None:
+        shard_ctx.__exit__(None, None, None)
 
-    The triples come from the index (term table + id arrays, in input order), not from re-reading the
-    shards: the per-shard triple counts of the input manifests give the shard boundaries.
-    """
-    import numpy as np
-
-    kept = quarantined = duplicates = n_flagged = 0
-    flagged = flagged or {}
+    quarantined = n_flagged = 0
     qdir = g.path / "quarantine"
     qdir.mkdir()
-    # A triple that occurred before (in input order) is a duplicate: found on the interned term ids with
-    # one stable sort instead of hashing every statement. lexsort is stable, so among equal triples the
-    # first occurrence comes first and only the later ones are marked.
-    n_all = len(ctx)
-    order = np.lexsort((ctx.O, ctx.P, ctx.S))
-    s_, p_, o_ = ctx.S[order], ctx.P[order], ctx.O[order]
-    dup = np.zeros(n_all, dtype=bool)
-    dup[order[1:]] = (s_[1:] == s_[:-1]) & (p_[1:] == p_[:-1]) & (o_[1:] == o_[:-1])
-    del order, s_, p_, o_
-    terms = ctx.terms
-    n0 = 0
-    bar = progress(desc="write", total=n_all, unit="triple")
     with open(qdir / "quarantine.jsonl", "w", encoding="utf-8") as qj, \
             open(qdir / "quarantine.nt", "w", encoding="utf-8") as qn:
-        for d in inputs:
-            for shard in graph_shards(d):
-                n1 = n0 + shard["triples"]
-                with g.shard(shard["provenance"], unique_lines=True) as add_line:
-                    for lo in range(n0, n1, 100_000):  # chunks: bounded memory for the int lists
-                        hi = min(lo + 100_000, n1)
-                        rows = zip(range(lo, hi), ctx.S[lo:hi].tolist(), ctx.P[lo:hi].tolist(),
-                                   ctx.O[lo:hi].tolist(), dup[lo:hi].tolist(), strict=True)
-                        bar.update(hi - lo)
-                        for n, si, pi, oi, is_dup in rows:
-                            if is_dup:
-                                duplicates += 1
-                                continue
-                            line = f"{terms[si]} {terms[pi]} {terms[oi]}"
-                            vs = quarantine.get(n) if quarantine else None
-                            if vs is None:
-                                add_line(line)
-                                kept += 1
-                                if shacl_lines is not None:
-                                    shacl_lines.append(line + " .\n")
-                                continue
-                            quarantined += 1
-                            s, p, o = terms[si], terms[pi], terms[oi]
-                            qn.write(line + " .\n")
-                            rec = {"id": triple_id(s, p, o), "s": s, "p": p, "o": o,
-                                   "checks": sorted({v.check for v in vs}), "reasons": [v.message for v in vs],
-                                   "source": {"graph": str(d), "shard": shard["file"],
-                                              "provenance": shard["provenance"]}}
-                            f = flagged.get(n)
-                            if f is not None:
-                                n_flagged += 1
-                                rec["feedback"] = {"reasons": f.reasons, "feedback_ids": f.feedback_ids,
-                                                   "corrections": f.sources}
-                            qj.write(jsonl_line(rec))
-                n0 = n1
-    bar.close()
-    g.duplicates += duplicates  # the writer's own count (it did not see them: unique_lines)
-    return kept, quarantined, duplicates, n_flagged
+        for n in sorted(quarantine):
+            if n in dups:
+                continue   # a duplicate is counted as one, whatever its first occurrence's verdict
+            quarantined += 1
+            s, p, o = checks.terms[n]
+            sh = parts.shard_of(shards, n)
+            qn.write(f"{s} {p} {o} .\n")
+            vs = quarantine[n]
+            rec = {"id": triple_id(s, p, o), "s": s, "p": p, "o": o,
+                   "checks": sorted({c for c, _m in vs}), "reasons": [m for _c, m in vs],
+                   "source": {"graph": sh.graph, "shard": sh.file, "provenance": sh.provenance}}
+            f = checks.flagged.get(n)
+            if f is not None:
+                n_flagged += 1
+                rec["feedback"] = {"reasons": f.reasons, "feedback_ids": f.feedback_ids, "corrections": f.sources}
+            qj.write(jsonl_line(rec))
+    g.duplicates += len(dups)  # the writer's own count (it did not see them)
+    return kept, quarantined, len(dups), n_flagged
 
 
-def _iter_inputs(inputs: list[Path]):
-    """Every input triple in order; each shard must hold the count its manifest says (the writer relies on it)."""
-    for d in inputs:
-        for shard in graph_shards(d):
-            n = 0
-            for t in iter_ntriples_file(shard["path"]):
-                n += 1
-                yield t
-            if n != shard["triples"]:
-                raise ArtifactError(f"{shard['path']}: holds {n} triples but {Path(d) / 'manifest.json'} says "
-                                    f"{shard['triples']}; the artifact is damaged: rebuild it")
-
-
-def _feedback_report(corrections, flags, flagged, not_found, n_flagged, ctx, max_examples) -> dict:
+def _feedback_report(corrections, flags, checks: parts.DataChecks, n_flagged, max_examples) -> dict:
     """What the feedback corrections did: flagged triples, how many were quarantined, which the graph lacks."""
     seen, examples = set(), []
-    for n, f in sorted(flagged.items()):
+    for n, f in sorted(checks.flagged.items()):
         if f.triple_id in seen:
             continue
         seen.add(f.triple_id)
         if len(examples) < max_examples:
-            examples.append({"id": f.triple_id, "triple": list(ctx.triple(n)), "reasons": f.reasons,
+            examples.append({"id": f.triple_id, "triple": list(checks.terms[n]), "reasons": f.reasons,
                              "feedback_ids": f.feedback_ids})
     return {"corrections": [str(c) for c in corrections], "flagged_triples": len(flags),
-            "quarantined_triples": n_flagged, "not_in_graph": len(not_found),
-            "not_in_graph_ids": [f.triple_id for f in not_found][:max_examples], "examples": examples}
+            "quarantined_triples": n_flagged, "not_in_graph": len(checks.missing),
+            "not_in_graph_ids": [f.triple_id for f in checks.missing][:max_examples], "examples": examples}
 
 
-def _report(inputs, config, ont, reasoning, results, counts, shacl, ctx, feedback=None) -> dict:
+def _report(inputs, config, ont, reasoning, results: dict[str, parts.Merged], examples: dict[str, list[str]],
+            counts, shacl, feedback=None) -> dict:
+    import numpy as np
+
     checks = []
     for name in sorted(CHECKS):
         cls = CHECKS[name]
         sev = config.severity.get(name, cls.severity)
-        vs = results.get(name, [])
+        found = results.get(name)
+        shown = []
+        for line in examples.get(name, []):
+            v = json.loads(line)
+            shown.append({"message": v["message"], "focus": v["focus"], "triple": v["triple"]})
         checks.append({
-            "name": name, "severity": sev, "description": cls.description, "violations": len(vs),
-            "quarantined_triples": len({v.triple for v in vs if v.severity == "error" and v.triple is not None}),
-            "examples": [{"message": v.message, "focus": v.focus,
-                          "triple": list(ctx.triple(v.triple)) if v.triple is not None else None}
-                         for v in vs[: config.max_examples]],
+            "name": name, "severity": sev, "description": cls.description,
+            "violations": len(found) if found else 0,
+            "quarantined_triples": len(np.unique(found.rows[found.rows >= 0])) if found and sev == "error" else 0,
+            "examples": shown,
         })
     problems = []
     if reasoning.status == "inconsistent":

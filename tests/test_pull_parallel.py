@@ -1,0 +1,178 @@
+"""``pull file`` on Ray (``--engine ray``): N-Triples/N-Quads files parsed by Ray tasks, an uncompressed file in
+byte ranges, give the in-process artifact (same ``content_sha256``, counts, per-file counts, quarantine), and a
+malformed line deep in a later range stops the pull with the in-process error, file line number included.
+
+Data: real DBpedia sample lines (language-tagged labels, object properties) mixed with generated ones (blank
+nodes shared across ranges, comments, blank lines, CRLF endings, duplicates). One embedded Ray instance serves
+the module: the engine uses a Ray session already started in the process, and leaves it running.
+"""
+
+from __future__ import annotations
+
+import gzip
+import lzma
+from pathlib import Path
+
+import pytest
+from conftest import DBPEDIA_SAMPLE
+
+from kgllm import engine
+from kgllm.artifacts import read_manifest, verify_artifact
+from kgllm.cli import main
+from kgllm.engine import EngineConfig
+from kgllm.errors import InputError
+from kgllm.pull import files as filesmod
+from kgllm.pull.files import QUARANTINE, pull_files
+
+RAY = EngineConfig(mode="ray", num_cpus=2)
+LOCAL = EngineConfig(mode="local")
+RANGE = 100_000  # bytes: a 65,000-line file is cut at lines 20,001, 40,001 and 60,001 (chunk boundaries)
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One embedded Ray instance for the module (its engine stops it and removes its temp directory)."""
+    eng = engine.Engine(RAY)
+    assert eng.task_slots() == 2  # starts the instance
+    try:
+        yield
+    finally:
+        eng.close()
+
+
+def real_lines() -> list[bytes]:
+    return [x for name in ("labels_en.ttl.xz", "mappingbased_objects_en.ttl.xz")
+            for x in lzma.decompress((DBPEDIA_SAMPLE / name).read_bytes()).splitlines(keepends=True)
+            if x.strip() and not x.startswith(b"#")]
+
+
+def nt_lines(n: int, seed: int = 0) -> list[bytes]:
+    """``n`` N-Triples lines: real ones (repeated: duplicates), generated ones, blank nodes whose first
+    appearances are spread over the whole file, comments, blank lines, CRLF endings."""
+    real = real_lines()
+    out = []
+    for i in range(n):
+        k = i % 10
+        if k == 0:
+            out.append(f"# comment {i}\n".encode())
+        elif k == 1:
+            out.append(b"\n" if i % 20 else b"   \r\n")
+        elif k == 2:
+            out.append(f'_:n{(i * 7919 + seed) % 3001} <http://example.org/p> "v{i % 977}"@en .\n'.encode())
+        elif k == 3:
+            out.append(real[(i // 10) % len(real)])
+        elif k == 4:
+            out.append(f"<http://example.org/e{i}> <http://example.org/knows> _:n{(i * 31) % 2999} .\r\n".encode())
+        else:
+            out.append(f"<http://example.org/e{i + seed}> <http://example.org/rel{i % 7}> "
+                       f"<http://example.org/e{(i * 13) % 5000}> .\n".encode())
+    return out
+
+
+def _pull(paths, out: Path, eng: EngineConfig, **kw):
+    with engine.configured(eng):
+        return pull_files(paths, out, range_bytes=RANGE, **kw)
+
+
+def _same(local, ray) -> None:
+    assert ray.content_sha256 == local.content_sha256
+    assert ray.counts == local.counts
+    assert ray.extra["files"] == local.extra["files"]
+    assert ray.extra["shards"] == local.extra["shards"]
+    assert local.extra["engine"] == {"ran": "local", "mode": "local"}
+    assert ray.extra["engine"]["ran"] == "ray"
+
+
+@pytest.fixture(scope="module")
+def big_nt(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("parallel") / "big.nt"
+    p.write_bytes(b"\xef\xbb\xbf" + b"".join(nt_lines(65_000)))  # with a byte order mark
+    return p
+
+
+def test_byte_ranges_start_on_chunk_boundaries_with_their_line_numbers(big_nt):
+    data = big_nt.read_bytes()
+    spans = filesmod._byte_ranges(big_nt, RANGE)
+    assert [first for _, _, first in spans] == [1, 20_001, 40_001, 60_001]
+    assert spans[0][0] == 3 and spans[-1][1] == len(data)  # after the byte order mark, to the end
+    for (_, stop, _), (start, _, first) in zip(spans, spans[1:], strict=False):
+        assert stop == start and data[start - 1:start] == b"\n" and data.count(b"\n", 0, start) + 1 == first
+
+
+def test_one_file_in_byte_ranges_gives_the_in_process_artifact(ray_session, big_nt, tmp_path):
+    local = _pull([big_nt], tmp_path / "local", LOCAL)
+    ray = _pull([big_nt], tmp_path / "ray", RAY)
+    _same(local, ray)
+    assert ray.extra["engine"]["parts"] == 4 and ray.extra["engine"]["steps"][0]["tasks"] == 4
+    c = local.extra["files"][0]
+    assert c["lines"] == 65_000 and c["blank_lines"] == 13_000 and c["duplicates"] > 0
+    assert c["statements"] == c["triples"] + c["duplicates"] == c["lines"] - c["blank_lines"]
+    verify_artifact(tmp_path / "ray")
+
+
+def test_skip_bad_quarantines_the_same_lines(ray_session, tmp_path):
+    lines = nt_lines(65_000, seed=1)
+    bad = {5: b"<http://example.org/a> <http://example.org/b> .\n",          # range 1
+           25_006: b"<http://example.org/a> <not an iri> <http://x> .\n",     # range 2
+           59_999: b"<http://example.org/a> <http://example.org/b> \"open\n",  # last line of range 3
+           64_998: b"<http://example.org/a> <http://example.org/b>\n"}         # range 4
+    for i, line in bad.items():
+        lines[i] = line
+    p = tmp_path / "bad.nt"
+    p.write_bytes(b"".join(lines))
+    local = _pull([p], tmp_path / "local", LOCAL, config=filesmod.FilePullConfig(skip_bad=True))
+    ray = _pull([p], tmp_path / "ray", RAY, config=filesmod.FilePullConfig(skip_bad=True))
+    _same(local, ray)
+    assert local.counts["bad_lines"] == 4
+    assert (tmp_path / "ray" / QUARANTINE).read_bytes() == (tmp_path / "local" / QUARANTINE).read_bytes()
+
+
+def test_gz_plain_quads_and_turtle_files_give_the_in_process_artifact(ray_session, big_nt, tmp_path):
+    gz = tmp_path / "first.nt.gz"
+    gz.write_bytes(gzip.compress(b"".join(nt_lines(30_000, seed=2)), mtime=0))
+    nq = tmp_path / "quads.nq"
+    nq.write_bytes(b"<http://example.org/a> <http://example.org/b> <http://example.org/c> <http://example.org/g> .\n"
+                   b"<http://example.org/a> <http://example.org/b> _:q .\n"
+                   b"_:n5 <http://example.org/b> \"x\" <http://example.org/g> .\n")
+    ttl = tmp_path / "onto.ttl"
+    ttl.write_text("@prefix ex: <http://example.org/> .\nex:a ex:b [ ex:c ex:d ] .\n")
+    paths = [gz, big_nt, ttl, nq]
+    local = _pull(paths, tmp_path / "local", LOCAL)
+    ray = _pull(paths, tmp_path / "ray", RAY)
+    _same(local, ray)
+    assert ray.extra["engine"]["parts"] == 1 + 4 + 1   # the .gz whole, the plain file in 4 ranges, the .nq
+    assert local.counts["named_graph_quads"] == 2 and len(local.extra["shards"]) == 4
+
+
+def test_a_malformed_line_in_a_later_range_is_the_in_process_error(ray_session, tmp_path):
+    lines = nt_lines(65_000, seed=3)
+    lines[52_344] = b'<http://example.org/a> <http://example.org/b> "unterminated .\n'  # line 52,345: range 3
+    lines[61_000] = b"<http://example.org/a> <b c> <http://x> .\n"                    # a later one: not reached
+    p = tmp_path / "bad.nt"
+    p.write_bytes(b"".join(lines))
+    errors = []
+    for name, eng in (("local", LOCAL), ("ray", RAY)):
+        with pytest.raises(InputError) as e:
+            _pull([p], tmp_path / name, eng)
+        errors.append(str(e.value))
+        assert not (tmp_path / name).exists()
+    assert not [x.name for x in tmp_path.iterdir() if x.name.startswith(".")]  # no temp dir, no spill files
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"{p}:52345:") and "malformed ntriples" in errors[0]
+
+
+def test_cli_engine_ray(ray_session, tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    gz = tmp_path / "a.nt.gz"
+    gz.write_bytes(gzip.compress(b"".join(nt_lines(2_000, seed=4)), mtime=0))
+    plain = tmp_path / "b.nt"
+    plain.write_bytes(b"".join(nt_lines(3_000, seed=5)))
+    assert main(["pull", "file", str(gz), str(plain), "--out", str(tmp_path / "local"), "--engine", "local"]) == 0
+    assert main(["pull", "file", str(gz), str(plain), "--out", str(tmp_path / "ray"), "--engine", "ray"]) == 0
+    local, ray = read_manifest(tmp_path / "local"), read_manifest(tmp_path / "ray")
+    _same(local, ray)
+    assert ray.extra["engine"]["parts"] == 2
+    # The default (auto, no address) stays in this process, whatever the size.
+    assert main(["pull", "file", str(gz), str(plain), "--out", str(tmp_path / "auto")]) == 0
+    auto = read_manifest(tmp_path / "auto")
+    assert auto.extra["engine"] == {"ran": "local", "mode": "auto"} and auto.content_sha256 == local.content_sha256
