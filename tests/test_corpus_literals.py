@@ -46,9 +46,33 @@ def test_unseen_predicate_lexicalization():
     assert v.lexicalize("isPartOf") == "{0} is part of {1}."
     assert v.lexicalize("memberOf") == "{0} is a member of {1}."
     assert v.lexicalize("<http://dbpedia.org/ontology/leaderTitle>") == "{0}'s leader title is {1}."
+    # an event noun and its time or place: a verb ("died in", "died on" a date); a gerund with its doubled
+    # consonant: the present tense; a gerund whose stem cannot be told without a dictionary stays a noun
+    assert v.lexicalize("deathYear") == "{0} died in {1}."
+    assert v.lexicalize("deathDate") == "{0} died on {1}."
+    assert v.lexicalize("openingYear") == "{0} opened in {1}."
+    assert v.lexicalize("starring") == "{0} stars {1}."
+    assert v.lexicalize("featuring") == "{0}'s featuring is {1}."
     # with no learned templates at all, an unseen predicate is lexicalised from its name
     text = v.TemplateVerbalizer({}).verbalize([("Acme_Corp", "foundedByPerson", "Jane_Doe")])
     assert "Acme Corp" in text and "Jane Doe" in text
+
+
+def test_tidy_repairs_what_slot_filling_leaves():
+    # a value that ends with a full stop, at the end of a sentence; an ellipsis stays
+    assert v.tidy("Alan Martin plays for Clyde F.C.. He waits...") == "Alan Martin plays for Clyde F.C. He waits..."
+    # a unit the value and the template both say
+    assert v.tidy("Its area is 490.9 square kilometres square kilometres.") == "Its area is 490.9 square kilometres."
+    assert v.tidy("He had had 5 5 apples.") == "He had had 5 5 apples."
+    # "the" before a one-word name, not before an acronym, a plural name or a longer name
+    assert v.tidy("Arianespace is in the France. The Italy is big.") == "Arianespace is in France. Italy is big."
+    assert v.tidy("The BBC aired it in the Netherlands and the United States.") == \
+        "The BBC aired it in the Netherlands and the United States."
+    assert v.tidy("ACM Transactions on Information Systems's abbreviation") == \
+        "ACM Transactions on Information Systems' abbreviation"
+    text = v.TemplateVerbalizer({}).verbalize([("Clyde_F.C.", "ground", "Broadwood_Stadium"),
+                                              ("Alan_Martin", "club", "Clyde_F.C.")])
+    assert ".." not in text and "Clyde F.C." in text
 
 
 def test_realized_literal_span_links_to_its_triple():

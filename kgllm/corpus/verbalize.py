@@ -366,9 +366,9 @@ class TemplateVerbalizer:
         t = self.templates.get(key)
         if t is not None:
             self.stats["whole_set"] += 1
-            return fill(t[0], ents)
+            return tidy(fill(t[0], ents))
         self.stats["composed"] += 1
-        return self._compose(triples)
+        return tidy(self._compose(triples))
 
     def _compose(self, triples: list[Triple]) -> str:
         remaining = list(range(len(triples)))
@@ -495,6 +495,30 @@ PERSON_PREDICATES = frozenset({
     "formerTeam", "currentclub", "youthclub", "child", "parent", "relative", "citizenship", "doctoralAdvisor",
     "doctoralStudent", "servedAsChiefOfTheAstronautOfficeIn", "backupPilot", "hasDeputy", "awards"})
 _PERSONAL = re.compile(r"\b(?:his|her|he|she|him)\b", re.I)
+_DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?=\s|$)")   # "F.C.." -> "F.C.", not an ellipsis
+# a unit said twice, once by the value and once by the template ("490.9 square kilometres square kilometres")
+_TWICE = re.compile(r"(\d[\d,.]* )((?:[A-Za-z]+ ){0,2}[A-Za-z]+) \2\b")
+
+
+# "the" that a learned template put before its slot ("is in the {1}", from "the United States"), before a name
+# of one word that is not an acronym ("the France", "The Italy is"): names of one word take no article, but for
+# plural ones ("the Netherlands").
+_THE_NAME = re.compile(r"\b([Tt]he) ((?![A-Z0-9]{2,}\b)[A-Z][\w\-]*[^\Ws](?:'s)?)(?=[.,;:]|$| (?:and|is|was|are|were|in|"
+                       r"of|which|where|that|has|had|with|by|for|on|at|to|from|as)\b)")
+
+
+def _drop_the(m: re.Match) -> str:
+    return m.group(2)
+
+
+_S_POSSESSIVE = re.compile(r"(?<=[a-z]s)'s\b")   # "Systems's" -> "Systems'"
+
+
+def tidy(text: str) -> str:
+    """What filling slots can leave: a sentence's full stop after a value that ends with one, a unit that
+    the value and the template both say, "the" before a one-word name, "'s" after a name that ends in s."""
+    text = _THE_NAME.sub(_drop_the, _TWICE.sub(r"\1\2", _DOUBLE_STOP.sub(".", text)))
+    return _S_POSSESSIVE.sub("'", text)
 _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
 
@@ -545,6 +569,12 @@ def lexicalize(predicate: str) -> str:
         if len(words) > n and tail[-1] in _UNIT_WORDS and (n == 1 or tail[0] == "in"):
             unit, words = " " + tail[-1], words[:-n]
             break
+    if len(words) == 2 and words[0] in _EVENTS and words[1] in _WHEN_WHERE and not unit:
+        # "deathYear": "died in 1941"; "deathDate": "died on 4 May 1941"
+        return "{0} " + _EVENTS[words[0]] + (" on {1}." if words[1] == "date" else " in {1}.")
+    verb = _present(words[0]) if len(words) == 1 else None
+    if verb:   # "starring": "stars"
+        return "{0} " + verb + " {1}."
     if words[:2] == ["number", "of"] and len(words) > 2 and not unit:  # "numberOfLocations": has 295 locations
         return "{0} has {1} " + " ".join(words[2:]) + "."
     participle = next((k for k, w in enumerate(words) if w in _IRREGULAR or (w.endswith("ed") and len(w) > 4)), None)
@@ -556,6 +586,26 @@ def lexicalize(predicate: str) -> str:
     if words[-1] in _PREPOSITIONS:  # "partOf", "memberOf": a noun and its preposition
         return "{0} is " + ("a " if words[0] not in ("part",) else "") + " ".join(words) + " {1}."
     return "{0}'s " + " ".join(words) + " is {1}" + unit + "."
+
+
+# An event noun and how a sentence says that the subject's event happened: "birthYear" -> "was born in 1930".
+_EVENTS = {"birth": "was born", "death": "died", "founding": "was founded", "foundation": "was founded",
+           "formation": "was formed", "opening": "opened", "closing": "closed", "closure": "closed",
+           "completion": "was completed", "construction": "was built", "launch": "was launched",
+           "release": "was released", "publication": "was published", "retirement": "retired",
+           "burial": "was buried", "election": "was elected", "dissolution": "was dissolved",
+           "establishment": "was established", "inauguration": "was inaugurated", "debut": "made its debut"}
+_WHEN_WHERE = {"year", "date", "place", "location", "city", "country"}
+
+
+def _present(word: str) -> str | None:
+    """The third person present of a verb from an "-ing" form whose doubled consonant shows its stem
+    ("starring" -> "stars", "running" -> "runs"); None for anything else (without a dictionary, "featur-ing"
+    and "headquarter-ing" cannot be told apart)."""
+    stem = word[:-3]
+    if not word.endswith("ing") or len(stem) < 3 or stem[-1] != stem[-2] or stem[-1] in "lsaeiouy":
+        return None
+    return stem[:-1] + "s"
 
 
 _ORDINAL_WORDS = {"1st": "first", "2nd": "second", "3rd": "third", "4th": "fourth", "5th": "fifth", "6th": "sixth",
