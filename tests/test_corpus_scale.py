@@ -136,11 +136,9 @@ def test_shards_on_a_two_node_cluster_give_the_in_process_artifact(cluster, grap
 def test_sigterm_during_ray_shards_leaves_nothing(tmp_path):
     """SIGTERM while shards run as Ray tasks (a worker is in ``_run_task``): exit 143 within seconds, no process,
     no temp file, no artifact (test_stage_stop's promise, on Ray)."""
-    import signal
     import subprocess
-    import time
 
-    from test_stage_stop import STOP_S, _descendants, _env
+    from test_stage_stop import _env, sigterm_in_task
     from test_stage_stop import _kgllm as kgllm_cmd
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -150,34 +148,8 @@ def test_sigterm_during_ray_shards_leaves_nothing(tmp_path):
     subprocess.run(kgllm_cmd("pull", "file", str(tmp_path / "dump.nt.gz"), "--out", str(tmp_path / "graph")),
                    check=True, env=_env(), capture_output=True)
     out = tmp_path / "corpus"
-    p = subprocess.Popen(kgllm_cmd("corpus", str(tmp_path / "graph"), "--out", str(out), "--engine", "ray"),
-                         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def in_task() -> bool:
-        for k in _descendants(p.pid):
-            try:
-                if b"_run_task" in Path(f"/proc/{k}/cmdline").read_bytes():
-                    return True
-            except OSError:
-                continue
-        return False
-
-    deadline = time.monotonic() + 120
-    while not in_task():
-        assert p.poll() is None, f"corpus ended before its shards ran: {p.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "no shard task started in 120 s"
-        time.sleep(0.1)
-    kids = _descendants(p.pid)
-    p.send_signal(signal.SIGTERM)
-    try:
-        _stdout, stderr = p.communicate(timeout=STOP_S)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        pytest.fail(f"corpus still running {STOP_S}s after SIGTERM")
-    assert p.returncode == 143, (p.returncode, stderr[-2000:])
-    assert not [k for k in kids if Path(f"/proc/{k}").exists()], "processes left behind"
-    assert not out.exists()
-    assert not [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")], "temp files left"
+    sigterm_in_task(kgllm_cmd("corpus", str(tmp_path / "graph"), "--out", str(out), "--engine", "ray"),
+                    (b"_run_task",), out, "corpus")
 
 
 def test_a_stopped_run_resumes_from_its_finished_shards(graphs, config, tmp_path, monkeypatch):

@@ -54,6 +54,40 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+def sigterm_in_task(cmd: list[str], markers: tuple[bytes, ...], out: Path, what: str) -> None:
+    """Start ``cmd``; once one of its processes runs a Ray task (its command line holds one of ``markers``),
+    SIGTERM it: it must exit 143 within :data:`STOP_S`, leaving no process it started, no ``out`` and no
+    temp file beside it."""
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def in_task() -> bool:
+        for k in _descendants(p.pid):
+            try:
+                line = Path(f"/proc/{k}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if any(m in line for m in markers):
+                return True
+        return False
+
+    deadline = time.monotonic() + 120
+    while not in_task():
+        assert p.poll() is None, f"{what} ended before its tasks ran: {p.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, f"no {what} task started in 120 s"
+        time.sleep(0.05)
+    kids = _descendants(p.pid)
+    p.send_signal(signal.SIGTERM)
+    try:
+        _stdout, stderr = p.communicate(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        pytest.fail(f"{what} still running {STOP_S}s after SIGTERM")
+    assert p.returncode == 143, (p.returncode, stderr[-2000:])
+    assert not [k for k in kids if Path(f"/proc/{k}").exists()], "processes left behind"
+    assert not out.exists()
+    assert not [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")], "temp files left"
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     from bench_scale import make_dump

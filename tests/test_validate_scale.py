@@ -144,11 +144,9 @@ def test_validate_on_a_two_node_cluster_gives_the_in_process_artifact(cluster, l
 def test_sigterm_during_the_map_reduce_leaves_nothing(tmp_path):
     """SIGTERM while the data checks run as Ray tasks (a worker is in a map or reduce): exit 143 within seconds,
     no process, no temp file, no artifact; a rerun completes (test_stage_stop's promise, on Ray)."""
-    import signal
     import subprocess
-    import time
 
-    from test_stage_stop import STOP_S, _descendants, _env
+    from test_stage_stop import _env, sigterm_in_task
     from test_stage_stop import _kgllm as kgllm_cmd
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -160,34 +158,7 @@ def test_sigterm_during_the_map_reduce_leaves_nothing(tmp_path):
     out = tmp_path / "clean"
     cmd = kgllm_cmd("validate", str(tmp_path / "graph"), "--ontology", str(DBO), "--reasoner", "none", "--out",
                     str(out), "--engine", "ray", "--set", "block_triples=50000")
-    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def in_task() -> bool:
-        for k in _descendants(p.pid):
-            try:
-                line = Path(f"/proc/{k}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"_run_map" in line or b"_run_reduce" in line:
-                return True
-        return False
-
-    deadline = time.monotonic() + 120
-    while not in_task():
-        assert p.poll() is None, f"validate ended before its tasks ran: {p.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "no map or reduce task started in 120 s"
-        time.sleep(0.05)
-    kids = _descendants(p.pid)
-    p.send_signal(signal.SIGTERM)
-    try:
-        _stdout, stderr = p.communicate(timeout=STOP_S)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        pytest.fail(f"validate still running {STOP_S}s after SIGTERM")
-    assert p.returncode == 143, (p.returncode, stderr[-2000:])
-    assert not [k for k in kids if Path(f"/proc/{k}").exists()], "processes left behind"
-    assert not out.exists()
-    assert not [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")], "temp files left"
+    sigterm_in_task(cmd, (b"_run_map", b"_run_reduce"), out, "validate")
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
     assert r.returncode in (0, 1), r.stderr[-2000:]
     assert read_manifest(out).counts["input_triples"] == 300_000
