@@ -31,6 +31,7 @@ import dataclasses
 import gc
 import gzip
 import itertools
+import os
 import shutil
 import zlib
 from array import array
@@ -270,10 +271,10 @@ class Merged:
                 yield from f
 
     def write(self, fh) -> None:
-        """Copy the lines to the binary file ``fh``."""
+        """Copy the lines to the binary file ``fh`` (in the kernel where it can: hundreds of MB at scale)."""
         for o in self.outs:
             with open(o.path, "rb") as f:
-                shutil.copyfileobj(f, fh, 1 << 22)
+                _append(f, fh)
 
     def head(self, n: int) -> list[str]:
         it = self.lines()
@@ -458,6 +459,25 @@ def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int
     out = engine.map_reduce(_scan_task, blocks, _check_task, n + 1, shared=(ScanConfig(n, whole), cfg),
                             desc="validate: data checks")
     return merge([r for _k, r in out], cfg), shards, blocks
+
+
+def _append(src, dst) -> None:
+    """Append the file ``src`` to ``dst`` (both binary): ``os.copy_file_range`` on Linux, else a buffered copy."""
+    dst.flush()
+    size = os.fstat(src.fileno()).st_size
+    try:
+        done = 0
+        while done < size:
+            n = os.copy_file_range(src.fileno(), dst.fileno(), size - done)
+            if n == 0:
+                break
+            done += n
+        if done == size:
+            return
+        src.seek(done)
+    except (AttributeError, OSError):   # no copy_file_range here, or not between these files
+        src.seek(0)
+    shutil.copyfileobj(src, dst, 1 << 22)
 
 
 def uses_ray(engine) -> bool:
