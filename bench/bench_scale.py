@@ -33,7 +33,7 @@ exponents are measured in the same run, so a busy machine moves them less than t
 Usage::
 
     python bench/bench_scale.py --sizes 250k,1M,4M --work DIR [--stages pull,validate,corpus,index] [--embed 20000]
-        [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--json FILE]
+        [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--workers-only] [--json FILE]
 
 Sizes take k/M suffixes (``--sizes ''`` with --wordnet: WordNet only). ``DIR`` keeps the dumps and artifacts
 (reused when present) so a size can be rerun; WordNet's pulled and validated graphs are reused when their stage
@@ -306,6 +306,8 @@ def main() -> None:
     ap.add_argument("--wordnet", action="store_true",
                     help="also run the stages on all of WordNet 3.0 (kgllm pull wordnet; validated against "
                          "ontologies/wordnet/wn.ttl); rows tagged 'wordnet', left out of the growth exponents")
+    ap.add_argument("--workers-only", action="store_true",
+                    help="for a stage given worker counts, run only its Ray rows (not the in-process one again)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -326,7 +328,8 @@ def main() -> None:
         print(f"graph {tag}: {n:,} triples ({time.perf_counter() - t0:.0f}s to write)", file=sys.stderr, flush=True)
         cmds = stage_cmds(work, tag, KGLLM + ["pull", "file", str(dump), "--out", str(work / f"graph-{tag}"),
                                               "--force"])
-        rows += [measure(cmds[st], work / f"{st}-{tag}.log", st, tag, n) for st in STAGES if st in stages]
+        rows += [measure(cmds[st], work / f"{st}-{tag}.log", st, tag, n) for st in STAGES
+                 if st in stages and not (args.workers_only and workers.get(st))]
         rows += run_workers(work, tag, n, stages, workers)
     if args.wordnet:
         rows += run_wordnet(work, stages, workers)

@@ -409,7 +409,8 @@ class Engine:
     def map_tasks(self, fn: Callable[[Any, Any], Any], args: Sequence[Any], *, shared: Any = None, desc: str,
                   unit: str = "task") -> Iterator[tuple[int, Any]]:
         """``(i, fn(shared, args[i]))`` for each task, as the tasks finish (one Ray task each, one CPU each, at
-        most :meth:`task_slots` at once, so results wait in the object store no longer than needed).
+        most :meth:`task_slots` running and one more queued, so that no CPU waits while this process handles a
+        result, and results wait in the object store no longer than needed).
         ``shared`` goes to the object store once and is deserialized once per worker process; ``fn`` must
         be a module-level function (stateless: what it returns depends on its arguments only)."""
         ray = self._start()
@@ -426,7 +427,7 @@ class Engine:
                     "embedded" if self.config.embedded else self.config.address, slots)
         with RateProgress(len(args), desc, unit) as bar:
             while todo or running:
-                while todo and len(running) < slots:
+                while todo and len(running) < slots + 1:
                     i, a = todo.pop()
                     running[remote.remote(fn, [ref], a)] = i
                 ready, _ = ray.wait(list(running), num_returns=1)
