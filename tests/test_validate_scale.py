@@ -23,6 +23,7 @@ from kgllm.validate.parts import owner, plan
 
 ROOT = Path(__file__).resolve().parent.parent
 DBO = ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz"
+SHAPES = ROOT / "ontologies" / "shapes" / "dbpedia.ttl"
 BLOCK = 7   # rows per block: many blocks, and reads of several blocks on Ray
 
 
@@ -75,8 +76,9 @@ def local_runs(planted, dbpedia_graph, tmp_path_factory):
     d = tmp_path_factory.mktemp("local")
     ex = {"ontology": [planted / "ex.ttl"], "corrections": [planted / "corrections"]}
     a = _validate([planted / "clean", planted / "planted"], d / "ex", ex, EngineConfig(mode="local"))
-    b = _validate([dbpedia_graph], d / "dbpedia", {"ontology": [DBO]}, EngineConfig(mode="local"))
-    return {"ex": (a, ex), "dbpedia": (b, {"ontology": [DBO]})}
+    db = {"ontology": [DBO], "shapes": [SHAPES]}   # SHACL over the kept triples, which Ray tasks wrote
+    b = _validate([dbpedia_graph], d / "dbpedia", db, EngineConfig(mode="local"))
+    return {"ex": (a, ex), "dbpedia": (b, db)}
 
 
 def test_in_process_run_finds_every_planted_case(local_runs, planted):
@@ -126,7 +128,7 @@ def test_validate_on_a_two_node_cluster_gives_the_in_process_artifact(cluster, l
                                                                       tmp_path):
     ref, _cfg = local_runs["dbpedia"]
     out = tmp_path / "cluster"
-    r = _kgllm("validate", str(dbpedia_graph), "--ontology", str(DBO), "--reasoner", "none", "--set",
+    r = _kgllm("validate", str(dbpedia_graph), "--ontology", str(DBO), "--shapes", str(SHAPES), "--reasoner", "none", "--set",
                f"block_triples={BLOCK}", "--out", str(out), "--ray-address", cluster["address"], env=cluster["env"])
     assert r.returncode in (0, 1), r.stderr[-3000:]
     _same(ref, out)

@@ -49,7 +49,7 @@ def render_markdown(rep: dict) -> str:
     for cyc in rep["ontologies"]["subclass_cycles"]:
         out.append(f"- rdfs:subClassOf cycle in the ontology: {', '.join(map(shorten, cyc))}")
     r = rep["reasoning"]
-    out += ["", "## OWL reasoning", "", f"- reasoner: {r['reasoner']}, status: **{r['status']}** ({r['seconds']} s)"]
+    out += ["", "## OWL reasoning", "", f"- reasoner: {r['reasoner']}, status: **{r['status']}**"]
     if r.get("message"):
         out.append(f"- {_md_escape(r['message'][:500])}")
     if r["unsatisfiable_classes"]:
