@@ -99,3 +99,9 @@ def test_same_subject_facts_aggregate_into_one_sentence():
     assert text.count(".") == 2 and text.startswith("Acme Works was founded by Jane Doe, is located in Zed Town and "
                                                    "its leader title is Director.")
     assert "Zed Town is part of Big County." in text
+
+
+def test_a_surname_is_a_word():
+    # "Apollo 8" taken for a person (a template said "his" of it) is not named again as "8"
+    assert v.referring_expression("Apollo_8", [], person=True) == "Apollo 8"
+    assert v.referring_expression("Alan_Bean", [], person=True) == "Bean"

@@ -537,7 +537,9 @@ def referring_expression(term: str, triples: Iterable[Triple], *, person: bool =
         words = name.split(",")[0].split()
         while len(words) > 2 and words[-1].lower() in _NAME_SUFFIXES:
             words = words[:-1]
-        return words[-1] if len(words) > 1 else name
+        if len(words) > 1 and re.search(r"[^\W\d_]", words[-1]):
+            return words[-1]
+        return name   # one word, or a last "word" that is no name ("Apollo 8" taken for a person: not "8")
     if not re.search(r"[^\W\d_]", name):
         return name
     return "It"
