@@ -312,7 +312,7 @@ def check_part(cfg: CheckConfig, k: int, pieces: Iterable[Piece]) -> PartResult:
 @contextlib.contextmanager
 def _no_gc():
     """Python's cyclic garbage collector off while millions of acyclic objects (terms, tuples) are made: it
-    would scan them again and again for nothing (a third of the reduce's time)."""
+    would scan them again and again for nothing."""
     was = gc.isenabled()
     gc.disable()
     try:
