@@ -64,10 +64,15 @@ def test_tidy_repairs_what_slot_filling_leaves():
     # a unit the value and the template both say
     assert v.tidy("Its area is 490.9 square kilometres square kilometres.") == "Its area is 490.9 square kilometres."
     assert v.tidy("He had had 5 5 apples.") == "He had had 5 5 apples."
-    # "the" before a one-word name, not before an acronym, a plural name or a longer name
-    assert v.tidy("Arianespace is in the France. The Italy is big.") == "Arianespace is in France. Italy is big."
-    assert v.tidy("The BBC aired it in the Netherlands and the United States.") == \
+    # a template's "the" before a one-word name, not before an acronym, a plural name or a longer name, and
+    # never a "the" inside a name
+    assert v.fill("{0} is in the {1}.", ["Arianespace", "France"]) == "Arianespace is in France."
+    assert v.fill("The {0} is big.", ["Italy", "x"]) == "Italy is big."
+    assert v.fill("The {0} aired it in the {1} and the {2}.", ["BBC", "Netherlands", "United_States"]) == \
         "The BBC aired it in the Netherlands and the United States."
+    assert v.fill("{0} is dedicated to the {1}.", ["Memorial", '"soldiers killed in the Battle of Baku"']) == \
+        "Memorial is dedicated to the soldiers killed in the Battle of Baku."
+    assert v.fill("{0} was written by {1}.", ["Above_the_Veil", "Garth_Nix"]) == "Above the Veil was written by Garth Nix."
     assert v.tidy("ACM Transactions on Information Systems's abbreviation") == \
         "ACM Transactions on Information Systems' abbreviation"
     text = v.TemplateVerbalizer({}).verbalize([("Clyde_F.C.", "ground", "Broadwood_Stadium"),

@@ -231,6 +231,10 @@ def delexicalise(text: str, entities: list[str]) -> str | None:
 _SLOT = re.compile(r"\{(\d+)(:n)?\}")
 
 
+# A name of one word, no acronym and no plural ("France", not "BBC" or "Netherlands"): it takes no article.
+_ONE_WORD_NAME = re.compile(r"(?![A-Z0-9]{2,}\b)[A-Z][\w\-]*[^\Ws]")
+
+
 def fill(template: str, entities: list[str]) -> str:
     return fill_spans(template, entities)[0]
 
@@ -262,6 +266,9 @@ def fill_spans(template: str, entities: list[str]) -> tuple[str, list[tuple[int,
                 value = f"from {r.group(1)} to {r.group(2)}"
             elif before and word not in ("and", "or", "the", "a", "an", "of"):
                 value = f"from {r.group(1)} to {r.group(2)}"
+        art = re.search(r"\b[Tt]he $", out)
+        if art and q is None and _ONE_WORD_NAME.fullmatch(value):
+            out = out[:art.start()]   # "is in the {1}" (learned from "the United States") with "France"
         spans.append((len(out), len(out) + len(value), int(m.group(1))))
         out += value
         # "works in the {1} industry" with "Energy industry": the word is said once.
@@ -424,6 +431,11 @@ class TemplateVerbalizer:
                 sentences.append(", ".join(parts[:-1]) + " and " + parts[-1] + ".")
                 k = j
                 continue
+            # A name-based noun alone, about a subject the sentence before did not name: "The leader title of X
+            # is Y." (after it, "Its leader title is Y." refers back).
+            if len(combo) == 1 and _noun(tpl) and not (len(subjects) > 1 and subjects[-2][0] == ents[0]):
+                tpl = "The " + tpl[len("{0}'s "):-len(" is {1}.")] + " of {0} is {1}."
+                subjects[-1] = (ents[0], False)
             sentences.append(fill(tpl, ents))
             k += 1
         if self.referring:
@@ -500,25 +512,13 @@ _DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?=\s|$)")   # "F.C.." -> "F.C.", not an 
 _TWICE = re.compile(r"(\d[\d,.]* )((?:[A-Za-z]+ ){0,2}[A-Za-z]+) \2\b")
 
 
-# "the" that a learned template put before its slot ("is in the {1}", from "the United States"), before a name
-# of one word that is not an acronym ("the France", "The Italy is"): names of one word take no article, but for
-# plural ones ("the Netherlands").
-_THE_NAME = re.compile(r"\b([Tt]he) ((?![A-Z0-9]{2,}\b)[A-Z][\w\-]*[^\Ws](?:'s)?)(?=[.,;:]|$| (?:and|is|was|are|were|in|"
-                       r"of|which|where|that|has|had|with|by|for|on|at|to|from|as)\b)")
-
-
-def _drop_the(m: re.Match) -> str:
-    return m.group(2)
-
-
 _S_POSSESSIVE = re.compile(r"(?<=[a-z]s)'s\b")   # "Systems's" -> "Systems'"
 
 
 def tidy(text: str) -> str:
     """What filling slots can leave: a sentence's full stop after a value that ends with one, a unit that
-    the value and the template both say, "the" before a one-word name, "'s" after a name that ends in s."""
-    text = _THE_NAME.sub(_drop_the, _TWICE.sub(r"\1\2", _DOUBLE_STOP.sub(".", text)))
-    return _S_POSSESSIVE.sub("'", text)
+    the value and the template both say, "'s" after a name that ends in s."""
+    return _S_POSSESSIVE.sub("'", _TWICE.sub(r"\1\2", _DOUBLE_STOP.sub(".", text)))
 _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
 
