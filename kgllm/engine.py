@@ -42,7 +42,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,8 +416,7 @@ class Engine:
         ray = self._start()
         slots = self.task_slots()
         ref = ray.put(shared)
-        # SPREAD: over the cluster's nodes, even when a task is short enough for one node to run them all
-        remote = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_run_task)
+        remote = ray.remote(**_TASK)(_run_task)
         todo = list(enumerate(args))[::-1]
         running: dict[Any, int] = {}
         nodes: set[str] = set()
@@ -458,8 +457,8 @@ class Engine:
         queues what the cluster cannot run at once. Both functions must be module-level and stateless."""
         ray = self._start()
         ref = ray.put(shared)
-        mapper = ray.remote(num_cpus=1, max_retries=0, num_returns=parts + 1, scheduling_strategy="SPREAD")(_run_map)
-        reducer = ray.remote(num_cpus=1, max_retries=0, scheduling_strategy="SPREAD")(_run_reduce)
+        mapper = ray.remote(**_TASK, num_returns=parts + 1)(_run_map)
+        reducer = ray.remote(**_TASK)(_run_reduce)
         t0 = time.perf_counter()
         logger.info("%s: %d %ss mapped to %d parts as Ray tasks (%s)", desc, len(blocks), unit, parts,
                     "embedded" if self.config.embedded else self.config.address)
@@ -529,18 +528,40 @@ def open_engine(config: EngineConfig | None = None) -> Iterator[Engine]:
         eng.close()
 
 
-_SHARED: dict[str, Any] = {}   # in a Ray worker: the shared argument of map_tasks, by object id
+# A Ray task of map_tasks and map_reduce: one CPU, no retry (a task's error comes back at once), SPREAD over the
+# cluster's nodes even when a task is short enough for one node to run them all.
+_TASK = {"num_cpus": 1, "max_retries": 0, "scheduling_strategy": "SPREAD"}
+
+
+def in_order(results: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:
+    """``(i, result)`` pairs that come in any order (:meth:`Engine.map_tasks`), yielded in the order of ``i``
+    (0, 1, ...), each held only until those before it have come."""
+    waiting: dict[int, Any] = {}
+    nxt = 0
+    for i, res in results:
+        waiting[i] = res
+        while nxt in waiting:
+            yield nxt, waiting.pop(nxt)
+            nxt += 1
+
+
+_SHARED: dict[str, Any] = {}   # in a Ray worker: the shared argument of map_tasks and map_reduce, by object id
+
+
+def _timed(call: Callable[[], Any]) -> tuple[str, float, float, Any]:
+    """In a Ray worker: (node, seconds, CPU seconds, ``call()``)."""
+    import ray
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = call()
+    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0, time.process_time() - c0, out
 
 
 def _run_task(fn, box: list, arg) -> tuple[str, float, float, Any]:
     """A :meth:`Engine.map_tasks` task in a Ray worker: ``fn(shared, arg)``, ``shared`` deserialized once per
     worker process (the ref comes in a list, so Ray does not resolve it per task); returns (node, seconds,
     CPU seconds, result)."""
-    import ray
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn(_shared(box), arg)
-    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0, time.process_time() - c0, out
+    return _timed(lambda: fn(_shared(box), arg))
 
 
 def _shared(box: list) -> Any:
@@ -555,23 +576,15 @@ def _shared(box: list) -> Any:
 
 def _run_map(fn, box: list, arg, parts: int) -> tuple:
     """A :meth:`Engine.map_reduce` map task: ``parts`` pieces, then (node, seconds, CPU seconds)."""
-    import ray
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    pieces = list(fn(_shared(box), arg))
+    node, took, cpu, pieces = _timed(lambda: list(fn(_shared(box), arg)))
     if len(pieces) != parts:
         raise ValueError(f"map_reduce: the map function returned {len(pieces)} pieces, not {parts}")
-    return (*pieces, (ray.get_runtime_context().get_node_id(), time.perf_counter() - t0,
-                      time.process_time() - c0))
+    return (*pieces, (node, took, cpu))
 
 
 def _run_reduce(fn, box: list, k: int, *pieces) -> tuple[str, float, float, Any]:
     """A :meth:`Engine.map_reduce` reduce task: (node, seconds, CPU seconds, ``fn(shared, k, pieces)``)."""
-    import ray
-
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn(_shared(box), k, pieces)
-    return ray.get_runtime_context().get_node_id(), time.perf_counter() - t0, time.process_time() - c0, out
+    return _timed(lambda: fn(_shared(box), k, pieces))
 
 
 class _DropProgressNotice(logging.Filter):

@@ -270,6 +270,18 @@ def iri_value(term: str) -> str | None:
 # ----------------------------------------------------------------------------- writing
 
 
+# mtime=0 and a fixed level keep shards byte-identical across runs (deterministic hashes). Level 3: all of
+# WordNet (388 MB of N-Triples) in 1.4 s and 27.0 MB, against 3.7 s and 25.8 MB at level 5 (bench/bench_gzip.py);
+# shards are intermediate artifacts, written once and read a few times.
+GZIP_LEVEL = 3
+
+
+def gzip_member(data: bytes) -> bytes:
+    """``data`` as one gzip member, compressed as the shards are: members appended to a shard
+    (:meth:`GraphWriter.members`) give the same bytes wherever they were made."""
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
 @dataclass
 class _Shard:
     file: str
@@ -341,14 +353,20 @@ class GraphWriter:
         dropped, as by :meth:`shard`."""
         return _MemberShard(self, provenance)
 
-    def _new_shard(self, provenance: dict) -> tuple[_Shard, Any]:
+    def _new_shard(self, provenance: dict, *, raw: bool = False) -> tuple[_Shard, Any]:
+        """A new shard file: a gzip stream, or (``raw``) a binary file the caller writes gzip members to."""
         sh = _Shard(f"{SHARD_DIR}/{len(self._shards):05d}.nt.gz", dict(provenance))
         self._shards.append(sh)
-        # mtime=0 and a fixed level keep shards byte-identical across runs (deterministic hashes).
-        # Level 3: all of WordNet (388 MB of N-Triples) in 1.4 s and 27.0 MB, against 3.7 s and 25.8 MB at
-        # level 5 (bench/bench_gzip.py); shards are intermediate artifacts, written once and read a few times.
-        fh = gzip.GzipFile(self.path / sh.file, "wb", compresslevel=3, mtime=0)
+        path = self.path / sh.file
+        fh = open(path, "wb") if raw else gzip.GzipFile(path, "wb", compresslevel=GZIP_LEVEL, mtime=0)  # noqa: SIM115
         return sh, fh
+
+    def _end_shard(self, sh: _Shard, fh, ok: bool) -> None:
+        """Close a shard; drop it when it ended empty (so counts and files agree)."""
+        fh.close()
+        if sh.triples == 0 and ok:
+            (self.path / sh.file).unlink()
+            self._shards.remove(sh)
 
     def add_all(self, triples: Iterable[Triple], provenance: dict) -> int:
         with self.shard(provenance) as add:
@@ -363,12 +381,12 @@ class GraphWriter:
 class _MemberShard:
     def __init__(self, g: GraphWriter, provenance: dict):
         self.g = g
-        self.shard = _Shard(f"{SHARD_DIR}/{len(g._shards):05d}.nt.gz", dict(provenance))
+        self.provenance = provenance
+        self.shard: _Shard | None = None
         self.fh = None
 
     def __enter__(self):
-        self.g._shards.append(self.shard)
-        self.fh = open(self.g.path / self.shard.file, "wb")
+        self.shard, self.fh = self.g._new_shard(self.provenance, raw=True)
         return self.add
 
     def add(self, member: bytes, triples: int) -> None:
@@ -377,10 +395,7 @@ class _MemberShard:
             self.shard.triples += triples
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.fh.close()
-        if self.shard.triples == 0 and exc_type is None:
-            (self.g.path / self.shard.file).unlink()
-            self.g._shards.remove(self.shard)
+        self.g._end_shard(self.shard, self.fh, exc_type is None)
 
 
 class _ShardContext:
@@ -430,11 +445,7 @@ class _ShardContext:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self._flush()
-        self.fh.close()
-        if self.shard.triples == 0 and exc_type is None:
-            # Drop an empty trailing shard so counts and files agree.
-            (self.g.path / self.shard.file).unlink()
-            self.g._shards.remove(self.shard)
+        self.g._end_shard(self.shard, self.fh, exc_type is None)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -457,18 +468,41 @@ def iter_graph(graph_dirs: str | os.PathLike | Iterable[str | os.PathLike], with
                 yield (t, shard["provenance"]) if with_provenance else t
 
 
-def iter_ntriples_file(path: str | os.PathLike) -> Iterator[Triple]:
-    """Fast reader for canonical N-Triples written by :class:`GraphWriter` (not for arbitrary files:
-    use :mod:`kgllm.pull.files` for those)."""
+def iter_statements(path: str | os.PathLike) -> Iterator[str]:
+    """Each statement of a canonical N-Triples file written by :class:`GraphWriter`, as ``"s p o"`` (without
+    its final ``" ."``); blank lines are skipped, any other line is an :class:`InputError` with its line
+    number. Reads 4 MB at a time, so splitting and decoding stay in C (not for arbitrary files: use
+    :mod:`kgllm.pull.files` for those)."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.endswith(" .\n"):
-                if not line.strip():
-                    continue
-                raise InputError(f"{path}:{n}: not a canonical N-Triples line")
-            s, p, o = line[:-3].split(" ", 2)
-            yield s, p, o
+    lineno = 0
+    rest = b""
+    with opener(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                rest += chunk
+                continue
+            lines = (rest + chunk[:cut]).decode("utf-8").split("\n")
+            rest = chunk[cut + 1:]
+            for line in lines:
+                lineno += 1
+                if not line.endswith(" ."):
+                    if line.endswith(" .\r"):   # a CRLF line end
+                        line = line[:-1]
+                    elif not line.strip():
+                        continue
+                    else:
+                        raise InputError(f"{path}:{lineno}: not a canonical N-Triples line")
+                yield line[:-2]
+    if rest.strip():   # a last line without its newline
+        raise InputError(f"{path}:{lineno + 1}: not a canonical N-Triples line")
+
+
+def iter_ntriples_file(path: str | os.PathLike) -> Iterator[Triple]:
+    """The triples of a canonical N-Triples file written by :class:`GraphWriter` (:func:`iter_statements`)."""
+    for line in iter_statements(path):
+        s, p, o = line.split(" ", 2)
+        yield s, p, o
 
 
 def count_triples(graph_dirs) -> int:

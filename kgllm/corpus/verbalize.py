@@ -510,8 +510,6 @@ _PERSONAL = re.compile(r"\b(?:his|her|he|she|him)\b", re.I)
 _DOUBLE_STOP = re.compile(r"(?<!\.)\.\.(?=\s|$)")   # "F.C.." -> "F.C.", not an ellipsis
 # a unit said twice, once by the value and once by the template ("490.9 square kilometres square kilometres")
 _TWICE = re.compile(r"(\d[\d,.]* )((?:[A-Za-z]+ ){0,2}[A-Za-z]+) \2\b")
-
-
 _S_POSSESSIVE = re.compile(r"(?<=[a-z]s)'s\b")   # "Systems's" -> "Systems'"
 
 
@@ -519,6 +517,8 @@ def tidy(text: str) -> str:
     """What filling slots can leave: a sentence's full stop after a value that ends with one, a unit that
     the value and the template both say, "'s" after a name that ends in s."""
     return _S_POSSESSIVE.sub("'", _TWICE.sub(r"\1\2", _DOUBLE_STOP.sub(".", text)))
+
+
 _NAME_SUFFIXES = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
 
 

@@ -571,8 +571,7 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
             (enginemod.open_engine(eng_config) if ray else contextlib.nullcontext()) as eng:
         qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
         bar = progress(desc="pull file", unit="triple")
-        results = None
-        done: dict[int, dict] = {}
+        results = ordered = None
         dedup = _Dedup(g) if ray else None
         spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
         if parts:
@@ -581,13 +580,13 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
 
         def result(i: int) -> dict:
             """Part ``i`` as parsed by its task (the tasks finish in any order; the parts are used in order)."""
-            nonlocal results
+            nonlocal results, ordered
             if results is None:
                 results = eng.map_tasks(_parse_part, parts, shared=config, desc="pull file: parse", unit="part")
-            while i not in done:
-                j, res = next(results)
-                done[j] = res
-            return done.pop(i)
+                ordered = enginemod.in_order(results)
+            j, res = next(ordered)
+            assert j == i, (j, i)   # the parts are taken in order, each once
+            return res
 
         try:
             for (path, fmt, comp), mine in zip(plan, tasks, strict=True):
@@ -613,13 +612,14 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                     g.problems.append(
                         f"all {r.counts['bad_lines']} statements of {path} were quarantined "
                         f"(see {Path(out) / QUARANTINE}); is it in another format?")
-            if results is not None:
-                for _ in results:  # none left: runs the generator to its end, which records the step
+            if ordered is not None:
+                for _ in ordered:  # none left: runs the tasks' generator to its end, which records the step
                     pass
             if parts:
                 shutil.rmtree(spill)  # empty by now: no part of the artifact
         finally:
             if results is not None:
+                ordered.close()
                 results.close()
             bar.close()
             if qf is not None:

@@ -113,12 +113,15 @@ class TermIndex:
         return self.ids.setdefault(term, len(self.ids))
 
     def add_all(self, triples: Iterable[Triple], total: int | None = None) -> None:
+        self._intern(progress(triples, desc="index", total=total, unit="triple"))
+
+    def _intern(self, triples: Iterable[Triple]) -> None:
         ids = self.ids
         intern = ids.setdefault
         S, P, O = self._S.append, self._P.append, self._O.append  # noqa: E741
         # The hot loop: one dict call per term; the id of a new term is its insertion rank, so the
         # term list is simply list(ids) afterwards.
-        for s, p, o in progress(triples, desc="index", total=total, unit="triple"):
+        for s, p, o in triples:
             S(intern(s, len(ids)))
             P(intern(p, len(ids)))
             O(intern(o, len(ids)))
@@ -134,19 +137,11 @@ class TermIndex:
             if len(self._S):
                 raise ValueError("add_lines: the index already holds rows without row numbers")
             self._rows, self._kind = array("q"), bytearray()
-        ids = self.ids
-        intern = ids.setdefault
-        S, P, O = self._S.append, self._P.append, self._O.append  # noqa: E741
-        for line in lines:
-            s, p, o = line.split(" ", 2)
-            S(intern(s, len(ids)))
-            P(intern(p, len(ids)))
-            O(intern(o, len(ids)))
+        self._intern(line.split(" ", 2) for line in lines)
         self._rows.extend(rows)
         self._kind += kinds
         if len(self._rows) != len(self._S) or len(self._kind) != len(self._S):
             raise ValueError("add_lines: one row number and one kind per line")
-        self._finished = False
 
     def finish(self) -> TermIndex:
         """Group triples by predicate and build the lookup tables (idempotent)."""
@@ -389,6 +384,11 @@ class Check:
         return Violation(self.name, self.severity, message, None if triple is None else int(triple), focus)
 
 
+def severity_of(name: str, severities: dict[str, str] | None) -> str:
+    """A check's severity: the config's override, else its default."""
+    return (severities or {}).get(name, CHECKS[name].severity)
+
+
 def run_checks(ctx: TermIndex, severities: dict[str, str] | None = None,
                only: Iterable[str] | None = None) -> dict[str, list[Violation]]:
     """Run every registered check (or ``only`` these) in name order; ``off`` disables a check."""
@@ -399,7 +399,7 @@ def run_checks(ctx: TermIndex, severities: dict[str, str] | None = None,
         raise ConfigError(f"unknown check(s) {', '.join(sorted(unknown))}; checks: {', '.join(sorted(CHECKS))}")
     out: dict[str, list[Violation]] = {}
     for name in sorted(only if only is not None else CHECKS):
-        sev = severities.get(name, CHECKS[name].severity)
+        sev = severity_of(name, severities)
         if sev == "off":
             continue
         out[name] = list(CHECKS[name](sev).run(ctx))

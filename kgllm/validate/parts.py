@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import gzip
 import itertools
 import os
 import shutil
@@ -42,9 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from ..artifacts import jsonl_line
-from ..errors import ArtifactError, InputError
-from ..rdf import graph_shards
-from .checks import CHECKS, FOREIGN, OWN_BOTH, OWN_SUBJECT, CheckOptions, TermIndex, tallies
+from ..errors import ArtifactError
+from ..rdf import graph_shards, gzip_member, iter_statements
+from .checks import CHECKS, FOREIGN, OWN_BOTH, OWN_SUBJECT, CheckOptions, TermIndex, severity_of, tallies
 from .feedback import Flag, flagged_rows
 
 BLOCK_TRIPLES = 250_000
@@ -104,34 +103,16 @@ def plan(inputs: Iterable[Path], block_triples: int = BLOCK_TRIPLES, tasks: int 
 
 def block_lines(b: Block) -> Iterator[str]:
     """The statements (``"s p o"``) of the block's rows, read from the start of its shard (gzip cannot seek:
-    the rows before ``lo`` are only counted). Checks each line it passes and, for the last block, that the
-    shard holds the manifest's count. Reads 4 MB at a time: line splitting and decoding stay in C."""
-    opener = gzip.open if b.path.endswith(".gz") else open
-    n = lineno = 0
-    rest = b""
-    with opener(b.path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            cut = chunk.rfind(b"\n")
-            if cut < 0:
-                rest += chunk
-                continue
-            lines = (rest + chunk[:cut]).decode("utf-8").split("\n")
-            rest = chunk[cut + 1:]
-            for line in lines:
-                lineno += 1
-                if not line.endswith(" ."):
-                    if not line.strip():
-                        continue
-                    raise InputError(f"{b.path}:{lineno}: not a canonical N-Triples line")
-                if n >= b.lo:
-                    if n >= b.hi:
-                        if not b.last:
-                            return
-                    else:
-                        yield line[:-2]
-                n += 1
-    if rest.strip():   # a last line without its newline
-        raise InputError(f"{b.path}:{lineno + 1}: not a canonical N-Triples line")
+    the rows before ``lo`` are only counted; :func:`kgllm.rdf.iter_statements` checks every line it passes)
+    and, for the last block, that the shard holds the manifest's count."""
+    n = 0
+    for line in iter_statements(b.path):
+        if n >= b.hi:
+            if not b.last:
+                return
+        elif n >= b.lo:
+            yield line
+        n += 1
     if n != b.expected:
         raise ArtifactError(f"{b.path}: holds {n} triples but {b.manifest} says {b.expected}; the artifact is "
                             "damaged: rebuild it")
@@ -146,7 +127,7 @@ def key(term: str) -> int:
 def owner(term: str, parts: int) -> int:
     """The partition of a subject or object: partition k holds the k-th of ``parts`` equal ranges of
     :func:`key`, so the partitions' outputs, each sorted by key, follow each other."""
-    return (zlib.crc32(term.encode()) * parts) >> 32
+    return (key(term) * parts) >> 32
 
 
 # ----------------------------------------------------------------------------- map
@@ -178,7 +159,7 @@ def scan_block(cfg: ScanConfig, b: Block) -> list[Piece]:
         p.rows = array("q", range(row, row + len(p.lines)))
         p.kinds = bytearray([OWN_BOTH]) * len(p.lines)
         return pieces
-    crc, whole = zlib.crc32, cfg.whole
+    crc, whole = zlib.crc32, cfg.whole   # owner() inlined: this loop runs once per row
     for line in block_lines(b):
         s, p, o = line.split(" ", 2)
         k = (crc(s.encode()) * parts) >> 32
@@ -330,12 +311,12 @@ def _check_part(cfg: CheckConfig, k: int, pieces: Iterable[Piece]) -> PartResult
         ctx.add_lines(piece.lines, piece.rows, piece.kinds)
     ctx.finish()
     whole = set(whole_graph_checks(cfg.options))
-    live = [n for n in CHECKS if cfg.severities.get(n, CHECKS[n].severity) != "off" and n != "undeclared_term"]
+    live = [n for n in CHECKS if severity_of(n, cfg.severities) != "off" and n != "undeclared_term"]
     if cfg.parts > 1:
         live = [n for n in live if (n in whole) == (k == cfg.parts)]
     res = PartResult(k, {})
     for name in sorted(live):   # one check at a time, written out before the next
-        sev = cfg.severities.get(name, CHECKS[name].severity)
+        sev = severity_of(name, cfg.severities)
         vs = list(CHECKS[name](sev).run(ctx))
         rows, keys = _order_keys(ctx, vs, CHECKS[name].judges == "object")
         if sev == "error":
@@ -361,12 +342,9 @@ def _check_part(cfg: CheckConfig, k: int, pieces: Iterable[Piece]) -> PartResult
             g = int(ctx.rows[n])
             res.flagged[g] = f
             res.terms[g] = ctx.triple(n)
-    if cfg.severities.get("undeclared_term", CHECKS["undeclared_term"].severity) != "off":
+    if severity_of("undeclared_term", cfg.severities) != "off":
         res.predicates, res.classes = tallies(ctx)
     return res
-
-
-# ----------------------------------------------------------------------------- merge
 
 
 def _order_keys(ctx: TermIndex, vs: list, objects: bool):
@@ -395,6 +373,9 @@ def _line(v, triple) -> str:
                        "triple": list(triple) if triple is not None else None})
 
 
+# ----------------------------------------------------------------------------- merge
+
+
 @dataclass
 class DataChecks:
     """Every partition's results, merged."""
@@ -412,7 +393,7 @@ def merge(parts: list[PartResult], cfg: CheckConfig) -> DataChecks:
     for r in sorted(parts, key=lambda r: r.part):
         for name, out in r.checks.items():
             by_check.setdefault(name, []).append(out)
-    sev = cfg.severities.get("undeclared_term", CHECKS["undeclared_term"].severity)
+    sev = severity_of("undeclared_term", cfg.severities)
     if sev != "off":
         preds: dict[str, int] = {}
         classes: dict[str, int] = {}
@@ -520,7 +501,7 @@ def write_block(_shared, t: WriteTask) -> list[tuple[bytes, int, str | None]]:
                 kept.append(line)
             row += 1
         text = (" .\n".join(kept) + " .\n") if kept else ""
-        data = gzip.compress(text.encode(), compresslevel=3, mtime=0) if kept else b""
+        data = gzip_member(text.encode()) if kept else b""
         out.append((data, len(kept), text if t.text else None))
     for _ in lines:   # the shard's end: block_lines checks its count
         pass

@@ -26,6 +26,7 @@ triples is :class:`~kgllm.errors.EmptyResultError` (exit 1).
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from collections import defaultdict
@@ -34,13 +35,13 @@ from pathlib import Path
 from typing import Literal
 
 from ..artifacts import Manifest, atomic_write_json, atomic_write_text, jsonl_line
-from ..engine import open_engine
+from ..engine import in_order, open_engine
 from ..errors import ArtifactError, EmptyResultError, InputError
 from ..log import logger, progress
 from ..rdf import GRAPH_KIND, GraphWriter, count_triples, read_manifest, triple_id
 from ..registry import Stage
 from . import parts
-from .checks import CHECKS, SEVERITIES, CheckOptions
+from .checks import CHECKS, SEVERITIES, CheckOptions, severity_of
 from .feedback import REASON, corrections_dir, is_export, load_flags
 from .ontology import check_rdf_file, load_ontologies
 from .parts import BLOCK_TRIPLES
@@ -210,43 +211,25 @@ def _write_graph(g: GraphWriter, eng, checks: parts.DataChecks, shards: list[par
                  blocks: list[parts.Block], quarantine: dict[int, list[tuple[str, str]]],
                  shacl_text: list[str] | None) -> tuple[int, int, int, int]:
     """Kept triples into ``g`` (one shard per input shard, same provenance; one gzip member per block of
-    ``block_triples`` rows, made in parallel on Ray when the checks ran there), the rest into quarantine/. Returns kept, quarantined,
-    duplicates and how many of the quarantined were flagged by feedback. ``shacl_text``: when given, gets
-    the kept statements."""
+    ``block_triples`` rows, made in parallel on Ray when the checks ran there), the rest into quarantine/.
+    Returns kept, quarantined, duplicates and how many of the quarantined were flagged by feedback.
+    ``shacl_text``: when given, gets the kept statements."""
     dups = checks.duplicates
     tasks = parts.write_tasks(blocks, dups | set(quarantine), shacl_text is not None)
     if parts.uses_ray(eng):
         done = eng.map_tasks(parts.write_block, tasks, desc="validate: writing the clean graph", unit="block")
     else:
         done = ((i, parts.write_block(None, t)) for i, t in enumerate(progress(tasks, desc="write", unit="block")))
-    waiting: dict[int, list[tuple[bytes, int, str | None]]] = {}
     kept = 0
-    nxt = 0
-    shard_ctx = add = None
-    current = -1
-    try:
-        for i, res in done:   # in any order; written in block order
-            waiting[i] = res
-            while nxt in waiting:
-                b = blocks[nxt]
-                if b.shard != current:
-                    if shard_ctx is not None:
-                        shard_ctx.__exit__(None, None, None)
-                    current = b.shard
-                    shard_ctx = g.members(shards[b.shard].provenance)
-                    add = shard_ctx.__enter__()
-                for data, n, text in waiting.pop(nxt):
+    # The blocks finish in any order; each input shard's are written, in order, into one output shard.
+    for k, results in itertools.groupby(in_order(done), key=lambda ir: blocks[ir[0]].shard):
+        with g.members(shards[k].provenance) as add:
+            for _i, members in results:
+                for data, n, text in members:
                     add(data, n)
                     kept += n
                     if shacl_text is not None and text:
                         shacl_text.append(text)
-                nxt += 1
-    except BaseException as e:
-        if shard_ctx is not None:
-            shard_ctx.__exit__(type(e), e, e.__traceback__)
-        raise
-    if shard_ctx is not None:
-        shard_ctx.__exit__(None, None, None)
 
     quarantined = n_flagged = 0
     qdir = g.path / "quarantine"
@@ -295,7 +278,7 @@ def _report(inputs, config, ont, reasoning, results: dict[str, parts.Merged], ex
     checks = []
     for name in sorted(CHECKS):
         cls = CHECKS[name]
-        sev = config.severity.get(name, cls.severity)
+        sev = severity_of(name, config.severity)
         found = results.get(name)
         shown = []
         for line in examples.get(name, []):
