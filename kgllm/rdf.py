@@ -276,6 +276,11 @@ def iri_value(term: str) -> str | None:
 GZIP_LEVEL = 3
 
 
+def line_key(line: str) -> bytes:
+    """The key :class:`GraphWriter` de-duplicates a statement line (``"s p o"``) by: 8 bytes of BLAKE2b."""
+    return hashlib.blake2b(line.encode(), digest_size=8).digest()
+
+
 def gzip_member(data: bytes) -> bytes:
     """``data`` as one gzip member, compressed as the shards are: members appended to a shard
     (:meth:`GraphWriter.members`) give the same bytes wherever they were made."""
@@ -338,13 +343,11 @@ class GraphWriter:
                                     for s in self._shards]
         self._writer.__exit__(exc_type, exc, tb)
 
-    def shard(self, provenance: dict, *, unique_lines: bool = False) -> _ShardContext:
-        """Open a new shard (a new file) whose triples all share ``provenance``.
-
-        The context yields ``add(s, p, o) -> bool`` (False for a duplicate). With ``unique_lines`` it yields
-        ``add_line("<s> <p> <o>")`` instead, with no de-duplication: for a caller that has already removed
-        duplicates across everything it writes (validate does, on interned term ids)."""
-        return _ShardContext(self, provenance, unique_lines)
+    def shard(self, provenance: dict) -> _ShardContext:
+        """Open a new shard (a new file) whose triples all share ``provenance``. The context yields
+        ``add(s, p, o) -> bool`` (False for a duplicate); the context itself also has ``add_keyed`` for
+        statement lines keyed elsewhere."""
+        return _ShardContext(self, provenance)
 
     def members(self, provenance: dict) -> _MemberShard:
         """Open a new shard (a new file) written as ready-made gzip members: the context yields
@@ -375,7 +378,7 @@ class GraphWriter:
         return self._shards[-1].triples if self._shards else 0
 
     def seen(self, s: str, p: str, o: str) -> bool:
-        return hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).digest() in self._seen
+        return line_key(f"{s} {p} {o}") in self._seen
 
 
 class _MemberShard:
@@ -399,17 +402,16 @@ class _MemberShard:
 
 
 class _ShardContext:
-    def __init__(self, g: GraphWriter, provenance: dict, unique_lines: bool = False):
+    def __init__(self, g: GraphWriter, provenance: dict):
         self.g = g
         self.provenance = provenance
-        self.unique_lines = unique_lines
         self.shard: _Shard | None = None
         self.fh = None
         self.buf: list[str] = []
 
     def __enter__(self):
         self.shard, self.fh = self.g._new_shard(self.provenance)
-        return self.add_line if self.unique_lines else self.add
+        return self.add
 
     def add_line(self, line: str) -> None:
         """Add one N-Triples statement without its final " ." (the caller guarantees it is new)."""
@@ -423,7 +425,11 @@ class _ShardContext:
     def add(self, s: Any, p: Any, o: Any) -> bool:
         """Add a triple; returns False when it was a duplicate."""
         line = f"{term_str(s)} {term_str(p)} {term_str(o)}"
-        key = hashlib.blake2b(line.encode(), digest_size=8).digest()
+        return self.add_keyed(line, line_key(line))
+
+    def add_keyed(self, line: str, key: bytes) -> bool:
+        """Add a statement line whose :func:`line_key` was computed elsewhere (a Ray task); False for a
+        duplicate of anything this writer holds."""
         seen = self.g._seen
         if key in seen:
             self.g.duplicates += 1

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import io
 import os
 import pickle
@@ -50,7 +49,7 @@ from .. import rdf
 from ..artifacts import Manifest, jsonl_line, sha256_file
 from ..errors import ConfigError, EmptyResultError, InputError, UsageError
 from ..log import logger, progress
-from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, open_rdf, oxigraph_format, term_str
+from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, line_key, open_rdf, oxigraph_format
 
 QUARANTINE = "quarantine.jsonl"
 
@@ -303,11 +302,12 @@ class _FileReader:
                     self._one_line(lines[j], first + j, error if j == bad else None)
             start = max(bad, i) + 1
 
-    def take(self, part: dict, w: _Dedup) -> None:
+    def take(self, part: dict, add_keyed) -> None:
         """Add what a Ray task parsed of this file (:func:`_parse_part`: its next byte range, or all of it), as
         the in-process path adds it: blank nodes relabelled in order of appearance, duplicates dropped and
-        counted (``w``), quarantine records written; the error the task met is raised here, so in input order.
-        The task's spill file is read block by block, then removed."""
+        counted by the shard's ``add_keyed`` (:meth:`kgllm.rdf.GraphWriter.shard`), quarantine records
+        written; the error the task met is raised here, so in input order. The task's spill file is read
+        block by block, then removed."""
         if "error" in part:
             raise InputError(part["error"])
         spill = Path(part["spill"])
@@ -317,16 +317,16 @@ class _FileReader:
                     block = pickle.load(f)
                 except EOFError:
                     break
-                self._take_block(*block, w)
+                self._take_block(*block, add_keyed)
         spill.unlink()
         for k in _TASK_COUNTS:
             self.counts[k] += part["counts"][k]
 
-    def _take_block(self, text: str, keys: bytes, bnodes: dict, n: int, quarantine: str, w: _Dedup) -> None:
+    def _take_block(self, text: str, keys: bytes, bnodes: dict, n: int, quarantine: str, add_keyed) -> None:
         lines = text.split("\n") if n else []
         if len(lines) != n:
             raise RuntimeError(f"{self.path}: a Ray task sent {len(lines)} lines for {n} statements")
-        seen, add_line, label = w.seen, w.add_line, self._label
+        label = self._label
         kept = 0
         for i, line in enumerate(lines):
             if bnodes and i in bnodes:
@@ -334,14 +334,10 @@ class _FileReader:
                 s = label(s[2:]) if s[:2] == "_:" else s
                 o = label(o[2:]) if o[:2] == "_:" else o
                 line = f"{s} {p} {o}"
-                key = _key(line)
+                key = line_key(line)
             else:
                 key = keys[8 * i:8 * i + 8]
-            if key not in seen:
-                seen.add(key)
-                add_line(line)
-                kept += 1
-        w.g.duplicates += n - kept
+            kept += add_keyed(line, key)
         self.counts["triples"] += kept
         self.counts["duplicates"] += n - kept
         if quarantine:
@@ -430,35 +426,8 @@ class _TaskReader(_FileReader):
         return f"_:{term.value}"
 
 
-def _key(line: str) -> bytes:
-    """The de-duplication key of a statement line: :meth:`kgllm.rdf.GraphWriter.shard`'s (``add``)."""
-    return hashlib.blake2b(line.encode(), digest_size=8).digest()
-
-
 _NO_KEY = bytes(8)  # a line with a blank node: the driver relabels it, then computes its key
 _SPILL_DIR = ".ray-parts"  # in the artifact's temp directory while the tasks run
-
-
-class _Dedup:
-    """On Ray, the driver's de-duplication across all files of the pull, with the key and the counts of
-    :meth:`kgllm.rdf.GraphWriter.shard`'s ``add``: for the lines the tasks made and keyed (so that this process
-    only looks keys up and writes), and through :meth:`add` for the files parsed here. Shards are opened with
-    ``unique_lines``; ``add_line`` is the current shard's."""
-
-    def __init__(self, g: GraphWriter):
-        self.g = g
-        self.seen: set[bytes] = set()
-        self.add_line = None
-
-    def add(self, s, p, o) -> bool:
-        line = f"{term_str(s)} {term_str(p)} {term_str(o)}"
-        key = _key(line)
-        if key in self.seen:
-            self.g.duplicates += 1
-            return False
-        self.seen.add(key)
-        self.add_line(line)
-        return True
 
 
 def _parse_part(config: FilePullConfig, part: tuple) -> dict:
@@ -493,7 +462,7 @@ def _parse_part(config: FilePullConfig, part: tuple) -> dict:
             bnodes[len(lines)] = (s, p, o)
             keys.append(_NO_KEY)
         else:
-            keys.append(_key(line))
+            keys.append(line_key(line))
         lines.append(line)
         if len(lines) >= _CHUNK_LINES:
             flush()
@@ -572,7 +541,6 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
         qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
         bar = progress(desc="pull file", unit="triple")
         results = ordered = None
-        dedup = _Dedup(g) if ray else None
         spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
         if parts:
             spill.mkdir()
@@ -592,13 +560,12 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
             for (path, fmt, comp), mine in zip(plan, tasks, strict=True):
                 sha = sha256_file(path)
                 prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
-                with g.shard(prov, unique_lines=ray) as add:
-                    if dedup is not None:  # on Ray: lines keyed by the tasks, de-duplicated here
-                        dedup.add_line, add = add, dedup.add
+                shard = g.shard(prov)
+                with shard as add:
                     r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
-                    if mine is not None:
+                    if mine is not None:   # on Ray: lines the tasks keyed, de-duplicated here
                         for i in mine:
-                            r.take(result(i), dedup)
+                            r.take(result(i), shard.add_keyed)
                     elif fmt in LINE_BASED:
                         r.read_lines()
                     else:
