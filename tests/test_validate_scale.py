@@ -135,10 +135,10 @@ def test_validate_on_a_two_node_cluster_gives_the_in_process_artifact(cluster, l
     eng = read_manifest(out).extra["engine"]
     assert (eng["ran"], eng["address"]) == ("ray", cluster["address"])
     checks, write = eng["steps"]
-    assert checks["parts"] == 5   # one CPU per node: two subject partitions per CPU and the hierarchy one
-    # Ray places tasks of a few milliseconds where it likes (SPREAD is a preference): the stage's tasks ran
-    # on both nodes, not necessarily each step's.
-    assert max(checks["nodes"], write["nodes"]) == 2, eng
+    # The cluster's two CPUs, one per node, were counted: two subject partitions per CPU and the hierarchy
+    # one. Which node ran a task of a few milliseconds is Ray's choice (SPREAD is a preference, and a CI run
+    # once put them all on one node), so it is not asserted here; test_corpus_scale's longer tasks are.
+    assert checks["parts"] == 5 and checks["nodes"] >= 1 and write["nodes"] >= 1, eng
 
 
 @pytest.mark.slow
