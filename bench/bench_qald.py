@@ -15,7 +15,8 @@ Also: the hand-written question sets over the bundled graph: examples/data/quest
 (set A: written before any tuning, then used to develop), handwritten_shapes_b.jsonl (set B: written later
 by someone who did not see the answerer, and never used to develop) and handwritten_shapes_c.jsonl (set C:
 written blind like B, weighted to paraphrases, two-hop and unanswerable questions; first scored 0.700 Hits@1,
-then used to develop).
+then used to develop) and handwritten_shapes_d.jsonl (set D: written blind like B by a helper that saw only the
+data and the file format, before any change of the session that added it; held out like B).
 
 Usage::
 
@@ -48,11 +49,12 @@ SAMPLE_FILES = ("labels_en.ttl.xz", "instance_types_transitive_en.ttl.xz", "mapp
                 "infobox_properties_en.ttl.xz")
 ONTOLOGY = ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz"
 # (handwritten.jsonl needs WordNet in the graph: bench/bench_ask.py scores it.)
-# Set A (written before any tuning; since looked at while developing: a development set) and set B (written
-# later, blind to the answerer, and only scored: the held-out set).
+# Set A (written before any tuning; since looked at while developing: a development set), sets B and D (written
+# later, blind to the answerer, and only scored: the held-out sets) and set C (written blind, then developed on).
 HANDWRITTEN = [ROOT / "examples" / "data" / "questions" / "handwritten_shapes.jsonl",
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_b.jsonl",
-               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_c.jsonl"]
+               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_c.jsonl",
+               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_d.jsonl"]
 
 
 def build(work: Path, with_qald: bool = True) -> Path:

@@ -322,3 +322,16 @@ def test_a_phrasal_verb_matches_a_relation_through_wordnet(shapes):
     assert toks[0].text == "set_up" and "founder" in related_forms("set_up")
     out = shapes.ask("Who set up the sports car maker Porsche?")
     assert _values(out) == {DBR + "Ferdinand_Porsche"}
+
+
+@pytest.mark.parametrize("name", ["handwritten_shapes.jsonl", "handwritten_shapes_b.jsonl",
+                                  "handwritten_shapes_c.jsonl", "handwritten_shapes_d.jsonl"])
+def test_handwritten_gold_answers_match_the_graph(name, capsys):
+    """Each hand-written set's gold answers are what its gold SPARQL query gives over the bundled graph (set A
+    also keeps its minimum number of questions per shape)."""
+    import check_handwritten_shapes as chk
+
+    store = chk.load_store()
+    path = ROOT / "examples" / "data" / "questions" / name
+    assert chk.check(store, path, minimums=name == "handwritten_shapes.jsonl") == 0, capsys.readouterr().out
+    assert "all gold answers match" in capsys.readouterr().out
