@@ -324,6 +324,34 @@ def test_a_phrasal_verb_matches_a_relation_through_wordnet(shapes):
     assert _values(out) == {DBR + "Ferdinand_Porsche"}
 
 
+def test_who_asks_for_an_agent(shapes):
+    # "styled" shares a word with dbo:bodyStyle, but "who" asks for a person: WordNet's senses of the
+    # relation's range or head noun ("style") say a body style is none.
+    out = shapes.ask("Who styled the Opel Calibra?")
+    assert _values(out) == {DBR + "Erhard_Schnell"}
+    assert _cited(out) == {(R("Opel_Calibra"), f"<{DBO}designer>", R("Erhard_Schnell"))}
+
+
+def test_superlative_over_members_no_relation_word_names(shapes):
+    # Nothing in the question names dbo:manufacturer; the members whose production start years fit
+    # "began production earliest" are Saab's models.
+    out = shapes.ask("Of Saab Automobile's models, which one began production earliest?")
+    assert out["shape"] == "superlative" and "ORDER BY ASC(?v) LIMIT 1" in out["sparql"]
+    assert _values(out) == {DBR + "Saab_96"}
+    assert any(c["p"] == f"<{DBO}productionStartYear>" and c["s"] == R("Saab_96") for c in out["citations"])
+
+
+def test_yes_no_possessive_is_no_claim(shapes):
+    # "Danielle Steel's novel Sisters" names the book; its author being Danielle Steel confirms nothing.
+    no = shapes.ask("Was Danielle Steel's novel Sisters published by Dell Publishing?")
+    assert no["shape"] == "yes_no" and no["answer"] == "no"
+    yes = shapes.ask("Was Danielle Steel's novel Sisters published by Random House?")
+    assert yes["answer"] == "yes"
+    assert _cited(yes) == {(R("Sisters_(Steel_novel)"), f"<{DBO}publisher>", R("Random_House"))}
+    # A yes/no question may name the very answer of the relation it checks.
+    assert shapes.ask("Is Cathay Pacific a member of Oneworld?")["answer"] == "yes"
+
+
 @pytest.mark.parametrize("name", ["handwritten_shapes.jsonl", "handwritten_shapes_b.jsonl",
                                   "handwritten_shapes_c.jsonl", "handwritten_shapes_d.jsonl"])
 def test_handwritten_gold_answers_match_the_graph(name, capsys):

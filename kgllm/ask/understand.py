@@ -56,6 +56,7 @@ from .ranker import mask_question
 from .sparql_templates import literal_from_nt
 
 # Yes/no questions start with an auxiliary verb.
+_POSSESSIVE = re.compile(r"(?:'s|s')\s+(?:\w+\s+){0,2}[A-Z\d]")   # "Danielle Steel's novel Sisters"
 _AUX = frozenset("is are was were does do did has have had can could will would should".split())
 _SUPERLATIVE_ASC = frozenset("smallest lowest shortest least fewest earliest oldest cheapest".split())
 _SUPERLATIVE_DESC = frozenset("largest biggest highest tallest longest most greatest latest youngest newest "
@@ -100,10 +101,13 @@ class UnderstandConfig:
     yes_slack: float = 0.2         # yes/no: how far below min_confidence a direct link may score
     yes_margin: float = 0.3        # yes/no: candidates this close to the best may confirm the claim
     class_fit_bonus: float = 0.15  # a class the question names is the relation's range or the answers' type
+    who_misfit_penalty: float = 0.2  # "who": the answers are known to be something else (a place, a style)
     first_hops: int = 6            # best one-hop candidates expanded into two-hop chains
     pair_pool: int = 12            # best single candidates per mention considered for intersections
     max_answers: int = 200         # answers returned (the full count is reported)
     run_top: int = 5               # best candidates run until one has answers
+    superlative_bases: int = 4     # superlatives: best list candidates tried as the members to order
+    superlative_slack: float = 0.3  # superlatives: how far below min_confidence a list candidate may score
 
 
 @dataclass
@@ -394,6 +398,24 @@ class Understander:
             return 1.0
         return 0.0
 
+    def answer_kind(self, c: Query) -> float | None:
+        """The share of the evidence that says the candidate's answers are agents (people, organisations),
+        from WordNet's first noun senses of (first of these that has any) the answers' type labels, the
+        range (domain, for an inverse hop) of its last predicate, or the head noun of that predicate's label;
+        None without evidence. A question's "who" asks for an agent: the designer, not the body style."""
+        iris = sorted(a for a in c.answers if a.startswith("<"))[:10]
+        if len(iris) < len(c.answers) / 2:
+            return None  # mostly literals: _wh_agreement's business
+        p, d = c.path[-1]
+        kinds = [_noun_kind(_head_noun(self.label(t))) for a in iris for t in self.types(a)]
+        if not any(k is not None for k in kinds):
+            want = RDFS_RANGE if d == "out" else RDFS_DOMAIN
+            kinds = [_noun_kind(_head_noun(self.label(t))) for t, _ in self.edges(p).get((want, "out"), ())]
+        if not any(k is not None for k in kinds) and d == "out":
+            kinds = [_noun_kind(_head_noun(self.label(p)))]
+        kinds = [k for k in kinds if k is not None]
+        return sum(kinds) / len(kinds) if kinds else None
+
     def _holds_literal(self, term: str) -> bool:
         t0 = time.perf_counter()
         rows = self.sparql.select(f"SELECT ?x WHERE {{ ?x ?p {literal_from_nt(term)} }} LIMIT 1")
@@ -446,6 +468,7 @@ class Understander:
             # relation's range: "target airport").
             toks_of[key] = content_tokens(q.text, list(key))
         mentioned = {m.term for m in entities}
+        yes_no = _is_yes_no(q.text)
         class_terms = {m.term for m in classes}
         exact_classes = {m.term for m in classes if not m.generalized}
         name_terms = {m.term for m in literals if m.kind == "name"}
@@ -478,9 +501,13 @@ class Understander:
                 score -= cfg.hop_penalty + cfg.bare_hop_penalty * bare
             elif c.shape == "inverse" and len(c.patterns) == 1:
                 score -= cfg.inverse_penalty  # facts that point *to* the entity rank below facts about it
-            if c.answers and c.answers <= mentioned and c.shape != "literal":
-                score -= 0.5  # a question rarely asks for the entity it names
+            if c.answers and c.answers <= mentioned and c.shape != "literal" and not yes_no:
+                score -= 0.5  # a question rarely asks for the entity it names (a yes/no question checks one)
             score += _wh_agreement(q.wh, c.answers)
+            if q.wh in ("who", "whom") and c.path:
+                agent = self.answer_kind(c)
+                if agent is not None and agent < 0.25:
+                    score -= cfg.who_misfit_penalty
             fit = 0.0 if by_name else self._class_fit(c, class_terms, exact_classes)
             if focus and c.answers and not any(a.startswith("<") for a in c.answers) \
                     and not (q.shape == "count" and all(_is_number(a) for a in c.answers)):
@@ -511,9 +538,8 @@ class Understander:
         cands = self.candidates(q, text, entities, classes, literals, vector_hits)
         if not cands:
             return None
-        yes_no = bool(words) and words[0] in _AUX
-        if yes_no:
-            return self._yes_no(cands, entities, literals)
+        if _is_yes_no(text):
+            return self._yes_no(text, cands, entities, literals)
         if sup is not None:
             got = self._superlative(text, q, cands, sup)
             if got is not None:
@@ -529,11 +555,18 @@ class Understander:
                 return res
         return None
 
-    def _yes_no(self, cands: list[Query], entities, literals) -> Understood | None:
+    def _yes_no(self, text: str, cands: list[Query], entities, literals) -> Understood | None:
         """Is the other mention among the answers of a candidate about one mention? "Yes" when any candidate
         scoring within ``yes_margin`` of the best holds it; "no" when the best one, run, does not."""
         literals = [m for m in literals if m.kind == "literal"]  # an entity's own name is no claim about it
-        others = {m.term for m in entities + literals}
+        # A possessive names the topic, it is no claim about it: in "Was Danielle Steel's novel Sisters put
+        # out by Dell?" the claim is Dell, and Sisters' author being Danielle Steel confirms nothing.
+        # So does a common noun right before a name ("the novel Sisters", "the airline KLM").
+        starts = {m.start for m in entities}
+        owners = {m.term for m in entities if _POSSESSIVE.match(text, m.end) or (
+            m.surface[:1].islower() and any(text[m.end:s2].isspace() for s2 in starts if s2 > m.end))}
+        others = {m.term for m in entities + literals} - owners
+        cands = [c for c in cands if c.topic not in owners]
         cfg = self.config
         top = cands[0].score if cands else 0.0
         near = [c for c in cands[: cfg.run_top * 4] if c.score >= max(cfg.min_confidence, top - cfg.yes_margin)]
@@ -564,13 +597,56 @@ class Understander:
         return None
 
     def _superlative(self, text: str, q: Question, cands: list[Query], word: str) -> Understood | None:
-        """ORDER BY the members' numeric or date property that the question's words match, LIMIT 1."""
-        # The members to order: the best list candidate; a class the question names needs no relation words.
-        base = next((c for c in cands if len(c.answers) > 1 and (
-            c.shape == "class" or c.score >= self.config.min_confidence and c.shape in (
-                "inverse", "intersection", "literal"))), None)
-        if base is None:
+        """ORDER BY the members' numeric or date property that the question's words match, LIMIT 1.
+
+        The members are those of a list candidate; a class the question names needs no relation words. Of the
+        best few list candidates, the one whose members have the best-fitting property to order by wins, on
+        the sum of both scores ("Among Saab's models, which began production earliest?": the things Saab
+        manufactured, which have production start years, over Saab's industry)."""
+        cfg = self.config
+        bases = [c for c in cands if len(c.answers) > 1 and (
+            c.shape == "class" or c.score >= cfg.min_confidence - cfg.superlative_slack and c.shape in (
+                "inverse", "intersection", "literal"))][: cfg.superlative_bases]
+        best_fit, choice = None, None
+        for base in bases:
+            got = self._order_property(text, q, base, word)
+            if got is None:
+                continue
+            # A base below the answering threshold needs the ordering property's words to carry it.
+            if base.score < cfg.min_confidence and got[0] < cfg.min_confidence and base.shape != "class":
+                continue
+            total = got[0] + base.score
+            if best_fit is None or total > best_fit:
+                best_fit, choice = total, (base, got[1], got[2])
+        if choice is None:
             return None
+        base, p, props = choice
+        dates = any((parse_literal(t)[2] or "") in _DATE_DT for _m, t in props[p])
+        asc = word in _DATE_ASC if dates else word in _SUPERLATIVE_ASC
+        if word == "most recently" or word == "last":
+            asc = False
+        vals = [(m, t, _num(t, years=dates)) for m, t in props[p] if _num(t) is not None]
+        if not vals:
+            return None
+        top = (min if asc else max)(vals, key=lambda x: x[2])
+        winners = sorted({m for m, _t, v in vals if v == top[2]})
+        ext = ((VAR_X, p, "?v"),)
+        sparql = render_select(base.patterns, limit=1, order=("?v", "asc" if asc else "desc"), extra=ext)
+        support = {}
+        for w in winners:
+            tids = [triple_id(w, p, t) for m, t, v in vals if m == w and v == top[2]]
+            res = self.run(base, restrict={w})
+            support[w] = (res.support.get(w, []) if res else []) + tids
+        qq = Query("superlative", base.patterns + ext, f"{base.text} with the {word} {self.index.label(p)}",
+                   base.uses, base.path + ((p, "out"),), base.topic, set(winners), base.prior, base.score)
+        if self.sparql is not None:
+            self.sparql.last_query = sparql
+        return Understood(qq, winners, support, len(winners), sparql, "max" if not asc else "min", ranked=cands)
+
+    def _order_property(self, text: str, q: Question, base: Query, word: str
+                        ) -> tuple[float, str, dict[str, list[tuple[str, str]]]] | None:
+        """The members' property to order by for ``word`` ("earliest"), with its fit; None when none has
+        orderable values."""
         members = sorted(base.answers)[:500]
         props: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for mbr in members:
@@ -604,28 +680,7 @@ class Understander:
                 + self.config.declared_bonus * declared
 
         best = max(range(len(preds)), key=lambda i: (fit(i), len(props[preds[i]])))
-        p = preds[best]
-        dates = any((parse_literal(t)[2] or "") in _DATE_DT for _m, t in props[p])
-        asc = word in _DATE_ASC if dates else word in _SUPERLATIVE_ASC
-        if word == "most recently" or word == "last":
-            asc = False
-        vals = [(m, t, _num(t, years=dates)) for m, t in props[p] if _num(t) is not None]
-        if not vals:
-            return None
-        top = (min if asc else max)(vals, key=lambda x: x[2])
-        winners = sorted({m for m, _t, v in vals if v == top[2]})
-        ext = ((VAR_X, p, "?v"),)
-        sparql = render_select(base.patterns, limit=1, order=("?v", "asc" if asc else "desc"), extra=ext)
-        support = {}
-        for w in winners:
-            tids = [triple_id(w, p, t) for m, t, v in vals if m == w and v == top[2]]
-            res = self.run(base, restrict={w})
-            support[w] = (res.support.get(w, []) if res else []) + tids
-        qq = Query("superlative", base.patterns + ext, f"{base.text} with the {word} {self.index.label(p)}",
-                   base.uses, base.path + ((p, "out"),), base.topic, set(winners), base.prior, base.score)
-        if self.sparql is not None:
-            self.sparql.last_query = sparql
-        return Understood(qq, winners, support, len(winners), sparql, "max" if not asc else "min", ranked=cands)
+        return fit(best), preds[best], props
 
     # ------------------------------------------------------------------ running a candidate
 
@@ -863,6 +918,36 @@ def _wh_agreement(wh: str | None, answers: set[str]) -> float:
     if wh in ("who", "whom", "where", "which"):
         return 0.05 * share_i - 0.1 * (1 - share_i)
     return 0.0
+
+
+_AGENT_SYNSETS = frozenset(("person.n.01", "organization.n.01", "social_group.n.01"))
+
+
+def _is_yes_no(text: str) -> bool:
+    """A yes/no question starts with an auxiliary verb ("Is ...", "Did ...")."""
+    m = re.match(r"\s*([\w']+)", text)
+    return bool(m) and m.group(1).lower() in _AUX
+
+
+def _head_noun(label: str) -> str:
+    """The head noun of a label: the last word before "of" ("place of death"), else the last word
+    ("body style", "military conflict")."""
+    words = re.findall(r"[A-Za-z]+", label.split(" of ")[0])
+    return words[-1].lower() if words else ""
+
+
+@lru_cache(maxsize=8192)
+def _noun_kind(word: str) -> float | None:
+    """1.0 when one of the word's first two WordNet noun senses is a person, an organisation or a social
+    group; 0.0 when it has noun senses and neither is; None when WordNet does not know it as a noun."""
+    wn = wordnet()
+    if wn is None or len(word) < 3:
+        return None
+    senses = [syn for form in sorted(word_forms(word)) for syn in wn.synsets(form, pos="n")[:2]]
+    if not senses:
+        return None
+    return 1.0 if any(_AGENT_SYNSETS & {h.name() for path in syn.hypernym_paths() for h in path}
+                      for syn in senses) else 0.0
 
 
 @lru_cache(maxsize=4096)
