@@ -512,3 +512,36 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def resume_dir(out: Path, key: dict, tag: str, owner_file: str) -> Path | None:
+    """``.NAME.TAG-KEY`` beside ``out``: where a stage keeps the work it finished, so that a run stopped by a
+    signal or a crash resumes from it (same inputs, config and kgllm version: ``key``). It is marked as
+    kgllm's by ``owner_file`` (the process id of the run using it). Another key's directory of this stage
+    beside ``out`` (an earlier config or input) is removed when its owner no longer runs; None when a live
+    run uses this one (the caller then works without resuming)."""
+    out = Path(out)
+    d = out.parent / f".{out.name}.{tag}-{sha256_json(key)[:16]}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for p in out.parent.glob(f".{out.name}.{tag}-*"):
+        owner = resume_owner(p, owner_file)
+        if p != d and owner is not None and (owner == os.getpid() or not pid_alive(owner)):
+            shutil.rmtree(p, ignore_errors=True)  # kgllm's own (its owner file), of no use now
+    owner = resume_owner(d, owner_file)
+    if owner is not None and owner != os.getpid() and pid_alive(owner):
+        from .log import logger
+
+        logger.warning("%s is in use by process %d; this run does not keep its work there to resume from",
+                       d, owner)
+        return None
+    d.mkdir(exist_ok=True)
+    (d / owner_file).write_text(f"{os.getpid()}\n")
+    return d
+
+
+def resume_owner(d: Path, owner_file: str) -> int | None:
+    """The process id in a resume directory's owner file; None when it has none (not kgllm's)."""
+    try:
+        return int((d / owner_file).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None

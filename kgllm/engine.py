@@ -449,10 +449,11 @@ class Engine:
 
     def map_reduce(self, map_fn: Callable[[Any, Any], Sequence[Any]], blocks: Sequence[Any],
                    reduce_fn: Callable[[Any, int, Sequence[Any]], Any], parts: int, *, shared: Any = None,
-                   desc: str, unit: str = "block") -> Iterator[tuple[int, Any]]:
+                   desc: str, unit: str = "block", only: Iterable[int] | None = None
+                   ) -> Iterator[tuple[int, Any]]:
         """A map-reduce as Ray tasks: ``map_fn(shared, block)`` returns ``parts`` pieces (piece k for reduce k);
         ``reduce_fn(shared, k, pieces)`` gets piece k of every block, in block order. Yields ``(k, result)``
-        as the reduces finish. The pieces go from the map tasks' workers to the reduce tasks' through Ray's
+        as the reduces finish; ``only``: just these reduces (the others' results were kept by a stopped run). The pieces go from the map tasks' workers to the reduce tasks' through Ray's
         object store (spilled to disk when it fills), never through this process. One CPU per task; Ray
         queues what the cluster cannot run at once. Both functions must be module-level and stateless."""
         ray = self._start()
@@ -463,7 +464,8 @@ class Engine:
         logger.info("%s: %d %ss mapped to %d parts as Ray tasks (%s)", desc, len(blocks), unit, parts,
                     "embedded" if self.config.embedded else self.config.address)
         outs = [mapper.remote(map_fn, [ref], b, parts) for b in blocks]
-        reduces = {reducer.remote(reduce_fn, [ref], k, *[o[k] for o in outs]): k for k in range(parts)}
+        ks = sorted(set(range(parts) if only is None else only))
+        reduces = {reducer.remote(reduce_fn, [ref], k, *[o[k] for o in outs]): k for k in ks}
         nodes: set[str] = set()
         stats = {"map": [0.0, 0.0], "reduce": [0.0, 0.0]}
 
@@ -472,7 +474,7 @@ class Engine:
             stats[phase][0] += took
             stats[phase][1] += cpu
 
-        with RateProgress(len(blocks) + parts, desc, "task") as bar:
+        with RateProgress(len(blocks) + len(ks), desc, "task") as bar:
             waiting = {o[-1]: i for i, o in enumerate(outs)}
             while waiting:   # the maps' own figures (and their errors, first)
                 ready, _ = ray.wait(list(waiting), num_returns=1)
@@ -490,7 +492,7 @@ class Engine:
                     bar.update(1)
                     yield k, out
         secs = time.perf_counter() - t0
-        self._steps.append({"step": desc, "items": len(blocks), "tasks": len(blocks) + parts, "parts": parts,
+        self._steps.append({"step": desc, "items": len(blocks), "tasks": len(blocks) + len(ks), "parts": parts,
                             "nodes": len(nodes), "seconds": round(secs, 3),
                             **{f"{ph}_task_seconds": round(v[0], 3) for ph, v in stats.items()},
                             **{f"{ph}_task_cpu_seconds": round(v[1], 3) for ph, v in stats.items()}})

@@ -1,6 +1,6 @@
 """Stopping the long stages mid-work: ``kgllm pull file``, ``kgllm corpus`` and ``kgllm index`` stopped by
 SIGTERM (schedulers, ``timeout``) or SIGINT (Ctrl-C) exit promptly with 143 / 130, leave no process and no
-temp file or directory behind (the corpus stage's finished shards excepted: it resumes from them), write no
+temp file or directory behind (the finished work a stage resumes from excepted: :func:`debris`), write no
 artifact, and a rerun afterwards completes and leaves nothing beside its output.
 
 (``kgllm validate`` with a busy reasoner: tests/test_validate_stop.py; Ray-engine stages: tests/test_engine.py.)
@@ -85,7 +85,7 @@ def sigterm_in_task(cmd: list[str], markers: tuple[bytes, ...], out: Path, what:
     assert p.returncode == 143, (p.returncode, stderr[-2000:])
     assert not [k for k in kids if Path(f"/proc/{k}").exists()], "processes left behind"
     assert not out.exists()
-    assert not [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")], "temp files left"
+    assert not debris(out), f"temp files left: {debris(out)}"
 
 
 @pytest.fixture(scope="module")
@@ -121,16 +121,30 @@ def _stop_mid_work(cmd: list[str], out: Path, sig: int) -> None:
     left = [k for k in kids if Path(f"/proc/{k}").exists()]
     assert not left, f"processes left behind: {left}"
     assert not out.exists(), "a stopped stage wrote its artifact"
-    debris = [x.name for x in out.parent.iterdir() if x.name.startswith(f".{out.name}.")]
-    # The corpus stage keeps the shards it finished, to resume from (kgllm.corpus.stage.resume_dir): only
-    # those, each with its completion mark; the rerun removes them.
-    resume = [x for x in debris if x.startswith(f".{out.name}.shards-")]
-    for d in resume:
-        kept = {f.name for f in (out.parent / d).rglob("*") if f.is_file()}
-        done = {f.split(".")[0] for f in kept if f.endswith(".done.json")}
-        assert done and "kgllm-corpus-resume" in kept, f"{d}: no finished shard, yet kept: {sorted(kept)[:10]}"
-    debris = [x for x in debris if x not in resume]
-    assert not debris, f"temp files left behind: {debris}"
+    assert not debris(out), f"temp files left behind: {debris(out)}"
+
+
+# The resume directories a stopped stage keeps beside its output (kgllm.artifacts.resume_dir): the corpus
+# stage's finished shards, validate's finished checks and blocks; each marked by its owner file.
+RESUME = {"shards": ("kgllm-corpus-resume", ".done.json"), "checks": ("kgllm-validate-resume", ".pickle")}
+
+
+def debris(out: Path) -> list[str]:
+    """What a stopped stage left beside ``out`` other than a resume directory holding finished work (the
+    rerun removes that one)."""
+    left = []
+    for x in out.parent.iterdir():
+        if not x.name.startswith(f".{out.name}."):
+            continue
+        tag = x.name[len(out.name) + 2:].split("-", 1)[0]
+        if tag in RESUME and x.is_dir():
+            owner, done = RESUME[tag]
+            kept = {f.name for f in x.rglob("*") if f.is_file()}
+            assert owner in kept and any(f.endswith(done) for f in kept), \
+                f"{x.name}: no finished work, yet kept: {sorted(kept)[:10]}"
+            continue
+        left.append(x.name)
+    return left
 
 
 @pytest.mark.parametrize("stage", ["pull", "corpus", "index"])

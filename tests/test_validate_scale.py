@@ -143,7 +143,7 @@ def test_validate_on_a_two_node_cluster_gives_the_in_process_artifact(cluster, l
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_sigterm_during_the_map_reduce_leaves_nothing(tmp_path):
+def test_sigterm_during_the_map_reduce_leaves_nothing(big_graph, tmp_path):
     """SIGTERM while the data checks run as Ray tasks (a worker is in a map or reduce): exit 143 within seconds,
     no process, no temp file, no artifact; a rerun completes (test_stage_stop's promise, on Ray)."""
     import subprocess
@@ -151,16 +151,104 @@ def test_sigterm_during_the_map_reduce_leaves_nothing(tmp_path):
     from test_stage_stop import _env, sigterm_in_task
     from test_stage_stop import _kgllm as kgllm_cmd
 
-    sys.path.insert(0, str(ROOT / "bench"))
-    from bench_scale import make_dump
-
-    make_dump(tmp_path / "dump.nt.gz", 300_000)
-    subprocess.run(kgllm_cmd("pull", "file", str(tmp_path / "dump.nt.gz"), "--out", str(tmp_path / "graph")),
-                   check=True, env=_env(), capture_output=True)
     out = tmp_path / "clean"
-    cmd = kgllm_cmd("validate", str(tmp_path / "graph"), "--ontology", str(DBO), "--reasoner", "none", "--out",
+    cmd = kgllm_cmd("validate", str(big_graph), "--ontology", str(DBO), "--reasoner", "none", "--out",
                     str(out), "--engine", "ray", "--set", "block_triples=50000")
     sigterm_in_task(cmd, (b"_run_map", b"_run_reduce"), out, "validate")
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
     assert r.returncode in (0, 1), r.stderr[-2000:]
     assert read_manifest(out).counts["input_triples"] == 300_000
+
+
+@pytest.fixture(scope="module")
+def big_graph(tmp_path_factory) -> Path:
+    """300,000 triples (bench_scale's DBpedia-shaped graph): validate takes seconds on it."""
+    import subprocess
+
+    from test_stage_stop import _env
+    from test_stage_stop import _kgllm as kgllm_cmd
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_scale import make_dump
+
+    d = tmp_path_factory.mktemp("big")
+    make_dump(d / "dump.nt.gz", 300_000)
+    subprocess.run(kgllm_cmd("pull", "file", str(d / "dump.nt.gz"), "--out", str(d / "graph")),
+                   check=True, env=_env(), capture_output=True)
+    return d / "graph"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals")
+def test_a_stopped_validate_resumes_from_its_finished_work(big_graph, tmp_path):
+    """SIGTERM once the data checks are done: the stopped run keeps them (and the blocks it wrote) beside
+    the output; the rerun takes them from there instead of checking again, writes the same bytes as an
+    uninterrupted run, and removes them."""
+    import signal
+    import subprocess
+    import time
+
+    from test_stage_stop import STOP_S, _env, debris
+    from test_stage_stop import _kgllm as kgllm_cmd
+
+    def cmd(out: Path) -> list[str]:
+        return kgllm_cmd("validate", str(big_graph), "--ontology", str(DBO), "--reasoner", "none", "--out",
+                         str(out), "--set", "block_triples=20000")
+
+    ref = tmp_path / "ref"
+    r = subprocess.run(cmd(ref), env=_env(), capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    assert "resumed" not in read_manifest(ref).extra
+
+    out = tmp_path / "clean"
+    p = subprocess.Popen(cmd(out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".clean.checks-*/checks-1/part-0.pickle")):
+        assert p.poll() is None, f"validate ended before its checks were kept: {p.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, "no checks kept in 120 s"
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    _stdout, stderr = p.communicate(timeout=STOP_S)
+    assert p.returncode == 143, (p.returncode, stderr[-2000:])
+    assert not out.exists() and not debris(out)
+    (kept,) = tmp_path.glob(".clean.checks-*")
+
+    r = subprocess.run(cmd(out), env=_env(), capture_output=True, text=True)
+    assert r.returncode in (0, 1), r.stderr[-2000:]
+    assert read_manifest(out).extra["resumed"]["partitions"] == 1
+    _same(ref, out)
+    assert not kept.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".clean.")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ray's embedded instance")
+def test_ray_reduces_only_the_partitions_a_stopped_run_did_not_keep(planted, tmp_path):
+    """On Ray each finished partition's result is kept as it comes; a rerun reduces only the missing ones
+    (the map runs again: its pieces are not kept) and merges the same violations, duplicates and flags."""
+    from kgllm.engine import open_engine
+    from kgllm.validate import parts
+    from kgllm.validate.checks import CheckOptions
+    from kgllm.validate.feedback import load_flags
+    from kgllm.validate.ontology import load_ontologies
+
+    inputs = [planted / "clean", planted / "planted"]
+    cfg = parts.CheckConfig(load_ontologies([planted / "ex.ttl"]), CheckOptions(), {}, 1,
+                            load_flags([planted / "corrections"]), str(tmp_path))
+    resume = tmp_path / "resume"
+    resume.mkdir()
+
+    def seen(dc: parts.DataChecks):
+        return ({name: list(m.lines()) for name, m in dc.results.items()}, sorted(dc.duplicates), dc.terms,
+                sorted(dc.flagged), dc.rows)
+
+    with engine.configured(EngineConfig(mode="ray", num_cpus=2)), open_engine() as eng:
+        full, _shards, blocks = parts.run(inputs, cfg, eng, block_triples=BLOCK, resume=resume)
+        first = seen(full)
+        n = eng.report()["steps"][0]["parts"]
+        assert full.resumed == 0 and n == 5 and len(list(resume.glob("checks-4/part-*.pickle"))) == n
+        for k in (0, 3):   # as if the run had stopped before these two finished
+            (resume / parts.part_name(4, k)).unlink()
+        again, _shards, _blocks = parts.run(inputs, cfg, eng, block_triples=BLOCK, resume=resume)
+        step = eng.report()["steps"][1]
+    assert again.resumed == n - 2 and step["tasks"] == len(blocks) + 2
+    assert seen(again) == first and first[0]

@@ -26,7 +26,6 @@ tasks when :mod:`kgllm.engine` says so), so memory holds the graph and one shard
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -39,8 +38,7 @@ from ..artifacts import (
     git_commit,
     input_digest,
     package_versions,
-    pid_alive,
-    sha256_json,
+    resume_dir,
 )
 from ..config import check_ranges
 from ..engine import open_engine
@@ -207,7 +205,8 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
     try:
         with ArtifactWriter(out, "corpus", config=config, inputs=all_inputs, pipeline_key=pipeline_key) as w, \
                 open_engine() as eng:
-            resume = resume_dir(w.out, key)  # (once the writer has checked the destination)
+            # ``.NAME.shards-KEY`` beside the output (once the writer has checked the destination)
+            resume = resume_dir(w.out, key, "shards", RESUME_OWNER)
             _write(w, kg, config, eng, neural, shards, empty, resume, vb)
     except BaseException as e:
         # Finished shards stay for the rerun after a stop or a crash; nothing else does.
@@ -219,36 +218,7 @@ def run(inputs: list[Path], out: Path, config: CorpusConfig, *, pipeline_key: st
     return w.manifest  # the CLI prints the counts (print_artifact)
 
 
-def resume_dir(out: Path, key: dict) -> Path | None:
-    """``.NAME.shards-KEY`` beside ``out``: where the corpus stage keeps finished shards, so that a run
-    stopped by a signal or a crash resumes from them (same inputs, config and kgllm version: ``key``).
-    Another key's directory beside ``out`` (an earlier config or input) is removed; None when a live run
-    uses this one."""
-    name = f".{out.name}.shards-{sha256_json(key)[:16]}"
-    d = out.parent / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for p in out.parent.glob(f".{out.name}.shards-*"):
-        owner = _resume_owner(p)
-        if p != d and owner is not None and (owner == os.getpid() or not pid_alive(owner)):
-            shutil.rmtree(p, ignore_errors=True)  # kgllm's own (its owner file), of no use now
-    owner = _resume_owner(d)
-    if owner is not None and owner != os.getpid() and pid_alive(owner):
-        logger.warning("corpus: %s is in use by process %d; this run keeps its shards in its temp directory",
-                       d, owner)
-        return None
-    d.mkdir(exist_ok=True)
-    (d / RESUME_OWNER).write_text(f"{os.getpid()}\n")
-    return d
-
-
 RESUME_OWNER = "kgllm-corpus-resume"
-
-
-def _resume_owner(d: Path) -> int | None:
-    try:
-        return int((d / RESUME_OWNER).read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _write(w, kg, config, eng, neural, shards, empty, resume, vb) -> None:

@@ -31,6 +31,7 @@ import dataclasses
 import gc
 import itertools
 import os
+import pickle
 import shutil
 import zlib
 from array import array
@@ -40,8 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..artifacts import jsonl_line
+from ..artifacts import atomic_open, jsonl_line
 from ..errors import ArtifactError
+from ..log import logger
 from ..rdf import graph_shards, gzip_member, iter_statements
 from .checks import CHECKS, FOREIGN, OWN_BOTH, OWN_SUBJECT, CheckOptions, TermIndex, severity_of, tallies
 from .feedback import Flag, flagged_rows
@@ -386,9 +388,10 @@ class DataChecks:
     flagged: dict[int, Flag]
     missing: list[Flag]
     rows: int
+    resumed: int = 0                       # partitions whose results a stopped run had kept
 
 
-def merge(parts: list[PartResult], cfg: CheckConfig) -> DataChecks:
+def merge(parts: list[PartResult], cfg: CheckConfig, resumed: int = 0) -> DataChecks:
     by_check: dict[str, list[CheckOut]] = {}
     for r in sorted(parts, key=lambda r: r.part):
         for name, out in r.checks.items():
@@ -418,28 +421,80 @@ def merge(parts: list[PartResult], cfg: CheckConfig) -> DataChecks:
         for f in r.missing:
             missing[f.triple_id] = f
     return DataChecks(results, {n for r in parts for n in r.duplicates}, terms, flagged,
-                      sorted(missing.values(), key=lambda f: f.triple_id), sum(r.rows for r in parts))
+                      sorted(missing.values(), key=lambda f: f.triple_id), sum(r.rows for r in parts), resumed)
 
 
-def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int = BLOCK_TRIPLES
-        ) -> tuple[DataChecks, list[InputShard], list[Block]]:
+def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int = BLOCK_TRIPLES,
+        resume: Path | None = None) -> tuple[DataChecks, list[InputShard], list[Block]]:
     """The map and the reduce: in this process (one partition, each shard read once and indexed in turn), or
     on Ray when the engine says so (``engine.config.mode == "ray"`` or an address): one subject partition per
-    task the cluster runs at once, and about two reads per task."""
+    task the cluster runs at once, and about two reads per task.
+
+    ``resume``: a directory (kgllm.artifacts.resume_dir) where each finished partition's result and violation
+    files are kept; a rerun with the same partitions takes them from there and reduces only the others
+    (``DataChecks.resumed``)."""
     ray = uses_ray(engine)
     whole = frozenset().union(*whole_graph_checks(cfg.options).values())
+    n = max(2, 2 * engine.task_slots()) if ray else 1   # Ray: two partitions per task slot (smaller indexes)
+    if resume is not None:
+        spill = Path(resume) / f"checks-{n}"
+        spill.mkdir(exist_ok=True)
+        cfg = dataclasses.replace(cfg, spill=str(spill))
     if not ray:
         shards, blocks = plan(inputs, block_triples)
-        scan = ScanConfig(1, whole)
-        parts = [check_part(cfg, 0, (scan_block(scan, b)[0] for b in blocks))]
-        return merge(parts, cfg), shards, blocks
-    slots = engine.task_slots()
-    n = max(2, 2 * slots)   # two partitions per task slot: smaller indexes, and a slow one matters less
-    shards, blocks = plan(inputs, block_triples, 2 * slots)
+        got = load_kept(resume, part_name(1, 0))
+        resumed = int(got is not None)
+        if got is None:
+            scan = ScanConfig(1, whole)
+            got = check_part(cfg, 0, (scan_block(scan, b)[0] for b in blocks))
+            keep(resume, part_name(1, 0), got)
+        return merge([got], cfg, resumed), shards, blocks
+    shards, blocks = plan(inputs, block_triples, 2 * engine.task_slots())
     cfg = dataclasses.replace(cfg, parts=n)
-    out = engine.map_reduce(_scan_task, blocks, _check_task, n + 1, shared=(ScanConfig(n, whole), cfg),
-                            desc="validate: data checks")
-    return merge([r for _k, r in out], cfg), shards, blocks
+    have = {k: r for k in range(n + 1) if (r := load_kept(resume, part_name(n, k))) is not None}
+    resumed = len(have)
+    if len(have) < n + 1:
+        if have:
+            logger.info("validate: %d of %d partitions' checks kept by a stopped run", len(have), n + 1)
+        for k, r in engine.map_reduce(_scan_task, blocks, _check_task, n + 1, shared=(ScanConfig(n, whole), cfg),
+                                      desc="validate: data checks", only=[k for k in range(n + 1) if k not in have]):
+            keep(resume, part_name(n, k), r)
+            have[k] = r
+    return merge(list(have.values()), cfg, resumed), shards, blocks
+
+
+def part_name(parts: int, k: int) -> str:
+    return f"checks-{parts}/part-{k}.pickle"
+
+
+def write_name(b: Block) -> str:
+    """A read's written members, by its rows (the same whatever the number of reads)."""
+    return f"write/{b.shard}-{b.lo}-{b.hi}.pickle"
+
+
+def keep(resume: Path | None, name: str, obj) -> None:
+    """Keep a finished result in the resume directory (atomically: a stop leaves it whole or absent)."""
+    if resume is None:
+        return
+    with atomic_open(Path(resume) / name, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_kept(resume: Path | None, name: str):
+    """A result a stopped run kept (None: none, or unreadable, or its violation files are gone)."""
+    if resume is None:
+        return None
+    try:
+        with open(Path(resume) / name, "rb") as f:
+            got = pickle.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as e:
+        logger.warning("validate: %s/%s is unreadable (%s); redoing that work", resume, name, e)
+        return None
+    if isinstance(got, PartResult) and not all(Path(o.path).exists() for o in got.checks.values()):
+        return None
+    return got
 
 
 def _append(src, dst) -> None:

@@ -30,11 +30,20 @@ import itertools
 import json
 import shutil
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..artifacts import Manifest, atomic_write_json, atomic_write_text, jsonl_line
+from ..artifacts import (
+    Manifest,
+    atomic_write_json,
+    atomic_write_text,
+    git_commit,
+    input_digest,
+    jsonl_line,
+    package_versions,
+    resume_dir,
+)
 from ..engine import in_order, open_engine
 from ..errors import ArtifactError, EmptyResultError, InputError
 from ..log import logger, progress
@@ -131,66 +140,91 @@ def run(inputs: list[Path], out: Path, config: ValidateConfig, *, pipeline_key: 
                        timeout_s=config.reasoning_timeout_s, explain=config.explain)
     logger.info("reasoning: %s", reasoning.status)
 
-    with open_engine() as eng, \
-            GraphWriter(out, config=config, inputs=[*inputs, *exports], pipeline_key=pipeline_key) as g:
-        spill = g.path.absolute() / ".checks"   # each partition's violations, check by check (removed below)
-        spill.mkdir()
-        checks, shards, blocks = run_data_checks(
-            inputs, parts.CheckConfig(ont, config.checks, config.severity, 1, flags, str(spill)), eng,
-            block_triples=config.block_triples)
-        if checks.rows != total:
-            raise ArtifactError(f"{', '.join(map(str, inputs))}: manifests count {total} triples but the shards "
-                                f"hold {checks.rows}; the artifact is damaged: rebuild it")
-        quarantine: dict[int, list[tuple[str, str]]] = defaultdict(list)   # row -> (check, reason)
-        n_warnings = 0
-        with open(g.path / "warnings.jsonl", "wb") as wf:
-            for name, found in checks.results.items():
-                if found.severity != "error":
-                    found.write(wf)
-                    n_warnings += len(found)
-                    continue
-                for row, line, message in zip(found.rows.tolist(), found.lines(), found.messages, strict=True):
-                    if row >= 0:
-                        quarantine[row].append((name, message))
-                    else:   # an error with no triple to quarantine: reported, like a warning
-                        wf.write(line.encode("utf-8"))
-                        n_warnings += 1
-        for n in sorted(checks.flagged):
-            quarantine[n].append(("feedback", REASON))
-
-        shacl_text: list[str] | None = [] if total <= config.shacl_max_triples else None
-        kept, quarantined, duplicates, n_flagged = _write_graph(g, eng, checks, shards, blocks, quarantine,
-                                                                shacl_text)
-        assert kept + quarantined + duplicates == total, "validate lost triples"  # counts must add up
-        g.extra["engine"] = eng.report()
-        report_examples = {name: found.head(config.max_examples) for name, found in checks.results.items()}
-        shutil.rmtree(spill)
-
-        # Too big for pyshacl: the lines were not kept, and the input size decides (reported as skipped).
-        shacl = validate_shapes(shacl_text or [], kept if shacl_text is not None else total, config.shapes,
-                                max_triples=config.shacl_max_triples, max_examples=config.max_examples,
-                                shapes=shapes)
-        counts = {"input_triples": total, "kept": kept, "quarantined": quarantined, "duplicate_triples": duplicates,
-                  "errors": sum(len(v) for v in quarantine.values()), "warnings": n_warnings,
-                  "flagged_by_feedback": n_flagged}
-        feedback = _feedback_report(corrections, flags, checks, n_flagged, config.max_examples)
-        report = _report(inputs, config, ont, reasoning, checks.results, report_examples, counts, shacl,
-                         feedback)
-        atomic_write_json(g.path / "report.json", report)
-        atomic_write_text(g.path / "report.md", render_markdown(report))
-        g.counts.update(counts)
-        g.counts["problems"] = len(report["problems"])
-        # Timings in the manifest, not in report.json: the same input gives the same report and content hash.
-        g.extra["validation"] = {"seconds": {"reasoning": reasoning.to_dict().get("seconds"),
-                                             "shacl": shacl.get("seconds")},
-                                 "clean": report["clean"], "problems": report["problems"],
-                                 "reasoning": reasoning.status}
-        if corrections:
-            g.extra["feedback"] = {k: feedback[k] for k in ("corrections", "flagged_triples",
-                                                            "quarantined_triples", "not_in_graph")}
-        # In the manifest's problems too: the CLI and `kgllm run` print them and exit 1.
-        g.problems.extend(report["problems"])
+    # What decides the checks' results and the written blocks: a stopped run's finished work is kept under
+    # this key beside the output (kgllm.artifacts.resume_dir) and a rerun with the same key resumes from it.
+    key = {"config": asdict(config), "inputs": [input_digest(p) for p in [*inputs, *corrections, *config.ontology]],
+           "code": [package_versions().get("kgllm"), git_commit()]}
+    resume = None
+    try:
+        with open_engine() as eng, \
+                GraphWriter(out, config=config, inputs=[*inputs, *exports], pipeline_key=pipeline_key) as g:
+            resume = resume_dir(Path(out), key, "checks", RESUME_OWNER)   # (once the writer has checked it)
+            _validate(g, eng, inputs, config, ont, flags, shapes, reasoning, corrections, total, resume)
+    except BaseException:
+        # Finished work stays for the rerun after a stop or a crash; an empty resume directory does not.
+        if resume is not None and not any(f.suffix == ".pickle" for f in resume.rglob("*")):
+            shutil.rmtree(resume, ignore_errors=True)
+        raise
+    if resume is not None:   # written: the kept work is of no more use
+        shutil.rmtree(resume, ignore_errors=True)
     return g.manifest
+
+
+RESUME_OWNER = "kgllm-validate-resume"
+
+
+def _validate(g: GraphWriter, eng, inputs, config: ValidateConfig, ont, flags, shapes, reasoning, corrections,
+              total: int, resume: Path | None) -> None:
+    """The data checks, the clean graph, the quarantine and the report, into ``g``."""
+    spill = g.path.absolute() / ".checks"   # each partition's violations, check by check (removed below)
+    spill.mkdir()
+    checks, shards, blocks = run_data_checks(
+        inputs, parts.CheckConfig(ont, config.checks, config.severity, 1, flags, str(spill)), eng,
+        block_triples=config.block_triples, resume=resume)
+    if checks.rows != total:
+        raise ArtifactError(f"{', '.join(map(str, inputs))}: manifests count {total} triples but the shards "
+                            f"hold {checks.rows}; the artifact is damaged: rebuild it")
+    quarantine: dict[int, list[tuple[str, str]]] = defaultdict(list)   # row -> (check, reason)
+    n_warnings = 0
+    with open(g.path / "warnings.jsonl", "wb") as wf:
+        for name, found in checks.results.items():
+            if found.severity != "error":
+                found.write(wf)
+                n_warnings += len(found)
+                continue
+            for row, line, message in zip(found.rows.tolist(), found.lines(), found.messages, strict=True):
+                if row >= 0:
+                    quarantine[row].append((name, message))
+                else:   # an error with no triple to quarantine: reported, like a warning
+                    wf.write(line.encode("utf-8"))
+                    n_warnings += 1
+    for n in sorted(checks.flagged):
+        quarantine[n].append(("feedback", REASON))
+
+    shacl_text: list[str] | None = [] if total <= config.shacl_max_triples else None
+    kept, quarantined, duplicates, n_flagged, written = _write_graph(g, eng, checks, shards, blocks,
+                                                                     quarantine, shacl_text, resume)
+    if checks.resumed or written:
+        g.extra["resumed"] = {"partitions": checks.resumed, "blocks": written}
+    assert kept + quarantined + duplicates == total, "validate lost triples"  # counts must add up
+    g.extra["engine"] = eng.report()
+    report_examples = {name: found.head(config.max_examples) for name, found in checks.results.items()}
+    shutil.rmtree(spill)
+
+    # Too big for pyshacl: the lines were not kept, and the input size decides (reported as skipped).
+    shacl = validate_shapes(shacl_text or [], kept if shacl_text is not None else total, config.shapes,
+                            max_triples=config.shacl_max_triples, max_examples=config.max_examples,
+                            shapes=shapes)
+    counts = {"input_triples": total, "kept": kept, "quarantined": quarantined, "duplicate_triples": duplicates,
+              "errors": sum(len(v) for v in quarantine.values()), "warnings": n_warnings,
+              "flagged_by_feedback": n_flagged}
+    feedback = _feedback_report(corrections, flags, checks, n_flagged, config.max_examples)
+    report = _report(inputs, config, ont, reasoning, checks.results, report_examples, counts, shacl,
+                     feedback)
+    atomic_write_json(g.path / "report.json", report)
+    atomic_write_text(g.path / "report.md", render_markdown(report))
+    g.counts.update(counts)
+    g.counts["problems"] = len(report["problems"])
+    # Timings in the manifest, not in report.json: the same input gives the same report and content hash.
+    g.extra["validation"] = {"seconds": {"reasoning": reasoning.to_dict().get("seconds"),
+                                         "shacl": shacl.get("seconds")},
+                             "clean": report["clean"], "problems": report["problems"],
+                             "reasoning": reasoning.status}
+    if corrections:
+        g.extra["feedback"] = {k: feedback[k] for k in ("corrections", "flagged_triples",
+                                                        "quarantined_triples", "not_in_graph")}
+    # In the manifest's problems too: the CLI and `kgllm run` print them and exit 1.
+    g.problems.extend(report["problems"])
 
 
 def _check_ontology(ont) -> None:
@@ -209,22 +243,41 @@ def _check_ontology(ont) -> None:
 
 def _write_graph(g: GraphWriter, eng, checks: parts.DataChecks, shards: list[parts.InputShard],
                  blocks: list[parts.Block], quarantine: dict[int, list[tuple[str, str]]],
-                 shacl_text: list[str] | None) -> tuple[int, int, int, int]:
+                 shacl_text: list[str] | None, resume: Path | None = None) -> tuple[int, int, int, int, int]:
     """Kept triples into ``g`` (one shard per input shard, same provenance; one gzip member per block of
     ``block_triples`` rows, made in parallel on Ray when the checks ran there), the rest into quarantine/.
-    Returns kept, quarantined, duplicates and how many of the quarantined were flagged by feedback.
+    Returns kept, quarantined, duplicates, how many of the quarantined were flagged by feedback, and how many
+    reads' members a stopped run had kept in ``resume`` (each read's members are kept there when made).
     ``shacl_text``: when given, gets the kept statements."""
     dups = checks.duplicates
     tasks = parts.write_tasks(blocks, dups | set(quarantine), shacl_text is not None)
+    kept_before = {i for i, t in enumerate(tasks)
+                   if resume is not None and (resume / parts.write_name(t.block)).exists()}
+    todo = [i for i in range(len(tasks)) if i not in kept_before]
     if parts.uses_ray(eng):
-        done = eng.map_tasks(parts.write_block, tasks, desc="validate: writing the clean graph", unit="block")
+        made = eng.map_tasks(parts.write_block, [tasks[i] for i in todo], desc="validate: writing the clean graph",
+                             unit="block")
     else:
-        done = ((i, parts.write_block(None, t)) for i, t in enumerate(progress(tasks, desc="write", unit="block")))
+        made = ((j, parts.write_block(None, tasks[i]))
+                for j, i in enumerate(progress(todo, desc="write", unit="block")))
+
+    def results():
+        yield from ((i, None) for i in sorted(kept_before))   # read from the resume directory when written
+        for j, members in made:
+            i = todo[j]
+            if resume is not None:
+                parts.keep(resume, parts.write_name(tasks[i].block), members)
+            yield i, members
+
     kept = 0
     # The blocks finish in any order; each input shard's are written, in order, into one output shard.
-    for k, results in itertools.groupby(in_order(done), key=lambda ir: blocks[ir[0]].shard):
+    for k, done in itertools.groupby(in_order(results()), key=lambda ir: blocks[ir[0]].shard):
         with g.members(shards[k].provenance) as add:
-            for _i, members in results:
+            for i, members in done:
+                if members is None:
+                    members = parts.load_kept(resume, parts.write_name(tasks[i].block))
+                    if members is None:
+                        raise ArtifactError(f"{resume}: a kept block vanished while validate ran; run it again")
                 for data, n, text in members:
                     add(data, n)
                     kept += n
@@ -253,7 +306,7 @@ def _write_graph(g: GraphWriter, eng, checks: parts.DataChecks, shards: list[par
                 rec["feedback"] = {"reasons": f.reasons, "feedback_ids": f.feedback_ids, "corrections": f.sources}
             qj.write(jsonl_line(rec))
     g.duplicates += len(dups)  # the writer's own count (it did not see them)
-    return kept, quarantined, len(dups), n_flagged
+    return kept, quarantined, len(dups), n_flagged, len(kept_before)
 
 
 def _feedback_report(corrections, flags, checks: parts.DataChecks, n_flagged, max_examples) -> dict:
