@@ -32,9 +32,9 @@ def R(x: str) -> str:
     return f"<{DBR}{x}>"
 
 
-def build_shapes_index(root: Path) -> Path:
-    """Index of the sample's core files and categories + the ontology's English labels and schema triples
-    (no vectors: the ranker encodes candidate texts itself)."""
+def build_shapes_index(root: Path, files: tuple[str, ...] = FILES) -> Path:
+    """Index of the sample's core files and categories (or ``files``) + the ontology's English labels and
+    schema triples (no vectors: the ranker encodes candidate texts itself)."""
     import pyoxigraph
 
     from kgllm.rdf import GraphWriter
@@ -43,8 +43,8 @@ def build_shapes_index(root: Path) -> Path:
     index = root / "index"
     if (index / "manifest.json").exists():
         return index
-    with GraphWriter(root / "sample", config={"files": list(FILES)}) as w:
-        for f in FILES:
+    with GraphWriter(root / "sample", config={"files": list(files)}) as w:
+        for f in files:
             quads = pyoxigraph.parse(lzma.open(SAMPLE / f).read(), format=pyoxigraph.RdfFormat.N_TRIPLES)
             w.add_all([(str(q.subject), str(q.predicate), str(q.object)) for q in quads], {"source": f})
     onto = pyoxigraph.parse(lzma.open(ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz").read(),
@@ -363,3 +363,19 @@ def test_handwritten_gold_answers_match_the_graph(name, capsys):
     path = ROOT / "examples" / "data" / "questions" / name
     assert chk.check(store, path, minimums=name == "handwritten_shapes.jsonl") == 0, capsys.readouterr().out
     assert "all gold answers match" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def with_infobox(session_tmp):
+    """The shapes index plus the sample's raw infobox properties (dbp:, many of them strings)."""
+    from kgllm.ask.answer import Answerer
+
+    return Answerer.from_dir(build_shapes_index(session_tmp / "shapes-infobox",
+                                                (*FILES, "infobox_properties_en.ttl.xz")))
+
+
+def test_a_count_counts_things_not_names(with_infobox):
+    # The best candidates are relations of British Airways that hold names (dbp:frequentFlyer "Executive
+    # Club", dbp:airline "British Airways"): counting them answers nothing asked.
+    out = with_infobox.ask("How many passengers did British Airways fly in 2015?")
+    assert not out["supported"] and out["answer"] == "not in the graph"

@@ -551,6 +551,10 @@ class Understander:
             if res is not None:
                 res.ranked = cands
                 if q.shape == "count" and not (len(res.answers) == 1 and _is_number(res.answers[0])):
+                    if not any(a.startswith(("<", "_:")) for a in res.answers):
+                        # "How many passengers ...": things are counted, names and strings are not (the
+                        # count of a frequent flyer programme's names answers nothing asked).
+                        continue
                     res.aggregate, res.count = "count", res.total
                 return res
         return None
