@@ -379,3 +379,13 @@ def test_a_count_counts_things_not_names(with_infobox):
     # Club", dbp:airline "British Airways"): counting them answers nothing asked.
     out = with_infobox.ask("How many passengers did British Airways fly in 2015?")
     assert not out["supported"] and out["answer"] == "not in the graph"
+
+
+def test_when_takes_a_date_written_as_a_plain_string():
+    # Raw infobox values are often untyped ("1886-10-28" for the Statue of Liberty's dbp:beginningDate).
+    from kgllm.ask.understand import _wh_agreement
+
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    assert _wh_agreement("when", {'"1886-10-28"'}) == _wh_agreement("when", {f'"1886-10-28"^^<{xsd}date>'}) > 0
+    assert _wh_agreement("when", {'"1886"'}) > 0
+    assert _wh_agreement("when", {'"Lady Liberty"@en'}) < 0 and _wh_agreement("when", {'"18-86"'}) < 0

@@ -909,12 +909,21 @@ def _same_value(a: str, b: str) -> bool:
     return False
 
 
+_DATE_FORM = re.compile(r"\d{4}(?:-\d{2}(?:-\d{2})?)?")   # a plain literal written as a date: "1886-10-28"
+
+
+def _is_date(term: str) -> bool:
+    """A date literal: typed as one, or a plain string in a date's ISO form (DBpedia's raw infobox values)."""
+    value, _lang, dt = parse_literal(term)
+    return (dt or "") in _DATE_DT or (dt in (None, XSD_STRING) and _DATE_FORM.fullmatch(str(value)) is not None)
+
+
 def _wh_agreement(wh: str | None, answers: set[str]) -> float:
     """A small bonus when the answer type fits the wh-word ("when" -> dates, "who" -> entities)."""
     if not answers or wh is None:
         return 0.0
     sample = list(answers)[:20]
-    dates = sum(1 for a in sample if a.startswith('"') and (parse_literal(a)[2] or "") in _DATE_DT)
+    dates = sum(1 for a in sample if a.startswith('"') and _is_date(a))
     iris = sum(1 for a in sample if a.startswith("<"))
     share_d, share_i = dates / len(sample), iris / len(sample)
     if wh == "when":
