@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ArtifactError, InputError, UsageError
+from .log import logger
 
 MANIFEST = "manifest.json"
 # Set by ``run_stage(..., force=True)`` (the CLI's --force): writers may then replace an artifact of
@@ -529,8 +530,6 @@ def resume_dir(out: Path, key: dict, tag: str, owner_file: str) -> Path | None:
             shutil.rmtree(p, ignore_errors=True)  # kgllm's own (its owner file), of no use now
     owner = resume_owner(d, owner_file)
     if owner is not None and owner != os.getpid() and pid_alive(owner):
-        from .log import logger
-
         logger.warning("%s is in use by process %d; this run does not keep its work there to resume from",
                        d, owner)
         return None
