@@ -56,8 +56,8 @@ from .ranker import mask_question
 from .sparql_templates import literal_from_nt
 
 # Yes/no questions start with an auxiliary verb.
-_POSSESSIVE = re.compile(r"(?:'s|s')\s+(?:\w+\s+){0,2}[A-Z\d]")   # "Danielle Steel's novel Sisters"
 _AUX = frozenset("is are was were does do did has have had can could will would should".split())
+_POSSESSIVE = re.compile(r"(?:'s|s')\s+(?:\w+\s+){0,2}[A-Z\d]")   # "Danielle Steel's novel Sisters"
 _SUPERLATIVE_ASC = frozenset("smallest lowest shortest least fewest earliest oldest cheapest".split())
 _SUPERLATIVE_DESC = frozenset("largest biggest highest tallest longest most greatest latest youngest newest "
                               "deepest heaviest widest richest busiest".split())
@@ -399,10 +399,10 @@ class Understander:
         return 0.0
 
     def answer_kind(self, c: Query) -> float | None:
-        """The share of the evidence that says the candidate's answers are agents (people, organisations),
-        from WordNet's first noun senses of (first of these that has any) the answers' type labels, the
-        range (domain, for an inverse hop) of its last predicate, or the head noun of that predicate's label;
-        None without evidence. A question's "who" asks for an agent: the designer, not the body style."""
+        """The share of the evidence that says the candidate's answers are agents (people, organisations):
+        WordNet's first noun senses of the head nouns of the answers' types; without those, of the range
+        (domain, for an inverse hop) of its last predicate; without that, of the predicate's label. None
+        without evidence. A question's "who" asks for an agent: the designer, not the body style."""
         iris = sorted(a for a in c.answers if a.startswith("<"))[:10]
         if len(iris) < len(c.answers) / 2:
             return None  # mostly literals: _wh_agreement's business
