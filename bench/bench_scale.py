@@ -33,7 +33,8 @@ exponents are measured in the same run, so a busy machine moves them less than t
 Usage::
 
     python bench/bench_scale.py --sizes 250k,1M,4M --work DIR [--stages pull,validate,corpus,index] [--embed 20000]
-        [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--repeat 3] [--workers-only] [--json FILE]
+        [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--repeat 3] [--workers-only]
+        [--validate-resume] [--json FILE]
 
 Sizes take k/M suffixes (``--sizes ''`` with --wordnet: WordNet only). ``DIR`` keeps the dumps and artifacts
 (reused when present) so a size can be rerun; WordNet's pulled and validated graphs are reused when their stage
@@ -50,6 +51,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -253,6 +255,28 @@ def run_workers(work: Path, tag: str, n: int, stages: list[str], workers: dict[s
     return rows
 
 
+def validate_resume(work: Path, tag: str, n: int, ontology: Path = ONTOLOGY) -> list[dict]:
+    """``--validate-resume``: validate stopped by SIGTERM once its data checks are kept, then the rerun that
+    resumes from them, measured (row ``validate-resumed``) against an unbroken run (row
+    ``validate-unbroken``) of the same command."""
+    cmd = stage_cmds(work, tag, [], ontology)["validate"]
+    out = work / f"clean-{tag}"
+    unbroken = measure(cmd, work / f"validate-unbroken-{tag}.log", "validate-unbroken", tag, n)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 3600
+    while not list(work.glob(f".{out.name}.checks-*/checks-1/part-0.pickle")):
+        if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
+            raise SystemExit(f"validate of {tag} ended (or took an hour) before its checks were kept")
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    p.wait()
+    resumed = measure(cmd, work / f"validate-resumed-{tag}.log", "validate-resumed", tag, n)
+    print(f"validate at {n:,} triples: the rerun after a stop once the checks were kept took "
+          f"{resumed['wall_s'] / unbroken['wall_s']:.2f} of an unbroken run's wall time", file=sys.stderr)
+    return [unbroken, resumed]
+
+
 def speedups(rows: list[dict], stage: str, ws: list[int]) -> dict[str, float]:
     """Wall time of ``STAGE-ray1`` over that of ``STAGE-rayN`` per graph, keyed ``"TRIPLES:N"``; printed."""
     out = {}
@@ -320,6 +344,9 @@ def main() -> None:
                     help="worker runs: alternate the worker counts this many rounds, keep each one's fastest run")
     ap.add_argument("--workers-only", action="store_true",
                     help="for a stage given worker counts, run only its Ray rows (not the in-process one again)")
+    ap.add_argument("--validate-resume", action="store_true",
+                    help="also time validate's rerun after a SIGTERM once its data checks were kept, against "
+                         "an unbroken run (rows validate-unbroken, validate-resumed)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -343,6 +370,8 @@ def main() -> None:
         rows += [measure(cmds[st], work / f"{st}-{tag}.log", st, tag, n) for st in STAGES
                  if st in stages and not (args.workers_only and workers.get(st))]
         rows += run_workers(work, tag, n, stages, workers, repeat=args.repeat)
+        if args.validate_resume:
+            rows += validate_resume(work, tag, n)
     if args.wordnet:
         rows += run_wordnet(work, stages, workers)
     print("\n| graph | stage | triples | wall s | CPU s | triples per CPU-second | peak RSS MB "
