@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,46 @@ def test_cli_engine_ray(ray_session, tmp_path, monkeypatch):
     assert main(["pull", "file", str(gz), str(plain), "--out", str(tmp_path / "auto")]) == 0
     auto = read_manifest(tmp_path / "auto")
     assert auto.extra["engine"] == {"ran": "local", "mode": "auto"} and auto.content_sha256 == local.content_sha256
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals")
+def test_a_stopped_pull_on_ray_resumes_from_the_parts_it_parsed(tmp_path):
+    """SIGTERM once a Ray task's part is parsed: the stopped pull keeps the parsed parts (and only them) beside
+    the output; the rerun parses only the others and writes the in-process pull's bytes, then removes them."""
+    import signal
+    import subprocess
+    import time
+
+    from test_stage_stop import STOP_S, _env, _kgllm, debris
+
+    files = []
+    for k in range(8):   # compressed: one task per file
+        f = tmp_path / f"part{k}.nt.gz"
+        f.write_bytes(gzip.compress(b"".join(nt_lines(60_000, seed=k)), compresslevel=1))
+        files.append(str(f))
+    ref = tmp_path / "ref"
+    r = subprocess.run(_kgllm("pull", "file", *files, "--out", str(ref), "--engine", "local"), env=_env(),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "ray"
+    cmd = _kgllm("pull", "file", *files, "--out", str(out), "--engine", "ray")
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".ray.parts-*/*.done.json")):
+        assert p.poll() is None, f"the pull ended before a part was parsed: {p.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, "no part parsed in 120 s"
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    _stdout, stderr = p.communicate(timeout=STOP_S)
+    assert p.returncode == 143, (p.returncode, stderr[-2000:])
+    assert not out.exists() and not debris(out)
+    (kept,) = tmp_path.glob(".ray.parts-*")
+    assert 1 <= len(list(kept.glob("*.done.json"))) < 8
+
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    man = read_manifest(out)
+    assert man.extra["engine"]["parts"] == 8 and man.extra["engine"]["parts_resumed"] >= 1
+    assert man.content_sha256 == read_manifest(ref).content_sha256 and man.counts == read_manifest(ref).counts
+    assert not kept.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".ray.")]

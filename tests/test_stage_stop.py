@@ -125,8 +125,10 @@ def _stop_mid_work(cmd: list[str], out: Path, sig: int) -> None:
 
 
 # The resume directories a stopped stage keeps beside its output (kgllm.artifacts.resume_dir): the corpus
-# stage's finished shards, validate's finished checks and blocks; each marked by its owner file.
-RESUME = {"shards": ("kgllm-corpus-resume", ".done.json"), "checks": ("kgllm-validate-resume", ".pickle")}
+# stage's finished shards, validate's finished checks and blocks, the parts a pull on Ray parsed; each marked
+# by its owner file.
+RESUME = {"shards": ("kgllm-corpus-resume", ".done.json"), "checks": ("kgllm-validate-resume", ".pickle"),
+          "parts": ("kgllm-pull-resume", ".done.json")}
 
 
 def debris(out: Path) -> list[str]:

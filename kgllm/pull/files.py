@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import json
 import os
 import pickle
 import re
@@ -46,7 +47,16 @@ from typing import IO
 
 from .. import engine as enginemod
 from .. import rdf
-from ..artifacts import Manifest, jsonl_line, sha256_file
+from ..artifacts import (
+    Manifest,
+    atomic_open,
+    atomic_write_json,
+    git_commit,
+    jsonl_line,
+    package_versions,
+    resume_dir,
+    sha256_file,
+)
 from ..errors import ConfigError, EmptyResultError, InputError, UsageError
 from ..log import logger, progress
 from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, line_key, open_rdf, oxigraph_format
@@ -307,7 +317,7 @@ class _FileReader:
         the in-process path adds it: blank nodes relabelled in order of appearance, duplicates dropped and
         counted by the shard's ``add_keyed`` (:meth:`kgllm.rdf.GraphWriter.shard`), quarantine records
         written; the error the task met is raised here, so in input order. The task's spill file is read
-        block by block, then removed."""
+        block by block, then removed (kept when it is in a resume directory: ``part["keep"]``)."""
         if "error" in part:
             raise InputError(part["error"])
         spill = Path(part["spill"])
@@ -318,7 +328,8 @@ class _FileReader:
                 except EOFError:
                     break
                 self._take_block(*block, add_keyed)
-        spill.unlink()
+        if not part.get("keep"):
+            spill.unlink()
         for k in _TASK_COUNTS:
             self.counts[k] += part["counts"][k]
 
@@ -427,7 +438,8 @@ class _TaskReader(_FileReader):
 
 
 _NO_KEY = bytes(8)  # a line with a blank node: the driver relabels it, then computes its key
-_SPILL_DIR = ".ray-parts"  # in the artifact's temp directory while the tasks run
+_SPILL_DIR = ".ray-parts"  # in the artifact's temp directory while the tasks run (when no resume directory)
+RESUME_OWNER = "kgllm-pull-resume"   # the owner file of ``.OUT.parts-KEY`` (kgllm.artifacts.resume_dir)
 
 
 def _parse_part(config: FilePullConfig, part: tuple) -> dict:
@@ -469,15 +481,28 @@ def _parse_part(config: FilePullConfig, part: tuple) -> dict:
         return True
 
     r = _TaskReader(path, fmt, comp, "", config, add, q, _NoBar(), file=file)
-    with open(spill, "wb") as out:
+    with atomic_open(spill, "wb") as out:
         try:
             r.read_lines(span)
         except InputError as e:
-            out.close()
-            Path(spill).unlink()
-            return {"error": str(e)}
+            return {"error": str(e)}   # (the temp file goes: atomic_open keeps only a finished part)
         flush()
-    return {"spill": spill, "counts": {k: r.counts[k] for k in _TASK_COUNTS}}
+    res = {"spill": spill, "counts": {k: r.counts[k] for k in _TASK_COUNTS}}
+    atomic_write_json(_done_marker(spill), res)   # after the part itself: a marker means a whole part
+    return res
+
+
+def _done_marker(spill: str | Path) -> Path:
+    return Path(spill).with_suffix(".done.json")
+
+
+def _kept_part(spill: str | Path) -> dict | None:
+    """A part a stopped run finished (its spill file and its marker), or None."""
+    try:
+        res = json.loads(_done_marker(spill).read_text())
+    except (OSError, ValueError):
+        return None
+    return res if Path(spill).exists() and res.get("spill") == str(spill) else None
 
 
 def _resolve_paths(paths, config: FilePullConfig) -> list[Path]:
@@ -507,9 +532,10 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     Where the engine says Ray (:func:`_on_ray`), the N-Triples/N-Quads files are parsed by Ray tasks
     (:func:`_parse_part`): an uncompressed one larger than ``range_bytes`` (default :data:`RANGE_BYTES`) in
     byte ranges of about that size, any other (compressed: it cannot be cut) in one task; the other formats
-    are parsed in this process. The tasks write what they parsed to spill files in the artifact's temp
-    directory (so on a cluster ``out``, like the input files, must be on storage every node sees), which
-    this process reads in input order, writing the graph as the in-process pull does: the same shards,
+    are parsed in this process. The tasks write what they parsed to spill files beside ``out``, in
+    ``.NAME.parts-KEY/`` (kgllm.artifacts.resume_dir: kept until the pull succeeds, so that a stopped pull
+    parses only the parts it had not finished; on a cluster ``out``, like the input files, must be on
+    storage every node sees), which this process reads in input order, writing the graph as the in-process pull does: the same shards,
     counts, ``content_sha256`` and errors; ``extra.engine`` says where it ran."""
     config = config or FilePullConfig()
     if range_bytes is not None and range_bytes < 1:
@@ -536,73 +562,103 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     totals = {"files": len(files), "statements": 0, "named_graph_quads": 0, "lines": 0, "blank_lines": 0,
               "bad_lines": 0}
     per_file = []
-    with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g, \
-            (enginemod.open_engine(eng_config) if ray else contextlib.nullcontext()) as eng:
-        qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
-        bar = progress(desc="pull file", unit="triple")
-        results = ordered = None
-        spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
-        if parts:
-            spill.mkdir()
-            parts = [(*a, str(spill / f"{i:06d}.pickle")) for i, a in enumerate(parts)]
-
-        def result(i: int) -> dict:
-            """Part ``i`` as parsed by its task (the tasks finish in any order; the parts are used in order)."""
-            nonlocal results, ordered
-            if results is None:
-                results = eng.map_tasks(_parse_part, parts, shared=config, desc="pull file: parse", unit="part")
-                ordered = enginemod.in_order(results)
-            j, res = next(ordered)
-            assert j == i, (j, i)   # the parts are taken in order, each once
-            return res
-
-        try:
-            for (path, fmt, comp), mine in zip(plan, tasks, strict=True):
-                sha = sha256_file(path)
-                prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
-                shard = g.shard(prov)
-                with shard as add:
-                    r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
-                    if mine is not None:   # on Ray: lines the tasks keyed, de-duplicated here
-                        for i in mine:
-                            r.take(result(i), shard.add_keyed)
-                    elif fmt in LINE_BASED:
-                        r.read_lines()
-                    else:
-                        r.read_document()
-                per_file.append({"path": str(path), "sha256": sha, "format": fmt,
-                                 "compression": comp[1:] if comp else None, **r.counts})
-                for k in totals:
-                    totals[k] += r.counts.get(k, 0) if k != "files" else 0
-                logger.info("%s: %d statements (%d kept)", path, r.counts["statements"], r.counts["triples"])
-                if r.counts.get("bad_lines") and not r.counts["statements"]:
-                    g.problems.append(
-                        f"all {r.counts['bad_lines']} statements of {path} were quarantined "
-                        f"(see {Path(out) / QUARANTINE}); is it in another format?")
-            if ordered is not None:
-                for _ in ordered:  # none left: runs the tasks' generator to its end, which records the step
-                    pass
+    resume = None
+    try:
+        with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g, \
+                (enginemod.open_engine(eng_config) if ray else contextlib.nullcontext()) as eng:
+            qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
+            bar = progress(desc="pull file", unit="triple")
+            results = ordered = None
+            spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
+            kept: dict[int, dict] = {}
             if parts:
-                shutil.rmtree(spill)  # empty by now: no part of the artifact
-        finally:
-            if results is not None:
-                ordered.close()
-                results.close()
-            bar.close()
-            if qf is not None:
-                qf.close()
-        if not sum(f["triples"] for f in per_file) and not g.problems:
-            names = ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-            what = f"pull file: {names}: 0 triples"
-            if not config.allow_empty:
-                raise EmptyResultError(f"{what}; pass --allow-empty to accept an empty graph")
-            logger.warning("%s (accepted: allow_empty)", what)
-        g.counts.update(totals)
-        g.extra["files"] = per_file
-        # Where the parsing ran (no part of any content hash: the files are the same either way).
-        g.extra["engine"] = (eng if ray else enginemod.Engine(eng_config)).report()
-        if ray:
-            g.extra["engine"]["parts"] = len(parts)
+                # Finished parts are kept beside the output until the pull succeeds, so that a stopped pull
+                # resumes from them (same files, sizes and times, config, ranges and code: ``key``).
+                key = {"files": [(str(a[1]), a[1].stat().st_size, a[1].stat().st_mtime_ns, a[4]) for a in parts],
+                       "config": dataclasses.asdict(config), "code": [package_versions().get("kgllm"), git_commit()]}
+                resume = resume_dir(Path(out), key, "parts", RESUME_OWNER)
+                if resume is not None:
+                    spill = resume.absolute()
+                else:
+                    spill.mkdir()
+                parts = [(*a, str(spill / f"{i:06d}.pickle")) for i, a in enumerate(parts)]
+                if resume is not None:
+                    kept = {i: {**r, "keep": True} for i, a in enumerate(parts) if (r := _kept_part(a[-1])) is not None}
+                    if kept:
+                        logger.info("pull file: %d of %d parts parsed by a stopped run", len(kept), len(parts))
+            todo = [i for i in range(len(parts)) if i not in kept]
+
+            def result(i: int) -> dict:
+                """Part ``i`` as parsed by its task (the tasks finish in any order; the parts are used in order)."""
+                nonlocal results, ordered
+                if i in kept:
+                    return kept[i]
+                if results is None:
+                    results = eng.map_tasks(_parse_part, [parts[k] for k in todo], shared=config,
+                                            desc="pull file: parse", unit="part")
+                    ordered = enginemod.in_order(results)
+                j, res = next(ordered)
+                assert todo[j] == i, (todo[j], i)   # the parts are taken in order, each once
+                return {**res, "keep": resume is not None}
+
+            try:
+                for (path, fmt, comp), mine in zip(plan, tasks, strict=True):
+                    sha = sha256_file(path)
+                    prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
+                    shard = g.shard(prov)
+                    with shard as add:
+                        r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
+                        if mine is not None:   # on Ray: lines the tasks keyed, de-duplicated here
+                            for i in mine:
+                                r.take(result(i), shard.add_keyed)
+                        elif fmt in LINE_BASED:
+                            r.read_lines()
+                        else:
+                            r.read_document()
+                    per_file.append({"path": str(path), "sha256": sha, "format": fmt,
+                                     "compression": comp[1:] if comp else None, **r.counts})
+                    for k in totals:
+                        totals[k] += r.counts.get(k, 0) if k != "files" else 0
+                    logger.info("%s: %d statements (%d kept)", path, r.counts["statements"], r.counts["triples"])
+                    if r.counts.get("bad_lines") and not r.counts["statements"]:
+                        g.problems.append(
+                            f"all {r.counts['bad_lines']} statements of {path} were quarantined "
+                            f"(see {Path(out) / QUARANTINE}); is it in another format?")
+                if ordered is not None:
+                    for _ in ordered:  # none left: runs the tasks' generator to its end, which records the step
+                        pass
+                if parts and resume is None:
+                    shutil.rmtree(spill)  # empty by now: no part of the artifact
+            finally:
+                if results is not None:
+                    ordered.close()
+                    results.close()
+                bar.close()
+                if qf is not None:
+                    qf.close()
+            if not sum(f["triples"] for f in per_file) and not g.problems:
+                names = ", ".join(str(p) for p in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+                what = f"pull file: {names}: 0 triples"
+                if not config.allow_empty:
+                    raise EmptyResultError(f"{what}; pass --allow-empty to accept an empty graph")
+                logger.warning("%s (accepted: allow_empty)", what)
+            g.counts.update(totals)
+            g.extra["files"] = per_file
+            # Where the parsing ran (no part of any content hash: the files are the same either way).
+            g.extra["engine"] = (eng if ray else enginemod.Engine(eng_config)).report()
+            if ray:
+                g.extra["engine"]["parts"] = len(parts)
+                if kept:
+                    g.extra["engine"]["parts_resumed"] = len(kept)
+    except BaseException as e:
+        # Parsed parts stay for the rerun after a stop or a crash; a resume directory without one does not,
+        # nor one of a pull the input failed (an error in a file, an empty pull: a rerun fails the same way).
+        if resume is not None and (isinstance(e, (InputError, EmptyResultError))
+                                   or not any(resume.glob("*.done.json"))):
+            shutil.rmtree(resume, ignore_errors=True)
+        raise
+    if resume is not None:   # written: the kept parts are of no more use
+        shutil.rmtree(resume, ignore_errors=True)
     return g.manifest
 
 
