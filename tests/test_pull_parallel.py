@@ -184,11 +184,9 @@ def test_cli_engine_ray(ray_session, tmp_path, monkeypatch):
 def test_a_stopped_pull_on_ray_resumes_from_the_parts_it_parsed(tmp_path):
     """SIGTERM once a Ray task's part is parsed: the stopped pull keeps the parsed parts (and only them) beside
     the output; the rerun parses only the others and writes the in-process pull's bytes, then removes them."""
-    import signal
     import subprocess
-    import time
 
-    from test_stage_stop import STOP_S, _env, _kgllm, debris
+    from test_stage_stop import _env, _kgllm, stop_once_kept
 
     files = []
     for k in range(8):   # compressed: one task per file
@@ -201,17 +199,7 @@ def test_a_stopped_pull_on_ray_resumes_from_the_parts_it_parsed(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "ray"
     cmd = _kgllm("pull", "file", *files, "--out", str(out), "--engine", "ray")
-    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".ray.parts-*/*.done.json")):
-        assert p.poll() is None, f"the pull ended before a part was parsed: {p.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "no part parsed in 120 s"
-        time.sleep(0.01)
-    p.send_signal(signal.SIGTERM)
-    _stdout, stderr = p.communicate(timeout=STOP_S)
-    assert p.returncode == 143, (p.returncode, stderr[-2000:])
-    assert not out.exists() and not debris(out)
-    (kept,) = tmp_path.glob(".ray.parts-*")
+    kept = stop_once_kept(cmd, out, ".ray.parts-*/*.done.json", "the pull")
     assert 1 <= len(list(kept.glob("*.done.json"))) < 8
 
     r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)

@@ -124,6 +124,24 @@ def _stop_mid_work(cmd: list[str], out: Path, sig: int) -> None:
     assert not debris(out), f"temp files left behind: {debris(out)}"
 
 
+def stop_once_kept(cmd: list[str], out: Path, kept: str, what: str) -> Path:
+    """Start ``cmd``; once its resume directory beside ``out`` holds finished work (the glob ``kept``,
+    relative to the directory ``out`` is in), SIGTERM it: it must exit 143 leaving no ``out`` and nothing but
+    that directory beside it, which is returned."""
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(kept)):
+        assert p.poll() is None, f"{what} ended before it kept any work: {p.communicate()[1][-2000:]}"
+        assert time.monotonic() < deadline, f"{what} kept no work in 120 s"
+        time.sleep(0.01)
+    p.send_signal(signal.SIGTERM)
+    _stdout, stderr = p.communicate(timeout=STOP_S)
+    assert p.returncode == 143, (p.returncode, stderr[-2000:])
+    assert not out.exists() and not debris(out)
+    (d,) = out.parent.glob(kept.split("/")[0])
+    return d
+
+
 # The resume directories a stopped stage keeps beside its output (kgllm.artifacts.resume_dir): the corpus
 # stage's finished shards, validate's finished checks and blocks, the parts a pull on Ray parsed; each marked
 # by its owner file.

@@ -184,11 +184,9 @@ def test_a_stopped_validate_resumes_from_its_finished_work(big_graph, tmp_path):
     """SIGTERM once the data checks are done: the stopped run keeps them (and the blocks it wrote) beside
     the output; the rerun takes them from there instead of checking again, writes the same bytes as an
     uninterrupted run, and removes them."""
-    import signal
     import subprocess
-    import time
 
-    from test_stage_stop import STOP_S, _env, debris
+    from test_stage_stop import _env, stop_once_kept
     from test_stage_stop import _kgllm as kgllm_cmd
 
     def cmd(out: Path) -> list[str]:
@@ -201,17 +199,7 @@ def test_a_stopped_validate_resumes_from_its_finished_work(big_graph, tmp_path):
     assert "resumed" not in read_manifest(ref).extra
 
     out = tmp_path / "clean"
-    p = subprocess.Popen(cmd(out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".clean.checks-*/checks-1/part-0.pickle")):
-        assert p.poll() is None, f"validate ended before its checks were kept: {p.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "no checks kept in 120 s"
-        time.sleep(0.01)
-    p.send_signal(signal.SIGTERM)
-    _stdout, stderr = p.communicate(timeout=STOP_S)
-    assert p.returncode == 143, (p.returncode, stderr[-2000:])
-    assert not out.exists() and not debris(out)
-    (kept,) = tmp_path.glob(".clean.checks-*")
+    kept = stop_once_kept(cmd(out), out, ".clean.checks-*/checks-1/part-0.pickle", "validate")
 
     r = subprocess.run(cmd(out), env=_env(), capture_output=True, text=True)
     assert r.returncode in (0, 1), r.stderr[-2000:]
