@@ -453,9 +453,10 @@ class Engine:
                    ) -> Iterator[tuple[int, Any]]:
         """A map-reduce as Ray tasks: ``map_fn(shared, block)`` returns ``parts`` pieces (piece k for reduce k);
         ``reduce_fn(shared, k, pieces)`` gets piece k of every block, in block order. Yields ``(k, result)``
-        as the reduces finish; ``only``: just these reduces (the others' results were kept by a stopped run). The pieces go from the map tasks' workers to the reduce tasks' through Ray's
-        object store (spilled to disk when it fills), never through this process. One CPU per task; Ray
-        queues what the cluster cannot run at once. Both functions must be module-level and stateless."""
+        as the reduces finish; ``only``: just these reduces (the others' results were kept by a stopped run).
+        The pieces go from the map tasks' workers to the reduce tasks' through Ray's object store (spilled to
+        disk when it fills), never through this process. One CPU per task; Ray queues what the cluster cannot
+        run at once. Both functions must be module-level and stateless."""
         ray = self._start()
         ref = ray.put(shared)
         mapper = ray.remote(**_TASK, num_returns=parts + 1)(_run_map)

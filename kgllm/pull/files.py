@@ -535,8 +535,8 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     are parsed in this process. The tasks write what they parsed to spill files beside ``out``, in
     ``.NAME.parts-KEY/`` (kgllm.artifacts.resume_dir: kept until the pull succeeds, so that a stopped pull
     parses only the parts it had not finished; on a cluster ``out``, like the input files, must be on
-    storage every node sees), which this process reads in input order, writing the graph as the in-process pull does: the same shards,
-    counts, ``content_sha256`` and errors; ``extra.engine`` says where it ran."""
+    storage every node sees), which this process reads in input order, writing the graph as the in-process
+    pull does: the same shards, counts, ``content_sha256`` and errors; ``extra.engine`` says where it ran."""
     config = config or FilePullConfig()
     if range_bytes is not None and range_bytes < 1:
         raise ConfigError(f"range_bytes: {range_bytes}; give at least 1")

@@ -430,16 +430,18 @@ def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int
     on Ray when the engine says so (``engine.config.mode == "ray"`` or an address): one subject partition per
     task the cluster runs at once, and about two reads per task.
 
-    ``resume``: a directory (kgllm.artifacts.resume_dir) where each finished partition's result and violation
-    files are kept; a rerun with the same partitions takes them from there and reduces only the others
+    ``cfg.spill``: where the partitions write their violation files; ``resume``: a directory
+    (kgllm.artifacts.resume_dir, then also ``cfg.spill``) where each finished partition's result is kept
+    beside them; a rerun with the same partitions takes them from there and reduces only the others
     (``DataChecks.resumed``)."""
     ray = uses_ray(engine)
     whole = frozenset().union(*whole_graph_checks(cfg.options).values())
-    n = max(2, 2 * engine.task_slots()) if ray else 1   # Ray: two partitions per task slot (smaller indexes)
-    if resume is not None:
-        spill = Path(resume) / f"checks-{n}"
-        spill.mkdir(exist_ok=True)
-        cfg = dataclasses.replace(cfg, spill=str(spill))
+    slots = engine.task_slots() if ray else 0
+    n = max(2, 2 * slots) if ray else 1   # Ray: two partitions per task slot (smaller indexes)
+    # The violation files beside the kept results (part_name), one directory per partition count.
+    spill = Path(cfg.spill) / f"checks-{n}"
+    spill.mkdir(exist_ok=True)
+    cfg = dataclasses.replace(cfg, spill=str(spill))
     if not ray:
         shards, blocks = plan(inputs, block_triples)
         got = load_kept(resume, part_name(1, 0))
@@ -449,7 +451,7 @@ def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int
             got = check_part(cfg, 0, (scan_block(scan, b)[0] for b in blocks))
             keep(resume, part_name(1, 0), got)
         return merge([got], cfg, resumed), shards, blocks
-    shards, blocks = plan(inputs, block_triples, 2 * engine.task_slots())
+    shards, blocks = plan(inputs, block_triples, 2 * slots)
     cfg = dataclasses.replace(cfg, parts=n)
     have = {k: r for k in range(n + 1) if (r := load_kept(resume, part_name(n, k))) is not None}
     resumed = len(have)

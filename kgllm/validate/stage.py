@@ -166,8 +166,10 @@ RESUME_OWNER = "kgllm-validate-resume"
 def _validate(g: GraphWriter, eng, inputs, config: ValidateConfig, ont, flags, shapes, reasoning, corrections,
               total: int, resume: Path | None) -> None:
     """The data checks, the clean graph, the quarantine and the report, into ``g``."""
-    spill = g.path.absolute() / ".checks"   # each partition's violations, check by check (removed below)
-    spill.mkdir()
+    # Each partition's violations, check by check: beside the kept work when resuming, else in the
+    # artifact's temp directory (removed below).
+    spill = resume if resume is not None else g.path.absolute() / ".checks"
+    spill.mkdir(exist_ok=True)
     checks, shards, blocks = run_data_checks(
         inputs, parts.CheckConfig(ont, config.checks, config.severity, 1, flags, str(spill)), eng,
         block_triples=config.block_triples, resume=resume)
@@ -199,7 +201,8 @@ def _validate(g: GraphWriter, eng, inputs, config: ValidateConfig, ont, flags, s
     assert kept + quarantined + duplicates == total, "validate lost triples"  # counts must add up
     g.extra["engine"] = eng.report()
     report_examples = {name: found.head(config.max_examples) for name, found in checks.results.items()}
-    shutil.rmtree(spill)
+    if resume is None:   # (the resume directory goes once the artifact is written)
+        shutil.rmtree(spill)
 
     # Too big for pyshacl: the lines were not kept, and the input size decides (reported as skipped).
     shacl = validate_shapes(shacl_text or [], kept if shacl_text is not None else total, config.shapes,
