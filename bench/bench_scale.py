@@ -21,7 +21,9 @@ about 3.5 min wall, 1.0 GB peak RSS on the 2-core development machine, so none i
 ``--corpus-workers 1,2`` / ``--validate-workers 1,2``: the corpus / validate stage also runs on an embedded Ray
 instance of N CPUs, for each N (a ``python -c`` process calling ``kgllm.registry.run_stage`` under
 ``kgllm.engine.configured(EngineConfig(mode='ray', num_cpus=N))``; validate with the graph's ontology and no
-reasoner), as rows ``corpus-rayN`` / ``validate-rayN``; with --wordnet on WordNet too.
+reasoner), as rows ``corpus-rayN`` / ``validate-rayN``; with --wordnet on WordNet too. ``--running-ray``: those
+rows run on a running Ray head node of N CPUs instead (``ray start --head --num-cpus N``, started before each
+run and stopped after it, unmeasured), as on a cluster, where Ray's start and stop are no part of a stage run.
 
 Printed: a table of graph (size tag or ``wordnet``), stage, triples, wall s, CPU s, triples per CPU-second, peak
 RSS MB and the process tree's peak RSS MB; for each worker count N > 1 "STAGE at T triples: N workers X.XXx the
@@ -34,7 +36,7 @@ Usage::
 
     python bench/bench_scale.py --sizes 250k,1M,4M --work DIR [--stages pull,validate,corpus,index] [--embed 20000]
         [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--repeat 3] [--workers-only]
-        [--validate-resume] [--json FILE]
+        [--running-ray] [--validate-resume] [--json FILE]
 
 Sizes take k/M suffixes (``--sizes ''`` with --wordnet: WordNet only). ``DIR`` keeps the dumps and artifacts
 (reused when present) so a size can be rerun; WordNet's pulled and validated graphs are reused when their stage
@@ -44,14 +46,17 @@ is not asked for.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import lzma
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,16 +180,66 @@ def stage_cmds(work: Path, tag: str, pull: list[str], ontology: Path = ONTOLOGY)
 
 # One stage on an embedded Ray instance of N CPUs (N workers): argv STAGE GRAPH OUT N CONFIG (JSON overrides).
 # The corpus stage runs its entity shards as Ray tasks; validate its data checks as a map-reduce of Ray tasks.
-RAY_STAGE = ("import json, sys\nfrom pathlib import Path\nfrom kgllm import engine\n"
+# With RAY_ADDRESS set (--running-ray), the stage runs on that running instance instead.
+RAY_STAGE = ("import json, os, sys\nfrom pathlib import Path\nfrom kgllm import engine\n"
              "from kgllm.registry import run_stage\n"
-             "with engine.configured(engine.EngineConfig(mode='ray', num_cpus=int(sys.argv[4]))):\n"
+             "address = os.environ.get('RAY_ADDRESS')\n"
+             "cfg = engine.EngineConfig(mode='ray', address=address) if address else "
+             "engine.EngineConfig(mode='ray', num_cpus=int(sys.argv[4]))\n"
+             "with engine.configured(cfg):\n"
              "    run_stage(sys.argv[1], [Path(sys.argv[2])], Path(sys.argv[3]), json.loads(sys.argv[5]), force=True)\n")
 
 
 def ray_stage_cmd(stage: str, graph: Path, out: Path, workers: int, config: dict) -> list[str]:
     """A ``python -c`` process running ``stage`` on ``graph`` with an embedded Ray instance of ``workers``
-    CPUs (a process of its own, so ``wait4`` measures it as it does the ``kgllm`` stages)."""
+    CPUs, or on the running instance RAY_ADDRESS names (a process of its own, so ``wait4`` measures it as it
+    does the ``kgllm`` stages)."""
     return [sys.executable, "-c", RAY_STAGE, stage, str(graph), str(out), str(workers), json.dumps(config)]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_ray(cpus: int):
+    """``--running-ray``: a Ray head node of ``cpus`` CPUs on 127.0.0.1 (``ray start --head --block`` in a
+    session of its own, with its own temp dir, ports and auth token), as a cluster user keeps running;
+    sets RAY_ADDRESS (and the token) for the stages started meanwhile, and stops the node by its process
+    group afterwards (``ray stop`` would stop every Ray instance of the machine)."""
+    tmp = Path(tempfile.mkdtemp(prefix="kgr-", dir="/tmp"))   # short: Ray's socket paths have a length limit
+    port = _free_port()
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    saved = {k: os.environ.get(k) for k in (*env, "RAY_ADDRESS")}
+    log = tmp / "head.log"
+    with open(log, "wb") as out:
+        p = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                              "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}", "--num-gpus=0",
+                              "--disable-usage-stats", "--include-dashboard=false", "--include-log-monitor=false",
+                              f"--dashboard-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+                              f"--metrics-export-port={_free_port()}", f"--temp-dir={tmp}/ray"],
+                             env={**os.environ, **env}, start_new_session=True, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            if p.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"ray start --head did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.2)
+        os.environ.update(env, RAY_ADDRESS=f"127.0.0.1:{port}")
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait(timeout=30)
+        time.sleep(1)   # the session's other processes receive the same SIGKILL; let them go
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def worker_cmds(work: Path, tag: str, workers: int, ontology: Path = ONTOLOGY) -> dict[str, list[str]]:
@@ -232,11 +287,13 @@ def measure(cmd: list[str], log: Path, stage: str, graph: str, n: int) -> dict:
 
 
 def run_workers(work: Path, tag: str, n: int, stages: list[str], workers: dict[str, list[int]],
-                ontology: Path = ONTOLOGY, repeat: int = 1) -> list[dict]:
+                ontology: Path = ONTOLOGY, repeat: int = 1, running: bool = False) -> list[dict]:
     """``--corpus-workers`` / ``--validate-workers``: each stage asked for (and in ``--stages``) on an
     embedded Ray instance of N CPUs, for each N; rows ``STAGE-rayN``. With ``repeat`` > 1 the worker counts
     alternate that many rounds and each row is the run of least wall time (``runs`` lists every wall time):
-    a busy machine's noise then moves the ratio less."""
+    a busy machine's noise then moves the ratio less. ``running``: on a running head node of N CPUs
+    (:func:`running_ray`, started before and stopped after each run, unmeasured) instead, as on a cluster,
+    where starting and stopping Ray is no part of a stage run."""
     rows = []
     for stage, ws in workers.items():
         if stage not in stages:
@@ -245,8 +302,10 @@ def run_workers(work: Path, tag: str, n: int, stages: list[str], workers: dict[s
         walls: dict[int, list[float]] = {w: [] for w in ws}
         for _round in range(max(1, repeat)):
             for w in ws:
-                r = measure(worker_cmds(work, tag, w, ontology)[stage], work / f"{stage}-ray{w}-{tag}.log",
-                            f"{stage}-ray{w}", tag, n)
+                with running_ray(w) if running else contextlib.nullcontext():
+                    r = measure(worker_cmds(work, tag, w, ontology)[stage], work / f"{stage}-ray{w}-{tag}.log",
+                                f"{stage}-ray{w}", tag, n)
+                r["ray"] = "running" if running else "embedded"
                 walls[w].append(r["wall_s"])
                 if w not in best or r["wall_s"] < best[w]["wall_s"]:
                     best[w] = r
@@ -347,6 +406,9 @@ def main() -> None:
     ap.add_argument("--validate-resume", action="store_true",
                     help="also time validate's rerun after a SIGTERM once its data checks were kept, against "
                          "an unbroken run (rows validate-unbroken, validate-resumed)")
+    ap.add_argument("--running-ray", action="store_true",
+                    help="run the worker rows on a running Ray head node of N CPUs (started before each run, "
+                         "unmeasured), as on a cluster, instead of an embedded instance each run starts and stops")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -369,7 +431,7 @@ def main() -> None:
                                               "--force"])
         rows += [measure(cmds[st], work / f"{st}-{tag}.log", st, tag, n) for st in STAGES
                  if st in stages and not (args.workers_only and workers.get(st))]
-        rows += run_workers(work, tag, n, stages, workers, repeat=args.repeat)
+        rows += run_workers(work, tag, n, stages, workers, repeat=args.repeat, running=args.running_ray)
         if args.validate_resume:
             rows += validate_resume(work, tag, n)
     if args.wordnet:

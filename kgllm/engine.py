@@ -166,6 +166,7 @@ class Engine:
         self._children_before: set[tuple[int, str]] = set()   # this process's descendants before ray.init
         self._sigterm = None            # the SIGTERM handler ray.init replaced (restored by close)
         self._data_ctx: dict = {}
+        self._data_quiet = False        # Ray Data imported and quietened (_ray_data)
         self._started_s = 0.0
         self._version: str | None = None
         self._steps: list[dict] = []
@@ -197,7 +198,6 @@ class Engine:
             return self._ray
         try:
             import ray
-            import ray.data  # noqa: F401  (its import configures its loggers, which _quiet_ray adjusts)
         except ImportError as e:
             raise MissingDependency("ray[data]", "ray") from e
         c = self.config
@@ -206,7 +206,6 @@ class Engine:
             # The caller's own session (a notebook that called ray.init): used as it is, and left running.
             logger.info("engine: using the Ray session already initialized in this process")
             self._ray, self._owned, self._version = ray, False, ray.__version__
-            self._quiet_ray()
             return ray
         main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGTERM) if main else None
@@ -240,7 +239,6 @@ class Engine:
         if main and callable(previous):
             signal.signal(signal.SIGTERM, self._relay(previous))
         self._ray, self._version = ray, ray.__version__
-        self._quiet_ray()
         self._started_s = time.perf_counter() - t0
         res = ray.cluster_resources()
         logger.info("engine: Ray %s %s in %.1f s (%d nodes, %g CPUs, %g GPUs)", ray.__version__,
@@ -259,6 +257,17 @@ class Engine:
                 self.signal_exception = e
                 raise
         return relay
+
+    def _ray_data(self):
+        """Ray Data, imported (about a second) only by the steps that use it, and quietened
+        (:meth:`_quiet_ray`) once."""
+        ray = self._start()
+        if not self._data_quiet:
+            import ray.data  # noqa: F401  (its import configures its loggers, which _quiet_ray adjusts)
+
+            self._quiet_ray()
+            self._data_quiet = True
+        return ray
 
     def _quiet_ray(self) -> None:
         """Ray Data's own progress bars and per-run log lines off (kgllm reports progress itself, following
@@ -316,6 +325,7 @@ class Engine:
             self._sigterm = None
 
     def _restore_data_ctx(self) -> None:
+        self._data_quiet = False
         if not self._data_ctx:
             return
         from ray.data import DataContext
@@ -354,7 +364,7 @@ class Engine:
         n = sum(len(p) for p in parts)
         if not n:
             raise ValueError("map_chunks: nothing to map")
-        ray = self._start()
+        ray = self._ray_data()
         starts = np.cumsum([0] + [len(p) for p in parts])
         spans = {int(a + s): min(int(a + s) + chunk, int(b))   # block start -> stop, chunked part by part
                  for a, b in zip(starts[:-1], starts[1:], strict=True) for s in range(0, int(b - a), chunk)}

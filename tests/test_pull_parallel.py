@@ -208,3 +208,91 @@ def test_a_stopped_pull_on_ray_resumes_from_the_parts_it_parsed(tmp_path):
     assert man.extra["engine"]["parts"] == 8 and man.extra["engine"]["parts_resumed"] >= 1
     assert man.content_sha256 == read_manifest(ref).content_sha256 and man.counts == read_manifest(ref).counts
     assert not kept.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".ray.")]
+
+
+def test_a_large_pull_here_keeps_its_blocks_and_resumes_after_a_stop(tmp_path, monkeypatch):
+    """In this process, line-based input of at least ``resume_bytes`` is parsed into blocks kept beside the
+    output, with a checkpoint after each chunk of lines: a pull stopped half-way through a file (Ctrl-C while
+    its third block is written) keeps the blocks of its last checkpoint, and the rerun goes on from there,
+    writing the bytes of the streaming pull (blank nodes relabelled, bad lines quarantined the same), then
+    removes them."""
+    lines = nt_lines(130_000, seed=3)
+    lines[30_007] = b"<http://example.org/a> <not an iri> <http://x> .\n"
+    lines[71_002] = b"<http://example.org/a> <http://example.org/b> .\n"
+    gz = tmp_path / "a.nt.gz"
+    gz.write_bytes(gzip.compress(b"".join(lines[:100_000]), mtime=0))
+    plain = tmp_path / "b.nt"
+    plain.write_bytes(b"".join(lines[100_000:]))
+    cfg = filesmod.FilePullConfig(skip_bad=True)
+    ref = _pull([gz, plain], tmp_path / "ref", LOCAL, config=cfg)   # small input: streamed, nothing kept
+    assert ref.extra["engine"] == {"ran": "local", "mode": "local"} and ref.counts["bad_lines"] == 2
+
+    real = filesmod._parse_part
+
+    def stopped(config, part, on_block=None):
+        seen = []
+
+        def block(b):
+            on_block(b)
+            seen.append(b)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+        return real(config, part, on_block=block)
+
+    monkeypatch.setattr(filesmod, "_parse_part", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        _pull([gz, plain], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    monkeypatch.undo()
+    assert not (tmp_path / "here").exists()
+    (kept,) = tmp_path.glob(".here.parts-*")
+    assert sorted(x.name for x in kept.iterdir()) == [
+        "000000.at.json", "000000.pickle.partial", filesmod.RESUME_OWNER]
+    state = filesmod._resumed(kept / "000000.pickle")
+    assert state["lines"] == 40_000   # two chunks checkpointed; the third block's chunk was not
+
+    got = _pull([gz, plain], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    _same_bytes(ref, got, tmp_path / "ref", tmp_path / "here")
+    assert got.extra["engine"]["parts"] == 2 and got.extra["engine"]["parts_resumed"] == 1
+    assert not kept.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".")]
+    # Without a stop, the kept-blocks path writes the same bytes too (and keeps nothing afterwards).
+    again = _pull([gz, plain], tmp_path / "again", LOCAL, config=cfg, resume_bytes=1)
+    _same_bytes(ref, again, tmp_path / "ref", tmp_path / "again")
+    assert "parts_resumed" not in again.extra["engine"]
+    assert not [x for x in tmp_path.iterdir() if x.name.startswith(".")]
+
+
+def _same_bytes(ref, got, ref_dir: Path, got_dir: Path) -> None:
+    assert got.content_sha256 == ref.content_sha256 and got.counts == ref.counts
+    assert got.extra["files"] == ref.extra["files"] and got.extra["shards"] == ref.extra["shards"]
+    assert (got_dir / QUARANTINE).read_bytes() == (ref_dir / QUARANTINE).read_bytes()
+    verify_artifact(got_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals")
+def test_a_large_pull_here_stopped_by_sigterm_resumes(tmp_path, monkeypatch):
+    """``kgllm pull file`` in this process (the default) on large input (KGLLM_PULL_RESUME_BYTES lowered to
+    1 byte): SIGTERM once a block is checkpointed leaves only the resume directory; the rerun resumes and
+    writes the bytes of an unstopped pull."""
+    import subprocess
+
+    from test_stage_stop import _env, _kgllm, stop_once_kept
+
+    f = tmp_path / "big.nt.gz"
+    f.write_bytes(gzip.compress(b"".join(nt_lines(400_000, seed=9)), compresslevel=1))
+    ref = tmp_path / "ref"
+    r = subprocess.run(_kgllm("pull", "file", str(f), "--out", str(ref)), env=_env(), capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    monkeypatch.setenv("KGLLM_PULL_RESUME_BYTES", "1")
+    out = tmp_path / "here"
+    cmd = _kgllm("pull", "file", str(f), "--out", str(out))
+    kept = stop_once_kept(cmd, out, ".here.parts-*/*.at.json", "the pull")
+    assert (kept / "000000.pickle.partial").exists() and not list(kept.glob("*.done.json"))
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "in part" in r.stderr
+    man = read_manifest(out)
+    assert man.extra["engine"]["parts_resumed"] == 1
+    assert man.content_sha256 == read_manifest(ref).content_sha256 and man.counts == read_manifest(ref).counts
+    assert not kept.exists() and not [x for x in tmp_path.iterdir() if x.name.startswith(".")]

@@ -146,7 +146,7 @@ def stop_once_kept(cmd: list[str], out: Path, kept: str, what: str) -> Path:
 # stage's finished shards, validate's finished checks and blocks, the parts a pull on Ray parsed; each marked
 # by its owner file.
 RESUME = {"shards": ("kgllm-corpus-resume", ".done.json"), "checks": ("kgllm-validate-resume", ".pickle"),
-          "parts": ("kgllm-pull-resume", ".done.json")}
+          "parts": ("kgllm-pull-resume", (".done.json", ".at.json"))}
 
 
 def debris(out: Path) -> list[str]:

@@ -22,6 +22,9 @@ provenance ``{source: file, path, sha256, format}``. Parsing streams through pyo
   tasks, a large uncompressed one in byte ranges cut on chunk boundaries (:func:`_byte_ranges`); this
   process writes what they send back in input order, so the artifact, its counts and its errors are those
   of the in-process pull (:func:`pull_files`).
+* Resuming: the parts' parsed blocks are kept beside the output, with a checkpoint after each chunk of lines,
+  until the pull succeeds (on Ray always; in this process for N-Triples/N-Quads input of :data:`RESUME_BYTES`
+  or more); a stopped pull resumes from its finished blocks.
 * Zero triples in all is an :class:`EmptyResultError` (exit 1, nothing written) unless
   ``allow_empty`` (``--allow-empty``): then a warning.
 
@@ -35,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import itertools
 import json
 import os
 import pickle
@@ -49,7 +53,6 @@ from .. import engine as enginemod
 from .. import rdf
 from ..artifacts import (
     Manifest,
-    atomic_open,
     atomic_write_json,
     git_commit,
     jsonl_line,
@@ -67,6 +70,12 @@ _BOM = b"\xef\xbb\xbf"
 _URL = re.compile(r"^(https?|ftp)://?", re.I)  # a Path turns "https://x" into "https:/x"
 _CHUNK_LINES = 20_000  # lines parsed per pyoxigraph call: large enough to amortise the call
 RANGE_BYTES = 16 << 20  # on Ray: an uncompressed N-Triples/N-Quads file is parsed in ranges of about this size
+# In this process: N-Triples/N-Quads input of about this many bytes or more (uncompressed: a compressed file
+# counts _PACKED times its size; KGLLM_PULL_RESUME_BYTES) is parsed into blocks kept beside the output until
+# the pull succeeds, so that a stopped pull resumes from them (about 7M triples, 40 s of parsing; keeping the
+# blocks costs about 13% of the pull's time, and disk for the parsed statements).
+RESUME_BYTES = 1 << 30
+_PACKED = 6
 # pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
 # line-based formats); kgllm puts the position in the file in front instead.
 _POSITION = re.compile(r"^Parser error (?:at line \d+ between columns \d+ and \d+"
@@ -263,22 +272,28 @@ class _FileReader:
 
     # -- line-based formats (N-Triples, N-Quads), in chunks of lines
 
-    def read_lines(self, span: tuple[int, int, int] | None = None) -> None:
+    def read_lines(self, span: tuple[int, int, int] | None = None, skip: int = 0, on_chunk=None) -> None:
         """Parse the whole file, or with ``span = (start, stop, first)`` the bytes ``start..stop`` of an
         uncompressed file: whole lines, the first of them line ``first`` of the file (a byte range of
         :func:`_byte_ranges`). Chunks of ``_CHUNK_LINES`` lines count from line 1 of the file either way,
-        since a range starts on a chunk boundary: a range parses exactly as its lines do in a whole-file pull."""
+        since a range starts on a chunk boundary: a range parses exactly as its lines do in a whole-file pull.
+        ``skip``: the first lines (a whole number of chunks) were parsed before (a resumed part: read past, not
+        parsed); ``on_chunk(lines)`` is called after each chunk with the lines read so far."""
         chunk: list[bytes] = []
         start = first = span[2] if span else 1
         counts = self.counts
         try:
             with (_read_span(self.file, *span[:2]) if span else _open(self.file, self.comp)) as f:
+                if skip:
+                    first += sum(1 for _ in itertools.islice(f, skip))
                 for line in f:
                     chunk.append(line)
                     if len(chunk) >= _CHUNK_LINES:
                         self._chunk(chunk, first)
                         first += len(chunk)
                         chunk = []
+                        if on_chunk is not None:
+                            on_chunk(first - start)
                 if chunk:
                     self._chunk(chunk, first)
                     first += len(chunk)
@@ -321,17 +336,22 @@ class _FileReader:
         if "error" in part:
             raise InputError(part["error"])
         spill = Path(part["spill"])
-        with open(spill, "rb") as f:
-            while True:
-                try:
-                    block = pickle.load(f)
-                except EOFError:
-                    break
-                self._take_block(*block, add_keyed)
+        for block in _blocks(spill):
+            self._take_block(*block, add_keyed)
         if not part.get("keep"):
             spill.unlink()
         for k in _TASK_COUNTS:
             self.counts[k] += part["counts"][k]
+
+    def parse_here(self, part: tuple, add_keyed) -> None:
+        """The in-process pull of a large line-based file: :func:`_parse_part` in this process, each block
+        kept in the resume directory (with its checkpoint) and added as :meth:`take` adds it, as it comes; a
+        part a stopped run left half-parsed starts with the blocks it had kept."""
+        res = _parse_part(self.config, part, on_block=lambda block: self._take_block(*block, add_keyed))
+        if "error" in res:
+            raise InputError(res["error"])
+        for k in _TASK_COUNTS:
+            self.counts[k] += res["counts"][k]
 
     def _take_block(self, text: str, keys: bytes, bnodes: dict, n: int, quarantine: str, add_keyed) -> None:
         lines = text.split("\n") if n else []
@@ -442,31 +462,56 @@ _SPILL_DIR = ".ray-parts"  # in the artifact's temp directory while the tasks ru
 RESUME_OWNER = "kgllm-pull-resume"   # the owner file of ``.OUT.parts-KEY`` (kgllm.artifacts.resume_dir)
 
 
-def _parse_part(config: FilePullConfig, part: tuple) -> dict:
-    """A Ray task (:meth:`kgllm.engine.Engine.map_tasks`): one byte range of an N-Triples/N-Quads file, or the
-    whole file (``span`` None), parsed into the spill file ``spill``: a pickle per block of up to
-    ``_CHUNK_LINES`` statements, ``(lines, keys, bnodes, n, quarantine)``: the ``n`` statement lines ``s p o``
-    as one text, their de-duplication keys (8 bytes each), for those with a blank node (still with its label
-    in the file; the driver relabels them) the terms by index, and the quarantine records (JSONL text). So
-    neither the task nor the driver holds more than a block, whatever the size of the part, and parts that
-    finish before their turn wait on disk. Returns ``{spill, counts}``; an :class:`InputError` comes back
-    as ``{error: message}``, which the driver raises when it reaches this part (input order: as the
-    in-process pull would)."""
+def _parse_part(config: FilePullConfig, part: tuple, on_block=None) -> dict:
+    """A Ray task (:meth:`kgllm.engine.Engine.map_tasks`), or a step of the in-process pull
+    (:func:`_pull_parts_here`): one byte range of an N-Triples/N-Quads file, or the whole file (``span`` None),
+    parsed into the spill file ``spill``: a pickle per block of up to ``_CHUNK_LINES`` statements,
+    ``(lines, keys, bnodes, n, quarantine)``: the ``n`` statement lines ``s p o`` as one text, their
+    de-duplication keys (8 bytes each), for those with a blank node (still with its label in the file; the
+    driver relabels them) the terms by index, and the quarantine records (JSONL text). So neither the task
+    nor the driver holds more than a block, whatever the size of the part, and parts that finish before
+    their turn wait on disk. Returns ``{spill, counts}``; an :class:`InputError` comes back as
+    ``{error: message}``, which the driver raises when it reaches this part (input order: as the in-process
+    pull would).
+
+    The blocks go to ``SPILL.partial`` first; after each chunk of input lines a checkpoint
+    (``SPILL.at.json``: the partial file's length, the lines read, the counts) is replaced atomically, so a
+    part stopped half-way goes on from its last checkpoint (:func:`_resumed`) instead of starting over.
+    ``on_block(block)``, when given, gets every block of the part in order, those of the checkpoint first
+    (the in-process pull writes them as they come)."""
     path, file, fmt, comp, span, spill = part
+    partial, at = _partial(spill), _checkpoint(spill)
     lines: list[str] = []
     keys: list[bytes] = []
     bnodes: dict[int, tuple[str, str, str]] = {}
     q = io.StringIO() if config.skip_bad else None
+    state = _resumed(spill)
+    r = _TaskReader(path, fmt, comp, "", config, None, q, _NoBar(), file=file)
+    if state is None:
+        out = open(partial, "wb")  # noqa: SIM115  (closed below, or left for the rerun)
+    else:
+        out = open(partial, "r+b")  # noqa: SIM115
+        out.truncate(state["bytes"])
+        out.seek(state["bytes"])
+        for k in _TASK_COUNTS:
+            r.counts[k] = state["counts"][k]
+        if on_block is not None:
+            for block in _blocks(partial, state["bytes"]):
+                on_block(block)
 
     def flush() -> None:
-        pickle.dump(("\n".join(lines), b"".join(keys), dict(bnodes), len(lines), q.getvalue() if q else ""),
-                    out, protocol=pickle.HIGHEST_PROTOCOL)
+        if not lines and not (q and q.tell()):
+            return
+        block = ("\n".join(lines), b"".join(keys), dict(bnodes), len(lines), q.getvalue() if q else "")
+        pickle.dump(block, out, protocol=pickle.HIGHEST_PROTOCOL)
         lines.clear()
         keys.clear()
         bnodes.clear()
         if q:
             q.seek(0)
             q.truncate()
+        if on_block is not None:
+            on_block(block)
 
     def add(s: str, p: str, o: str) -> bool:
         line = f"{s} {p} {o}"
@@ -480,16 +525,61 @@ def _parse_part(config: FilePullConfig, part: tuple) -> dict:
             flush()
         return True
 
-    r = _TaskReader(path, fmt, comp, "", config, add, q, _NoBar(), file=file)
-    with atomic_open(spill, "wb") as out:
-        try:
-            r.read_lines(span)
-        except InputError as e:
-            return {"error": str(e)}   # (the temp file goes: atomic_open keeps only a finished part)
+    def checkpoint(read: int) -> None:
         flush()
-    res = {"spill": spill, "counts": {k: r.counts[k] for k in _TASK_COUNTS}}
+        out.flush()
+        atomic_write_json(at, {"spill": str(spill), "bytes": out.tell(), "lines": read,
+                               "counts": {k: r.counts[k] for k in _TASK_COUNTS}})
+
+    r.add = add
+    try:
+        r.read_lines(span, skip=state["lines"] if state else 0, on_chunk=checkpoint)
+        flush()
+    except InputError as e:
+        out.close()
+        partial.unlink(missing_ok=True)
+        at.unlink(missing_ok=True)
+        return {"error": str(e)}
+    except BaseException:
+        out.close()   # the partial file and its checkpoint stay: a rerun goes on from there
+        raise
+    out.close()
+    os.replace(partial, spill)
+    res = {"spill": str(spill), "counts": {k: r.counts[k] for k in _TASK_COUNTS}}
     atomic_write_json(_done_marker(spill), res)   # after the part itself: a marker means a whole part
+    at.unlink(missing_ok=True)
     return res
+
+
+def _partial(spill: str | Path) -> Path:
+    return Path(f"{spill}.partial")
+
+
+def _checkpoint(spill: str | Path) -> Path:
+    return Path(spill).with_suffix(".at.json")
+
+
+def _resumed(spill: str | Path) -> dict | None:
+    """The checkpoint of a part a stopped run left half-parsed (its partial file at least as long), or None."""
+    try:
+        state = json.loads(_checkpoint(spill).read_text())
+        size = _partial(spill).stat().st_size
+    except (OSError, ValueError):
+        return None
+    ok = (isinstance(state, dict) and state.get("spill") == str(spill) and isinstance(state.get("bytes"), int)
+          and 0 <= state["bytes"] <= size and isinstance(state.get("lines"), int)
+          and set(_TASK_COUNTS) <= set(state.get("counts") or {}))
+    return state if ok else None
+
+
+def _blocks(path: Path, stop: int | None = None) -> Iterator[tuple]:
+    """The blocks of a spill file (up to byte ``stop``: a partial part's checkpoint), in order."""
+    with open(path, "rb") as f:
+        while stop is None or f.tell() < stop:
+            try:
+                yield pickle.load(f)
+            except EOFError:
+                return
 
 
 def _done_marker(spill: str | Path) -> Path:
@@ -526,7 +616,7 @@ def _resolve_paths(paths, config: FilePullConfig) -> list[Path]:
 
 def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                config: FilePullConfig | None = None, *, pipeline_key: str | None = None,
-               range_bytes: int | None = None) -> Manifest:
+               range_bytes: int | None = None, resume_bytes: int | None = None) -> Manifest:
     """Pull RDF files into the graph artifact ``out`` (``paths`` default to ``config.paths``).
 
     Where the engine says Ray (:func:`_on_ray`), the N-Triples/N-Quads files are parsed by Ray tasks
@@ -536,7 +626,11 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     ``.NAME.parts-KEY/`` (kgllm.artifacts.resume_dir: kept until the pull succeeds, so that a stopped pull
     parses only the parts it had not finished; on a cluster ``out``, like the input files, must be on
     storage every node sees), which this process reads in input order, writing the graph as the in-process
-    pull does: the same shards, counts, ``content_sha256`` and errors; ``extra.engine`` says where it ran."""
+    pull does: the same shards, counts, ``content_sha256`` and errors; ``extra.engine`` says where it ran.
+    In this process, N-Triples/N-Quads input of ``resume_bytes`` or more (default :data:`RESUME_BYTES`, or
+    ``KGLLM_PULL_RESUME_BYTES``; a compressed file counts ``_PACKED`` times its size) goes through the same
+    parts, one per file, parsed here (:meth:`_FileReader.parse_here`) and written as each block comes, so that
+    it resumes too."""
     config = config or FilePullConfig()
     if range_bytes is not None and range_bytes < 1:
         raise ConfigError(f"range_bytes: {range_bytes}; give at least 1")
@@ -548,15 +642,24 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
         logger.warning("--skip-bad applies to N-Triples/N-Quads only; the other formats stop at an error")
     eng_config = enginemod.current()
     ray = _on_ray(eng_config) and any(fmt in LINE_BASED for _, fmt, _ in plan)
-    # Ray: the tasks of each line-based file (its byte ranges, or the whole file), in input order.
+    # The parts of each line-based file (on Ray: its byte ranges, or the whole file; here: the whole file,
+    # when the line-based input is large enough to be worth resuming), in input order.
+    if resume_bytes is None:
+        try:
+            resume_bytes = int(os.environ.get("KGLLM_PULL_RESUME_BYTES") or RESUME_BYTES)
+        except ValueError:
+            raise ConfigError(f"KGLLM_PULL_RESUME_BYTES={os.environ['KGLLM_PULL_RESUME_BYTES']!r}: give a number "
+                              "of bytes") from None
+    here = not ray and sum(p.stat().st_size * (1 if comp is None else _PACKED) for p, fmt, comp in plan
+                           if fmt in LINE_BASED) >= resume_bytes
     parts: list[tuple] = []
     tasks: list[range | None] = []
     for path, fmt, comp in plan:
-        if not ray or fmt not in LINE_BASED:
+        if not (ray or here) or fmt not in LINE_BASED:
             tasks.append(None)
             continue
         size = range_bytes or RANGE_BYTES
-        spans = _byte_ranges(path, size) if comp is None and path.stat().st_size > size else [None]
+        spans = _byte_ranges(path, size) if ray and comp is None and path.stat().st_size > size else [None]
         tasks.append(range(len(parts), len(parts) + len(spans)))
         parts += [(path, path.absolute(), fmt, comp, span) for span in spans]
     totals = {"files": len(files), "statements": 0, "named_graph_quads": 0, "lines": 0, "blank_lines": 0,
@@ -571,6 +674,7 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
             results = ordered = None
             spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
             kept: dict[int, dict] = {}
+            halfway: list[int] = []
             if parts:
                 # Finished parts are kept beside the output until the pull succeeds, so that a stopped pull
                 # resumes from them (same files, sizes and times, config, ranges and code: ``key``).
@@ -584,8 +688,10 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                 parts = [(*a, str(spill / f"{i:06d}.pickle")) for i, a in enumerate(parts)]
                 if resume is not None:
                     kept = {i: {**r, "keep": True} for i, a in enumerate(parts) if (r := _kept_part(a[-1])) is not None}
-                    if kept:
-                        logger.info("pull file: %d of %d parts parsed by a stopped run", len(kept), len(parts))
+                    halfway = [i for i, a in enumerate(parts) if i not in kept and _resumed(a[-1]) is not None]
+                    if kept or halfway:
+                        logger.info("pull file: %d of %d parts parsed by a stopped run%s", len(kept), len(parts),
+                                    f", {len(halfway)} in part" if halfway else "")
             todo = [i for i in range(len(parts)) if i not in kept]
 
             def result(i: int) -> dict:
@@ -608,7 +714,16 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                     shard = g.shard(prov)
                     with shard as add:
                         r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
-                        if mine is not None:   # on Ray: lines the tasks keyed, de-duplicated here
+                        if mine is not None and not ray:   # parsed here into kept blocks, written as they come
+                            for i in mine:
+                                if i in kept:
+                                    r.take(kept[i], shard.add_keyed)
+                                else:
+                                    r.parse_here(parts[i], shard.add_keyed)
+                                    if resume is None:
+                                        Path(parts[i][-1]).unlink()
+                                        _done_marker(parts[i][-1]).unlink()
+                        elif mine is not None:   # on Ray: lines the tasks keyed, de-duplicated here
                             for i in mine:
                                 r.take(result(i), shard.add_keyed)
                         elif fmt in LINE_BASED:
@@ -646,15 +761,15 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
             g.extra["files"] = per_file
             # Where the parsing ran (no part of any content hash: the files are the same either way).
             g.extra["engine"] = (eng if ray else enginemod.Engine(eng_config)).report()
-            if ray:
+            if parts:
                 g.extra["engine"]["parts"] = len(parts)
-                if kept:
-                    g.extra["engine"]["parts_resumed"] = len(kept)
+                if kept or halfway:
+                    g.extra["engine"]["parts_resumed"] = len(kept) + len(halfway)
     except BaseException as e:
         # Parsed parts stay for the rerun after a stop or a crash; a resume directory without one does not,
         # nor one of a pull the input failed (an error in a file, an empty pull: a rerun fails the same way).
         if resume is not None and (isinstance(e, (InputError, EmptyResultError))
-                                   or not any(resume.glob("*.done.json"))):
+                                   or not any(resume.glob("*.done.json")) and not any(resume.glob("*.at.json"))):
             shutil.rmtree(resume, ignore_errors=True)
         raise
     if resume is not None:   # written: the kept parts are of no more use
