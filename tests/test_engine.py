@@ -226,32 +226,50 @@ def cluster(tmp_path_factory):
     ``ray start --block`` in its own session, with token authentication and their own temp dirs and ports;
     stopped by their process groups (``ray stop`` would stop every Ray instance of this machine)."""
     tmp = _short_tmp()
-    port = _free_port()
     env = _env(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(32))
     common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0", "--disable-usage-stats",
               "--include-log-monitor=false"]
-    nodes = []
+    nodes: list[subprocess.Popen] = []
     logs = tmp_path_factory.mktemp("cluster")
     try:
-        def start(name: str, *args: str) -> subprocess.Popen:
-            log = open(logs / f"{name}.log", "wb")
-            p = subprocess.Popen([RAY, "start", *common, f"--temp-dir={tmp}/{name}",
-                                  f"--dashboard-agent-listen-port={_free_port()}",
-                                  f"--metrics-export-port={_free_port()}", *args],
-                                 env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
-            nodes.append(p)
-            return p
-
-        start("h", "--head", f"--port={port}", "--include-dashboard=false", f"--dashboard-port={_free_port()}")
-        _wait_port(port, 90, nodes[0], logs / "h.log")
-        start("w", f"--address=127.0.0.1:{port}", '--resources={"node2": 1}')
-        for p, name in zip(nodes, "hw", strict=True):
-            _wait_started(p, logs / f"{name}.log", 90)
+        # The ports are probed free, then given to Ray: another process (or Ray itself, for a port it
+        # picks at random) may take one in between, so a start that fails is retried on fresh ports.
+        for attempt in range(3):
+            try:
+                port = _start_cluster(nodes, common, env, tmp / str(attempt), logs, attempt)
+                break
+            except pytest.fail.Exception:
+                if attempt == 2:
+                    raise
+                for p in reversed(nodes):
+                    _stop_session(p)
+                nodes.clear()
         yield {"address": f"127.0.0.1:{port}", "env": env, "nodes": nodes}
     finally:
         for p in reversed(nodes):
             _stop_session(p)
         subprocess.run(["rm", "-rf", str(tmp)], check=False)
+
+
+def _start_cluster(nodes: list, common: list[str], env: dict, tmp: Path, logs: Path, attempt: int) -> int:
+    """The head and the second node on fresh ports (appended to ``nodes`` as they start); the head's port."""
+    port = _free_port()
+
+    def start(name: str, *args: str) -> subprocess.Popen:
+        log = open(logs / f"{name}{attempt}.log", "wb")  # noqa: SIM115  (the child writes it)
+        p = subprocess.Popen([RAY, "start", *common, f"--temp-dir={tmp}/{name}",
+                              f"--dashboard-agent-listen-port={_free_port()}",
+                              f"--metrics-export-port={_free_port()}", *args],
+                             env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT)
+        nodes.append(p)
+        return p
+
+    start("h", "--head", f"--port={port}", "--include-dashboard=false", f"--dashboard-port={_free_port()}")
+    _wait_port(port, 90, nodes[0], logs / f"h{attempt}.log")
+    start("w", f"--address=127.0.0.1:{port}", '--resources={"node2": 1}')
+    for p, name in zip(nodes, "hw", strict=True):
+        _wait_started(p, logs / f"{name}{attempt}.log", 90)
+    return port
 
 
 def _wait_port(port: int, limit: float, proc: subprocess.Popen, log: Path) -> None:
