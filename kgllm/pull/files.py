@@ -665,67 +665,21 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
     totals = {"files": len(files), "statements": 0, "named_graph_quads": 0, "lines": 0, "blank_lines": 0,
               "bad_lines": 0}
     per_file = []
-    resume = None
+    split = None
     try:
         with GraphWriter(out, config=config, pipeline_key=pipeline_key) as g, \
                 (enginemod.open_engine(eng_config) if ray else contextlib.nullcontext()) as eng:
+            split = _Parts(parts, Path(out), g.path.absolute(), config, eng)
             qf = open(g.path / QUARANTINE, "w", encoding="utf-8") if config.skip_bad else None  # noqa: SIM115
             bar = progress(desc="pull file", unit="triple")
-            results = ordered = None
-            spill = g.path.absolute() / _SPILL_DIR  # the tasks' output, read and removed in order (_parse_part)
-            kept: dict[int, dict] = {}
-            halfway: list[int] = []
-            if parts:
-                # Finished parts are kept beside the output until the pull succeeds, so that a stopped pull
-                # resumes from them (same files, sizes and times, config, ranges and code: ``key``).
-                key = {"files": [(str(a[1]), a[1].stat().st_size, a[1].stat().st_mtime_ns, a[4]) for a in parts],
-                       "config": dataclasses.asdict(config), "code": [package_versions().get("kgllm"), git_commit()]}
-                resume = resume_dir(Path(out), key, "parts", RESUME_OWNER)
-                if resume is not None:
-                    spill = resume.absolute()
-                else:
-                    spill.mkdir()
-                parts = [(*a, str(spill / f"{i:06d}.pickle")) for i, a in enumerate(parts)]
-                if resume is not None:
-                    kept = {i: {**r, "keep": True} for i, a in enumerate(parts) if (r := _kept_part(a[-1])) is not None}
-                    halfway = [i for i, a in enumerate(parts) if i not in kept and _resumed(a[-1]) is not None]
-                    if kept or halfway:
-                        logger.info("pull file: %d of %d parts parsed by a stopped run%s", len(kept), len(parts),
-                                    f", {len(halfway)} in part" if halfway else "")
-            todo = [i for i in range(len(parts)) if i not in kept]
-
-            def result(i: int) -> dict:
-                """Part ``i`` as parsed by its task (the tasks finish in any order; the parts are used in order)."""
-                nonlocal results, ordered
-                if i in kept:
-                    return kept[i]
-                if results is None:
-                    results = eng.map_tasks(_parse_part, [parts[k] for k in todo], shared=config,
-                                            desc="pull file: parse", unit="part")
-                    ordered = enginemod.in_order(results)
-                j, res = next(ordered)
-                assert todo[j] == i, (todo[j], i)   # the parts are taken in order, each once
-                return {**res, "keep": resume is not None}
-
             try:
                 for (path, fmt, comp), mine in zip(plan, tasks, strict=True):
                     sha = sha256_file(path)
-                    prov = {"source": "file", "path": str(path), "sha256": sha, "format": fmt}
-                    shard = g.shard(prov)
+                    shard = g.shard({"source": "file", "path": str(path), "sha256": sha, "format": fmt})
                     with shard as add:
                         r = _FileReader(path, fmt, comp, sha, config, add, qf, bar)
-                        if mine is not None and not ray:   # parsed here into kept blocks, written as they come
-                            for i in mine:
-                                if i in kept:
-                                    r.take(kept[i], shard.add_keyed)
-                                else:
-                                    r.parse_here(parts[i], shard.add_keyed)
-                                    if resume is None:
-                                        Path(parts[i][-1]).unlink()
-                                        _done_marker(parts[i][-1]).unlink()
-                        elif mine is not None:   # on Ray: lines the tasks keyed, de-duplicated here
-                            for i in mine:
-                                r.take(result(i), shard.add_keyed)
+                        if mine is not None:
+                            split.read(r, mine, shard.add_keyed)
                         elif fmt in LINE_BASED:
                             r.read_lines()
                         else:
@@ -739,15 +693,9 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                         g.problems.append(
                             f"all {r.counts['bad_lines']} statements of {path} were quarantined "
                             f"(see {Path(out) / QUARANTINE}); is it in another format?")
-                if ordered is not None:
-                    for _ in ordered:  # none left: runs the tasks' generator to its end, which records the step
-                        pass
-                if parts and resume is None:
-                    shutil.rmtree(spill)  # empty by now: no part of the artifact
+                split.finish()
             finally:
-                if results is not None:
-                    ordered.close()
-                    results.close()
+                split.close()
                 bar.close()
                 if qf is not None:
                     qf.close()
@@ -760,21 +708,102 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
             g.counts.update(totals)
             g.extra["files"] = per_file
             # Where the parsing ran (no part of any content hash: the files are the same either way).
-            g.extra["engine"] = (eng if ray else enginemod.Engine(eng_config)).report()
-            if parts:
-                g.extra["engine"]["parts"] = len(parts)
-                if kept or halfway:
-                    g.extra["engine"]["parts_resumed"] = len(kept) + len(halfway)
+            g.extra["engine"] = {**(eng if ray else enginemod.Engine(eng_config)).report(), **split.report()}
     except BaseException as e:
         # Parsed parts stay for the rerun after a stop or a crash; a resume directory without one does not,
         # nor one of a pull the input failed (an error in a file, an empty pull: a rerun fails the same way).
-        if resume is not None and (isinstance(e, (InputError, EmptyResultError))
-                                   or not any(resume.glob("*.done.json")) and not any(resume.glob("*.at.json"))):
-            shutil.rmtree(resume, ignore_errors=True)
+        if split is not None:
+            split.drop(unless_resumable=not isinstance(e, (InputError, EmptyResultError)))
         raise
-    if resume is not None:   # written: the kept parts are of no more use
-        shutil.rmtree(resume, ignore_errors=True)
+    split.drop()   # written: the kept parts are of no more use
     return g.manifest
+
+
+class _Parts:
+    """The parts of the line-based files (:func:`pull_files`): where their blocks go (a resume directory
+    beside the output, or ``.ray-parts/`` in the artifact's temp directory when a live run holds that
+    one), which ones a stopped run finished (``kept``) or left half-way (``halfway``), and on Ray the tasks'
+    results, taken in input order."""
+
+    def __init__(self, parts: list[tuple], out: Path, tmp: Path, config: FilePullConfig, eng):
+        self.config, self.eng = config, eng
+        self.resume: Path | None = None
+        self.spill = tmp / _SPILL_DIR
+        self.kept: dict[int, dict] = {}
+        self.halfway: list[int] = []
+        self.results = self.ordered = None
+        if parts:
+            # Finished parts are kept beside the output until the pull succeeds, so that a stopped pull
+            # resumes from them (same files, sizes and times, config, ranges and code: ``key``).
+            key = {"files": [(str(a[1]), a[1].stat().st_size, a[1].stat().st_mtime_ns, a[4]) for a in parts],
+                   "config": dataclasses.asdict(config), "code": [package_versions().get("kgllm"), git_commit()]}
+            self.resume = resume_dir(out, key, "parts", RESUME_OWNER)
+            if self.resume is not None:
+                self.spill = self.resume.absolute()
+            else:
+                self.spill.mkdir()
+            parts = [(*a, str(self.spill / f"{i:06d}.pickle")) for i, a in enumerate(parts)]
+            if self.resume is not None:
+                self.kept = {i: {**r, "keep": True} for i, a in enumerate(parts)
+                             if (r := _kept_part(a[-1])) is not None}
+                self.halfway = [i for i, a in enumerate(parts) if i not in self.kept and _resumed(a[-1]) is not None]
+                if self.kept or self.halfway:
+                    logger.info("pull file: %d of %d parts parsed by a stopped run%s", len(self.kept), len(parts),
+                                f", {len(self.halfway)} in part" if self.halfway else "")
+        self.parts = parts
+        self.todo = [i for i in range(len(parts)) if i not in self.kept]
+
+    def read(self, r: _FileReader, mine: range, add_keyed) -> None:
+        """Parts ``mine`` (one file's) into the reader's shard: kept ones from their blocks; the others parsed
+        here (:meth:`_FileReader.parse_here`), or taken from their Ray tasks (:meth:`_FileReader.take`)."""
+        for i in mine:
+            if i in self.kept:
+                r.take(self.kept[i], add_keyed)
+            elif self.eng is None:
+                r.parse_here(self.parts[i], add_keyed)
+                if self.resume is None:
+                    Path(self.parts[i][-1]).unlink()
+                    _done_marker(self.parts[i][-1]).unlink()
+            else:
+                r.take(self._result(i), add_keyed)
+
+    def _result(self, i: int) -> dict:
+        """Part ``i`` as parsed by its task (the tasks finish in any order; the parts are used in order)."""
+        if self.results is None:
+            self.results = self.eng.map_tasks(_parse_part, [self.parts[k] for k in self.todo], shared=self.config,
+                                              desc="pull file: parse", unit="part")
+            self.ordered = enginemod.in_order(self.results)
+        j, res = next(self.ordered)
+        assert self.todo[j] == i, (self.todo[j], i)   # the parts are taken in order, each once
+        return {**res, "keep": self.resume is not None}
+
+    def finish(self) -> None:
+        """Every part taken: the tasks' generator is run to its end (which records the step), and the temp
+        spill directory (empty by now) goes."""
+        if self.ordered is not None:
+            for _ in self.ordered:
+                pass
+        if self.parts and self.resume is None:
+            shutil.rmtree(self.spill)
+
+    def close(self) -> None:
+        if self.results is not None:
+            self.ordered.close()
+            self.results.close()
+
+    def report(self) -> dict:
+        out = {"parts": len(self.parts)} if self.parts else {}
+        if self.kept or self.halfway:
+            out["parts_resumed"] = len(self.kept) + len(self.halfway)
+        return out
+
+    def drop(self, unless_resumable: bool = False) -> None:
+        """Remove the resume directory; with ``unless_resumable``, only when it holds no finished or
+        checkpointed part (a stop or a crash: the rerun goes on from those)."""
+        d = self.resume
+        if d is None or unless_resumable and (any(d.glob("*.done.json")) or any(d.glob("*.at.json"))):
+            return
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def iter_file_triples(path: str | os.PathLike, fmt: str | None = None, base_iri: str | None = None
