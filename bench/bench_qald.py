@@ -16,7 +16,9 @@ Also: the hand-written question sets over the bundled graph: examples/data/quest
 by someone who did not see the answerer, and never used to develop) and handwritten_shapes_c.jsonl (set C:
 written blind like B, weighted to paraphrases, two-hop and unanswerable questions; first scored 0.700 Hits@1,
 then used to develop) and handwritten_shapes_d.jsonl (set D: written blind like B by a helper that saw only the
-data and the file format, before any change of the session that added it; held out like B).
+data and the file format, before any change of the session that added it; held out like B) and
+handwritten_shapes_e.jsonl (set E: written blind like D at the start of a later session, scored once before
+any change; held out).
 
 Usage::
 
@@ -54,7 +56,8 @@ ONTOLOGY = ROOT / "ontologies" / "dbpedia" / "dbo.owl.xz"
 HANDWRITTEN = [ROOT / "examples" / "data" / "questions" / "handwritten_shapes.jsonl",
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_b.jsonl",
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_c.jsonl",
-               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_d.jsonl"]
+               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_d.jsonl",
+               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_e.jsonl"]
 
 
 def build(work: Path, with_qald: bool = True) -> Path:
