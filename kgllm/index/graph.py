@@ -25,6 +25,7 @@ the same arrays a build from the same live triples makes.
 from __future__ import annotations
 
 import json
+from array import array
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -115,25 +116,37 @@ class GraphIndex:
             return src_keys[key]
 
         counts = {"read": 0}
-        ss, ps, os_, tids, srcs = [], [], [], [], []
+        # Terms are interned as they come (one string per distinct term, ids in order of appearance) and rows
+        # kept as machine integers: the memory is the distinct terms', not three strings per triple.
+        ids: dict[str, int] = {}
+        flat, tids, srcs = array("i"), array("Q"), array("i")
         for s, p, o, t, si in distinct_triples(progress(triples, desc="index: read triples", total=total,
                                                         unit="triple"), source_id, counts):
-            ss.append(s)
-            ps.append(p)
-            os_.append(o)
+            for x in (s, p, o):
+                i = ids.get(x)
+                if i is None:
+                    i = ids[x] = len(ids)
+                flat.append(i)
             tids.append(t)
             srcs.append(si)
-        read, dup = counts["read"], counts["read"] - len(ss)
-        terms = sorted(set(ss) | set(ps) | set(os_))
-        ids = {t: i for i, t in enumerate(terms)}
-        tri = np.empty((len(ss), 3), dtype=np.int32)
-        tri[:, 0] = [ids[x] for x in ss]
-        tri[:, 1] = [ids[x] for x in ps]
-        tri[:, 2] = [ids[x] for x in os_]
-        idx = cls(terms, _compact_arrays(terms, tri, np.array(tids, dtype=np.uint64),
-                                         np.array(srcs, dtype=np.int32), np.ones(len(ss), dtype=bool)), sources)
+        n = len(tids)
+        read, dup = counts["read"], counts["read"] - n
+        # Term ids in sorted order of the terms (as the arrays have always been laid out).
+        seen_order = list(ids)
+        order = sorted(range(len(seen_order)), key=seen_order.__getitem__)
+        terms = [seen_order[i] for i in order]
+        del seen_order
+        final = np.empty(len(order), dtype=np.int32)
+        final[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int32)
+        del order
+        for i, term in enumerate(terms):
+            ids[term] = i
+        tri = final[np.frombuffer(flat, dtype=np.int32).reshape(n, 3)] if n else np.empty((0, 3), dtype=np.int32)
+        del flat, final
+        idx = cls(terms, _compact_arrays(terms, tri, np.frombuffer(tids, dtype=np.uint64).copy(),
+                                         np.frombuffer(srcs, dtype=np.int32).copy(), np.ones(n, dtype=bool)), sources)
         idx._term_ids = ids
-        return idx, {"read": read, "duplicates": dup, "triples": len(ss)}
+        return idx, {"read": read, "duplicates": dup, "triples": n}
 
     # ------------------------------------------------------------------ persistence
 
