@@ -17,8 +17,8 @@ by someone who did not see the answerer, and never used to develop) and handwrit
 written blind like B, weighted to paraphrases, two-hop and unanswerable questions; first scored 0.700 Hits@1,
 then used to develop) and handwritten_shapes_d.jsonl (set D: written blind like B by a helper that saw only the
 data and the file format, before any change of the session that added it; held out like B) and
-handwritten_shapes_e.jsonl (set E: written blind like D at the start of a later session, scored once before
-any change; held out).
+handwritten_shapes_e.jsonl and handwritten_shapes_f.jsonl (sets E and F: written blind like D, E at the
+start of a later session and F during it, each scored before any change it could have guided; held out).
 
 Usage::
 
@@ -57,7 +57,8 @@ HANDWRITTEN = [ROOT / "examples" / "data" / "questions" / "handwritten_shapes.js
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_b.jsonl",
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_c.jsonl",
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_d.jsonl",
-               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_e.jsonl"]
+               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_e.jsonl",
+               ROOT / "examples" / "data" / "questions" / "handwritten_shapes_f.jsonl"]
 
 
 def build(work: Path, with_qald: bool = True) -> Path:

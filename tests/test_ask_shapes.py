@@ -351,7 +351,7 @@ def test_yes_no_possessive_is_no_claim(shapes):
 
 @pytest.mark.parametrize("name", ["handwritten_shapes.jsonl", "handwritten_shapes_b.jsonl",
                                   "handwritten_shapes_c.jsonl", "handwritten_shapes_d.jsonl",
-                                  "handwritten_shapes_e.jsonl"])
+                                  "handwritten_shapes_e.jsonl", "handwritten_shapes_f.jsonl"])
 def test_handwritten_gold_answers_match_the_graph(name, capsys):
     """Each hand-written set's gold answers are what its gold SPARQL query gives over the bundled graph (set A
     also keeps its minimum number of questions per shape)."""
