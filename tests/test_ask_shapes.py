@@ -154,6 +154,25 @@ def test_category(shapes):
     assert len(out["citations"]) == 5 and _ids_ok(out)
 
 
+def test_a_category_named_in_other_words(shapes):
+    """A category whose every word the question uses, in another order and form, names the set asked for;
+    not when the question names a thing beyond its words, nor in a yes/no question."""
+    cat = "<http://dbpedia.org/resource/Category:Government-owned_airlines>"
+    out = shapes.ask("Which airlines are owned by a government?")
+    members = {c["s"] for c in out["citations"] if (c["p"], c["o"]) == ("<http://purl.org/dc/terms/subject>", cat)}
+    assert members and _values(out) == {m[1:-1] for m in members} and _ids_ok(out)
+    assert DBR + "Air_India" in _values(out)
+    und = shapes.retriever.understander
+    out = shapes.ask("Which companies have been convicted of price fixing?")   # convicted ~ convictions
+    assert "<http://dbpedia.org/resource/Category:Price_fixing_convictions>" in und.word_categories
+    assert _values(out) == {c["s"][1:-1] for c in out["citations"] if c["o"].endswith("Category:Price_fixing_convictions>")}
+    # "romance novels" is beyond Novels by Danielle Steel: the romance novels among her books, not all of them.
+    shapes.ask("Which of Danielle Steel's books are romance novels?")
+    assert not {t for t in und.word_categories if "Danielle_Steel" in t}
+    shapes.ask("Is Air India owned by a government?")
+    assert not und.word_categories
+
+
 def test_infobox_row_nodes_are_not_answers(shapes):
     # dbr:Saab_9000__1 ... are the untyped rows of the car's engine table: a way through, never an answer.
     from kgllm.ask.candidates import Mention

@@ -25,11 +25,12 @@ when no candidate is confident enough, so that the answer is "not in the graph".
 
 from __future__ import annotations
 
+import bisect
 import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from ..index.lexicon import ALT_PREDICATES, normalize_label
 from ..rdf import (
@@ -51,9 +52,23 @@ from ..rdf import (
     triple_id,
 )
 from .candidates import VAR_X, CandidateBuilder, Mention, Query, describe, render_ask, render_select
-from .question import Question, content_tokens, word_forms, wordnet
+from .question import STOP, Question, content_tokens, word_forms, wordnet
 from .ranker import mask_question
 from .sparql_templates import literal_from_nt
+
+
+@cache
+def _stem(word: str) -> str:
+    """Porter's stem (nltk): "convicted" and "convictions" -> "convict" (cached: a vocabulary's words)."""
+    return _porter().stem(word)
+
+
+@lru_cache(maxsize=1)
+def _porter():
+    from nltk.stem.porter import PorterStemmer
+
+    return PorterStemmer()
+
 
 # Yes/no questions start with an auxiliary verb.
 _AUX = frozenset("is are was were does do did has have had can could will would should".split())
@@ -108,6 +123,8 @@ class UnderstandConfig:
     run_top: int = 5               # best candidates run until one has answers
     superlative_bases: int = 4     # superlatives: best list candidates tried as the members to order
     superlative_slack: float = 0.3  # superlatives: how far below min_confidence a list candidate may score
+    category_words_max: int = 3    # categories whose every word the question uses, taken as mentions
+    category_words_bonus: float = 0.3  # the members of such a category (the set its name describes)
 
 
 @dataclass
@@ -132,6 +149,8 @@ class Understander:
         self.asked_properties: set[tuple[str, int]] = set()
         self._types: dict[str, frozenset[str]] = {}
         self._is_class: dict[str, bool] = {}
+        self._category_index: dict[str, list[tuple[str, frozenset[str]]]] | None = None
+        self.word_categories: set[str] = set()   # categories the current question names by their words
         # Names, identifiers and bookkeeping are not answers to questions (the predicates the index does not
         # embed, plus part of speech and provenance links).
         skip = {iri(p) for p in (getattr(index, "settings", None) or {}).get("skip_predicates", [])}
@@ -207,6 +226,8 @@ class Understander:
         # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
         classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
                    if m.term not in GENERIC_CLASSES]
+        # Categories named by their words in other order and forms (no effect on what else is linked).
+        entities += self._categories_by_words(text, entities)
         named = self._named_value(text)
         literals = self._literals(text, entities + classes, named)
         if named is not None:
@@ -216,6 +237,62 @@ class Understander:
             classes = [m for m in classes if not (a <= m.start and m.end <= b)]
             names = [m for m in names if not (a <= m.start and m.end <= b)]
         return entities, classes, literals + names
+
+    def _categories_by_words(self, text: str, entities: list[Mention]) -> list[Mention]:
+        """Categories whose every content word (at least two) a list question uses, in any order and form: a
+        category names a set by a noun phrase, which a question about the set rewords ("Which airlines are
+        owned by a government?": Government-owned airlines). Not when the question names a thing beyond the
+        category's words ("Which of Danielle Steel's books are romance novels?" is no question about Novels
+        by Danielle Steel), nor a category only named after one linked thing (Category:Cathay Pacific), nor
+        for a yes/no question. The most specific (most words) first; each a mention over the words it
+        matched, recorded in :attr:`word_categories`."""
+        self.word_categories = set()
+        index = self._category_words()
+        if not index or _is_yes_no(text):
+            return []
+        tokens = content_tokens(text)
+        stems: dict[str, list] = defaultdict(list)
+        for t in tokens:
+            for s in {_stem(f) for f in t.forms | {t.text}}:
+                stems[s].append(t)
+        found: dict[str, frozenset[str]] = {}
+        for s in stems:
+            for term, need in index.get(s, ()):
+                if term not in found and need <= stems.keys():
+                    found[term] = need
+        out = []
+        for term, need in sorted(found.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            used = {t.start for s in need for t in stems[s]}
+            a = min(used)
+            b = max(t.end for t in tokens if t.start in used)
+            inside = [m for m in entities if m.start <= a and b <= m.end]
+            beyond = [m for m in entities if any(m.start <= t.start < m.end and t.start not in used for t in tokens)]
+            if inside or beyond:
+                continue
+            out.append(Mention(term, "entity", a, b, 0.8, text[a:b]))
+            self.word_categories.add(term)
+            if len(out) >= self.config.category_words_max:
+                break
+        return out
+
+    def _category_words(self) -> dict[str, list[tuple[str, frozenset[str]]]]:
+        """stem -> the categories (DBpedia's ``Category:`` resources) with that stem among their content words'
+        stems, each with all of them; built once, from the graph's sorted terms."""
+        if self._category_index is None:
+            terms = self.index.graph.terms
+            prefix = "<http://dbpedia.org/resource/Category:"
+            out: dict[str, list[tuple[str, frozenset[str]]]] = defaultdict(list)
+            for i in range(bisect.bisect_left(terms, prefix), len(terms)):
+                term = terms[i]
+                if not term.startswith(prefix):
+                    break
+                words = re.findall(r"[^\W_]+", term[len(prefix):-1].lower())
+                need = frozenset(_stem(w) if not w.isdigit() else w for w in words if w not in STOP)
+                if len(need) >= 2:
+                    for s in need:
+                        out[s].append((term, need))
+            self._category_index = dict(out)
+        return self._category_index
 
     def _populated(self, c: Mention, levels: int = 2) -> Mention:
         """A class without instances in the graph stands for its nearest superclass that has some
@@ -521,6 +598,8 @@ class Understander:
                 # Unparsed infobox values ("*", "*Tokyo\n**Haneda ...") are no answers: a candidate whose
                 # answers are mostly markup is a raw copy of a relation that a clean property holds.
                 score -= cfg.markup_penalty * sum(map(is_markup, c.answers)) / len(c.answers)
+            if c.topic in self.word_categories and c.path == ((DCT_SUBJECT, "in"),):
+                score += cfg.category_words_bonus   # the set the category's name describes
             c.features = {"cos": round(float(s), 4), "lex": round(lex, 4), "vec": round(vec, 3),
                           "mentions": n_mentions}
             c.score = round(score, 6)
