@@ -464,7 +464,7 @@ RESUME_OWNER = "kgllm-pull-resume"   # the owner file of ``.OUT.parts-KEY`` (kgl
 
 def _parse_part(config: FilePullConfig, part: tuple, on_block=None) -> dict:
     """A Ray task (:meth:`kgllm.engine.Engine.map_tasks`), or a step of the in-process pull
-    (:func:`_pull_parts_here`): one byte range of an N-Triples/N-Quads file, or the whole file (``span`` None),
+    (:meth:`_FileReader.parse_here`): one byte range of an N-Triples/N-Quads file, or the whole file (``span`` None),
     parsed into the spill file ``spill``: a pickle per block of up to ``_CHUNK_LINES`` statements,
     ``(lines, keys, bnodes, n, quarantine)``: the ``n`` statement lines ``s p o`` as one text, their
     de-duplication keys (8 bytes each), for those with a blank node (still with its label in the file; the
@@ -528,6 +528,7 @@ def _parse_part(config: FilePullConfig, part: tuple, on_block=None) -> dict:
     def checkpoint(read: int) -> None:
         flush()
         out.flush()
+        os.fsync(out.fileno())   # the blocks on disk before the checkpoint that counts them
         atomic_write_json(at, {"spill": str(spill), "bytes": out.tell(), "lines": read,
                                "counts": {k: r.counts[k] for k in _TASK_COUNTS}})
 
