@@ -208,6 +208,11 @@ def test_a_chain_needs_words_for_each_hop(shapes):
     # Danielle Steel's books have publication dates; "born" names no relation of the chain to them.
     out = shapes.ask("When was Danielle Steel born?")
     assert not out["supported"] and out["answer"] == "not in the graph"
+    # A value reached through an unnamed hop is another thing's: the graph holds the population of the
+    # region Le Havre is part of, not Le Havre's own.
+    assert shapes.retriever.understander.edges(R("Le_Havre")).get((f"<{DBO}part>", "in"))
+    out = shapes.ask("What is the population of Le Havre?")
+    assert not out["supported"] and out["answer"] == "not in the graph"
 
 
 def test_unanswerable_stays_not_in_the_graph(shapes):

@@ -106,6 +106,7 @@ class UnderstandConfig:
     min_vector: float = 0.5        # a vector hit supports a candidate from this cosine on
     hop_penalty: float = 0.12      # a two-hop chain must beat the one-hop candidates by this much
     bare_hop_penalty: float = 0.2  # per hop of a chain that no word of the question names
+    bare_value_penalty: float = 0.5  # a chain with such a hop whose answers are values (literals)
     unnamed_relation_penalty: float = 0.1  # the question names a schema property; the candidate another one
     mention_bonus: float = 0.12    # per extra question mention a candidate uses (intersections, classes)
     min_name_similarity: float = 0.5  # cosine an unlinked name needs to an entity's description
@@ -576,6 +577,10 @@ class Understander:
             if c.shape == "two_hop":
                 # A chain is a claim about two relations: each hop needs words of its own in the question.
                 score -= cfg.hop_penalty + cfg.bare_hop_penalty * bare
+                if bare and c.answers and not any(a.startswith(("<", "_:")) for a in c.answers):
+                    # A value reached through a hop no word names belongs to that other thing: the population
+                    # of the region Le Havre is part of is not Le Havre's.
+                    score -= cfg.bare_value_penalty
             elif c.shape == "inverse" and len(c.patterns) == 1:
                 score -= cfg.inverse_penalty  # facts that point *to* the entity rank below facts about it
             if c.answers and c.answers <= mentioned and c.shape != "literal" and not yes_no:
