@@ -485,19 +485,6 @@ def _parse_part(config: FilePullConfig, part: tuple, on_block=None) -> dict:
     keys: list[bytes] = []
     bnodes: dict[int, tuple[str, str, str]] = {}
     q = io.StringIO() if config.skip_bad else None
-    state = _resumed(spill)
-    r = _TaskReader(path, fmt, comp, "", config, None, q, _NoBar(), file=file)
-    if state is None:
-        out = open(partial, "wb")  # noqa: SIM115  (closed below, or left for the rerun)
-    else:
-        out = open(partial, "r+b")  # noqa: SIM115
-        out.truncate(state["bytes"])
-        out.seek(state["bytes"])
-        for k in _TASK_COUNTS:
-            r.counts[k] = state["counts"][k]
-        if on_block is not None:
-            for block in _blocks(partial, state["bytes"]):
-                on_block(block)
 
     def flush() -> None:
         if not lines and not (q and q.tell()):
@@ -532,8 +519,20 @@ def _parse_part(config: FilePullConfig, part: tuple, on_block=None) -> dict:
         atomic_write_json(at, {"spill": str(spill), "bytes": out.tell(), "lines": read,
                                "counts": {k: r.counts[k] for k in _TASK_COUNTS}})
 
-    r.add = add
+    r = _TaskReader(path, fmt, comp, "", config, add, q, _NoBar(), file=file)
+    state = _resumed(spill)
+    if state is None:
+        out = open(partial, "wb")  # noqa: SIM115  (closed below; left for the rerun after a stop)
+    else:
+        out = open(partial, "r+b")  # noqa: SIM115
+        out.truncate(state["bytes"])
+        out.seek(state["bytes"])
+        for k in _TASK_COUNTS:
+            r.counts[k] = state["counts"][k]
     try:
+        if state is not None and on_block is not None:
+            for block in _blocks(partial, state["bytes"]):   # the blocks of the checkpoint first
+                on_block(block)
         r.read_lines(span, skip=state["lines"] if state else 0, on_chunk=checkpoint)
         flush()
     except InputError as e:
@@ -643,8 +642,6 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
         logger.warning("--skip-bad applies to N-Triples/N-Quads only; the other formats stop at an error")
     eng_config = enginemod.current()
     ray = _on_ray(eng_config) and any(fmt in LINE_BASED for _, fmt, _ in plan)
-    # The parts of each line-based file (on Ray: its byte ranges, or the whole file; here: the whole file,
-    # when the line-based input is large enough to be worth resuming), in input order.
     if resume_bytes is None:
         try:
             resume_bytes = int(os.environ.get("KGLLM_PULL_RESUME_BYTES") or RESUME_BYTES)
@@ -653,6 +650,8 @@ def pull_files(paths: list[str | os.PathLike] | None, out: str | os.PathLike,
                               "of bytes") from None
     here = not ray and sum(p.stat().st_size * (1 if comp is None else _PACKED) for p, fmt, comp in plan
                            if fmt in LINE_BASED) >= resume_bytes
+    # The parts of each line-based file (on Ray: its byte ranges, or the whole file; here: the whole file,
+    # when the line-based input is large enough to be worth resuming), in input order.
     parts: list[tuple] = []
     tasks: list[range | None] = []
     for path, fmt, comp in plan:
