@@ -47,6 +47,7 @@ from ..rdf import (
     XSD,
     XSD_STRING,
     iri,
+    is_literal,
     literal,
     parse_literal,
     triple_id,
@@ -577,7 +578,7 @@ class Understander:
             if c.shape == "two_hop":
                 # A chain is a claim about two relations: each hop needs words of its own in the question.
                 score -= cfg.hop_penalty + cfg.bare_hop_penalty * bare
-                if bare and c.answers and not any(a.startswith(("<", "_:")) for a in c.answers):
+                if bare and c.answers and all(map(is_literal, c.answers)):
                     # A value reached through a hop no word names belongs to that other thing: the population
                     # of the region Le Havre is part of is not Le Havre's.
                     score -= cfg.bare_value_penalty
@@ -635,7 +636,7 @@ class Understander:
             if res is not None:
                 res.ranked = cands
                 if q.shape == "count" and not (len(res.answers) == 1 and _is_number(res.answers[0])):
-                    if not any(a.startswith(("<", "_:")) for a in res.answers):
+                    if all(map(is_literal, res.answers)):
                         # "How many passengers ...": things are counted, names and strings are not (the
                         # count of a frequent flyer programme's names answers nothing asked).
                         continue
