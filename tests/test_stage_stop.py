@@ -143,8 +143,8 @@ def stop_once_kept(cmd: list[str], out: Path, kept: str, what: str) -> Path:
 
 
 # The resume directories a stopped stage keeps beside its output (kgllm.artifacts.resume_dir): the corpus
-# stage's finished shards, validate's finished checks and blocks, the parts a pull on Ray parsed; each marked
-# by its owner file.
+# stage's finished shards, validate's finished checks and blocks, the parts (finished, or checkpointed half-way)
+# a pull parsed, on Ray or of large input in this process; each marked by its owner file.
 RESUME = {"shards": ("kgllm-corpus-resume", ".done.json"), "checks": ("kgllm-validate-resume", ".pickle"),
           "parts": ("kgllm-pull-resume", (".done.json", ".at.json"))}
 
