@@ -24,6 +24,8 @@ instance of N CPUs, for each N (a ``python -c`` process calling ``kgllm.registry
 reasoner), as rows ``corpus-rayN`` / ``validate-rayN``; with --wordnet on WordNet too. ``--running-ray``: those
 rows run on a running Ray head node of N CPUs instead (``ray start --head --num-cpus N``, started before each
 run and stopped after it, unmeasured), as on a cluster, where Ray's start and stop are no part of a stage run.
+``--validate-resume``: validate's rerun after a SIGTERM once its checks were kept, against an unbroken run.
+``--pull-kept``: the in-process pull through blocks kept for resuming against the streaming pull.
 
 Printed: a table of graph (size tag or ``wordnet``), stage, triples, wall s, CPU s, triples per CPU-second, peak
 RSS MB and the process tree's peak RSS MB; for each worker count N > 1 "STAGE at T triples: N workers X.XXx the
@@ -36,7 +38,7 @@ Usage::
 
     python bench/bench_scale.py --sizes 250k,1M,4M --work DIR [--stages pull,validate,corpus,index] [--embed 20000]
         [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--repeat 3] [--workers-only]
-        [--running-ray] [--validate-resume] [--json FILE]
+        [--running-ray] [--validate-resume] [--pull-kept] [--json FILE]
 
 Sizes take k/M suffixes (``--sizes ''`` with --wordnet: WordNet only). ``DIR`` keeps the dumps and artifacts
 (reused when present) so a size can be rerun; WordNet's pulled and validated graphs are reused when their stage
@@ -336,6 +338,31 @@ def validate_resume(work: Path, tag: str, n: int, ontology: Path = ONTOLOGY) -> 
     return [unbroken, resumed]
 
 
+def pull_kept(work: Path, dump: Path, tag: str, n: int, repeat: int = 1) -> list[dict]:
+    """``--pull-kept``: the in-process pull as it streams (row ``pull-stream``) against the same pull through
+    blocks kept for resuming (row ``pull-kept``: ``KGLLM_PULL_RESUME_BYTES=1``, the path large input takes),
+    alternated ``repeat`` times, each row its fastest run; both write ``work/graph-TAG-kept``."""
+    out = work / f"graph-{tag}-kept"
+    cmd = KGLLM + ["pull", "file", str(dump), "--out", str(out), "--force"]
+    best: dict[str, dict] = {}
+    for _round in range(max(1, repeat)):
+        for name, threshold in (("pull-stream", str(1 << 62)), ("pull-kept", "1")):
+            saved = os.environ.get("KGLLM_PULL_RESUME_BYTES")
+            os.environ["KGLLM_PULL_RESUME_BYTES"] = threshold
+            try:
+                r = measure(cmd, work / f"{name}-{tag}.log", name, tag, n)
+            finally:
+                if saved is None:
+                    os.environ.pop("KGLLM_PULL_RESUME_BYTES")
+                else:
+                    os.environ["KGLLM_PULL_RESUME_BYTES"] = saved
+            if name not in best or r["wall_s"] < best[name]["wall_s"]:
+                best[name] = r
+    print(f"pull at {n:,} triples: through kept blocks {best['pull-kept']['wall_s'] / best['pull-stream']['wall_s']:.2f}"
+          " of the streaming pull's wall time", file=sys.stderr)
+    return [best["pull-stream"], best["pull-kept"]]
+
+
 def speedups(rows: list[dict], stage: str, ws: list[int]) -> dict[str, float]:
     """Wall time of ``STAGE-ray1`` over that of ``STAGE-rayN`` per graph, keyed ``"TRIPLES:N"``; printed."""
     out = {}
@@ -406,6 +433,9 @@ def main() -> None:
     ap.add_argument("--validate-resume", action="store_true",
                     help="also time validate's rerun after a SIGTERM once its data checks were kept, against "
                          "an unbroken run (rows validate-unbroken, validate-resumed)")
+    ap.add_argument("--pull-kept", action="store_true",
+                    help="also time the in-process pull through blocks kept for resuming (KGLLM_PULL_RESUME_BYTES=1) "
+                         "against the streaming pull, alternated --repeat times (rows pull-stream, pull-kept)")
     ap.add_argument("--running-ray", action="store_true",
                     help="run the worker rows on a running Ray head node of N CPUs (started before each run, "
                          "unmeasured), as on a cluster, instead of an embedded instance each run starts and stops")
@@ -434,6 +464,8 @@ def main() -> None:
         rows += run_workers(work, tag, n, stages, workers, repeat=args.repeat, running=args.running_ray)
         if args.validate_resume:
             rows += validate_resume(work, tag, n)
+        if args.pull_kept:
+            rows += pull_kept(work, dump, tag, n, args.repeat)
     if args.wordnet:
         rows += run_wordnet(work, stages, workers)
     print("\n| graph | stage | triples | wall s | CPU s | triples per CPU-second | peak RSS MB "

@@ -261,6 +261,42 @@ def test_a_large_pull_here_keeps_its_blocks_and_resumes_after_a_stop(tmp_path, m
     assert not [x for x in tmp_path.iterdir() if x.name.startswith(".")]
 
 
+def test_a_damaged_kept_block_is_a_clear_error_and_the_rerun_starts_over(tmp_path, monkeypatch):
+    """A kept block that no longer reads (a disk that failed under it) stops the resumed pull with an error
+    naming the file; the kept parts go, and the next run parses everything again, to the same bytes."""
+    gz = tmp_path / "a.nt.gz"
+    gz.write_bytes(gzip.compress(b"".join(nt_lines(70_000, seed=5)), mtime=0))
+    cfg = filesmod.FilePullConfig(skip_bad=True)
+    ref = _pull([gz], tmp_path / "ref", LOCAL, config=cfg)
+    real = filesmod._parse_part
+
+    def stopped(config, part, on_block=None):
+        seen = []
+
+        def block(b):
+            on_block(b)
+            seen.append(b)
+            if len(seen) == 3:
+                raise KeyboardInterrupt
+        return real(config, part, on_block=block)
+
+    monkeypatch.setattr(filesmod, "_parse_part", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    monkeypatch.undo()
+    (kept,) = tmp_path.glob(".here.parts-*")
+    partial = kept / "000000.pickle.partial"
+    data = bytearray(partial.read_bytes())
+    data[len(data) // 3: len(data) // 3 + 64] = b"\x00" * 64   # inside the checkpointed blocks
+    partial.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"000000\.pickle\.partial: a kept block of the pull is damaged"):
+        _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    assert not kept.exists() and not (tmp_path / "here").exists()
+    got = _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    _same_bytes(ref, got, tmp_path / "ref", tmp_path / "here")
+    assert "parts_resumed" not in got.extra["engine"]
+
+
 def _same_bytes(ref, got, ref_dir: Path, got_dir: Path) -> None:
     assert got.content_sha256 == ref.content_sha256 and got.counts == ref.counts
     assert got.extra["files"] == ref.extra["files"] and got.extra["shards"] == ref.extra["shards"]

@@ -44,6 +44,8 @@ import os
 import pickle
 import re
 import shutil
+import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +62,7 @@ from ..artifacts import (
     resume_dir,
     sha256_file,
 )
-from ..errors import ConfigError, EmptyResultError, InputError, UsageError
+from ..errors import ArtifactError, ConfigError, EmptyResultError, InputError, UsageError
 from ..log import logger, progress
 from ..rdf import FORMAT_SHORT, LINE_BASED, GraphWriter, format_name, line_key, open_rdf, oxigraph_format
 
@@ -73,7 +75,7 @@ RANGE_BYTES = 16 << 20  # on Ray: an uncompressed N-Triples/N-Quads file is pars
 # In this process: N-Triples/N-Quads input of about this many bytes or more (uncompressed: a compressed file
 # counts _PACKED times its size; KGLLM_PULL_RESUME_BYTES) is parsed into blocks kept beside the output until
 # the pull succeeds, so that a stopped pull resumes from them (about 7M triples, 40 s of parsing; keeping the
-# blocks costs about 13% of the pull's time, and disk for the parsed statements).
+# blocks costs about 15% of the pull's time, and disk for the parsed statements).
 RESUME_BYTES = 1 << 30
 _PACKED = 6
 # pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
@@ -490,7 +492,9 @@ def _parse_part(config: FilePullConfig, part: tuple, on_block=None) -> dict:
         if not lines and not (q and q.tell()):
             return
         block = ("\n".join(lines), b"".join(keys), dict(bnodes), len(lines), q.getvalue() if q else "")
-        pickle.dump(block, out, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickle.dumps(block, protocol=pickle.HIGHEST_PROTOCOL)
+        out.write(_BLOCK_HEAD.pack(len(data), zlib.crc32(data)))
+        out.write(data)
         lines.clear()
         keys.clear()
         bnodes.clear()
@@ -572,14 +576,34 @@ def _resumed(spill: str | Path) -> dict | None:
     return state if ok else None
 
 
+_BLOCK_HEAD = struct.Struct("<QI")   # a kept block: its pickle's length and CRC-32, then the pickle
+
+
 def _blocks(path: Path, stop: int | None = None) -> Iterator[tuple]:
-    """The blocks of a spill file (up to byte ``stop``: a partial part's checkpoint), in order."""
+    """The blocks of a spill file (up to byte ``stop``: a partial part's checkpoint), in order, each checked
+    against its length and CRC-32. A damaged one (a disk or a machine that failed under a kept part) is an
+    :class:`ArtifactError` naming the file, an input error: :func:`pull_files` then removes the kept parts,
+    and a rerun parses them again."""
     with open(path, "rb") as f:
         while stop is None or f.tell() < stop:
-            try:
-                yield pickle.load(f)
-            except EOFError:
+            at = f.tell()
+            head = f.read(_BLOCK_HEAD.size)
+            if not head and stop is None:
                 return
+            why = None
+            if len(head) < _BLOCK_HEAD.size:
+                why = "cut short"
+            else:
+                n, crc = _BLOCK_HEAD.unpack(head)
+                data = f.read(n)
+                if len(data) < n:
+                    why = "cut short"
+                elif zlib.crc32(data) != crc:
+                    why = "its checksum does not match"
+            if why is not None:
+                raise ArtifactError(f"{path}: a kept block of the pull is damaged ({why}) at byte {at}; the pull's "
+                                    "kept parts are removed: rerun it to parse them again")
+            yield pickle.loads(data)
 
 
 def _done_marker(spill: str | Path) -> Path:
