@@ -75,7 +75,7 @@ RANGE_BYTES = 16 << 20  # on Ray: an uncompressed N-Triples/N-Quads file is pars
 # In this process: N-Triples/N-Quads input of about this many bytes or more (uncompressed: a compressed file
 # counts _PACKED times its size; KGLLM_PULL_RESUME_BYTES) is parsed into blocks kept beside the output until
 # the pull succeeds, so that a stopped pull resumes from them (about 7M triples, 40 s of parsing; keeping the
-# blocks costs about 15% of the pull's time, and disk for the parsed statements).
+# blocks costs about 20% of the pull's time, and disk for the parsed statements).
 RESUME_BYTES = 1 << 30
 _PACKED = 6
 # pyoxigraph's messages start with the position inside the text it was given (a chunk, for the
