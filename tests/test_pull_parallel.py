@@ -227,22 +227,7 @@ def test_a_large_pull_here_keeps_its_blocks_and_resumes_after_a_stop(tmp_path, m
     ref = _pull([gz, plain], tmp_path / "ref", LOCAL, config=cfg)   # small input: streamed, nothing kept
     assert ref.extra["engine"] == {"ran": "local", "mode": "local"} and ref.counts["bad_lines"] == 2
 
-    real = filesmod._parse_part
-
-    def stopped(config, part, on_block=None):
-        seen = []
-
-        def block(b):
-            on_block(b)
-            seen.append(b)
-            if len(seen) == 3:
-                raise KeyboardInterrupt
-        return real(config, part, on_block=block)
-
-    monkeypatch.setattr(filesmod, "_parse_part", stopped)
-    with pytest.raises(KeyboardInterrupt):
-        _pull([gz, plain], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
-    monkeypatch.undo()
+    _stopped_at_third_block(monkeypatch, [gz, plain], tmp_path / "here", cfg)
     assert not (tmp_path / "here").exists()
     (kept,) = tmp_path.glob(".here.parts-*")
     assert sorted(x.name for x in kept.iterdir()) == [
@@ -268,6 +253,23 @@ def test_a_damaged_kept_block_is_a_clear_error_and_the_rerun_starts_over(tmp_pat
     gz.write_bytes(gzip.compress(b"".join(nt_lines(70_000, seed=5)), mtime=0))
     cfg = filesmod.FilePullConfig(skip_bad=True)
     ref = _pull([gz], tmp_path / "ref", LOCAL, config=cfg)
+    _stopped_at_third_block(monkeypatch, [gz], tmp_path / "here", cfg)
+    (kept,) = tmp_path.glob(".here.parts-*")
+    partial = kept / "000000.pickle.partial"
+    data = bytearray(partial.read_bytes())
+    data[len(data) // 3: len(data) // 3 + 64] = b"\x00" * 64   # inside the checkpointed blocks
+    partial.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"000000\.pickle\.partial: a kept block of the pull is damaged"):
+        _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    assert not kept.exists() and not (tmp_path / "here").exists()
+    got = _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+    _same_bytes(ref, got, tmp_path / "ref", tmp_path / "here")
+    assert "parts_resumed" not in got.extra["engine"]
+
+
+def _stopped_at_third_block(monkeypatch, paths: list[Path], out: Path, cfg) -> None:
+    """The in-process pull of ``paths`` into ``out`` (through kept blocks), stopped by Ctrl-C while its third
+    block is written (after the checkpoints of the chunks before it)."""
     real = filesmod._parse_part
 
     def stopped(config, part, on_block=None):
@@ -282,19 +284,8 @@ def test_a_damaged_kept_block_is_a_clear_error_and_the_rerun_starts_over(tmp_pat
 
     monkeypatch.setattr(filesmod, "_parse_part", stopped)
     with pytest.raises(KeyboardInterrupt):
-        _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
+        _pull(paths, out, LOCAL, config=cfg, resume_bytes=1)
     monkeypatch.undo()
-    (kept,) = tmp_path.glob(".here.parts-*")
-    partial = kept / "000000.pickle.partial"
-    data = bytearray(partial.read_bytes())
-    data[len(data) // 3: len(data) // 3 + 64] = b"\x00" * 64   # inside the checkpointed blocks
-    partial.write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"000000\.pickle\.partial: a kept block of the pull is damaged"):
-        _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
-    assert not kept.exists() and not (tmp_path / "here").exists()
-    got = _pull([gz], tmp_path / "here", LOCAL, config=cfg, resume_bytes=1)
-    _same_bytes(ref, got, tmp_path / "ref", tmp_path / "here")
-    assert "parts_resumed" not in got.extra["engine"]
 
 
 def _same_bytes(ref, got, ref_dir: Path, got_dir: Path) -> None:
