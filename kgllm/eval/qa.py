@@ -27,10 +27,14 @@ Metrics, per question then macro-averaged (over all questions, and per ``type``)
 * ``precision``/``recall``/``f1``: QALD-9 rules over answer sets: gold empty and prediction empty -> 1, 1, 1;
   gold empty but something predicted -> 0; prediction empty but gold not -> 0. ``f1`` is the mean of the
   per-question F1, ``f1_qald`` the harmonic mean of the macro precision and recall (as GERBIL reports it);
-* ``citation_precision``: share of cited triples that contain a gold answer or are gold supporting triples
-  (over questions that cite something);
+* ``citation_precision``: share of cited triples that contain a gold answer, are gold supporting triples, or
+  are the first hop of a chain to a cited triple holding a gold answer (from an entity linked in the
+  question to that triple's subject or object) (over questions that cite something);
 * ``citation_recall``: share of the gold supporting triples (``triple_ids``) cited; for a question without
   ``triple_ids``, share of its gold answers that a cited triple contains (over answerable questions);
+  neither is computed for a count or yes/no answer without ``triple_ids`` (no fact holds "3" or "true", so
+  the counted or checked facts cannot be judged against the gold answer; such questions are left out of
+  both means, like questions citing nothing);
 * ``refusal_accuracy``: share of the unanswerable questions (empty gold) answered "not in the graph";
   ``false_refusals``: share of the answerable ones answered "not in the graph";
 * with a model (kgllm.ask.grounding): ``generated`` (questions whose answer the model wrote and the check
@@ -179,15 +183,12 @@ def score(pred: dict, gold: dict) -> dict:
         em = float(pset == g)
     cited = pred.get("citations", [])
     gold_ids = set(gold.get("triple_ids") or [])
-    cit = None
-    if cited:
-        good = 0
-        for c in cited:
-            if c["id"] in gold_ids or _ends(c) & g:
-                good += 1
-        cit = good / len(cited)
-    cit_rec = None
-    if g:
+    # No fact holds "3" or "true": without gold supporting triples a computed answer's citations are not judged.
+    judged = bool(gold_ids) or pred.get("shape") not in COMPUTED_ANSWERS
+    cit = cit_rec = None
+    if judged and cited:
+        cit = len(_good_citations(cited, g, gold_ids, pred.get("seeds") or [])) / len(cited)
+    if judged and g:
         if gold_ids:
             cit_rec = len(gold_ids & {c["id"] for c in cited}) / len(gold_ids)
         else:
@@ -216,6 +217,23 @@ def _set_f1(pred: list[str], g: set[str]) -> float:
         return float(not g and not p)
     inter = len(p & g)
     return 0.0 if inter == 0 else 2 * inter / (len(p) + len(g))
+
+
+# Answers computed over the cited facts (the count of the facts, yes or no), not held by any of them.
+COMPUTED_ANSWERS = ("count", "yes_no")
+
+
+def _good_citations(cited: list[dict], g: set[str], gold_ids: set[str], seeds: list[str]) -> list[dict]:
+    """The cited triples that are gold supporting triples, hold a gold answer, or are the first hop of a
+    chain to one: the hop links an entity the question names (``seeds``, linked by the retrieval) to the
+    subject or object of a cited triple that holds a gold answer ("Erich Marcks | death place | Normandy"
+    before "Normandy | utc offset | +1"); a triple merely sharing a term with the answer's is not."""
+    holding = [c for c in cited if c["id"] in gold_ids or _ends(c) & g]
+    topics = {norm_answer(t) for c in holding for t in (c["s"], c["o"])} - g
+    named = {norm_answer(x) for x in seeds}
+    hops = [c for c in cited if c not in holding and
+            {norm_answer(c["s"]), norm_answer(c["o"])} & topics and {norm_answer(c["s"]), norm_answer(c["o"])} & named]
+    return holding + hops
 
 
 def _ends(c: dict) -> set[str]:
