@@ -5,8 +5,10 @@ on RAFT examples, answering from retrieved triples with citations that are check
    dog.n.01) for examples/data/questions/dbpedia_wordnet.jsonl and handwritten.jsonl; the bundled index of
    bench/bench_qald.py (the sample's files incl. categories and infobox properties + the DBpedia ontology)
    for handwritten_shapes.jsonl and handwritten_shapes_b.jsonl. Reused from --work when present.
-2. RAFT data: ``kgllm train raft-data`` on the small index, every question set above excluded (their
-   entities, the entities they name and their supporting triples stay out), ``--examples`` examples.
+2. RAFT data: ``kgllm train raft-data`` on both indices (each question set above excluded: their
+   entities, the entities they name and their supporting triples stay out), ``--examples`` examples
+   sampled in turn from each question type (one-hop, two-hop, inverse lists, WordNet definitions and
+   hypernyms, absent relations); ``--small-only``: the small index alone (the data of the first runs).
 3. Training: ``kgllm train sft`` of SmolLM2-135M-Instruct on them for ``--max-steps`` steps.
 4. ``kgllm eval qa`` metrics (hybrid retriever) for the three systems on every set: answer F1, F1 without
    the fallback (the model's own), citation precision and recall, refusal accuracy on the unanswerable
@@ -67,14 +69,14 @@ def bundled_index(work: Path) -> Path:
     return build(work, with_qald=False)
 
 
-def raft_data(work: Path, index: Path, examples: int, phrasings: int) -> tuple[Path, float]:
+def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int) -> tuple[Path, float]:
     from kgllm.artifacts import read_manifest
     from kgllm.registry import run_stage
 
-    out = work / f"raft-{examples}-{phrasings}"
+    out = work / f"raft-{examples}-{phrasings}" if len(indices) == 1 else work / f"raft{len(indices)}-{examples}-{phrasings}"
     t = time.perf_counter()
     if not (out / "manifest.json").exists():
-        run_stage("train.raft_data", [index], out, {
+        run_stage("train.raft_data", indices, out, {
             "exclude_questions": [str(QDIR / f) for f in SMALL_SETS + BUNDLED_SETS],
             "max_examples": examples, "phrasings": phrasings})
     secs = time.perf_counter() - t
@@ -193,6 +195,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")
     ap.add_argument("--skip-bundled", action="store_true", help="leave out the hand-written shapes sets")
     ap.add_argument("--skip-base", action="store_true", help="leave out the base model")
+    ap.add_argument("--small-only", action="store_true",
+                    help="RAFT data from the small index alone (without the bundled index's entities)")
     ap.add_argument("--model", help="a trained model to evaluate instead of training one")
     ap.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 24 examples, 2 steps, 4 questions per set")
@@ -219,17 +223,24 @@ def main() -> int:
     times["small index"] = time.perf_counter() - t
     model = args.model
     if model is None:
-        data, times["RAFT data"] = raft_data(work, small, args.examples, args.phrasings)
+        indices = [small]
+        if not args.small_only:
+            t1 = time.perf_counter()
+            indices.append(bundled_index(work))
+            times["bundled index"] = time.perf_counter() - t1
+        data, times["RAFT data"] = raft_data(work, indices, args.examples, args.phrasings)
         model, times["training"] = train(work, data, args.max_steps, args.batch_size, args.lr)
     systems = {"extractive": None, **({} if args.skip_base else {"base": BASE}), "trained": str(model)}
     t = time.perf_counter()
     rows = evaluate_sets(small, SMALL_SETS, systems, args.limit, work)
+    building = 0.0
     if not args.skip_bundled:
         t1 = time.perf_counter()
         bundled = bundled_index(work)
-        times["bundled index"] = time.perf_counter() - t1
+        building = time.perf_counter() - t1
+        times["bundled index"] = times.get("bundled index", 0.0) + building
         rows += evaluate_sets(bundled, BUNDLED_SETS, systems, args.limit, work)
-    times["evaluation"] = time.perf_counter() - t - times.get("bundled index", 0.0)
+    times["evaluation"] = time.perf_counter() - t - building
     print("\n## Grounded answers: extractive vs base SmolLM2-135M-Instruct vs RAFT-trained (hybrid retriever)\n")
     print(table(rows))
     print("\nAll sets pooled (question-weighted):\n")

@@ -27,7 +27,7 @@ import dataclasses
 import os
 import sys
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -154,11 +154,12 @@ def train_ranker(*, out: PathLike, config: Any = None, force: bool = False, **ke
     return run("train.ranker", [], out, config, force=force, **keys)
 
 
-def train_raft_data(index: PathLike, *, out: PathLike, config: Any = None, force: bool = False,
+def train_raft_data(index: PathLike | Sequence[PathLike], *, out: PathLike, config: Any = None, force: bool = False,
                     **keys: Any) -> Artifact:
-    """An index artifact -> a ``corpus.raft`` artifact: grounded-answer examples (question, retrieved facts
-    with distractors, answer citing [n] or "not in the graph") that ``train.sft`` trains on."""
-    return run("train.raft_data", [index], out, config, force=force, **keys)
+    """An index artifact (or several) -> a ``corpus.raft`` artifact: grounded-answer examples (question,
+    retrieved facts with distractors, answer citing [n] or "not in the graph") that ``train.sft`` trains on."""
+    indices = [index] if isinstance(index, (str, os.PathLike)) else list(index)
+    return run("train.raft_data", indices, out, config, force=force, **keys)
 
 
 def train_injection_data(corpus: PathLike, *, out: PathLike, config: Any = None, force: bool = False,

@@ -500,6 +500,7 @@ class Engine:
                     k = reduces.pop(r)
                     node, took, cpu, out = ray.get(r)
                     account("reduce", node, took, cpu)
+                    logger.debug("%s: reduce %d took %.1f s (%.1f s CPU) on %s", desc, k, took, cpu, node)
                     bar.update(1)
                     yield k, out
         secs = time.perf_counter() - t0

@@ -165,7 +165,8 @@ def test_raft_unanswerable_examples_show_no_support_and_refuse(raft):
     c = man.counts
     assert c["examples"] == c["with_support"] + c["unanswerable"] == sum(c[f"sft_{s}"] for s in rows)
     assert c["unanswerable"] == len(un)
-    assert c["questions"] + c["absent_questions"] == (c["examples"] + c["excluded_eval"] + c["sampled_out"]
+    assert c["questions"] + c["absent_questions"] == (c["examples"] + c["schema_questions"] + c["excluded_eval"]
+                                                      + c["duplicate_questions"] + c["sampled_out"]
                                                       + c["no_distractors"] + c["unverifiable"])
     absent = [r for r in un if r["type"] == "absent"]
     assert absent and c["unanswerable_absent"] == len(absent)    # "What is the wingspan of KLM?"-style
@@ -182,6 +183,53 @@ def test_raft_split_by_entity_keeps_evaluated_entities_out(raft):
     assert "https://w3id.org/kgllm/wordnet/3.0/01322604-n" not in everything  # an evaluated question's entity
     assert man.counts["excluded_eval"] > 0 and man.counts["excluded_entities"] >= 2
     assert all(r["split"] == s for s, rs in rows.items() for r in rs)
+
+
+def test_raft_inverse_lists_from_several_indices_without_the_schema(raft, rag_index, tmp_path):
+    """A second graph (an ontology loaded with its data): inverse questions answered by the subjects, both
+    airlines cited; questions about the ontology's own classes and properties left out; the first index's
+    questions come once (its duplicates counted), and the counts add up."""
+    from kgllm.rdf import OWL, RDF, RDFS, GraphWriter
+    from kgllm.registry import run_stage
+
+    def t(s, p, o):
+        return (s, f"<{p}>", o)
+
+    lab = lambda x: f'"{x}"@en'  # noqa: E731
+    air = [R("Test_Air_One"), R("Test_Air_Two")]
+    triples = [t(a, DBO + "hubAirport", R("Test_Field")) for a in air] + [
+        t(a, RDF + "type", f"<{DBO}Airline>") for a in air] + [
+        t(air[0], RDFS + "label", lab("Test Air One")), t(air[1], RDFS + "label", lab("Test Air Two")),
+        t(R("Test_Field"), RDFS + "label", lab("Test Field")), t(R("Test_Field"), DBO + "city", R("Test_Town")),
+        t(R("Test_Town"), RDFS + "label", lab("Test Town")), t(R("Test_Town"), DBO + "country", R("Test_Land")),
+        t(R("Test_Land"), RDFS + "label", lab("Test Land")), t(R("Test_Field"), DBO + "runwayLength", '"3200"'),
+        t(f"<{DBO}Airline>", RDF + "type", f"<{OWL}Class>"), t(f"<{DBO}Airline>", RDFS + "label", lab("airline")),
+        t(f"<{DBO}hubAirport>", RDF + "type", f"<{OWL}ObjectProperty>"),
+        t(f"<{DBO}hubAirport>", RDFS + "label", lab("hub airport")),
+        t(f"<{DBO}hubAirport>", RDFS + "domain", f"<{DBO}Airline>")]
+    with GraphWriter(tmp_path / "graph") as w:
+        w.add_all(triples, {"source": "test"})
+    run_stage("index", [tmp_path / "graph"], tmp_path / "index", {"vector": {"entities": False}})
+    _out, first, _rows = raft
+    man = run_stage("train.raft_data", [rag_index, tmp_path / "index"], tmp_path / "raft",
+                    {"unanswerable": 0.0, "absent": 0.0, "validation": 0.0, "test": 0.0})
+    rows = [json.loads(x) for x in (tmp_path / "raft" / "sft" / "train.jsonl").read_text().splitlines()]
+    inv = [r for r in rows if r["type"] == "inverse" and r["entity"] == f"{DBR}Test_Field"]
+    assert inv and all(set(r["answers"]) == {a[1:-1] for a in air} for r in inv)
+    assert all("Test Field" in r["question"] and "hub airport" in r["question"] for r in inv)
+    for r in inv:   # "Test Air One [2] and Test Air Two [4]": both subjects, each citing its own fact
+        assert "Test Air One [" in r["completion"] and "Test Air Two [" in r["completion"] and len(r["cited"]) == 2
+    c = man.counts
+    assert c["schema_questions"] > 0 and not any("ontology" in r["entity"] for r in rows)
+    assert c["duplicate_questions"] == 0   # (different graphs: nothing asked twice)
+    assert c["questions"] + c["absent_questions"] == (c["examples"] + c["schema_questions"] + c["excluded_eval"]
+                                                      + c["duplicate_questions"] + c["sampled_out"]
+                                                      + c["no_distractors"] + c["unverifiable"])
+    assert c["questions"] > first.counts["questions"]   # the first index's questions, and the second's
+    twice = run_stage("train.raft_data", [rag_index, rag_index], tmp_path / "twice", {"max_examples": 5})
+    c = twice.counts   # the same graph twice: every question it keeps comes again once
+    assert c["duplicate_questions"] * 2 == c["questions"] + c["absent_questions"] - c["excluded_eval"] - \
+        c["schema_questions"] > 0
 
 
 def test_train_sft_reads_the_raft_artifact(raft, tiny_model, tmp_path):
@@ -309,3 +357,28 @@ def test_eval_qa_reports_grounding_metrics(junk, tmp_path):
             "citations": [{"id": "t3", "s": R("Lufthansa"), "o": R("Frankfurt_Airport")}]}
     sc = score(pred, {"answers": [DBR + "Frankfurt_Airport"], "triple_ids": ["t3", "t9"]})
     assert sc["citation_recall"] == 0.5 and sc["refusal"] is None and sc["unsupported"] is None
+
+
+def test_citation_precision_counts_the_first_hop_of_a_chain_and_leaves_computed_answers_out():
+    from kgllm.eval.qa import score
+
+    def fact(i, s, o):
+        return {"id": i, "s": R(s), "o": o if o.startswith('"') else R(o)}
+
+    gold = {"answers": ['+1']}
+    hop, held = fact("h", "Erich_Marcks", "Normandy"), fact("a", "Normandy", '"+1"')
+    other_hop, near = fact("x", "Erich_Marcks", "Saint-Lô"), fact("n", "Normandy", "France")
+    pred = {"supported": True, "shape": "two_hop", "answers": [{"value": "+1"}], "seeds": [DBR + "Erich_Marcks"],
+            "citations": [held, hop]}
+    assert score(pred, gold)["citation_precision"] == 1.0       # the hop from the question's entity counts
+    # A hop to another place, or a fact that only shares the answer's subject, does not.
+    assert score({**pred, "citations": [held, other_hop]}, gold)["citation_precision"] == 0.5
+    assert score({**pred, "citations": [held, near]}, gold)["citation_precision"] == 0.5
+    assert score({**pred, "seeds": []}, gold)["citation_precision"] == 0.5   # nothing linked: no chain
+    # A count's citations (the counted facts) hold no "3": not judged without gold supporting triples...
+    count = {"supported": True, "shape": "count", "answers": [{"value": "3"}], "citations": [hop, other_hop]}
+    sc = score(count, {"answers": ["3"]})
+    assert sc["citation_precision"] is None and sc["citation_recall"] is None and sc["f1"] == 1.0
+    # ...and judged by them when the question has them.
+    sc = score(count, {"answers": ["3"], "triple_ids": ["h", "x", "y"]})
+    assert sc["citation_precision"] == 1.0 and sc["citation_recall"] == 2 / 3

@@ -50,7 +50,7 @@ def _h(*parts: str) -> int:
     return int.from_bytes(hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest(), "big")
 
 
-def _noun(pred: str, label_of) -> str:
+def predicate_noun(pred: str, label_of) -> str:
     """The noun for a predicate in a generated question: the curated label, else the graph label."""
     phr = curated_phrasings().get(pred[1:-1])
     if phr and pred[1:-1] not in EXTRA:
@@ -116,7 +116,7 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
             if not is_wn and p[1:-1] not in curated_phrasings() and vals[0].startswith('"'):
                 continue  # uncurated literal facts (codes, numbers) have no natural question
             forms = [f for f in EXTRA[p[1:-1]] if f[0].isupper() and f.endswith(("?", "."))] \
-                if qtype != "one_hop" else _one_hop_phrasings(p, _noun(p, label_of))
+                if qtype != "one_hop" else _one_hop_phrasings(p, predicate_noun(p, label_of))
             forms = sorted(forms, key=lambda f: _h(str(seed), s, p, f))[:phrasings]
             tids = [triple_id(s, p, o) for o in vals]
             for i, f in enumerate(forms):
@@ -138,7 +138,7 @@ def generate(triples: Iterable[tuple[str, str, str]], *, holdout: float = 0.5, h
                     vals = ans_terms(sorted(set(p2s[p2])))
                     if len(vals) > 4 or (p2[1:-1] not in curated_phrasings() and vals[0].startswith('"')):
                         continue
-                    n1, n2 = _noun(p1, label_of), _noun(p2, label_of)
+                    n1, n2 = predicate_noun(p1, label_of), predicate_noun(p2, label_of)
                     forms = sorted(_TWO_HOP, key=lambda f: _h(str(seed), s, p1, p2, f))[:phrasings]
                     tids = [triple_id(s, p1, mid)] + [triple_id(mid, p2, o) for o in vals]
                     for i, f in enumerate(forms):

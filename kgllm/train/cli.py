@@ -102,7 +102,9 @@ def register(cmds) -> None:
     p = cmds.subcommand("train", "raft-data", _RAFT_HELP, _raft_data, group_help=GROUP_HELP,
                         description=f"{_RAFT_HELP}.\n\n" + _RAFT_USAGE)
     add_config_args(p, "train.raft_data")
-    p.add_argument("--index", type=Path, required=True, help="index artifact directory (kgllm index)")
+    p.add_argument("--index", type=Path, required=True, action="append",
+                   help="index artifact directory (kgllm index); repeatable: the examples of several graphs, "
+                        "sampled together")
     p.add_argument("--exclude-questions", type=Path, action="append", metavar="FILE",
                    help="question file evaluated later (JSONL): its entities and triples stay out of the "
                         "examples (repeatable; config: exclude_questions)")
@@ -189,7 +191,7 @@ def _raft_data(args: argparse.Namespace) -> int:
     flags = {"exclude_questions": [str(x) for x in args.exclude_questions] if args.exclude_questions else None,
              "max_examples": args.max_examples}
     cfg = stage_config("train.raft_data", args, flags)
-    man = run_stage("train.raft_data", [args.index], args.out, cfg, force=args.force)
+    man = run_stage("train.raft_data", args.index, args.out, cfg, force=args.force)
     if man is not None:
         return print_artifact(args.out, man)
 

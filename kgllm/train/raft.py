@@ -1,6 +1,7 @@
-"""``train.raft_data``: RAFT-style training examples for grounded answers, from an index artifact.
+"""``train.raft_data``: RAFT-style training examples for grounded answers, from index artifacts.
 
-Takes: an index artifact (``kgllm index``) and optionally question files to keep out (``exclude_questions``:
+Takes: one or more index artifacts (``kgllm index``; several graphs give more entities that no evaluation set
+is about, sampled together) and optionally question files to keep out (``exclude_questions``:
 the evaluation sets, JSONL with ``question`` and optionally ``entity`` and ``triple_ids``).
 Makes: a ``corpus.raft`` artifact that ``kgllm train sft --corpus DIR`` trains on::
 
@@ -9,7 +10,9 @@ Makes: a ``corpus.raft`` artifact that ``kgllm train sft --corpus DIR`` trains o
                                         in the order shown), cited ([n]), distractors
 
 One example per generated question (kgllm.eval.question_sets: one-hop, two-hop, WordNet definition and
-hypernym questions, ``phrasings`` wordings per fact): the prompt is :func:`kgllm.ask.grounding.build_prompt`
+hypernym questions; and :func:`inverse_questions`, lists answered by subjects, "Which airline has Frankfurt
+Airport as its hub airport?"; ``phrasings`` wordings per fact; none about the classes and properties of an
+ontology loaded with the data, counted as ``schema_questions``): the prompt is :func:`kgllm.ask.grounding.build_prompt`
 over numbered facts = the supporting triples + distractors (the question's own retrieved context, as
 ``kgllm ask`` retrieves it, minus the support and minus any triple holding an answer), in a seeded shuffled
 order; the completion names each answer and cites the facts behind it (``Audi [2]``; a two-hop answer
@@ -25,9 +28,11 @@ Leak-free: questions about an entity of an excluded question (its ``entity``, or
 question names) or resting on one of its ``triple_ids`` are dropped; the rest are split by entity
 (``validation``, ``test`` shares by a seeded hash), so no entity is in two splits. Every target is checked
 with :func:`kgllm.ask.grounding.check_answer` before it is written (a target the check cannot verify is
-dropped and counted). Counts add up: ``questions + absent_questions = examples + excluded_eval +
-sampled_out + no_distractors + unverifiable``; ``examples = with_support + unanswerable``
-(``unanswerable`` includes the ``unanswerable_absent`` ones).
+dropped and counted). A question that a second index asks again (overlapping graphs) is counted as
+``duplicate_questions``; ``max_examples`` samples in turn from each question type (:func:`sample`). Counts
+add up: ``questions + absent_questions = examples + schema_questions + excluded_eval + duplicate_questions +
+sampled_out + no_distractors + unverifiable``; ``examples = with_support + unanswerable`` (``unanswerable``
+includes the ``unanswerable_absent`` ones).
 """
 
 from __future__ import annotations
@@ -41,10 +46,10 @@ from ..ask.answer import Answerer
 from ..ask.grounding import NOT_IN_GRAPH, answer_text, build_prompt, check_answer, number_facts
 from ..errors import InputError
 from ..eval.metrics import normalize_answer
-from ..eval.question_sets import generate
+from ..eval.question_sets import SKIP, generate, predicate_noun
 from ..index.lexicon import term_value
 from ..log import logger, progress
-from ..rdf import RDFS_LABEL, iri
+from ..rdf import DBP, OWL, RDF, RDF_TYPE, RDFS, RDFS_LABEL, WN, iri, triple_id
 from .stage import RaftDataConfig
 
 KIND = "corpus.raft"
@@ -56,6 +61,14 @@ ABSENT = [("What is the wingspan of {s}?", "wingspan"), ("Which zodiac sign is {
           ("What colour are the eyes of {s}?", "eye"), ("What is the atomic number of {s}?", "atomic"),
           ("Who is the best friend of {s}?", "friend"), ("What is the lucky number of {s}?", "lucky"),
           ("What is the pH value of {s}?", "ph"), ("What is the heart rate of {s}?", "heart")]
+# Questions whose answers are subjects ("Which airline has Frankfurt Airport as its hub airport?"): a list
+# from an object, the shape of most list, category and literal-lookup questions people ask.
+INVERSE = ["Which {cls} has {o} as its {p}?", "What has the {p} {o}?", "Name every {cls} whose {p} is {o}.",
+           "{o} is the {p} of which {cls}?"]
+INVERSE_MAX = 4     # answers of an inverse question at most (its facts stay a short list)
+# Types of the schema's own terms (an ontology loaded with the data): not what people ask about.
+SCHEMA_TYPES = {iri(x) for x in (OWL + "Class", RDFS + "Class", OWL + "ObjectProperty", OWL + "DatatypeProperty",
+                                 OWL + "AnnotationProperty", RDF + "Property", OWL + "Ontology")}
 
 
 def _h(*parts) -> float:
@@ -94,20 +107,65 @@ def read_excluded(files: list[Path]) -> tuple[set[str], set[str], set[str], int]
     return ents, tids, grams, n
 
 
+def _answer_end(q: dict, rec) -> str:
+    """The term of a supporting triple that answers ``q``: its subject for an inverse question, else its object."""
+    return rec.s if q["type"] == "inverse" else rec.o
+
+
 def _completion(q: dict, facts: list[dict], support: list) -> str:
     """The answer text citing the facts behind each answer (both hops of a two-hop answer)."""
     n_of = {c["id"]: c["n"] for c in facts}
-    label_of = {c["o"]: c["labels"]["o"] for c in facts}
+    label_of = {c[k]: c["labels"][k] for c in facts for k in ("s", "o")}
     bridge = support[0] if q["type"] == "two_hop" else None
     parts = []
     for a in q["answers"]:
-        finals = [rec for rec in support if rec is not bridge and term_value(rec.o) == a]
+        finals = [rec for rec in support if rec is not bridge and term_value(_answer_end(q, rec)) == a]
         if not finals:
             continue
         # The fact holding the answer first: "Trollhättan [4]" is the end of its fact's line, then the hop.
         ns = [n_of[rec.id] for rec in finals] + ([n_of[bridge.id]] if bridge is not None else [])
-        parts.append((label_of[finals[0].o], ns))
+        parts.append((label_of[_answer_end(q, finals[0])], ns))
     return answer_text(parts)
+
+
+def inverse_questions(idx, phrasings: int, seed: int) -> list[dict]:
+    """Questions from an object to the subjects that have it (:data:`INVERSE`): for each named object and
+    predicate (not WordNet's, not the raw ``dbp:`` ones, not :data:`kgllm.eval.question_sets.SKIP`) with 1 to
+    :data:`INVERSE_MAX` named subjects, ``phrasings`` seeded wordings; ``entity`` is the object (the question
+    names it). The class is the subjects' shared ``rdf:type`` with the fewest members (the most specific),
+    else "thing"."""
+    subjects: dict[tuple[str, str], set[str]] = {}
+    types: dict[str, set[str]] = {}
+    for s, p, o in live_triples(idx):
+        if p == RDF_TYPE:
+            types.setdefault(s, set()).add(o)
+        elif (o.startswith("<") and s.startswith("<") and p[1:-1] not in SKIP and not p.startswith(("<" + DBP,
+                                                                                                      "<" + WN))):
+            subjects.setdefault((o, p), set()).add(s)
+
+    def named(t: str) -> bool:   # a name a question can use: a usable length, words (not "Q33506")
+        lab = idx.label(t)
+        return 2 < len(lab) < 60 and lab != t and sum(ch.isalpha() for ch in lab) >= 3
+
+    members: dict[str, int] = {}
+    for ts in types.values():
+        for c in ts:
+            members[c] = members.get(c, 0) + 1
+    out = []
+    for (o, p), subs in sorted(subjects.items()):
+        subs = sorted(subs)
+        if not (1 <= len(subs) <= INVERSE_MAX) or not named(o) or not all(named(x) for x in subs):
+            continue
+        shared = set.intersection(*(types.get(x, set()) for x in subs))
+        cls = min(((members[c], idx.label(c)) for c in shared if named(c)), default=(0, "thing"))[1]
+        noun = predicate_noun(p, idx.label)
+        forms = sorted(INVERSE, key=lambda f: _h(seed, "inverse", o, p, f))[:phrasings]
+        for f in forms:
+            text = f.format(cls=cls.lower() if cls[:1].isupper() and cls[1:2].islower() else cls,
+                            o=idx.label(o), p=noun)
+            out.append({"question": text[0].upper() + text[1:], "answers": [term_value(x) for x in subs],
+                        "type": "inverse", "entity": o[1:-1], "triple_ids": [triple_id(x, p, o) for x in subs]})
+    return out
 
 
 def build_examples(answerer: Answerer, cfg: RaftDataConfig, questions: list[dict], counts: dict) -> list[dict]:
@@ -119,7 +177,7 @@ def build_examples(answerer: Answerer, cfg: RaftDataConfig, questions: list[dict
         if len(support) != len(q["triple_ids"]):
             counts["unverifiable"] += 1  # a supporting triple is not live in the index
             continue
-        answer_terms = {rec.o for rec in support if term_value(rec.o) in q["answers"]}
+        answer_terms = {_answer_end(q, rec) for rec in support if term_value(_answer_end(q, rec)) in q["answers"]}
         absent = q["type"] == "absent"
         sup_ids = {rec.id for rec in support}
         out = answerer.ask(q["question"], cfg.retriever)
@@ -172,22 +230,22 @@ def absent_questions(idx, kept: list[dict], cfg: RaftDataConfig) -> list[dict]:
     return out
 
 
-def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: str | None = None) -> Manifest:
-    cfg = config
-    index_dir = Path(inputs[0])
-    read_manifest(index_dir, kind="index")
-    ex_ents, ex_tids, ex_grams, n_ex = read_excluded(cfg.exclude_questions)
-    answerer = Answerer.from_dir(index_dir, sparql=cfg.sparql)
-    idx = answerer.index
+def _kept_questions(idx, cfg: RaftDataConfig, excluded: tuple, counts: dict, excluded_entities: set) -> list[dict]:
+    """The questions generated from one index that are about no evaluated entity or triple (with their split)
+    and its absent-relation questions."""
+    ex_ents, ex_tids, ex_grams = excluded
     generated = [q for q in generate(live_triples(idx), holdout=1.0, phrasings=cfg.phrasings,
                                      max_per_type=10 ** 9, seed=cfg.seed) if q["type"] in cfg.types]
-    if not generated:
-        raise InputError(f"{index_dir}: no questions of types {cfg.types} could be generated from the index")
-    counts = {"questions": len(generated), "excluded_eval": 0, "sampled_out": 0, "no_distractors": 0,
-              "unverifiable": 0}
-    kept, excluded_entities = [], set()
+    if "inverse" in cfg.types:
+        generated += inverse_questions(idx, cfg.phrasings, cfg.seed)
+    counts["questions"] += len(generated)
+    schema = {s for s, p, o in live_triples(idx) if p == RDF_TYPE and o in SCHEMA_TYPES}
+    kept = []
     for q in generated:
         ent = iri(q["entity"])
+        if ent in schema or any(iri(a) in schema for a in q["answers"] if "://" in a):
+            counts["schema_questions"] += 1   # about a class or property of the ontology, not the data
+            continue
         q["key"] = hashlib.blake2b(f"{q['entity']}\x1f{q['question']}".encode(), digest_size=6).hexdigest()
         if ent in ex_ents or normalize_answer(idx.label(ent)) in ex_grams or set(q["triple_ids"]) & ex_tids:
             counts["excluded_eval"] += 1
@@ -197,18 +255,62 @@ def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: 
         q["split"] = "test" if u < cfg.test else "validation" if u < cfg.test + cfg.validation else "train"
         kept.append(q)
     absent = absent_questions(idx, kept, cfg)
-    counts["absent_questions"] = len(absent)
-    kept += absent
-    kept.sort(key=lambda q: _h(cfg.seed, "sample", q["key"]))
-    if cfg.max_examples > 0 and len(kept) > cfg.max_examples:
-        counts["sampled_out"] = len(kept) - cfg.max_examples
-        kept = kept[:cfg.max_examples]
-    if not kept:
-        raise InputError(f"{index_dir}: every generated question is about an entity of exclude_questions; "
-                         "nothing left to train on")
-    answerer.warmup([cfg.retriever])
-    rows = build_examples(answerer, cfg, kept, counts)
-    with ArtifactWriter(out, KIND, config=cfg, inputs=[index_dir, *cfg.exclude_questions],
+    counts["absent_questions"] += len(absent)
+    return kept + absent
+
+
+def sample(questions: list[tuple[int, dict]], n: int, seed: int) -> list[tuple[int, dict]]:
+    """A seeded sample of ``n`` questions (all when ``n`` is 0 or more than there are), taken in turn from each
+    question type, so that a large graph's many one-hop questions do not crowd out the other shapes."""
+    by_type: dict[str, list] = {}
+    for iq in sorted(questions, key=lambda iq: _h(seed, "sample", iq[1]["key"])):
+        by_type.setdefault(iq[1]["type"], []).append(iq)
+    if n <= 0 or n >= len(questions):
+        return [iq for t in sorted(by_type) for iq in by_type[t]]
+    queues = [by_type[t][::-1] for t in sorted(by_type)]
+    out = []
+    while len(out) < n:
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop())
+    return out
+
+
+def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: str | None = None) -> Manifest:
+    """Examples from every index of ``inputs`` (one graph, or several: a larger graph adds entities that no
+    evaluation set is about), sampled together (:func:`sample`)."""
+    cfg = config
+    dirs = [Path(d) for d in inputs]
+    for d in dirs:
+        read_manifest(d, kind="index")
+    ex_ents, ex_tids, ex_grams, n_ex = read_excluded(cfg.exclude_questions)
+    counts = {"questions": 0, "schema_questions": 0, "excluded_eval": 0, "duplicate_questions": 0,
+              "sampled_out": 0, "no_distractors": 0, "unverifiable": 0, "absent_questions": 0}
+    answerers = [Answerer.from_dir(d, sparql=cfg.sparql) for d in dirs]
+    excluded_entities: set[str] = set()
+    kept, keys = [], set()
+    for i, a in enumerate(answerers):
+        for q in _kept_questions(a.index, cfg, (ex_ents, ex_tids, ex_grams), counts, excluded_entities):
+            if q["key"] in keys:   # the same question from another index (graphs that overlap)
+                counts["duplicate_questions"] += 1
+                continue
+            keys.add(q["key"])
+            kept.append((i, q))
+    if not counts["questions"]:
+        raise InputError(f"{', '.join(map(str, dirs))}: no questions of types {cfg.types} could be generated "
+                         "from the index")
+    picked = sample(kept, cfg.max_examples, cfg.seed)
+    counts["sampled_out"] = len(kept) - len(picked)
+    if not picked:
+        raise InputError(f"{', '.join(map(str, dirs))}: every generated question is about an entity of "
+                         "exclude_questions; nothing left to train on")
+    rows = []
+    for i, a in enumerate(answerers):
+        mine = [q for j, q in picked if j == i]
+        if mine:
+            a.warmup([cfg.retriever])
+            rows += build_examples(a, cfg, mine, counts)
+    with ArtifactWriter(out, KIND, config=cfg, inputs=[*dirs, *cfg.exclude_questions],
                         pipeline_key=pipeline_key) as w:
         (w.path / "sft").mkdir()
         for split in SPLITS:

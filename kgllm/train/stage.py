@@ -232,6 +232,9 @@ class RankerConfig:
         ))
 
 
+RAFT_TYPES = ("one_hop", "two_hop", "inverse", "definition", "hypernym")
+
+
 @dataclass
 class RaftDataConfig:
     """``train.raft_data``: RAFT-style examples for ``train sft`` from an index (kgllm.train.raft): a question,
@@ -239,7 +242,7 @@ class RaftDataConfig:
     with the supporting triples left out, whose answer is "not in the graph"."""
 
     exclude_questions: list[Path] = field(default_factory=list)  # evaluation sets: their entities stay out
-    types: list[str] = field(default_factory=lambda: ["one_hop", "two_hop", "definition", "hypernym"])
+    types: list[str] = field(default_factory=lambda: list(RAFT_TYPES))
     phrasings: int = 2              # wordings per fact (kgllm.eval.question_sets)
     max_examples: int = 0           # 0: one example per kept question; else a seeded sample of this many
     distractors: int = 4            # distractors per example: a seeded number in [max(1, N-2), N] (+1 unanswerable)
@@ -261,9 +264,8 @@ class RaftDataConfig:
             ("validation", self.validation, 0 <= self.validation < 1, "in [0, 1)"),
             ("test", self.test, 0 <= self.test < 1 and self.test + self.validation < 1,
              "in [0, 1), with validation + test < 1"),
-            ("types", self.types, bool(self.types) and set(self.types) <= {"one_hop", "two_hop", "definition",
-                                                                             "hypernym"},
-             "a non-empty list of one_hop, two_hop, definition, hypernym"),
+            ("types", self.types, bool(self.types) and set(self.types) <= set(RAFT_TYPES),
+             f"a non-empty list of {', '.join(RAFT_TYPES)}"),
         ))
 
 
@@ -316,7 +318,7 @@ STAGES: list[Stage] = [
           f"reward model on the corpus's preference pairs (trl RewardTrainer); {_HELP_INPUTS}", 1, 2),
     Stage("train.raft_data", RaftDataConfig, "kgllm.train.raft:run", "corpus.raft",
           "RAFT-style grounded-answer examples (question, retrieved facts with distractors, answer citing [n] or "
-          "'not in the graph') for train.sft; input: an index artifact", 1, 1),
+          "'not in the graph') for train.sft; inputs: one or more index artifacts", 1, None),
     Stage("train.injection_data", InjectionDataConfig, "kgllm.train.injection:run", "corpus.injection",
           "closed-book knowledge injection: paraphrased documents of seen facts (train.pretrain), family-A "
           "questions (train.sft, train.dpo), family-B questions on held-out seen facts and an unseen-entity "
