@@ -5,10 +5,11 @@ on RAFT examples, answering from retrieved triples with citations that are check
    dog.n.01) for examples/data/questions/dbpedia_wordnet.jsonl and handwritten.jsonl; the bundled index of
    bench/bench_qald.py (the sample's files incl. categories and infobox properties + the DBpedia ontology)
    for handwritten_shapes.jsonl and handwritten_shapes_b.jsonl. Reused from --work when present.
-2. RAFT data: ``kgllm train raft-data`` on both indices (each question set above excluded: their
-   entities, the entities they name and their supporting triples stay out), ``--examples`` examples
-   sampled in turn from each question type (one-hop, two-hop, inverse lists, WordNet definitions and
-   hypernyms, absent relations); ``--small-only``: the small index alone (the data of the first runs).
+2. RAFT data: ``kgllm train raft-data`` on the small index and a graph of WebNLG 2020 train's DBpedia
+   triples (``--raft-graphs``; each question set above excluded: their entities, the entities they name and
+   their supporting triples stay out), ``--examples`` examples sampled in turn from each question type
+   (one-hop, two-hop, inverse lists, WordNet definitions and hypernyms, absent relations); ``--small-only``:
+   the small index alone (the data of the first runs).
 3. Training: ``kgllm train sft`` of SmolLM2-135M-Instruct on them for ``--max-steps`` steps.
 4. ``kgllm eval qa`` metrics (hybrid retriever) for the three systems on every set: answer F1, F1 without
    the fallback (the model's own), citation precision and recall, refusal accuracy on the unanswerable
@@ -52,6 +53,7 @@ QDIR = ROOT / "examples" / "data" / "questions"
 SMALL_SETS = ("dbpedia_wordnet.jsonl", "handwritten.jsonl")
 BUNDLED_SETS = ("handwritten_shapes.jsonl", "handwritten_shapes_b.jsonl")
 BASE = "smollm2-135m-instruct"
+WEBNLG = ROOT.parent / "shared" / "data" / "webnlg" / "train"
 
 
 def small_index(work: Path) -> Path:
@@ -69,11 +71,54 @@ def bundled_index(work: Path) -> Path:
     return build(work, with_qald=False)
 
 
-def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int) -> tuple[Path, float]:
+def webnlg_index(work: Path) -> Path:
+    """The DBpedia triples of WebNLG 2020 train (``../shared/data/webnlg``: development and training runs only,
+    so the graph is written under ``--work``, never into the project) as a graph, labelled from the names,
+    and indexed: entities that no evaluation set is about, for two-hop and inverse RAFT questions. An object
+    is an entity when it is a subject somewhere or a capitalised name; numbers and quoted values are literals."""
+    import re
+    from urllib.parse import quote
+
+    from kgllm.corpus.webnlg import read_entries
+    from kgllm.rdf import DBO, DBR, RDFS_LABEL, GraphWriter, iri, literal
+    from kgllm.registry import run_stage
+
+    index = work / "webnlg-index"
+    if (index / "manifest.json").exists():
+        return index
+    if not WEBNLG.is_dir():
+        raise SystemExit(f"{WEBNLG}: WebNLG 2020 is not there (the webnlg RAFT graph needs it; use --raft-graphs small)")
+    found = {t for e in read_entries([WEBNLG]) for t in e.triples}
+    subjects = {s for s, _p, _o in found}
+
+    def ent(x: str) -> str:
+        return iri(DBR + quote(x, safe="()_,'.-!*&;=+$@~:"))
+
+    def is_entity(o: str) -> bool:
+        return o in subjects or (o[:1].isupper() and '"' not in o and not re.fullmatch(r"[-+\d.,]+", o))
+
+    triples, named, preds = set(), set(), set()
+    for s, p, o in sorted(found):
+        obj = ent(o) if is_entity(o) else literal(o.strip('"').replace("_", " "))
+        triples.add((ent(s), iri(DBO + p), obj))
+        named |= {s} | ({o} if is_entity(o) else set())
+        preds.add(p)
+    triples |= {(ent(x), RDFS_LABEL, literal(x.replace("_", " "), lang="en")) for x in named}
+    triples |= {(iri(DBO + p), RDFS_LABEL, literal(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", p).lower(), lang="en"))
+                for p in preds}
+    with GraphWriter(work / "webnlg-graph") as w:
+        w.add_all(sorted(triples), {"source": "WebNLG 2020 train (DBpedia triples), development use only"})
+    run_stage("index", [work / "webnlg-graph"], index, {"vector": {"entities": False}})
+    print(f"WebNLG graph: {len(found):,} distinct triples of {len(subjects):,} subjects -> {len(triples):,} with labels")
+    return index
+
+
+def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int, names: list[str]) -> tuple[Path, float]:
     from kgllm.artifacts import read_manifest
     from kgllm.registry import run_stage
 
-    out = work / f"raft-{examples}-{phrasings}" if len(indices) == 1 else work / f"raft{len(indices)}-{examples}-{phrasings}"
+    out = work / (f"raft-{examples}-{phrasings}" if names == ["small"] else
+                  f"raft-{'+'.join(names)}-{examples}-{phrasings}")
     t = time.perf_counter()
     if not (out / "manifest.json").exists():
         run_stage("train.raft_data", indices, out, {
@@ -195,8 +240,11 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="first N questions of each set (0: all)")
     ap.add_argument("--skip-bundled", action="store_true", help="leave out the hand-written shapes sets")
     ap.add_argument("--skip-base", action="store_true", help="leave out the base model")
-    ap.add_argument("--small-only", action="store_true",
-                    help="RAFT data from the small index alone (without the bundled index's entities)")
+    ap.add_argument("--raft-graphs", default="small,webnlg",
+                    help="the indices the RAFT data comes from: small, and optionally bundled (the bundled sample: "
+                         "almost all of it is about evaluated entities or the ontology) and webnlg (WebNLG 2020 "
+                         "train's DBpedia triples, built under --work)")
+    ap.add_argument("--small-only", action="store_true", help="--raft-graphs small (the data of the first runs)")
     ap.add_argument("--model", help="a trained model to evaluate instead of training one")
     ap.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 24 examples, 2 steps, 4 questions per set")
@@ -223,12 +271,19 @@ def main() -> int:
     times["small index"] = time.perf_counter() - t
     model = args.model
     if model is None:
+        names = ["small"] if args.small_only else [g.strip() for g in args.raft_graphs.split(",") if g.strip()]
+        if "small" not in names or not set(names) <= {"small", "bundled", "webnlg"}:
+            raise SystemExit(f"--raft-graphs {args.raft_graphs!r}: small, and optionally bundled and webnlg")
         indices = [small]
-        if not args.small_only:
-            t1 = time.perf_counter()
+        t1 = time.perf_counter()
+        if "bundled" in names:
             indices.append(bundled_index(work))
             times["bundled index"] = time.perf_counter() - t1
-        data, times["RAFT data"] = raft_data(work, indices, args.examples, args.phrasings)
+        if "webnlg" in names:
+            t1 = time.perf_counter()
+            indices.append(webnlg_index(work))
+            times["WebNLG index"] = time.perf_counter() - t1
+        data, times["RAFT data"] = raft_data(work, indices, args.examples, args.phrasings, names)
         model, times["training"] = train(work, data, args.max_steps, args.batch_size, args.lr)
     systems = {"extractive": None, **({} if args.skip_base else {"base": BASE}), "trained": str(model)}
     t = time.perf_counter()
