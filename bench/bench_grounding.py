@@ -156,8 +156,12 @@ def train(work: Path, data: Path, steps: int, batch: int, lr: float) -> tuple[Pa
 def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: int, work: Path) -> list[dict]:
     """Every system on every question set of this index (the hybrid retriever). ``systems``: name -> model
     (None: extractive). Each result is kept in ``work/eval/`` and reused by a rerun with the same model,
-    set and limit (delete the folder after changing the code)."""
+    set, limit and answering code (the sources of kgllm.ask, kgllm.eval and kgllm.index, hashed)."""
     import hashlib
+
+    code = hashlib.blake2b(digest_size=6)
+    for f in sorted(p for d in ("ask", "eval", "index") for p in (ROOT / "kgllm" / d).rglob("*.py")):
+        code.update(f.read_bytes())
 
     from kgllm.ask.answer import Answerer
     from kgllm.ask.generate import Generator
@@ -169,7 +173,7 @@ def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: 
     for name, model in systems.items():
         ans = None
         for f in sets:
-            key = hashlib.blake2b(f"{model}|{f}|{limit}".encode(), digest_size=6).hexdigest()
+            key = hashlib.blake2b(f"{model}|{f}|{limit}|{code.hexdigest()}".encode(), digest_size=6).hexdigest()
             cache = work / "eval" / f"{f.removesuffix('.jsonl')}-{name}-{key}.json"
             if cache.exists():
                 rows.append(json.loads(cache.read_text()))
