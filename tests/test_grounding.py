@@ -382,3 +382,18 @@ def test_citation_precision_counts_the_first_hop_of_a_chain_and_leaves_computed_
     # ...and judged by them when the question has them.
     sc = score(count, {"answers": ["3"], "triple_ids": ["h", "x", "y"]})
     assert sc["citation_precision"] == 1.0 and sc["citation_recall"] == 2 / 3
+
+
+def test_the_topic_of_the_query_anchors_a_fact_the_question_names_in_other_words():
+    """"Amsterdam Schiphol" is not the label "Amsterdam Airport Schiphol" and the linker missed it, but the
+    answer's query started from it (its ``topic``): a fact about it is about what the question names."""
+    q = "Which airlines use Amsterdam Schiphol as one of their hubs?"
+    facts = [fact(1, R("KLM"), P("hubAirport"), R("Amsterdam_Airport_Schiphol"), "KLM", "hub airport",
+                  "Amsterdam Airport Schiphol")]
+    out = {"answer": "KLM", "supported": True, "seeds": [DBO + "Airline"], "citations": facts,
+           "answers": [{"term": R("KLM"), "value": DBR + "KLM", "label": "KLM", "kind": "iri"}],
+           "topic": {"iri": DBR + "Amsterdam_Airport_Schiphol", "label": "Amsterdam Airport Schiphol"}}
+    res = ground(out, "KLM [1]", facts, q)
+    assert res["grounding"]["supported"] and res["mode"] == "generative"
+    res = ground({**out, "topic": None}, "KLM [1]", facts, q)
+    assert not res["grounding"]["supported"] and "nothing the question names" in res["grounding"]["reason"]

@@ -268,11 +268,19 @@ def _bridges(facts: list[dict]) -> set[str]:
 COMPUTED_SHAPES = ("count", "yes_no", "superlative")
 
 
+def linked_entities(out: dict) -> list[str]:
+    """The IRIs an answer dict says the question names: the entities the retrieval linked (``seeds``) and the
+    topic its query started from ("Amsterdam Schiphol" -> Amsterdam Airport Schiphol), which the linker
+    may have missed."""
+    topic = (out.get("topic") or {}).get("iri")
+    return list(dict.fromkeys([*(out.get("seeds") or []), *([topic] if topic else [])]))
+
+
 def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
     """The answer dict (``out``: the extractive one of the same question) after checking ``generated``,
     written from ``facts``: kept when supported, else the fallback; ``grounding`` says which (docs/ask.md)."""
     expected = [a["term"] for a in out["answers"]] if out["supported"] else None
-    chk = check_answer(generated, facts, question, expected, linked={f"<{x}>" for x in out.get("seeds") or []})
+    chk = check_answer(generated, facts, question, expected, linked={f"<{x}>" for x in linked_entities(out)})
     g = {"checked": True, "supported": chk.supported, "refusal": chk.refusal, "conflict": False,
          "cited": chk.cited, "fallback": None, "reason": chk.reason, "generated": generated, "agrees": chk.agrees,
          "answers": [term_value(t) for t in chk.answers], "facts": [c["id"] for c in facts]}

@@ -71,6 +71,7 @@ from ..artifacts import (
     write_jsonl,
 )
 from ..ask.answer import RETRIEVERS, load_answerer
+from ..ask.grounding import linked_entities
 from ..ask.question import check_question
 from ..errors import ConfigError, InputError, UsageError
 from ..index.lexicon import term_value
@@ -187,7 +188,7 @@ def score(pred: dict, gold: dict) -> dict:
     judged = bool(gold_ids) or pred.get("shape") not in COMPUTED_ANSWERS
     cit = cit_rec = None
     if judged and cited:
-        cit = len(_good_citations(cited, g, gold_ids, pred.get("seeds") or [])) / len(cited)
+        cit = len(_good_citations(cited, g, gold_ids, linked_entities(pred))) / len(cited)
     if judged and g:
         if gold_ids:
             cit_rec = len(gold_ids & {c["id"] for c in cited}) / len(gold_ids)
@@ -225,7 +226,8 @@ COMPUTED_ANSWERS = ("count", "yes_no")
 
 def _good_citations(cited: list[dict], g: set[str], gold_ids: set[str], seeds: list[str]) -> list[dict]:
     """The cited triples that are gold supporting triples, hold a gold answer, or are the first hop of a
-    chain to one: the hop links an entity the question names (``seeds``, linked by the retrieval) to the
+    chain to one: the hop links an entity the question names (``seeds``, linked by the retrieval, or the
+    ``topic`` of the answer's query: :func:`kgllm.ask.grounding.linked_entities`) to the
     subject or object of a cited triple that holds a gold answer ("Erich Marcks | death place | Normandy"
     before "Normandy | utc offset | +1"); a triple merely sharing a term with the answer's is not."""
     holding = [c for c in cited if c["id"] in gold_ids or _ends(c) & g]
