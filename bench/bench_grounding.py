@@ -99,9 +99,9 @@ def webnlg_index(work: Path) -> Path:
 
     triples, named, preds = set(), set(), set()
     for s, p, o in sorted(found):
-        obj = ent(o) if is_entity(o) else literal(o.strip('"').replace("_", " "))
-        triples.add((ent(s), iri(DBO + p), obj))
-        named |= {s} | ({o} if is_entity(o) else set())
+        thing = is_entity(o)
+        triples.add((ent(s), iri(DBO + p), ent(o) if thing else literal(o.strip('"').replace("_", " "))))
+        named |= {s, o} if thing else {s}
         preds.add(p)
     triples |= {(ent(x), RDFS_LABEL, literal(x.replace("_", " "), lang="en")) for x in named}
     triples |= {(iri(DBO + p), RDFS_LABEL, literal(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", p).lower(), lang="en"))

@@ -233,8 +233,8 @@ def _good_citations(cited: list[dict], g: set[str], gold_ids: set[str], seeds: l
     holding = [c for c in cited if c["id"] in gold_ids or _ends(c) & g]
     topics = {norm_answer(t) for c in holding for t in (c["s"], c["o"])} - g
     named = {norm_answer(x) for x in seeds}
-    hops = [c for c in cited if c not in holding and
-            {norm_answer(c["s"]), norm_answer(c["o"])} & topics and {norm_answer(c["s"]), norm_answer(c["o"])} & named]
+    hops = [c for c in cited if c not in holding
+            and (ends := {norm_answer(c["s"]), norm_answer(c["o"])}) & topics and ends & named]
     return holding + hops
 
 

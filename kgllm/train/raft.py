@@ -38,6 +38,7 @@ includes the ``unanswerable_absent`` ones).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from pathlib import Path
 
 from .. import api
@@ -147,10 +148,7 @@ def inverse_questions(idx, phrasings: int, seed: int) -> list[dict]:
         lab = idx.label(t)
         return 2 < len(lab) < 60 and lab != t and sum(ch.isalpha() for ch in lab) >= 3
 
-    members: dict[str, int] = {}
-    for ts in types.values():
-        for c in ts:
-            members[c] = members.get(c, 0) + 1
+    members = Counter(c for ts in types.values() for c in ts)
     out = []
     for (o, p), subs in sorted(subjects.items()):
         subs = sorted(subs)
@@ -230,6 +228,17 @@ def absent_questions(idx, kept: list[dict], cfg: RaftDataConfig) -> list[dict]:
     return out
 
 
+def _schema_terms(idx) -> set[str]:
+    """The terms typed as a class, property or ontology (:data:`SCHEMA_TYPES`), from the ``rdf:type`` rows alone."""
+    g = idx.graph
+    out = set()
+    for r in g.rows_with_predicates([RDF_TYPE]).tolist():
+        s, _p, o = g.triple_terms(r)
+        if o in SCHEMA_TYPES:
+            out.add(s)
+    return out
+
+
 def _kept_questions(idx, cfg: RaftDataConfig, excluded: tuple, counts: dict, excluded_entities: set) -> list[dict]:
     """The questions generated from one index that are about no evaluated entity or triple (with their split)
     and its absent-relation questions."""
@@ -239,7 +248,7 @@ def _kept_questions(idx, cfg: RaftDataConfig, excluded: tuple, counts: dict, exc
     if "inverse" in cfg.types:
         generated += inverse_questions(idx, cfg.phrasings, cfg.seed)
     counts["questions"] += len(generated)
-    schema = {s for s, p, o in live_triples(idx) if p == RDF_TYPE and o in SCHEMA_TYPES}
+    schema = _schema_terms(idx)
     kept = []
     for q in generated:
         ent = iri(q["entity"])
