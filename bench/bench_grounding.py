@@ -129,7 +129,10 @@ def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int, na
     print(f"RAFT data {out.name}: {c['examples']} examples ({c['with_support']} with support, {c['unanswerable']} "
           f"unanswerable, {c['distractors']} distractors; train {c['sft_train']}, validation "
           f"{c['sft_validation']}, test {c['sft_test']}); {c['excluded_eval']} of {c['questions']} generated "
-          f"questions excluded as about evaluated entities; {secs:.0f} s")
+          f"questions excluded as about evaluated entities, {c.get('schema_questions', 0)} as about the ontology's "
+          f"classes and properties; by type: "
+          + ", ".join(f"{k.removeprefix('type_')} {v}" for k, v in sorted(c.items()) if k.startswith("type_"))
+          + f"; {secs:.0f} s")
     return out, secs
 
 
@@ -249,6 +252,7 @@ def main() -> int:
                          "almost all of it is about evaluated entities or the ontology) and webnlg (WebNLG 2020 "
                          "train's DBpedia triples, built under --work)")
     ap.add_argument("--small-only", action="store_true", help="--raft-graphs small (the data of the first runs)")
+    ap.add_argument("--data-only", action="store_true", help="stop after the RAFT data (print its counts)")
     ap.add_argument("--model", help="a trained model to evaluate instead of training one")
     ap.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 24 examples, 2 steps, 4 questions per set")
@@ -288,6 +292,8 @@ def main() -> int:
             indices.append(webnlg_index(work))
             times["WebNLG index"] = time.perf_counter() - t1
         data, times["RAFT data"] = raft_data(work, indices, args.examples, args.phrasings, names)
+        if args.data_only:
+            return 0
         model, times["training"] = train(work, data, args.max_steps, args.batch_size, args.lr)
     systems = {"extractive": None, **({} if args.skip_base else {"base": BASE}), "trained": str(model)}
     t = time.perf_counter()

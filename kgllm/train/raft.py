@@ -312,7 +312,8 @@ def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: 
     counts["sampled_out"] = len(kept) - len(picked)
     if not picked:
         raise InputError(f"{', '.join(map(str, dirs))}: every generated question is about an entity of "
-                         "exclude_questions; nothing left to train on")
+                         f"exclude_questions ({counts['excluded_eval']}) or about the ontology's own classes and "
+                         f"properties ({counts['schema_questions']}); nothing left to train on")
     rows = []
     for i, a in enumerate(answerers):
         mine = [q for j, q in picked if j == i]
