@@ -40,3 +40,21 @@ def test_generator_uses_the_training_prompt_and_decodes_greedily(tiny_model):
     a = gen.generate(Q, CITES)
     assert isinstance(a, str) and "\n" not in a
     assert gen.generate(Q, CITES) == a
+
+
+def test_answer_only_decoding_cannot_open_with_the_refusal(tiny_model):
+    import torch
+
+    gen = Generator(tiny_model, max_new_tokens=8)
+    enc = gen.tok(gen.prompt(Q, CITES), return_tensors="pt", add_special_tokens=not gen.chat)
+    with torch.no_grad():
+        first = int(gen.model(**enc).logits[0, -1].argmax())
+    plain = gen.generate(Q, CITES)
+    assert gen.tok.encode(plain, add_special_tokens=False)[0] == first
+    # The refusal's openers are banned at the first position only: ban the token greedy decoding opens with.
+    gen._refusal_starts = lambda: [first]
+    banned = gen.generate(Q, CITES, answer_only=True)
+    assert banned != plain and gen.tok.encode(banned, add_special_tokens=False)[0] != first
+    # The openers of a real tokenizer's refusal are found ("not", "Not", " not", ...).
+    del gen._refusal_starts
+    assert gen._refusal_starts() and all(isinstance(i, int) for i in gen._refusal_starts())

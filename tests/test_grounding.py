@@ -93,7 +93,30 @@ def test_two_hop_answer_citing_both_hops_names_the_end_not_the_bridge():
                   "Trollhättan")]
     q = "In which city is the manufacturer of the Saab 9000 located?"
     c = check_answer("Saab Automobile is located in Trollhättan [1][2]", facts, q)
-    assert c.supported and c.answers == [R("Trollhättan")]
+    assert c.supported and c.answers == [R("Trollhättan")] and c.completed == []
+
+
+def test_a_chain_cited_by_its_last_hop_is_completed_from_the_shown_facts():
+    hop1 = fact(1, R("Saab_9000"), P("manufacturer"), R("Saab_Automobile"), "Saab 9000", "manufacturer",
+                "Saab Automobile")
+    hop2 = fact(2, R("Saab_Automobile"), P("locationCity"), R("Trollhättan"), "Saab Automobile", "location city",
+                "Trollhättan")
+    other = fact(3, R("Erich_Marcks"), P("deathPlace"), R("Normandy"), "Erich Marcks", "death place", "Normandy")
+    q = "In which city is the maker of the Saab 9000?"
+    c = check_answer("Trollhättan [2]", [hop1, hop2, other], q)
+    assert c.supported and c.completed == [1] and c.answers == [R("Trollhättan")] and "[1]" in c.reason
+    # Without the first hop among the shown facts nothing links [2] to the question: unsupported.
+    c = check_answer("Trollhättan [2]", [hop2, other], q)
+    assert not c.supported and not c.completed and "nothing the question names" in c.reason
+    # A shown fact about what the question names that shares no term with the cited one links nothing.
+    c = check_answer("Normandy [3]", [hop1, hop2, other], q)
+    assert not c.supported and not c.completed
+    # ground() shows the completed hop first among the citations, and records it.
+    out = {"answer": "Trollhättan", "answers": [{"term": R("Trollhättan")}], "supported": True, "seeds": [],
+           "citations": [], "mode": "extractive"}
+    res = ground(out, "Trollhättan [2]", [hop1, hop2, other], q)
+    assert res["mode"] == "generative" and [f["n"] for f in res["citations"]] == [1, 2]
+    assert res["grounding"]["completed"] == [1] and res["grounding"]["cited"] == [2]
 
 
 def test_prompt_and_target_format():
@@ -325,6 +348,47 @@ def test_refusal_that_contradicts_its_evidence_is_not_shown(junk):
     empty = {**out, "answer": NOT_IN_GRAPH, "answers": [], "supported": False, "citations": []}
     kept = ground(empty, "The answer is not provided.", facts, q)
     assert kept["answer"] == NOT_IN_GRAPH and kept["mode"] == "generative" and kept["grounding"]["supported"]
+
+
+def test_a_refusal_above_facts_that_answer_is_decoded_again_without_it(rag_index, tiny_model):
+    """The first decoding refuses although the cited facts answer (planted): the answerer decodes once more
+    without the refusal's opening words, and shows that text only when it passes the check."""
+    from kgllm.ask.answer import Answerer
+    from kgllm.ask.generate import Generator
+
+    gen = Generator(tiny_model, max_new_tokens=12)
+    real, calls = gen.generate, []
+
+    def planted(question, facts, answer_only=False):
+        calls.append(answer_only)
+        if not answer_only:
+            return NOT_IN_GRAPH
+        n = {c["labels"]["o"]: c["n"] for c in facts}
+        both = f"Frankfurt Airport [{n['Frankfurt Airport']}] and Munich Airport [{n['Munich Airport']}]"
+        return both if len(calls) < 3 else f"Frankfurt Airport [{n['Frankfurt Airport']}]"
+
+    gen.generate = planted
+    ans = Answerer.from_dir(rag_index, sparql="off", generator=gen)
+    res = ans.ask(Q)
+    g = res["grounding"]
+    assert calls == [False, True] and res["mode"] == "generative" and res["answer"].startswith("Frankfurt Airport [")
+    assert g["supported"] and g["retry"] == {"generated": NOT_IN_GRAPH, "reason": g["retry"]["reason"]}
+    assert "refused" in g["retry"]["reason"]
+    # A second text that holds only some of the graph query's answers is no better answer: the fallback stands.
+    res = ans.ask(Q)
+    g = res["grounding"]
+    assert calls == [False, True, False, True] and res["mode"] == "extractive-fallback"
+    assert g["retry"]["supported"] is False and "Munich Airport" in g["retry"]["reason"]
+    assert res["answer"] == "Frankfurt Airport and Munich Airport"
+    # The second text fails the check (the real tiny model's junk): the extractive fallback stands.
+    gen.generate = lambda question, facts, answer_only=False: NOT_IN_GRAPH if not answer_only else \
+        real(question, facts, answer_only=True)
+    res = ans.ask(Q)
+    g = res["grounding"]
+    assert res["mode"] == "extractive-fallback" and g["fallback"] == "extractive" and g["refusal"]
+    assert g["retry"]["supported"] is False and g["retry"]["generated"] != NOT_IN_GRAPH
+    # No retry where nothing contradicts the refusal, nor for a text that is no refusal.
+    assert ans.ask("Who was the first person on Mars?")["grounding"]["retry"] is None
 
 
 def test_ask_cli_with_model_records_the_fallback(rag_index, tiny_model, capsys):

@@ -19,7 +19,8 @@ Makes:
   before each citation must name an answer that the cited facts hold (a fact's end that the question does
   not already name; labels compared SQuAD-normalized, long literals by 80% of their words); every cited
   fact must be about what the question names (an end named in it or linked from it, or a fact sharing a
-  term with such a fact: the hops of a chain), so a true fact about something else supports nothing;
+  term with such a fact: the hops of a chain), so a true fact about something else supports nothing; a
+  chain's first hop that the text left uncited is added from the shown facts (``completed``);
   names and numbers the text adds must come from the question or the cited facts; a text without a
   citation is unsupported unless it is a refusal ("not in the graph", "the answer is not provided", ...).
 * :func:`ground`: the answer dict after the check: a supported text is kept (``mode: generative``); an
@@ -73,6 +74,7 @@ class GroundingCheck:
     answers: list[str] = field(default_factory=list)
     reason: str = ""
     agrees: bool | None = None      # with ``expected`` answers given: the answers share one of them
+    completed: list[int] = field(default_factory=list)   # uncited shown facts that link a cited one (a chain)
 
 
 def fact_line(c: dict) -> str:
@@ -227,11 +229,14 @@ def check_answer(text: str, facts: list[dict], question: str = "", expected: lis
         return GroundingCheck(False, False, cited, reason=f"cites [{missing[0]}], which is not one of the "
                               f"{len(by_n)} facts")
     off = _unanchored([by_n[n] for n in cited], question, linked)
+    completed: list[int] = []
     if off:
-        return GroundingCheck(False, False, cited, reason=f"cites [{off[0]['n']}], a fact about nothing the "
-                              "question names")
+        completed = _complete(off, [by_n[n] for n in cited], facts, question, linked)
+        if not completed:
+            return GroundingCheck(False, False, cited, reason=f"cites [{off[0]['n']}], a fact about nothing the "
+                                  "question names")
     answers: list[str] = []
-    bridges = _bridges([by_n[n] for n in cited])
+    bridges = _bridges([by_n[n] for n in cited + completed])
     for seg, ns in runs:
         cf = [by_n[n] for n in ns]
         found = [t for c in cf for t, lab in _answer_ends(c, question, linked) if _mentions(seg, lab)]
@@ -252,7 +257,30 @@ def check_answer(text: str, facts: list[dict], question: str = "", expected: lis
     agrees = None
     if expected is not None:
         agrees = bool({term_value(a) for a in answers} & {term_value(e) for e in expected})
-    return GroundingCheck(True, False, cited, answers, "every claim cites a fact that holds it", agrees)
+    reason = "every claim cites a fact that holds it"
+    if completed:
+        reason += (" (the chain completed with " + "".join(f"[{n}]" for n in completed)
+                   + ", the shown fact linking it to what the question names)")
+    return GroundingCheck(True, False, cited, answers, reason, agrees, completed)
+
+
+def _complete(off: list[dict], cited: list[dict], facts: list[dict], question: str, linked: set[str]) -> list[int]:
+    """The shown facts that link each cited fact about nothing the question names to something it names: a
+    chain's first hop the text left uncited ("Trollhättan [2]" citing ``Saab Automobile | city |
+    Trollhättan`` only, for "In which city is the maker of the Saab 9000?", when [1] is ``Saab 9000 |
+    manufacturer | Saab Automobile``). One hop per fact: a fact that is about what the question names and
+    shares a term with it. Empty when any cited fact stays unlinked: the text is then unsupported."""
+    rest = [c for c in facts if c not in cited]
+    anchors = [c for c in rest if _named(c, question, linked)]
+    added: list[int] = []
+    for c in off:
+        ends = {c["s"], c["o"]}
+        link = next((a for a in anchors if ends & {a["s"], a["o"]}), None)
+        if link is None:
+            return []
+        if int(link["n"]) not in added:
+            added.append(int(link["n"]))
+    return added
 
 
 def _bridges(facts: list[dict]) -> set[str]:
@@ -282,7 +310,8 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
     expected = [a["term"] for a in out["answers"]] if out["supported"] else None
     chk = check_answer(generated, facts, question, expected, linked={f"<{x}>" for x in linked_entities(out)})
     g = {"checked": True, "supported": chk.supported, "refusal": chk.refusal, "conflict": False,
-         "cited": chk.cited, "fallback": None, "reason": chk.reason, "generated": generated, "agrees": chk.agrees,
+         "cited": chk.cited, "completed": chk.completed, "fallback": None, "reason": chk.reason,
+         "generated": generated, "agrees": chk.agrees, "retry": None,
          "answers": [term_value(t) for t in chk.answers], "facts": [c["id"] for c in facts]}
     res = dict(out)
     if chk.refusal and out["supported"]:
@@ -300,7 +329,7 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
         res["mode"] = "extractive-fallback"
     elif chk.supported:
         by_n = {int(c["n"]): c for c in facts}
-        cited = [by_n[n] for n in chk.cited]
+        cited = [by_n[n] for n in chk.completed + chk.cited]   # a completed chain: its first hop first
         labels = {c[k]: c["labels"][k] for c in cited for k in ("s", "o")}
         res.update(answer=generated, mode="generative", supported=True, citations=cited,
                    answers=[{"term": t, "value": term_value(t), "label": labels[t],
@@ -318,7 +347,7 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
 
 def skipped(reason: str) -> dict:
     """``grounding`` of an answer no model wrote (a computed shape)."""
-    return {"checked": False, "supported": None, "refusal": False, "conflict": False, "cited": [],
+    return {"checked": False, "supported": None, "refusal": False, "conflict": False, "cited": [], "completed": [], "retry": None,
             "fallback": None, "reason": reason, "generated": None, "agrees": None, "answers": [], "facts": []}
 
 

@@ -41,7 +41,9 @@ Metrics, per question then macro-averaged (over all questions, and per ``type``)
   judged), ``unsupported_rate`` (share of those whose text failed the check: a citation out of range, a
   claim no cited fact holds, no citation, or a refusal that contradicts cited facts), ``fallbacks`` (how
   often the extractive answer or "not in the graph" replaced the text), ``conflicts`` (supported texts
-  replaced because they name none of the extractive answers) and ``f1_no_fallback``: the F1 had
+  replaced because they name none of the extractive answers), ``completed`` (supported texts whose chain
+  the check completed with an uncited first hop), ``retried`` / ``retry_kept`` (refusals above facts that
+  answer, decoded again without the refusal / whose second text passed the check and was shown) and ``f1_no_fallback``: the F1 had
   every failed text been answered with "not in the graph" instead of the extractive answer (the model's
   own F1; equal to ``f1`` without a model);
 * ``latency_p50_ms``/``latency_p95_ms``: wall time of ``Answerer.ask`` per question, and the same for
@@ -204,7 +206,8 @@ def score(pred: dict, gold: dict) -> dict:
             "citation_recall": cit_rec, "refusal": float(refused) if not g else None,
             "false_refusal": float(refused) if g else None, "generated": checked,
             "unsupported": float(failed) if checked else None, "fallback": gr.get("fallback"),
-            "conflict": bool(gr.get("conflict")),
+            "conflict": bool(gr.get("conflict")), "completed": bool(gr.get("completed")),
+            "retried": bool(gr.get("retry")), "retry_kept": bool(gr.get("retry")) and gr.get("fallback") is None,
             "f1_no_fallback": float(not g) if failed else _set_f1(gr.get("answers") or [], g) if gr.get("conflict")
             else f1,
             "latency_ms": t.get("total_ms", 0.0),
@@ -276,6 +279,9 @@ def aggregate(scores: list[dict]) -> dict:
             "generated": sum(bool(s.get("generated")) for s in scores), "unsupported_rate": mean_of("unsupported"),
             "fallbacks": {k: fallbacks.get(k, 0) for k in ("extractive", "not_in_graph")},
             "conflicts": sum(bool(s.get("conflict")) for s in scores),
+            "completed": sum(bool(s.get("completed")) for s in scores),
+            "retried": sum(bool(s.get("retried")) for s in scores),
+            "retry_kept": sum(bool(s.get("retry_kept")) for s in scores),
             "f1_no_fallback": mean_of("f1_no_fallback"),
             "latency_p50_ms": _pct(lat, 0.5), "latency_p95_ms": _pct(lat, 0.95),
             "retrieval_p50_ms": _pct(ret, 0.5), "retrieval_p95_ms": _pct(ret, 0.95)}
@@ -307,7 +313,7 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
             if out.get("grounding"):
                 g = out["grounding"]
                 row["grounding"] = {k: g.get(k) for k in ("supported", "refusal", "conflict", "fallback", "reason",
-                                                          "generated", "cited")}
+                                                          "generated", "cited", "completed", "retry")}
             if grouped:
                 by_group[q["group"]].append(sc)
                 row["group"] = q["group"]
