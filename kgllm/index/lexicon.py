@@ -383,14 +383,19 @@ class EntityLexicon:
 
     def save(self, d: str | Path) -> dict:
         d = Path(d)
-        rows = sorted((o, k, t, s, tid or "") for o, es in self.by_origin.items() for k, t, s, tid in es)
-        write_jsonl(d / "lexicon.jsonl.gz", ({"origin": o, "key": k, "iri": t, "source": s, "tid": tid or None}
-                                             for o, k, t, s, tid in rows))
-        write_jsonl(d / "labels.jsonl.gz", ({"iri": t, "label": self.labels[t]} for t in sorted(self.labels)))
         by_source: dict[str, int] = defaultdict(int)
-        for _o, _k, _t, s, _tid in rows:
-            by_source[s] += 1
-        return {"entries": len(rows), "keys": len(self.keys), "labels": len(self.labels),
+
+        def rows():
+            # Sorted by (origin, key, iri, source, tid), one origin's entries at a time: a sorted copy of every
+            # entry at once was the index stage's peak memory.
+            for o in sorted(self.by_origin):
+                for k, t, s, tid in sorted((k, t, s, tid or "") for k, t, s, tid in self.by_origin[o]):
+                    by_source[s] += 1
+                    yield {"origin": o, "key": k, "iri": t, "source": s, "tid": tid or None}
+
+        write_jsonl(d / "lexicon.jsonl.gz", rows())
+        write_jsonl(d / "labels.jsonl.gz", ({"iri": t, "label": self.labels[t]} for t in sorted(self.labels)))
+        return {"entries": sum(by_source.values()), "keys": len(self.keys), "labels": len(self.labels),
                 "entries_by_source": dict(sorted(by_source.items()))}
 
     @classmethod
