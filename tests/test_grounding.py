@@ -111,6 +111,12 @@ def test_a_chain_cited_by_its_last_hop_is_completed_from_the_shown_facts():
     # A shown fact about what the question names that shares no term with the cited one links nothing.
     c = check_answer("Normandy [3]", [hop1, hop2, other], q)
     assert not c.supported and not c.completed
+    # Not through a class: another company's type fact links nothing to Lufthansa.
+    typed = [fact(1, R("Lufthansa"), "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>", P("Company"),
+                  "Lufthansa", "type", "company"),
+             fact(2, R("Porsche"), "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>", P("Company"),
+                  "Porsche", "type", "company")]
+    assert not check_answer("Porsche [2]", typed, "Who owns Lufthansa?").supported
     # ground() shows the completed hop first among the citations, and records it.
     out = {"answer": "Trollhättan", "answers": [{"term": R("Trollhättan")}], "supported": True, "seeds": [],
            "citations": [], "mode": "extractive"}

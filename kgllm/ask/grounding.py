@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from ..eval.metrics import contains_words, normalize_answer
 from ..index.lexicon import term_value
-from ..rdf import RDFS_LABEL
+from ..rdf import DCT_SUBJECT, RDF_TYPE, RDFS_LABEL
 
 NOT_IN_GRAPH = "not in the graph"
 INSTRUCTION = ("Answer the question from the numbered facts only, citing each fact you use as [n]. "
@@ -264,18 +264,23 @@ def check_answer(text: str, facts: list[dict], question: str = "", expected: lis
     return GroundingCheck(True, False, cited, answers, reason, agrees, completed)
 
 
+# Predicates whose objects are hubs (classes, categories): a term shared through them links unrelated things.
+_HUB_PREDICATES = frozenset({RDF_TYPE, DCT_SUBJECT})
+
+
 def _complete(off: list[dict], cited: list[dict], facts: list[dict], question: str, linked: set[str]) -> list[int]:
     """The shown facts that link each cited fact about nothing the question names to something it names: a
     chain's first hop the text left uncited ("Trollhättan [2]" citing ``Saab Automobile | city |
     Trollhättan`` only, for "In which city is the maker of the Saab 9000?", when [1] is ``Saab 9000 |
     manufacturer | Saab Automobile``). One hop per fact: a fact that is about what the question names and
-    shares a term with it. Empty when any cited fact stays unlinked: the text is then unsupported."""
-    rest = [c for c in facts if c not in cited]
+    shares an entity with it; not through a class or a category (``X | type | Company`` links every company
+    to every other). Empty when any cited fact stays unlinked: the text is then unsupported."""
+    rest = [c for c in facts if c not in cited and c["p"] not in _HUB_PREDICATES]
     anchors = [c for c in rest if _named(c, question, linked)]
     added: list[int] = []
     for c in off:
-        ends = {c["s"], c["o"]}
-        link = next((a for a in anchors if ends & {a["s"], a["o"]}), None)
+        ends = {c["s"], c["o"]} if c["p"] not in _HUB_PREDICATES else {c["s"]}
+        link = next((a for a in anchors if any(t.startswith("<") for t in ends & {a["s"], a["o"]})), None)
         if link is None:
             return []
         if int(link["n"]) not in added:
