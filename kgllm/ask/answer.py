@@ -111,27 +111,31 @@ class Answerer:
         context = [c["id"] for c in out["context"]]
         facts = self._citations(choose_facts(self.index, [c["id"] for c in out["citations"]], context))
         res = ground(out, self.generator.generate(out["question"], facts), facts, out["question"])
-        g = res["grounding"]
-        if g["refusal"] and g["fallback"] == "extractive":
-            # A refusal above cited facts that answer: one more decoding, where the text cannot open with the
-            # refusal; kept only when it passes the check like any other text, else the fallback stands.
-            again = ground(out, self.generator.generate(out["question"], facts, answer_only=True), facts,
-                           out["question"])
-            retry = {"generated": again["grounding"]["generated"], "supported": again["grounding"]["supported"],
-                     "reason": again["grounding"]["reason"]}
-            named = {a["term"] for a in again["answers"]} if again["mode"] == "generative" else set()
-            shown = {t for c in facts for t in (c["s"], c["o"])}
-            missed = [a["label"] for a in out["answers"] if a["term"] in shown and a["term"] not in named]
-            if again["mode"] == "generative" and not missed:
-                res = again
-                retry = {"generated": g["generated"], "reason": g["reason"]}   # what the first decoding wrote
-            elif again["mode"] == "generative":
-                # Supported, but fewer answers than the graph query's: the forced text is no better answer.
-                retry["supported"] = False
-                retry["reason"] = f"names only some of the answers the facts hold (not {missed[0]})"
-            res["grounding"]["retry"] = retry
+        if res["grounding"]["refusal"] and res["grounding"]["fallback"] == "extractive":
+            res = self._retry_refusal(out, facts, res)
         if res["mode"] == "generative" and res["citations"] is not out["citations"]:
             res["subgraph"] = self._subgraph(res["citations"], context, None, [a["term"] for a in res["answers"]])
+        return res
+
+    def _retry_refusal(self, out: dict, facts: list[dict], res: dict) -> dict:
+        """A refusal above cited facts that answer (``res``, its fallback): one more decoding, where the text
+        cannot open with the refusal, kept only when it passes the check like any other text and names every
+        answer of the graph query that the shown facts hold; else the fallback stands. ``grounding.retry``
+        records the other text."""
+        g = res["grounding"]
+        again = ground(out, self.generator.generate(out["question"], facts, answer_only=True), facts, out["question"])
+        retry = {"generated": again["grounding"]["generated"], "supported": again["grounding"]["supported"],
+                 "reason": again["grounding"]["reason"]}
+        if again["mode"] == "generative":
+            named = {a["term"] for a in again["answers"]}
+            shown = {t for c in facts for t in (c["s"], c["o"])}
+            missed = [a["label"] for a in out["answers"] if a["term"] in shown and a["term"] not in named]
+            if not missed:
+                again["grounding"]["retry"] = {"generated": g["generated"], "reason": g["reason"]}  # the refusal
+                return again
+            # Supported, but fewer answers than the graph query's: the forced text is no better answer.
+            retry.update(supported=False, reason=f"names only some of the answers the facts hold (not {missed[0]})")
+        g["retry"] = retry
         return res
 
     # ------------------------------------------------------------------ formatting

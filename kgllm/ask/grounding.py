@@ -352,8 +352,8 @@ def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
 
 def skipped(reason: str) -> dict:
     """``grounding`` of an answer no model wrote (a computed shape)."""
-    return {"checked": False, "supported": None, "refusal": False, "conflict": False, "cited": [], "completed": [], "retry": None,
-            "fallback": None, "reason": reason, "generated": None, "agrees": None, "answers": [], "facts": []}
+    return {"checked": False, "supported": None, "refusal": False, "conflict": False, "cited": [], "completed": [],
+            "retry": None, "fallback": None, "reason": reason, "generated": None, "agrees": None, "answers": [], "facts": []}
 
 
 def _join_labels(labels: list[str], most: int = 3) -> str:

@@ -155,18 +155,23 @@ class GraphIndex:
         depend on the order of updates), rows sorted by (s, p, o), fresh CSR arrays, no delta, only the
         sources some row uses."""
         tri, tids, src, alive = self._all_rows()
-        if self._is_compact(tri, src, alive):
-            return self
-        tri, tids, src = tri[alive], tids[alive], src[alive]
+        everything = not self._new_rows and bool(alive.all())
+        if not everything:
+            tri, tids, src = tri[alive], tids[alive], src[alive]
         used = np.unique(tri.ravel()) if len(tri) else np.zeros(0, dtype=np.int64)
+        # Sources in order of first use; unused ones (every row of a shard deleted) are dropped.
+        used_src, first = np.unique(src, return_index=True) if len(src) else (np.zeros(0, np.int32), [])
+        src_order = used_src[np.argsort(first, kind="stable")] if len(src) else used_src
+        if everything and len(tri) and len(used) == len(self.terms) and len(src_order) == len(self.sources) \
+                and bool((src_order == np.arange(len(src_order))).all()):
+            # Already what this would make (a fresh build: every term and source used, in order): no copy of the
+            # terms, which at 4M triples was the index stage's peak memory.
+            return self
         old_terms = [self.terms[i] for i in used]
         order = sorted(range(len(old_terms)), key=old_terms.__getitem__)
         terms = [old_terms[i] for i in order]
         remap = np.zeros(len(self.terms), dtype=np.int32)
         remap[used[order]] = np.arange(len(terms), dtype=np.int32)
-        # Sources in order of first use; unused ones (every row of a shard deleted) are dropped.
-        used_src, first = np.unique(src, return_index=True) if len(src) else (np.zeros(0, np.int32), [])
-        src_order = used_src[np.argsort(first, kind="stable")] if len(src) else used_src
         src_map = np.zeros(len(self.sources), dtype=np.int32)
         src_map[src_order] = np.arange(len(src_order), dtype=np.int32)
         arrays = _compact_arrays(terms, remap[tri] if len(tri) else tri, tids,
@@ -174,18 +179,6 @@ class GraphIndex:
         out = GraphIndex(terms, arrays, [self.sources[i] for i in src_order.tolist()])
         out._term_ids = {t: i for i, t in enumerate(terms)}
         return out
-
-    def _is_compact(self, tri: np.ndarray, src: np.ndarray, alive: np.ndarray) -> bool:
-        """Already as :meth:`compacted` would make it (a fresh build): no upserted or deleted rows, every term
-        and source used, sources in order of first use. Then saving needs no copy of the terms (at 4M triples
-        the copy was the stage's peak memory)."""
-        if self._new_rows or not len(tri) or not bool(alive.all()):
-            return False
-        if len(np.unique(tri.ravel())) != len(self.terms):
-            return False
-        used_src, first = np.unique(src, return_index=True)
-        return len(used_src) == len(self.sources) and bool(
-            (used_src[np.argsort(first, kind="stable")] == np.arange(len(used_src))).all())
 
     def save(self, d: str | Path) -> dict:
         """Write the compacted index (deleted rows dropped, upserted rows merged) into ``d``."""
