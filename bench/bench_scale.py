@@ -119,8 +119,11 @@ def make_dump(path: Path, triples: int) -> int:
     return n
 
 
-def _tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants (Ray's processes included), from /proc."""
+def _tree_rss(pid: int) -> tuple[int, int]:
+    """Resident bytes of ``pid`` and all its descendants (Ray's processes included), from /proc: their RSS
+    summed (a page several processes map, the object store's shared memory among them, counted in each) and
+    their PSS summed (such a page divided among the processes that map it: what the tree takes of the
+    machine's memory)."""
     parent, rss = {}, {}
     page = os.sysconf("SC_PAGE_SIZE")
     for d in os.listdir("/proc"):
@@ -139,7 +142,19 @@ def _tree_rss(pid: int) -> int:
             if pp == x and c not in tree:
                 tree.add(c)
                 todo.append(c)
-    return sum(rss.get(x, 0) for x in tree)
+    return sum(rss.get(x, 0) for x in tree), sum(_pss(x) for x in tree if x in rss)
+
+
+def _pss(pid: int) -> int:
+    """Proportional set size of ``pid`` in bytes (0 when it is gone or unreadable)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, IndexError, ValueError):
+        pass
+    return 0
 
 
 def run(cmd: list[str], log: Path) -> dict:
@@ -147,14 +162,14 @@ def run(cmd: list[str], log: Path) -> dict:
     the peak of its whole process tree's RSS (Ray's workers included; sampled every 0.5 s, shared pages
     counted in each process that maps them)."""
     t0 = time.perf_counter()
-    peak = [0]
+    peak = [0, 0]
     with open(log, "w") as fh:
         p = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, "KGLLM_PROGRESS": "0"})
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.wait(0.5):
-                peak[0] = max(peak[0], _tree_rss(p.pid))
+                peak[:] = map(max, peak, _tree_rss(p.pid))
         th = threading.Thread(target=sample, daemon=True)
         th.start()
         _pid, status, ru = os.wait4(p.pid, 0)
@@ -165,7 +180,8 @@ def run(cmd: list[str], log: Path) -> dict:
     if rc not in (0, 1):  # 1: validate found problems in the data (it still writes the clean graph)
         raise SystemExit(f"{' '.join(cmd)} failed ({rc}); see {log}")
     return {"wall_s": round(wall, 2), "cpu_s": round(ru.ru_utime + ru.ru_stime, 2),
-            "peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "tree_peak_rss_mb": round(peak[0] / 2**20, 1), "rc": rc}
+            "peak_rss_mb": round(ru.ru_maxrss / 1024, 1), "tree_peak_rss_mb": round(peak[0] / 2**20, 1),
+            "tree_peak_pss_mb": round(peak[1] / 2**20, 1), "rc": rc}
 
 
 def stage_cmds(work: Path, tag: str, pull: list[str], ontology: Path = ONTOLOGY) -> dict[str, list[str]]:
@@ -284,7 +300,7 @@ def measure(cmd: list[str], log: Path, stage: str, graph: str, n: int) -> dict:
     r = run(cmd, log)
     r.update(stage=stage, graph=graph, triples=n, triples_per_cpu_s=round(n / max(r["cpu_s"], 1e-9)))
     print(f"  {stage:<13} {r['wall_s']:>8.1f} s wall {r['cpu_s']:>8.1f} s CPU {r['peak_rss_mb']:>8.0f} MB "
-          f"(tree {r['tree_peak_rss_mb']:.0f} MB)", file=sys.stderr, flush=True)
+          f"(tree {r['tree_peak_rss_mb']:.0f} MB RSS, {r['tree_peak_pss_mb']:.0f} MB PSS)", file=sys.stderr, flush=True)
     return r
 
 
@@ -300,6 +316,10 @@ def run_workers(work: Path, tag: str, n: int, stages: list[str], workers: dict[s
     for stage, ws in workers.items():
         if stage not in stages:
             continue
+        src = work / f"{'graph' if stage == 'validate' else 'clean'}-{tag}"
+        if not (src / "manifest.json").exists():   # a stage that fails at once would be timed as a fast one
+            raise SystemExit(f"{stage} on Ray reads {src}, which is not there: run the stage before it first "
+                             f"(--stages {'pull' if stage == 'validate' else 'validate'},{stage} without --workers-only)")
         best: dict[int, dict] = {}
         walls: dict[int, list[float]] = {w: [] for w in ws}
         for _round in range(max(1, repeat)):
@@ -469,10 +489,11 @@ def main() -> None:
     if args.wordnet:
         rows += run_wordnet(work, stages, workers)
     print("\n| graph | stage | triples | wall s | CPU s | triples per CPU-second | peak RSS MB "
-          "| process tree peak RSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|")
+          "| process tree peak RSS MB | process tree peak PSS MB |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['graph']} | {r['stage']} | {r['triples']:,} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
-              f"{r['triples_per_cpu_s']:,} | {r['peak_rss_mb']:.0f} | {r['tree_peak_rss_mb']:.0f} |")
+              f"{r['triples_per_cpu_s']:,} | {r['peak_rss_mb']:.0f} | {r['tree_peak_rss_mb']:.0f} | "
+              f"{r['tree_peak_pss_mb']:.0f} |")
     speedup = {st: speedups(rows, st, ws) for st, ws in workers.items()}
     growth = {}
     scaled = [r for r in rows if r["graph"] != "wordnet"]  # the exponents: DBpedia-shaped sizes only

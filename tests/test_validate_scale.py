@@ -17,8 +17,9 @@ from test_validate_checks import CLEAN, ONTOLOGY, PLANTED, turtle_triples
 from kgllm import engine
 from kgllm.artifacts import read_manifest, verify_artifact
 from kgllm.engine import EngineConfig
-from kgllm.rdf import GraphWriter
+from kgllm.rdf import GraphWriter, count_triples
 from kgllm.registry import run_stage
+from kgllm.validate import parts
 from kgllm.validate.parts import owner, plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,23 +104,39 @@ def test_in_process_run_finds_every_planted_case(local_runs, planted):
 
 def test_partitions_split_subjects_and_follow_objects():
     terms = [f"<http://example.org/e{i}>" for i in range(200)]
-    for parts in (2, 3):
-        got = {owner(t, parts) for t in terms}
-        assert got == set(range(parts))   # a stable hash, not Python's salted one
-        assert [owner(t, parts) for t in terms] == [owner(t, parts) for t in terms]
+    for n in (2, 3):
+        got = {owner(t, n) for t in terms}
+        assert got == set(range(n))   # a stable hash, not Python's salted one
+        assert [owner(t, n) for t in terms] == [owner(t, n) for t in terms]
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Ray's embedded instance")
-@pytest.mark.parametrize("cpus", [2, 3])
-def test_ray_partitions_give_the_in_process_artifact(local_runs, planted, dbpedia_graph, cpus, tmp_path):
+@pytest.mark.parametrize("cpus, by_size", [(2, False), (3, False), (1, True)])
+def test_ray_partitions_give_the_in_process_artifact(local_runs, planted, dbpedia_graph, cpus, by_size, tmp_path,
+                                                     monkeypatch):
+    """Two subject partitions per CPU; ``by_size``: a graph of more than PART_ROWS rows per partition gets one
+    per PART_ROWS rows (here about five on one CPU), as a large graph does: the same bytes either way."""
     for name, inputs in (("ex", [planted / "clean", planted / "planted"]), ("dbpedia", [dbpedia_graph])):
         ref, cfg = local_runs[name]
+        rows = count_triples(inputs)
+        want = 2 * cpus
+        if by_size:
+            monkeypatch.setattr(parts, "PART_ROWS", rows // 5)
+            want = -(-rows // (rows // 5))
+            assert want > 2 * cpus and parts.partitions(rows, cpus) == want
         out = _validate(inputs, tmp_path / name, cfg, EngineConfig(mode="ray", num_cpus=cpus))
         _same(ref, out)
         eng = read_manifest(out).extra["engine"]
         checks, write = eng["steps"]
-        assert eng["ran"] == "ray" and checks["parts"] == 2 * cpus + 1 and write["tasks"] >= cpus
+        assert eng["ran"] == "ray" and checks["parts"] == want + 1 and write["tasks"] >= cpus
+
+
+def test_partitions_by_slots_and_by_size():
+    # Two per task slot; past PART_ROWS rows per partition, by size: a 4M-row graph gets 4 on 1 CPU and on 2.
+    assert [parts.partitions(1000, s) for s in (0, 1, 2, 3)] == [2, 2, 4, 6]
+    assert [parts.partitions(4 * parts.PART_ROWS, s) for s in (1, 2, 4)] == [4, 4, 8]
+    assert parts.partitions(400 * parts.PART_ROWS + 1, 2) == 401
 
 
 @pytest.mark.slow
@@ -214,7 +231,6 @@ def test_ray_reduces_only_the_partitions_a_stopped_run_did_not_keep(planted, tmp
     """On Ray each finished partition's result is kept as it comes; a rerun reduces only the missing ones
     (the map runs again: its pieces are not kept) and merges the same violations, duplicates and flags."""
     from kgllm.engine import open_engine
-    from kgllm.validate import parts
     from kgllm.validate.checks import CheckOptions
     from kgllm.validate.feedback import load_flags
     from kgllm.validate.ontology import load_ontologies

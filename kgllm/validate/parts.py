@@ -427,8 +427,9 @@ def merge(parts: list[PartResult], cfg: CheckConfig, resumed: int = 0) -> DataCh
 def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int = BLOCK_TRIPLES,
         resume: Path | None = None) -> tuple[DataChecks, list[InputShard], list[Block]]:
     """The map and the reduce: in this process (one partition, each shard read once and indexed in turn), or
-    on Ray when the engine says so (``engine.config.mode == "ray"`` or an address): one subject partition per
-    task the cluster runs at once, and about two reads per task.
+    on Ray when the engine says so (``engine.config.mode == "ray"`` or an address): :func:`partitions` subject
+    partitions (two per task the cluster runs at once, or one per ``PART_ROWS`` rows), and about two reads
+    per task.
 
     ``cfg.spill``: where the partitions write their violation files; ``resume``: a directory
     (kgllm.artifacts.resume_dir, then also ``cfg.spill``) where each finished partition's result is kept
@@ -437,13 +438,13 @@ def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int
     ray = uses_ray(engine)
     whole = frozenset().union(*whole_graph_checks(cfg.options).values())
     slots = engine.task_slots() if ray else 0
-    n = max(2, 2 * slots) if ray else 1   # Ray: two partitions per task slot (smaller indexes)
+    shards, blocks = plan(inputs, block_triples, 2 * slots if ray else 1)
+    n = partitions(sum(s.triples for s in shards), slots) if ray else 1
     # The violation files beside the kept results (part_name), one directory per partition count.
     spill = Path(cfg.spill) / f"checks-{n}"
     spill.mkdir(exist_ok=True)
     cfg = dataclasses.replace(cfg, spill=str(spill))
     if not ray:
-        shards, blocks = plan(inputs, block_triples)
         got = load_kept(resume, part_name(1, 0))
         resumed = int(got is not None)
         if got is None:
@@ -451,7 +452,6 @@ def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int
             got = check_part(cfg, 0, (scan_block(scan, b)[0] for b in blocks))
             keep(resume, part_name(1, 0), got)
         return merge([got], cfg, resumed), shards, blocks
-    shards, blocks = plan(inputs, block_triples, 2 * slots)
     cfg = dataclasses.replace(cfg, parts=n)
     have = {k: r for k in range(n + 1) if (r := load_kept(resume, part_name(n, k))) is not None}
     resumed = len(have)
@@ -463,6 +463,19 @@ def run(inputs: list[Path], cfg: CheckConfig, engine=None, *, block_triples: int
             keep(resume, part_name(n, k), r)
             have[k] = r
     return merge(list(have.values()), cfg, resumed), shards, blocks
+
+
+# A subject partition's share of the rows at most (on Ray): its reduce task holds their index, so the memory of
+# one task stays bounded whatever the graph's size and however few CPUs run it.
+PART_ROWS = 1_000_000
+
+
+def partitions(rows: int, slots: int) -> int:
+    """Subject partitions on Ray: two per task slot (each task's index smaller, the last ones finishing close
+    together), and more for a graph of more than ``PART_ROWS`` rows per partition. So a graph gets the same
+    partitions, and the same work, on 1 CPU as on 2 (or 4) when it is large, and no reduce's index outgrows
+    ``PART_ROWS`` rows (plus the copies of rows whose object it owns)."""
+    return max(2, 2 * slots, -(-rows // PART_ROWS))
 
 
 def part_name(parts: int, k: int) -> str:
