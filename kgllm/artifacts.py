@@ -29,7 +29,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -501,6 +503,60 @@ def remove_stale_temps(out: str | os.PathLike) -> list[Path]:
         else:
             p.unlink(missing_ok=True)
         removed.append(p)
+    return removed
+
+
+# Temp directories a killed run leaves (SIGKILL: no clean-up runs), recognised as kgllm's by their name
+# (PREFIX-PID-RANDOM) and owner file and removed by the next run.
+OWNER_FILE = "kgllm-owner.json"
+
+
+def tmp_owner() -> dict:
+    """This process as the owner of a temp directory: its pid, host and pid namespace."""
+    try:
+        pidns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pidns = None
+    return {"pid": os.getpid(), "host": socket.gethostname(), "pidns": pidns}
+
+
+def owned_tmpdir(prefix: str, base: str | None = None) -> Path:
+    """A new temp directory ``PREFIX-PID-RANDOM`` (under ``base``, else the system's) with an owner file, so
+    that :func:`remove_stale_tmpdirs` can tell it from anything else once this process is gone."""
+    d = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base))
+    (d / OWNER_FILE).write_text(json.dumps(tmp_owner()))
+    return d
+
+
+def remove_stale_tmpdirs(prefix: str, base: str | None = None, what: str = "a kgllm run") -> list[str]:
+    """Remove the temp directories of ``prefix`` that killed runs left: only a directory named
+    ``PREFIX-PID-*``, owned by this user, whose owner file names the same pid on this host and pid
+    namespace, and whose pid is no longer running. Anything else is left alone. Returns what it removed."""
+    removed: list[str] = []
+    base = base or tempfile.gettempdir()
+    name = re.compile(rf"^{re.escape(prefix)}(\d+)-[A-Za-z0-9_]+$")
+    me = tmp_owner()
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return removed
+    for e in entries:
+        m = name.match(e.name)
+        if not m:
+            continue
+        try:
+            pid = int(m.group(1))
+            if not e.is_dir(follow_symlinks=False) or e.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            owner = json.loads((Path(e.path) / OWNER_FILE).read_text())
+            if not isinstance(owner, dict) or owner.get("pid") != pid or pid == me["pid"] \
+                    or owner.get("host") != me["host"] or owner.get("pidns") != me["pidns"] or pid_alive(pid):
+                continue
+        except (OSError, ValueError):
+            continue
+        shutil.rmtree(e.path, ignore_errors=True)
+        logger.info("removed %s, left by %s (pid %d) that was killed", e.path, what, pid)
+        removed.append(e.path)
     return removed
 
 

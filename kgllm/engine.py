@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import re
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import config as cfgmod
-from .artifacts import pid_alive
+from .artifacts import owned_tmpdir, remove_stale_tmpdirs
 from .config import check_ranges
 from .errors import InputError, MissingDependency, UsageError
 from .log import RateProgress, logger
@@ -612,12 +611,10 @@ class _DropProgressNotice(logging.Filter):
 
 # ----------------------------------------------------------------------------- embedded instance temp dirs
 
-# kgllm-ray-PID-RANDOM with an owner file: one left by a killed run (SIGKILL: no clean-up ran) is removed by
-# the next run when it is certainly kgllm's (same host, owner pid gone). Unix socket paths inside it are
-# limited to 107 bytes, so it goes under /tmp when TMPDIR is long.
+# kgllm-ray-PID-RANDOM with an owner file (kgllm.artifacts.owned_tmpdir): one left by a killed run (SIGKILL: no
+# clean-up ran) is removed by the next run when it is certainly kgllm's (same host, owner pid gone). Unix socket
+# paths inside it are limited to 107 bytes, so it goes under /tmp when TMPDIR is long.
 _TMP_PREFIX = "kgllm-ray-"
-_TMP_RE = re.compile(r"^kgllm-ray-(\d+)-[A-Za-z0-9_]+$")
-_OWNER_FILE = "kgllm-owner.json"
 # What Ray puts below the directory, at the longest: session_DATE_TIME_USEC_PID/sockets/plasma_store.
 _SOCKET_TAIL = len("/kgllm-ray-4194304-abcdefgh/session_2026-01-01_00-00-00_000000_4194304/sockets/plasma_store")
 
@@ -626,31 +623,8 @@ def _make_tmpdir() -> Path:
     base = tempfile.gettempdir()
     if len(base) + _SOCKET_TAIL > 107:
         base = "/tmp"
-    _remove_stale_tmpdirs(base)
-    d = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=base))
-    (d / _OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    return d
-
-
-def _remove_stale_tmpdirs(base: str) -> list[str]:
-    removed = []
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return removed
-    for e in entries:
-        m = _TMP_RE.match(e.name)
-        if not m or not e.is_dir(follow_symlinks=False):
-            continue
-        try:
-            owner = json.loads(Path(e.path, _OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-        pid = int(m.group(1))
-        if owner.get("pid") == pid and owner.get("host") == socket.gethostname() and not pid_alive(pid):
-            shutil.rmtree(e.path, ignore_errors=True)
-            removed.append(e.path)
-    return removed
+    remove_stale_tmpdirs(_TMP_PREFIX, base, "an embedded Ray instance")
+    return owned_tmpdir(_TMP_PREFIX, base)
 
 
 # ----------------------------------------------------------------------------- processes (Linux /proc)

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from test_validate_checks import CLEAN, ONTOLOGY, turtle_triples
 
+from kgllm.artifacts import OWNER_FILE, remove_stale_tmpdirs, tmp_owner
 from kgllm.rdf import GraphWriter
-from kgllm.validate import reasoning
 
 pytestmark = [
     pytest.mark.slow,
@@ -209,30 +209,31 @@ def test_killed_parent_takes_worker_and_java_down_and_a_rerun_cleans_up(files, p
     assert _reason_dirs(private_tmp) == [stray.name]  # the stale one removed; what is not kgllm's is kept
 
 
-def test_stale_temp_dirs_are_removed_only_when_certainly_ours(tmp_path):
+@pytest.mark.parametrize("prefix", ["kgllm-reason-", "kgllm-ray-"])   # the reasoner's and embedded Ray's
+def test_stale_temp_dirs_are_removed_only_when_certainly_ours(tmp_path, prefix):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    owner = reasoning._owner()
+    owner = tmp_owner()
 
     def make(name: str, owner_doc: dict | None) -> Path:
         d = tmp_path / name
         d.mkdir()
         (d / "x").write_text("x")
         if owner_doc is not None:
-            (d / reasoning._OWNER_FILE).write_text(json.dumps(owner_doc))
+            (d / OWNER_FILE).write_text(json.dumps(owner_doc))
         return d
 
-    stale = make(f"kgllm-reason-{dead.pid}-abc123", {**owner, "pid": dead.pid})
+    stale = make(f"{prefix}{dead.pid}-abc123", {**owner, "pid": dead.pid})
     keep = [
-        make(f"kgllm-reason-{os.getppid()}-abc", {**owner, "pid": os.getppid()}),            # owner alive
-        make(f"kgllm-reason-{dead.pid}-noowner", None),                                      # no owner file
-        make(f"kgllm-reason-{dead.pid}-otherhost", {**owner, "pid": dead.pid, "host": "elsewhere"}),
-        make(f"kgllm-reason-{dead.pid}-otherns", {**owner, "pid": dead.pid, "pidns": "pid:[1]"}),
-        make(f"kgllm-reason-{dead.pid + 1}-mismatch", {**owner, "pid": dead.pid}),           # pid differs
-        make("kgllm-reason-abcdef", {**owner, "pid": dead.pid}),                             # no pid in name
+        make(f"{prefix}{os.getppid()}-abc", {**owner, "pid": os.getppid()}),            # owner alive
+        make(f"{prefix}{dead.pid}-noowner", None),                                      # no owner file
+        make(f"{prefix}{dead.pid}-otherhost", {**owner, "pid": dead.pid, "host": "elsewhere"}),
+        make(f"{prefix}{dead.pid}-otherns", {**owner, "pid": dead.pid, "pidns": "pid:[1]"}),
+        make(f"{prefix}{dead.pid + 1}-mismatch", {**owner, "pid": dead.pid}),           # pid differs
+        make(f"{prefix}abcdef", {**owner, "pid": dead.pid}),                             # no pid in name
         make(f"other-{dead.pid}-abc", {**owner, "pid": dead.pid}),
     ]
-    (tmp_path / f"kgllm-reason-{dead.pid}-file").write_text("not a directory")
-    assert reasoning._remove_stale_tmpdirs(str(tmp_path)) == [str(stale)]
+    (tmp_path / f"{prefix}{dead.pid}-file").write_text("not a directory")
+    assert remove_stale_tmpdirs(prefix, str(tmp_path)) == [str(stale)]
     assert not stale.exists()
-    assert all(d.exists() for d in keep) and (tmp_path / f"kgllm-reason-{dead.pid}-file").exists()
+    assert all(d.exists() for d in keep) and (tmp_path / f"{prefix}{dead.pid}-file").exists()

@@ -31,17 +31,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..artifacts import pid_alive
+from ..artifacts import owned_tmpdir, remove_stale_tmpdirs
 from ..log import logger
 from ..rdf import OWL
 from .ontology import Ontology, write_ntriples_for_owlready
@@ -81,11 +79,11 @@ def reason(ont: Ontology, reasoner: str = "hermit", *, java_heap_mb: int = 2000,
     if not ont.triples:
         return ReasoningResult(reasoner, "skipped", message="no ontology given")
     t0 = time.perf_counter()
-    _remove_stale_tmpdirs()
+    remove_stale_tmpdirs(_TMP_PREFIX, what="a reasoning run")
     tmp = proc = None
     try:
         with _signals_deferred():  # a signal right here must not leave the directory behind
-            tmp = _make_tmpdir()
+            tmp = str(owned_tmpdir(_TMP_PREFIX))
         nt = write_ntriples_for_owlready(ont, Path(tmp) / "ontology.nt")
         cmd = [sys.executable, "-m", "kgllm.validate.reasoning", str(nt), reasoner, str(java_heap_mb),
                "1" if explain else "0"]
@@ -205,57 +203,10 @@ def _clean_up(proc: subprocess.Popen | None, tmp: str | None) -> None:
         raise interrupted
 
 
-# Temp directories: kgllm-reason-PID-RANDOM, with an owner file, so that one left by a killed run is
-# recognised as kgllm's own (same host, same pid namespace, owner pid dead) and removed by the next run.
+# Temp directories: kgllm-reason-PID-RANDOM with an owner file (kgllm.artifacts.owned_tmpdir): one left by a
+# killed run is removed by the next run once its pid is dead.
 _TMP_PREFIX = "kgllm-reason-"
-_TMP_RE = re.compile(r"^kgllm-reason-(\d+)-[A-Za-z0-9_]+$")
-_OWNER_FILE = "kgllm-owner.json"
 _PARENT_ENV = "KGLLM_REASON_PARENT"
-
-
-def _owner() -> dict:
-    try:
-        pidns = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        pidns = None
-    return {"pid": os.getpid(), "host": socket.gethostname(), "pidns": pidns}
-
-
-def _make_tmpdir() -> str:
-    tmp = tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-")
-    (Path(tmp) / _OWNER_FILE).write_text(json.dumps(_owner()))
-    return tmp
-
-
-def _remove_stale_tmpdirs(base: str | None = None) -> list[str]:
-    """Remove the temp directories of reasoning runs that were killed without clean-up: only a directory
-    named ``kgllm-reason-PID-*``, owned by this user, whose owner file names the same pid on this host and
-    pid namespace, and whose pid is no longer running. Anything else is left alone. Returns what it removed."""
-    removed = []
-    base = base or tempfile.gettempdir()
-    me = _owner()
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return removed
-    for e in entries:
-        m = _TMP_RE.match(e.name)
-        if not m:
-            continue
-        try:
-            pid = int(m.group(1))
-            if not e.is_dir(follow_symlinks=False) or e.stat(follow_symlinks=False).st_uid != os.getuid():
-                continue
-            owner = json.loads((Path(e.path) / _OWNER_FILE).read_text())
-            if not isinstance(owner, dict) or owner.get("pid") != pid or pid == me["pid"] \
-                    or owner.get("host") != me["host"] or owner.get("pidns") != me["pidns"] or pid_alive(pid):
-                continue
-        except (OSError, ValueError):
-            continue
-        shutil.rmtree(e.path, ignore_errors=True)
-        logger.info("removed %s, left by a reasoning run (pid %d) that was killed", e.path, pid)
-        removed.append(e.path)
-    return removed
 
 
 def parse_pellet_explanation(text: str) -> list[list[str]]:
