@@ -204,8 +204,11 @@ RAY_STAGE = ("import json, os, sys\nfrom pathlib import Path\nfrom kgllm import 
              "address = os.environ.get('RAY_ADDRESS')\n"
              "cfg = engine.EngineConfig(mode='ray', address=address) if address else "
              "engine.EngineConfig(mode='ray', num_cpus=int(sys.argv[4]))\n"
-             "with engine.configured(cfg):\n"
-             "    run_stage(sys.argv[1], [Path(sys.argv[2])], Path(sys.argv[3]), json.loads(sys.argv[5]), force=True)\n")
+             "try:\n"
+             "    with engine.configured(cfg):\n"
+             "        run_stage(sys.argv[1], [Path(sys.argv[2])], Path(sys.argv[3]), json.loads(sys.argv[5]), force=True)\n"
+             "except Exception:\n"   # exit 3, not Python's 1 (which measure() takes for validate's 'problems found')
+             "    import traceback; traceback.print_exc(); sys.exit(3)\n")
 
 
 def ray_stage_cmd(stage: str, graph: Path, out: Path, workers: int, config: dict) -> list[str]:
