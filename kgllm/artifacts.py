@@ -154,16 +154,29 @@ def jsonl_line(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=_json_default) + "\n"
 
 
+_JSONL_BATCH = 1 << 20   # characters of lines handed to the file (and gzip) at once
+
+
 def write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> int:
     """Write ``rows`` as a JSONL file atomically (temp file + rename); returns the number of lines.
-    A ``.gz`` path is gzip-compressed (no name, mtime 0: the bytes are the same on every run)."""
+    A ``.gz`` path is gzip-compressed (no name, mtime 0: the bytes are the same on every run; the same bytes
+    however the lines are batched). Lines go to the file in batches: a call per line was most of the cost of a large file."""
     path = Path(path)
     n = 0
     with atomic_open(path, "wb") as raw:
         f = gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw
+        batch: list[str] = []
+        size = 0
         for row in rows:
-            f.write(jsonl_line(row).encode("utf-8"))
+            line = jsonl_line(row)
+            batch.append(line)
+            size += len(line)
             n += 1
+            if size >= _JSONL_BATCH:
+                f.write("".join(batch).encode("utf-8"))
+                batch, size = [], 0
+        if batch:
+            f.write("".join(batch).encode("utf-8"))
         if f is not raw:
             f.close()
     return n

@@ -362,8 +362,7 @@ class KGIndex:
         g = self.graph
         t = g.terms[node]
         types, facts = [], []
-        for r in g.subject_rows(node):
-            _s, p, o = g.triple_terms(r)
+        for _r, _s, p, o, _t in g.subject_triples(node):
             if p == RDF_TYPE:
                 if o not in GENERIC_CLASSES and len(types) < 3 and o.startswith(_DESCRIBED_TYPES):
                     types.append(self.label(o))
@@ -415,7 +414,7 @@ class KGIndex:
         rows = self.graph.neighbors(n, hops, pset, max_rows=limit)
         if hops >= 1 and (predicates is None):
             # Literal-valued facts of the entity itself belong to its 1-hop neighbourhood too.
-            extra = [r for r in self.graph.subject_rows(n) if not is_node_term(self.graph.triple_terms(r)[2])]
+            extra = [r for r, _s, _p, o, _t in self.graph.subject_triples(n) if not is_node_term(o)]
             rows = rows + extra[: max(0, limit - len(rows))]
         return [tid_hex(self.graph.row_tid(r)) for r in rows]
 

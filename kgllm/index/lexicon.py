@@ -71,8 +71,11 @@ _NONWORD = re.compile(r"[^\w]+|_")
 
 def normalize_label(text: str) -> str:
     """Case-, accent- and punctuation-insensitive key: ``"Zürich-Airport's"`` -> ``"zurich airport s"``."""
-    t = unicodedata.normalize("NFKD", text)
-    t = "".join(c for c in t if not unicodedata.combining(c)).casefold()
+    if text.isascii():   # no accents to strip (NFKD leaves ASCII as it is): most labels, at a fraction of the cost
+        t = text.lower()
+    else:
+        t = unicodedata.normalize("NFKD", text)
+        t = "".join(c for c in t if not unicodedata.combining(c)).casefold()
     return " ".join(_NONWORD.sub(" ", t).split())
 
 
@@ -93,11 +96,18 @@ def local_name(term: str) -> str:
     """Readable local name of an IRI term: ``<.../Aarhus_Airport>`` -> ``Aarhus Airport``,
     ``<...#birthPlace>`` -> ``birth place``."""
     v = term[1:-1] if term.startswith("<") else term
-    name = re.split(r"[/#]", v.rstrip("/#"))[-1]
-    name = unquote(name).replace("_", " ")
-    if " " not in name and re.search(r"[a-z][A-Z]", name):  # camelCase predicate names
-        name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower()
+    name = _LOCAL_SEP.split(v.rstrip("/#"))[-1]
+    if "%" in name:
+        name = unquote(name)
+    name = name.replace("_", " ")
+    if " " not in name and _CAMEL.search(name):  # camelCase predicate names
+        name = _CAMEL_SPLIT.sub(" ", name).lower()
     return name
+
+
+_LOCAL_SEP = re.compile(r"[/#]")
+_CAMEL = re.compile(r"[a-z][A-Z]")
+_CAMEL_SPLIT = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 # ----------------------------------------------------------------------------- morphy
@@ -227,21 +237,22 @@ class EntityLexicon:
         for origin in sorted(origins):
             self._drop(origin)
             if origin.startswith(_DBR_PREFIX):
-                self._add_name(origin, local_name(origin), origin, "iri", None)
-                if local_name(origin).startswith("Category:"):
+                name = local_name(origin)
+                self._add_name(origin, name, origin, "iri", None)
+                if name.startswith("Category:"):
                     # A category is named in text without its prefix ("motor vehicle manufacturers of Finland").
-                    self._add(origin, normalize_label(local_name(origin)[9:]), origin, "alt", None)
-                self.labels[origin] = local_name(origin)
+                    self._add(origin, normalize_label(name[9:]), origin, "alt", None)
+                self.labels[origin] = name
                 self._label_rank[origin] = 1 << 20
             oi = graph.term_id(origin)
             if oi is None:
                 continue
-            rows = [(r, *graph.triple_terms(r)) for r in graph.subject_rows(oi)]
+            rows = graph.subject_triples(oi)
             # WordNet entries and senses keep a display label but are not link targets: their lemma
             # already names the synsets (the concepts a question is about).
-            lexical = any(p == RDF_TYPE and o in _LEXICAL_TYPES for _r, _s, p, o in rows)
-            for r, s, p, o in rows:
-                tid = f"{graph.row_tid(r):016x}"
+            lexical = any(p == RDF_TYPE and o in _LEXICAL_TYPES for _r, _s, p, o, _t in rows)
+            for _r, s, p, o, t in rows:
+                tid = f"{t:016x}"
                 lit = _literal(o)
                 if p in LABEL_PREDICATES and lit:
                     if not lexical:
@@ -262,8 +273,7 @@ class EntityLexicon:
         self._tokens = None
 
     def _name_of(self, graph, node: int) -> str | None:
-        for r in graph.subject_rows(node):
-            _s, p, o = graph.triple_terms(r)
+        for _r, _s, p, o, _t in graph.subject_triples(node):
             if p in LABEL_PREDICATES and (lit := _literal(o)):
                 return lit[0]
         return None
@@ -286,6 +296,8 @@ class EntityLexicon:
         ``Abilene, Texas`` and ``Distinguished Service Medal (United States Navy)`` are mentioned in text as
         ``Abilene`` and ``Distinguished Service Medal``."""
         self._add(origin, normalize_label(name), target, source, tid)
+        if ")" not in name and "," not in name:   # no qualifier to drop (most names; the pattern costs more)
+            return
         head = _QUALIFIER.sub("", name).strip()
         if head and head != name.strip():
             self._add(origin, normalize_label(head), target, "alt", tid)
