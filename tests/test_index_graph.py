@@ -123,3 +123,23 @@ def test_upsert_and_delete(tmp_path):
     c0 = g3.term_id(R("c0"))
     assert [g3.terms[n] for n, _p, _r, _d in g3.edges(c0)] == [R("a0")]
     assert g3.row_source(g3.row_of(triple_id(R("c0"), P("link"), R("a0"))))["source"] == "upsert2"
+
+
+def test_subject_triples_are_the_live_rows_of_a_subject(tmp_path):
+    """An entity's stored rows come as one slice, rows added later after them; deleted rows are left out."""
+    g = _small_graph(tmp_path)
+    a0, a1 = g.term_id(R("a0")), g.term_id(R("a1"))
+
+    def expected(node):
+        return [(r, *g.triple_terms(r), g.row_tid(r)) for r in range(g.n_rows) if g.alive(r)
+                and g.triple_terms(r)[0] == g.terms[node]]
+
+    assert g.subject_triples(a0) == expected(a0) == [(r, R("a0"), P("name"), '"A zero"', g.row_tid(r))
+                                                     for r, *_ in expected(a0)]
+    stored = g.subject_triples(a1)
+    assert len(stored) == 2 and all(tid_hex(t) == triple_id(s, p, o) for _r, s, p, o, t in stored)
+    rows, _ = g.upsert([(R("a1"), P("shortcut"), R("b3"))], {"source": "upsert"})
+    assert g.subject_triples(a1) == expected(a1) and g.subject_triples(a1)[-1][0] == rows[0]
+    g.delete([stored[0][0]])
+    assert g.subject_triples(a1) == expected(a1) and len(expected(a1)) == 2
+    assert g.subject_rows(a1) == [r for r, *_ in expected(a1)]
