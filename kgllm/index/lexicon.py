@@ -170,7 +170,6 @@ class EntityLexicon:
         # set: the duplicate check of a long list would make building the lexicon quadratic in them.
         self._many: dict[str, set[tuple[str, str, str | None]]] = {}
         self.labels: dict[str, str] = {}
-        self._label_rank: dict[str, int] = {}
         self._trigrams: dict[str, list[str]] | None = None
         self._tokens: dict[str, list[str]] | None = None
 
@@ -230,7 +229,6 @@ class EntityLexicon:
                 self.keys.pop(key, None)
                 self._many.pop(key, None)
         self.labels.pop(origin, None)
-        self._label_rank.pop(origin, None)
 
     def update_origins(self, graph, origins: Iterable[str]) -> None:
         """Recompute the entries of ``origins`` from the graph's live triples."""
@@ -243,7 +241,9 @@ class EntityLexicon:
                     # A category is named in text without its prefix ("motor vehicle manufacturers of Finland").
                     self._add(origin, normalize_label(name[9:]), origin, "alt", None)
                 self.labels[origin] = name
-                self._label_rank[origin] = 1 << 20
+            # The best label so far (lower ranks win: the predicate's rank, English first); the local name
+            # above ranks below every label triple.
+            best = 1 << 20 if origin.startswith(_DBR_PREFIX) else 1 << 30
             oi = graph.term_id(origin)
             if oi is None:
                 continue
@@ -258,8 +258,8 @@ class EntityLexicon:
                     if not lexical:
                         self._add_name(origin, lit[0], s, "label", tid)
                     rank = LABEL_PREDICATES[p] * 2 + (0 if lit[1] in (None, "en") or (lit[1] or "").startswith("en") else 1)
-                    if rank < self._label_rank.get(s, 1 << 30):
-                        self._label_rank[s] = rank
+                    if rank < best:   # (s is the origin: these are its rows)
+                        best = rank
                         self.labels[s] = lit[0]
                 elif p in ALT_PREDICATES and lit:
                     self._add(origin, normalize_label(lit[0]), s, "alt", tid)
