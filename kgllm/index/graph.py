@@ -329,32 +329,45 @@ class GraphIndex:
 
     def subject_rows(self, node: int) -> list[int]:
         """Live rows with ``node`` as subject, literal objects included (labels, descriptions)."""
-        return [r for r, *_ in self.subject_triples(node)]
+        lo, hi = self._subject_block(node)
+        n0 = len(self.a["tids"])
+        return [lo + k for k in np.flatnonzero(self._alive[lo:hi]).tolist()] + \
+            [n0 + i for i in self._new_subject_rows(node)]
 
     def subject_triples(self, node: int) -> list[tuple[int, str, str, str, int]]:
         """``(row, s, p, o, tid)`` of the live rows with ``node`` as subject, in row order: the stored ones
         read as one slice (this runs once per entity when the lexicon is built)."""
-        # Rows are sorted by subject, so the stored rows of a subject are one contiguous block.
+        terms, out = self.terms, []
+        lo, hi = self._subject_block(node)
+        if hi > lo:
+            live = self._alive[lo:hi].tolist()
+            tids = self.a["tids"][lo:hi].tolist()
+            for k, (s, p, o) in enumerate(self.a["triples"][lo:hi].tolist()):
+                if live[k]:
+                    out.append((lo + k, terms[s], terms[p], terms[o], tids[k]))
+        n0 = len(self.a["tids"])
+        for i in self._new_subject_rows(node):
+            s, p, o = self._new_rows[i]
+            out.append((n0 + i, terms[s], terms[p], terms[o], self._new_tids[i]))
+        return out
+
+    def _subject_block(self, node: int) -> tuple[int, int]:
+        """The stored rows of ``node`` as subject, ``lo`` to ``hi`` (deleted ones included): rows are sorted by
+        subject, so they are one contiguous block."""
         ptr = getattr(self, "_subj_ptr", None)
         if ptr is None:
             # Start row of every subject term id, computed once with one vectorized search (a scalar
             # searchsorted per call would cast the whole int32 column each time).
             subj = np.asarray(self.a["triples"][:, 0], dtype=np.int64)
             ptr = self._subj_ptr = np.searchsorted(subj, np.arange(len(self.a["out_indptr"]), dtype=np.int64))
-        terms, alive, out = self.terms, self._alive, []
         if node + 1 < len(ptr):
-            lo, hi = int(ptr[node]), int(ptr[node + 1])
-            if hi > lo:
-                live = alive[lo:hi]
-                tids = self.a["tids"][lo:hi].tolist()
-                for k, (s, p, o) in enumerate(self.a["triples"][lo:hi].tolist()):
-                    if live[k]:
-                        out.append((lo + k, terms[s], terms[p], terms[o], tids[k]))
+            return int(ptr[node]), int(ptr[node + 1])
+        return 0, 0
+
+    def _new_subject_rows(self, node: int) -> list[int]:
+        """Indices into the rows added since the build (upserts) of the live ones with ``node`` as subject."""
         n0 = len(self.a["tids"])
-        for i, (s, p, o) in enumerate(self._new_rows):
-            if s == node and alive[n0 + i]:
-                out.append((n0 + i, terms[s], terms[p], terms[o], self._new_tids[i]))
-        return out
+        return [i for i, (s, _, _) in enumerate(self._new_rows) if s == node and self._alive[n0 + i]]
 
     def neighbors(self, node: int, hops: int = 1, predicates: set[int] | None = None,
                   max_rows: int = 10_000) -> list[int]:

@@ -234,6 +234,8 @@ class EntityLexicon:
         """Recompute the entries of ``origins`` from the graph's live triples."""
         for origin in sorted(origins):
             self._drop(origin)
+            # The rank of the best label so far (lower wins: the predicate's rank, English first).
+            best = 1 << 30
             if origin.startswith(_DBR_PREFIX):
                 name = local_name(origin)
                 self._add_name(origin, name, origin, "iri", None)
@@ -241,9 +243,7 @@ class EntityLexicon:
                     # A category is named in text without its prefix ("motor vehicle manufacturers of Finland").
                     self._add(origin, normalize_label(name[9:]), origin, "alt", None)
                 self.labels[origin] = name
-            # The best label so far (lower ranks win: the predicate's rank, English first); the local name
-            # above ranks below every label triple.
-            best = 1 << 20 if origin.startswith(_DBR_PREFIX) else 1 << 30
+                best = 1 << 20   # the local name: below every label triple
             oi = graph.term_id(origin)
             if oi is None:
                 continue
