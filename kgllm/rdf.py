@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
 
-from .artifacts import ArtifactWriter, read_manifest
+from .artifacts import GZIP_LEVEL, ArtifactWriter, read_manifest
 from .errors import InputError
 
 GRAPH_KIND = "graph"
@@ -269,11 +269,6 @@ def iri_value(term: str) -> str | None:
 
 # ----------------------------------------------------------------------------- writing
 
-
-# mtime=0 and a fixed level keep shards byte-identical across runs (deterministic hashes). Level 3: all of
-# WordNet (388 MB of N-Triples) in 1.4 s and 27.0 MB, against 3.7 s and 25.8 MB at level 5 (bench/bench_gzip.py);
-# shards are intermediate artifacts, written once and read a few times.
-GZIP_LEVEL = 3
 
 
 def line_key(line: str) -> bytes:

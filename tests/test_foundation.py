@@ -135,6 +135,26 @@ def test_iter_jsonl_numbers_lines_and_names_bad_ones(tmp_path):
         list(artifacts.iter_jsonl(tmp_path / "nope.jsonl"))
 
 
+def test_jsonl_gz_is_the_same_bytes_however_it_is_batched(tmp_path, monkeypatch):
+    """write_jsonl: one JSON object per line (UTF-8 as is, sets and paths through the default hook), gzip at
+    GZIP_LEVEL with no name and mtime 0, so the bytes do not depend on the run or on how lines are batched."""
+    import gzip
+
+    rows = [{"i": i, "label": f"Zürich {i}", "tags": {"b", f"a{i}"}, "path": Path("x") / str(i)} for i in range(3000)]
+    text = "".join(json.dumps({**r, "tags": sorted(r["tags"]), "path": str(r["path"])}, ensure_ascii=False) + "\n"
+                   for r in rows)
+    assert artifacts.write_jsonl(tmp_path / "a.jsonl.gz", rows) == 3000
+    monkeypatch.setattr(artifacts, "_JSONL_BATCH", 100)   # a batch every few lines
+    assert artifacts.write_jsonl(tmp_path / "b.jsonl.gz", iter(rows)) == 3000
+    a, b = (tmp_path / "a.jsonl.gz").read_bytes(), (tmp_path / "b.jsonl.gz").read_bytes()
+    assert gzip.decompress(a).decode() == text
+    assert a == b
+    # The deflate stream and trailer of gzip.compress at that level (its header names another OS byte).
+    assert a[10:] == gzip.compress(text.encode(), compresslevel=artifacts.GZIP_LEVEL, mtime=0)[10:]
+    assert artifacts.write_jsonl(tmp_path / "c.jsonl", rows) == 3000
+    assert (tmp_path / "c.jsonl").read_text("utf-8") == text
+
+
 def test_failed_stage_leaves_previous_artifact_untouched(tmp_path):
     with ArtifactWriter(tmp_path / "a", "demo") as w:
         (w.path / "v.txt").write_text("1")
