@@ -247,6 +247,11 @@ def triple_id(s: str, p: str, o: str) -> str:
     return hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).hexdigest()
 
 
+def triple_id_int(s: str, p: str, o: str) -> int:
+    """:func:`triple_id` as the unsigned 64-bit integer its hex digits spell (how indices store it)."""
+    return int.from_bytes(hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).digest(), "big")
+
+
 def term_str(term: Any) -> str:
     """N-Triples string of a pyoxigraph term, or a string already in that form."""
     return term if isinstance(term, str) else str(term)

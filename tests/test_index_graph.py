@@ -47,6 +47,26 @@ def test_duplicates_across_inputs_are_counted(dbpedia_graph):
     assert counts["duplicates"] == counts["triples"]
 
 
+def test_duplicates_keep_their_first_row_and_source(dbpedia_graph):
+    """A triple read again keeps its first occurrence's row and provenance; a shard holding only triples read
+    before brings no source; the index equals one built from the distinct triples alone."""
+    triples = list(iter_graph(dbpedia_graph))
+    half = len(triples) // 2
+    pairs = ([(t, {"source": "a"}) for t in triples[:half]] + [(t, {"source": "b"}) for t in triples[:50]]
+             + [(t, {"source": "c"}) for t in triples[40:]])
+    g, counts = GraphIndex.build(pairs)
+    assert counts == {"read": len(pairs), "duplicates": 50 + (half - 40), "triples": len(triples)}
+    assert g.sources == [{"source": "a"}, {"source": "c"}]
+    for s, p, o in triples[:half:37]:
+        assert g.row_source(g.row_of(triple_id(s, p, o))) == {"source": "a"}
+    for s, p, o in triples[half::37]:
+        assert g.row_source(g.row_of(triple_id(s, p, o))) == {"source": "c"}
+    want, _ = GraphIndex.build([(t, {"source": "a" if i < half else "c"}) for i, t in enumerate(triples)])
+    assert g.terms == want.terms and g.sources == want.sources
+    for name in ("triples", "tids", "source", "out_indptr", "out_nbr", "in_row"):
+        assert np.array_equal(np.asarray(g.a[name]), np.asarray(want.a[name])), name
+
+
 def test_save_load_round_trip(built, tmp_path):
     g, _ = built
     info = g.save(tmp_path)

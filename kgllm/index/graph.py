@@ -35,7 +35,7 @@ import numpy as np
 from ..artifacts import atomic_open, atomic_write_json
 from ..errors import InputError
 from ..log import progress
-from ..rdf import triple_id
+from ..rdf import triple_id_int
 
 _ARRAYS = ("triples", "tids", "source", "alive", "out_indptr", "out_nbr", "out_pred", "out_row",
            "in_indptr", "in_nbr", "in_pred", "in_row")
@@ -58,7 +58,7 @@ def distinct_triples(pairs: Iterable[tuple[tuple[str, str, str], dict]], source_
     try:
         for (s, p, o), prov in pairs:
             read += 1
-            t = tid_int(triple_id(s, p, o))
+            t = triple_id_int(s, p, o)
             if t in seen:
                 continue
             seen.add(t)
@@ -115,22 +115,41 @@ class GraphIndex:
                 sources.append(prov)
             return src_keys[key]
 
-        counts = {"read": 0}
         # Terms are interned as they come (one string per distinct term, ids in order of appearance) and rows
-        # kept as machine integers: the memory is the distinct terms', not three strings per triple.
+        # kept as machine integers: the memory is the distinct terms', not three strings per triple. A triple
+        # read twice (in two inputs) is dropped afterwards, its first occurrence kept, by its id in an array
+        # (8 bytes a row, where a set of the ids seen held about 70).
         ids: dict[str, int] = {}
         flat, tids, srcs = array("i"), array("Q"), array("i")
-        for s, p, o, t, si in distinct_triples(progress(triples, desc="index: read triples", total=total,
-                                                        unit="triple"), source_id, counts):
+        last_prov, si = None, -1
+        for (s, p, o), prov in progress(triples, desc="index: read triples", total=total, unit="triple"):
+            if prov is not last_prov:   # readers yield one provenance object per shard
+                si = source_id(prov)
+                last_prov = prov
             for x in (s, p, o):
                 i = ids.get(x)
                 if i is None:
                     i = ids[x] = len(ids)
                 flat.append(i)
-            tids.append(t)
+            tids.append(triple_id_int(s, p, o))
             srcs.append(si)
-        n = len(tids)
-        read, dup = counts["read"], counts["read"] - n
+        read = len(tids)
+        tri_in = np.frombuffer(flat, dtype=np.int32).reshape(read, 3)
+        tid_in, src_in = np.frombuffer(tids, dtype=np.uint64), np.frombuffer(srcs, dtype=np.int32)
+        if read:
+            first = np.unique(tid_in, return_index=True)[1]   # each id's first row (a stable sort)
+            if len(first) < read:
+                keep = np.sort(first)
+                tri_in, tid_in, src_in = tri_in[keep], tid_in[keep], src_in[keep]
+                # Sources in order of first use among the rows kept (a shard of duplicates only has none).
+                used, at = np.unique(src_in, return_index=True)
+                used = used[np.argsort(at, kind="stable")]
+                remap = np.zeros(len(sources), dtype=np.int32)
+                remap[used] = np.arange(len(used), dtype=np.int32)
+                src_in = remap[src_in]
+                sources = [sources[i] for i in used.tolist()]
+        n = len(tid_in)
+        dup = read - n
         # Term ids in sorted order of the terms (as the arrays have always been laid out).
         seen_order = list(ids)
         order = sorted(range(len(seen_order)), key=seen_order.__getitem__)
@@ -141,10 +160,9 @@ class GraphIndex:
         del order
         for i, term in enumerate(terms):
             ids[term] = i
-        tri = final[np.frombuffer(flat, dtype=np.int32).reshape(n, 3)] if n else np.empty((0, 3), dtype=np.int32)
-        del flat, final
-        idx = cls(terms, _compact_arrays(terms, tri, np.frombuffer(tids, dtype=np.uint64).copy(),
-                                         np.frombuffer(srcs, dtype=np.int32).copy(), np.ones(n, dtype=bool)), sources)
+        tri = final[tri_in] if n else np.empty((0, 3), dtype=np.int32)
+        del tri_in, flat, final
+        idx = cls(terms, _compact_arrays(terms, tri, tid_in.copy(), src_in.copy(), np.ones(n, dtype=bool)), sources)
         idx._term_ids = ids
         return idx, {"read": read, "duplicates": dup, "triples": n}
 
@@ -489,7 +507,7 @@ class GraphIndex:
         added: list[int] = []
         present = 0
         for s, p, o in triples:
-            t = tid_int(triple_id(s, p, o))
+            t = triple_id_int(s, p, o)
             r0 = self.row_of(t)
             if r0 is not None and self._alive[r0]:
                 present += 1

@@ -65,6 +65,9 @@ _DBR_PREFIX = "<" + DBR
 LEXICAL_PREDICATES = set(LABEL_PREDICATES) | ALT_PREDICATES | {REDIRECT, ONTOLEX_WRITTEN_REP, ONTOLEX_CANONICAL_FORM, ONTOLEX_SENSE,
                                                                ONTOLEX_IS_LEXICALIZED_SENSE_OF}
 
+# The predicates whose rows make entries or labels in update_origins.
+_ENTRY_PREDICATES = frozenset(LABEL_PREDICATES) | ALT_PREDICATES | {REDIRECT, ONTOLEX_WRITTEN_REP}
+
 _QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$|,\s[^,]+$")
 _NONWORD = re.compile(r"[^\w]+|_")
 
@@ -252,6 +255,8 @@ class EntityLexicon:
             # already names the synsets (the concepts a question is about).
             lexical = any(p == RDF_TYPE and o in _LEXICAL_TYPES for _r, _s, p, o, _t in rows)
             for _r, s, p, o, t in rows:
+                if p not in _ENTRY_PREDICATES:   # most rows: no entry, no label (and no hex id to make)
+                    continue
                 tid = f"{t:016x}"
                 lit = _literal(o)
                 if p in LABEL_PREDICATES and lit:
