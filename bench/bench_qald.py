@@ -22,7 +22,7 @@ start of a later session and F during it, each scored before any change it could
 
 Usage::
 
-    python bench/bench_qald.py [--work DIR] [--ranker DIR] [--kfold 5 --lcquad PATH] [--errors dev]
+    python bench/bench_qald.py [--work DIR] [--ranker DIR] [--kfold 5 --lcquad PATH] [--errors dev] [--sets ACE]
 """
 
 from __future__ import annotations
@@ -221,6 +221,8 @@ def main() -> None:
     ap.add_argument("--lcquad", type=Path, default=LCQUAD, help="LC-QuAD 1.0 train file for --kfold rankers")
     ap.add_argument("--errors", choices=["dev", "test", "all"], help="print the wrong answers of this split")
     ap.add_argument("--skip-handwritten", action="store_true")
+    ap.add_argument("--sets", default="ABCDEF",
+                    help="the hand-written sets to score, by letter (development only: --sets ACE)")
     ap.add_argument("--ceiling", action="store_true",
                     help="also count the questions some candidate answers exactly, and how often it ranks first")
     ap.add_argument("--skip-qald", action="store_true")
@@ -260,7 +262,9 @@ def main() -> None:
     bundled = build(work, with_qald=False)
     from kgllm.eval.qa import load_questions
 
-    for f in HANDWRITTEN:
+    for letter, f in zip("ABCDEF", HANDWRITTEN, strict=True):
+        if letter not in args.sets.upper():
+            continue
         hq = load_questions(f)
         for rk in rankers:
             preds = evaluate(bundled, hq, rk)["hybrid"]
