@@ -8,7 +8,9 @@ KG-verified false statements, on SmolLM2-135M-Instruct, and after each step asks
 *control* facts (entities no training text names). Prints a markdown table (answer F1, the F1 of
 ``eval facts``, answer contained, KG-supported rate, preference accuracy) and the run time of each step.
 Targets (issue 16): seen-fact F1 >= 0.6 and KG-supported >= 0.5 after training on >= 300 facts, control
-near the base model.
+near the base model. ``--base-shots K`` adds a row: the base model with K worked examples (family-A questions
+of the QA-train facts, never a test or control fact) before each question, the base's knowledge once the
+answer's form is shown rather than trained.
 
 ``--sweep-epochs 1,2,4`` / ``--sweep-paraphrases 1,2,4`` (with ``--sweep-mode variety,repeat``) add
 pretrain -> SFT runs for each setting and evaluate them after SFT (question answering only).
@@ -98,20 +100,22 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def evaluate_cached(work: Path, label: str, model, corpus: Path, parts: tuple[str, ...], batch_size: int) -> dict:
+def evaluate_cached(work: Path, label: str, model, corpus: Path, parts: tuple[str, ...], batch_size: int,
+                    shots: int = 0) -> dict:
     """``eval facts`` of one model, cached in ``work/eval/`` by the model's and the corpus's content hashes."""
     from kgllm.artifacts import read_manifest
     from kgllm.eval.facts import evaluate_model
 
     key = {"model": str(model), "parts": list(parts), "corpus": read_manifest(corpus).content_sha256,
-           "model_sha": read_manifest(model).content_sha256 if Path(str(model)).is_dir() else None}
+           "model_sha": read_manifest(model).content_sha256 if Path(str(model)).is_dir() else None,
+           **({"shots": shots} if shots else {})}
     path = work / "eval" / (label.replace(" ", "_").replace("/", "_").replace("+", "plus") + ".json")
     if path.exists():
         old = json.loads(path.read_text("utf-8"))
         if old.get("key") == key:
             return old
     t = time.perf_counter()
-    r = evaluate_model(model, corpus, parts=parts, max_new_tokens=32, batch_size=batch_size, examples=5)
+    r = evaluate_model(model, corpus, parts=parts, max_new_tokens=32, batch_size=batch_size, examples=5, shots=shots)
     r["key"], r["seconds"] = key, time.perf_counter() - t
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(r, indent=1), "utf-8")
@@ -154,6 +158,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, help="torch CPU threads")
     ap.add_argument("--batch-size", type=int, default=16, help="generation batch size")
     ap.add_argument("--no-preference", action="store_true", help="skip the preference accuracy (saves CPU time)")
+    ap.add_argument("--base-shots", type=int, default=0, metavar="K",
+                    help="also score the base model with K worked examples before each question (eval facts "
+                         "--shots): the control's reference once the answer's form is shown, not trained")
     ap.add_argument("--only-data", action="store_true", help="build the data and stop")
     args = ap.parse_args()
     if args.sweep_epochs and not args.sweep_paraphrases:
@@ -198,6 +205,8 @@ def main() -> int:
           "train min |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = {}
+    if args.base_shots:
+        evals.insert(1, (f"base, {args.base_shots}-shot", ""))
     for label, step in evals:
         model = work / step if step else BASE
         corpus = Path(pipe.spec.steps[[s.id for s in pipe.spec.steps].index(step)].inputs[0]) if step else inject
@@ -205,7 +214,7 @@ def main() -> int:
             corpus = work / corpus if not corpus.is_absolute() else corpus
         parts = ("qa",) if label.startswith("sweep") or args.no_preference else ("qa", "preference")
         r = evaluate_cached(work, label, model, corpus if step and label.startswith("sweep") else inject, parts,
-                            args.batch_size)
+                            args.batch_size, args.base_shots if label.endswith("-shot") else 0)
         results[label] = r
         print(row(label, r, seconds.get(step)), flush=True)
         print(f"    eval {r.get('seconds', 0) / 60:.1f} min; examples: "

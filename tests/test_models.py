@@ -94,3 +94,18 @@ def test_eval_facts_on_base_model_uses_its_chat_template(smollm2, tmp_path):
     assert r["preference"]["n"] == 2
     # A real 135M instruct model: far better than uniform over its 49k-token vocabulary.
     assert 1 < r["perplexity"]["value"] < 1000
+
+
+def test_few_shot_prompt_is_earlier_chat_turns(smollm2):
+    """With a chat template, worked examples are earlier user/assistant turns before the question's."""
+    from transformers import AutoTokenizer
+
+    from kgllm.train.data import prompt_text
+
+    tok = AutoTokenizer.from_pretrained(str(smollm2))
+    demos = [("Who wrote Sisters?", "Danielle Steel wrote Sisters."), ("Where is Rome?", "Rome is in Italy.")]
+    text = prompt_text(tok, "What is the capital of France?", True, demos)
+    msgs = [m for q, a in demos for m in ({"role": "user", "content": q}, {"role": "assistant", "content": a})]
+    msgs.append({"role": "user", "content": "What is the capital of France?"})
+    assert text == tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert text.index("Danielle Steel wrote Sisters.") < text.index("Rome is in Italy.") < text.index("France")

@@ -77,3 +77,39 @@ def test_eval_facts_reports_qa_preferences_perplexity(tiny, capsys, tmp_path):
         assert r["perplexity"]["on"] == "pretrain/test" and math.isfinite(r["perplexity"]["value"])
         # An untrained 400-token model is near uniform: perplexity in the hundreds, not 1 and not inf.
         assert 50 < r["perplexity"]["value"] < 5000
+
+
+def test_eval_facts_few_shot_shows_train_questions_and_answers(tiny, capsys):
+    """--shots K: K worked examples from the train split (one per fact) before each question, never a row of
+    the evaluated split; the report names them. Too few train rows, or shots from the evaluated split: errors."""
+    from kgllm.cli import main
+    from kgllm.errors import UsageError
+    from kgllm.eval.facts import demonstrations
+    from kgllm.train import data as tdata
+    from kgllm.train.common import load_tokenizer
+
+    train = tdata.read_split(tiny["corpus"], "sft", "train", 0)
+    test_ids = {r["id"] for r in tdata.read_split(tiny["corpus"], "sft", "test", 0)}
+    demos = demonstrations(tiny["corpus"], 2)
+    assert len(demos) == 2 and all(r in train for r in demos)
+    assert not {r["id"] for r in demos} & test_ids
+    assert len({tuple(r["triple_ids"]) for r in demos}) == 2          # two different facts
+    assert demonstrations(tiny["corpus"], 2) == demos                 # a stable choice
+    with pytest.raises(UsageError, match="train rows"):
+        demonstrations(tiny["corpus"], len(train) + 1)
+    with pytest.raises(UsageError, match="another split"):
+        demonstrations(tiny["corpus"], 1, split="train")
+    # The plain format: each example a Question/Answer block, then the question.
+    tok = load_tokenizer(tiny["model"])
+    pairs = [(r["prompt"], r["completion"]) for r in demos]
+    text = tdata.prompt_text(tok, "Who wrote Sisters?", False, pairs)
+    assert text == "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a in pairs) + "Question: Who wrote Sisters?\nAnswer:"
+    assert tdata.prompt_text(tok, "Who wrote Sisters?", False) == "Question: Who wrote Sisters?\nAnswer:"
+
+    assert main(["eval", "facts", "--model", str(tiny["model"]), "--corpus", str(tiny["corpus"]),
+                 "--max-new-tokens", "4", "--shots", "2"]) == 0
+    r = json.loads(capsys.readouterr().out)["results"][0]
+    assert r["shots"] == 2 and r["demonstrations"] == [d["id"] for d in demos] and r["qa"]["n"] == 2
+    assert main(["eval", "facts", "--model", str(tiny["model"]), "--corpus", str(tiny["corpus"]),
+                 "--shots", "-1"]) == 2
+    assert "--shots must be 0 or more" in capsys.readouterr().err

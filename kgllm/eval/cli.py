@@ -97,6 +97,9 @@ def register(cmds) -> None:
     p.add_argument("--limit", type=int, default=0, help="use the first N rows of each part (0: all)")
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--shots", type=int, default=0,
+                   help="worked examples (questions and answers of the corpus's train split) before each question: "
+                        "a base model scored on what it knows, not on the form of its answers (default 0)")
     p.add_argument("--out", type=Path, help="also write the JSON report to this file")
 
 
@@ -136,8 +139,10 @@ def _questions(args: argparse.Namespace) -> int:
 def _facts(args: argparse.Namespace) -> int:
     if args.out:
         check_output_file(args.out)
+    if args.shots < 0:
+        raise UsageError(f"--shots must be 0 or more, got {args.shots}")
     report = evaluate(args.model, args.corpus, split=args.split, limit=args.limit,
-                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+                      max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, shots=args.shots)
     if args.out:
         atomic_write_json(args.out, report)
     print(json.dumps(report, indent=2, ensure_ascii=False))

@@ -16,6 +16,9 @@ Makes: a JSON-able dict per model with
 
 The prompt format is the one the model was trained with (``training_config.json``'s ``chat_format``;
 for a base model: its chat template when it has one), so base, SFT and SFT+DPO are compared on equal terms.
+``shots`` K > 0 puts K worked examples before each question (:func:`demonstrations`: questions and answers of
+the corpus's *train* split, never the evaluated one), so a base model that never learned the answer's form is
+scored on what it knows rather than on how it words it.
 """
 
 from __future__ import annotations
@@ -109,10 +112,11 @@ class _Scorer:
         self.model = AutoModelForCausalLM.from_pretrained(str(self.path), dtype=torch.float32).to(self.device)
         self.model.eval()
 
-    def generate(self, prompts: list[str], max_new_tokens: int, batch_size: int) -> list[str]:
+    def generate(self, prompts: list[str], max_new_tokens: int, batch_size: int,
+                 demos: list[tuple[str, str]] | tuple = ()) -> list[str]:
         import torch
 
-        texts = [tdata.prompt_text(self.tok, p, self.chat) for p in prompts]
+        texts = [tdata.prompt_text(self.tok, p, self.chat, demos) for p in prompts]
         out: list[str] = []
         self.tok.padding_side = "left"  # generation continues at the right edge of every row
         for i in progress(range(0, len(texts), batch_size), desc="generate", unit="batch"):
@@ -153,22 +157,47 @@ class _Scorer:
         return float(lp[-n:].sum()), n
 
 
+def demonstrations(corpus: Path, k: int, split: str = "test") -> list[dict]:
+    """``k`` worked examples for few-shot questions: SFT rows of the corpus's train split (never ``split``,
+    the one evaluated), the first by id (a stable choice) about ``k`` different facts where there are."""
+    if k <= 0:
+        return []
+    if split == "train":
+        raise UsageError("--shots: the worked examples come from the train split; evaluate another split")
+    rows = sorted(tdata.read_split(corpus, "sft", "train", 0), key=lambda r: str(r["id"]))
+    if len(rows) < k:
+        raise UsageError(f"--shots {k}: {corpus} has {len(rows)} SFT train rows to take worked examples from")
+    picked, facts = [], set()
+    for r in rows:   # one question per fact (several phrasings of one fact teach no more about the form)
+        fact = tuple(r.get("triple_ids") or (r["id"],))
+        if fact not in facts:
+            facts.add(fact)
+            picked.append(r)
+            if len(picked) == k:
+                return picked
+    return picked + [r for r in rows if r not in picked][: k - len(picked)]
+
+
 def evaluate_model(model: str | Path, corpus: Path, *, split: str = "test", limit: int = 0,
                    max_new_tokens: int = 48, batch_size: int = 8, examples: int = 10,
-                   parts: tuple[str, ...] = PARTS) -> dict:
+                   parts: tuple[str, ...] = PARTS, shots: int = 0) -> dict:
     """Closed-book QA, preference accuracy and perplexity of one model on a corpus's held-out split.
 
     Rows with a ``group`` field (``corpus.injection``: ``seen``, ``control``) are also scored by group
-    (``by_group``); ``parts`` picks what is measured (a part left out reports n = 0)."""
+    (``by_group``); ``parts`` picks what is measured (a part left out reports n = 0); ``shots``: worked
+    examples before each question (:func:`demonstrations`; the QA part only)."""
     corpus = Path(corpus)
     tdata.check_corpus(corpus)
+    demos = demonstrations(corpus, shots, split) if "qa" in parts else []
     sc = _Scorer(model)
     labels = label_map(corpus)
-    result: dict = {"model": str(model), "checkpoint": str(sc.path), "chat_format": "chat" if sc.chat else "plain"}
+    result: dict = {"model": str(model), "checkpoint": str(sc.path), "chat_format": "chat" if sc.chat else "plain",
+                    "shots": len(demos), "demonstrations": [r["id"] for r in demos]}
 
     kg = KGReward.from_corpus(corpus)
     qa_rows = tdata.read_split(corpus, "sft", split, limit) if "qa" in parts else []
-    preds = sc.generate([r["prompt"] for r in qa_rows], max_new_tokens, batch_size) if qa_rows else []
+    preds = sc.generate([r["prompt"] for r in qa_rows], max_new_tokens, batch_size,
+                        [(r["prompt"], r["completion"]) for r in demos]) if qa_rows else []
     scores, by_type, by_group = [], defaultdict(list), defaultdict(list)
     shown = []
     for r, pred in zip(qa_rows, preds, strict=True):

@@ -11,6 +11,7 @@ an assistant turn; without one (a tokenizer trained from scratch) a fixed plain 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..artifacts import iter_jsonl, read_manifest
@@ -98,11 +99,16 @@ def answer_value(text: str, chat: bool):
     return [{"role": "assistant", "content": text}] if chat else " " + text
 
 
-def prompt_text(tokenizer, prompt: str, chat: bool) -> str:
-    """The exact text a model sees before its answer (for generation and scoring)."""
+def prompt_text(tokenizer, prompt: str, chat: bool, demos: Sequence[tuple[str, str]] = ()) -> str:
+    """The exact text a model sees before its answer (for generation and scoring). ``demos``: worked
+    (question, answer) examples before the question (few-shot), as earlier chat turns or earlier
+    ``Question: ... Answer: ...`` blocks."""
     if chat:
-        return tokenizer.apply_chat_template(prompt_value(prompt, True), tokenize=False, add_generation_prompt=True)
-    return PLAIN_PROMPT.format(prompt=prompt)
+        turns = [m for q, a in demos for m in prompt_value(q, True) + answer_value(a, True)]
+        return tokenizer.apply_chat_template(turns + prompt_value(prompt, True), tokenize=False,
+                                             add_generation_prompt=True)
+    return "".join(PLAIN_PROMPT.format(prompt=q) + answer_value(a, False) + "\n\n" for q, a in demos) \
+        + PLAIN_PROMPT.format(prompt=prompt)
 
 
 def sft_rows(rows: list[dict], chat: bool) -> list[dict]:
