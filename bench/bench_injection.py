@@ -205,8 +205,9 @@ def main() -> int:
           "train min |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     results = {}
+    shot_label = f"base, {args.base_shots}-shot"
     if args.base_shots:
-        evals.insert(1, (f"base, {args.base_shots}-shot", ""))
+        evals.insert(1, (shot_label, ""))
     for label, step in evals:
         model = work / step if step else BASE
         corpus = Path(pipe.spec.steps[[s.id for s in pipe.spec.steps].index(step)].inputs[0]) if step else inject
@@ -214,7 +215,7 @@ def main() -> int:
             corpus = work / corpus if not corpus.is_absolute() else corpus
         parts = ("qa",) if label.startswith("sweep") or args.no_preference else ("qa", "preference")
         r = evaluate_cached(work, label, model, corpus if step and label.startswith("sweep") else inject, parts,
-                            args.batch_size, args.base_shots if label.endswith("-shot") else 0)
+                            args.batch_size, args.base_shots if label == shot_label else 0)
         results[label] = r
         print(row(label, r, seconds.get(step)), flush=True)
         print(f"    eval {r.get('seconds', 0) / 60:.1f} min; examples: "

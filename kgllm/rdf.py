@@ -243,13 +243,14 @@ def oxigraph_format(fmt: str):
 
 
 def triple_id(s: str, p: str, o: str) -> str:
-    """Stable id of a triple given in canonical N-Triples terms."""
-    return hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).hexdigest()
+    """Stable id of a triple given in canonical N-Triples terms: the hex digits of its statement line's
+    :func:`line_key`."""
+    return line_key(f"{s} {p} {o}").hex()
 
 
 def triple_id_int(s: str, p: str, o: str) -> int:
     """:func:`triple_id` as the unsigned 64-bit integer its hex digits spell (how indices store it)."""
-    return int.from_bytes(hashlib.blake2b(f"{s} {p} {o}".encode(), digest_size=8).digest(), "big")
+    return int.from_bytes(line_key(f"{s} {p} {o}"), "big")
 
 
 def term_str(term: Any) -> str:
@@ -273,7 +274,6 @@ def iri_value(term: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- writing
-
 
 
 def line_key(line: str) -> bytes:

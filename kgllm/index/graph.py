@@ -142,11 +142,8 @@ class GraphIndex:
                 keep = np.sort(first)
                 tri_in, tid_in, src_in = tri_in[keep], tid_in[keep], src_in[keep]
                 # Sources in order of first use among the rows kept (a shard of duplicates only has none).
-                used, at = np.unique(src_in, return_index=True)
-                used = used[np.argsort(at, kind="stable")]
-                remap = np.zeros(len(sources), dtype=np.int32)
-                remap[used] = np.arange(len(used), dtype=np.int32)
-                src_in = remap[src_in]
+                used = _first_use(src_in)
+                src_in = _renumber(src_in, used, len(sources))
                 sources = [sources[i] for i in used.tolist()]
         n = len(tid_in)
         dup = read - n
@@ -178,8 +175,7 @@ class GraphIndex:
             tri, tids, src = tri[alive], tids[alive], src[alive]
         used = np.unique(tri.ravel()) if len(tri) else np.zeros(0, dtype=np.int64)
         # Sources in order of first use; unused ones (every row of a shard deleted) are dropped.
-        used_src, first = np.unique(src, return_index=True) if len(src) else (np.zeros(0, np.int32), [])
-        src_order = used_src[np.argsort(first, kind="stable")] if len(src) else used_src
+        src_order = _first_use(src)
         if everything and len(tri) and len(used) == len(self.terms) and len(src_order) == len(self.sources) \
                 and bool((src_order == np.arange(len(src_order))).all()):
             # Already what this would make (a fresh build: every term and source used, in order): no copy of the
@@ -190,10 +186,8 @@ class GraphIndex:
         terms = [old_terms[i] for i in order]
         remap = np.zeros(len(self.terms), dtype=np.int32)
         remap[used[order]] = np.arange(len(terms), dtype=np.int32)
-        src_map = np.zeros(len(self.sources), dtype=np.int32)
-        src_map[src_order] = np.arange(len(src_order), dtype=np.int32)
         arrays = _compact_arrays(terms, remap[tri] if len(tri) else tri, tids,
-                                 src_map[src] if len(src) else src, np.ones(len(tids), dtype=bool))
+                                 _renumber(src, src_order, len(self.sources)), np.ones(len(tids), dtype=bool))
         out = GraphIndex(terms, arrays, [self.sources[i] for i in src_order.tolist()])
         out._term_ids = {t: i for i, t in enumerate(terms)}
         return out
@@ -547,6 +541,23 @@ class GraphIndex:
             tids = np.concatenate([tids, np.array(self._new_tids, dtype=np.uint64)])
             src = np.concatenate([src, np.array(self._new_src, dtype=np.int32)])
         return tri, tids, src, self._alive
+
+
+def _first_use(ids: np.ndarray) -> np.ndarray:
+    """The distinct values of ``ids`` in order of their first occurrence."""
+    if not len(ids):
+        return np.zeros(0, dtype=np.int32)
+    values, first = np.unique(ids, return_index=True)
+    return values[np.argsort(first, kind="stable")]
+
+
+def _renumber(ids: np.ndarray, order: np.ndarray, n: int) -> np.ndarray:
+    """``ids`` (values below ``n``) renumbered to their position in ``order``."""
+    if not len(ids):
+        return ids
+    new = np.zeros(n, dtype=np.int32)
+    new[order] = np.arange(len(order), dtype=np.int32)
+    return new[ids]
 
 
 def _compact_arrays(terms: list[str], tri: np.ndarray, tids: np.ndarray, src: np.ndarray,
