@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 STOP_S = 15        # stopping must be prompt (the machine may be busy)
 TRIPLES = 150_000  # each stage takes several seconds on it
+CORPUS_TRIPLES = 50_000  # the corpus stage is the slowest per triple: several seconds on a third of that
 
 
 def _kgllm(*args: str) -> list[str]:
@@ -94,8 +95,10 @@ def work(tmp_path_factory) -> Path:
 
     d = tmp_path_factory.mktemp("stop-stages")
     make_dump(d / "dump.nt.gz", TRIPLES)
-    subprocess.run(_kgllm("pull", "file", str(d / "dump.nt.gz"), "--out", str(d / "graph")), check=True,
-                   env=_env(), capture_output=True)
+    make_dump(d / "small.nt.gz", CORPUS_TRIPLES)
+    for dump, graph in (("dump", "graph"), ("small", "small-graph")):
+        subprocess.run(_kgllm("pull", "file", str(d / f"{dump}.nt.gz"), "--out", str(d / graph)), check=True,
+                       env=_env(), capture_output=True)
     return d
 
 
@@ -171,7 +174,7 @@ def debris(out: Path) -> list[str]:
 def test_a_stopped_stage_leaves_nothing_and_a_rerun_completes(work, stage, tmp_path):
     out = tmp_path / stage
     args = {"pull": ("pull", "file", str(work / "dump.nt.gz")),
-            "corpus": ("corpus", str(work / "graph")),
+            "corpus": ("corpus", str(work / "small-graph")),
             "index": ("index", str(work / "graph"), "--no-vectors")}[stage]
     cmd = _kgllm(*args, "--out", str(out))
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from ..errors import UsageError
 from ..index.lexicon import morphy
-from ..pull.wordnet_data import locate_wordnet
+from ..pull.wordnet_data import open_wordnet
 
 MAX_QUESTION_CHARS = 500
 _WORD = re.compile(r"[\w']+", re.UNICODE)
@@ -152,15 +152,7 @@ def wordnet():
     global _WN
     if _WN is None:
         try:
-            import warnings
-            from pathlib import Path
-
-            from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-            where, _origin = locate_wordnet()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # "multilingual functions are not available": English only
-                _WN = WordNetCorpusReader(str(where) if isinstance(where, Path) else where, None)
+            _WN, _info = open_wordnet()
         except Exception:  # noqa: BLE001 - no WordNet: synonyms, pertainyms and related words are skipped
             _WN = False
     return _WN or None

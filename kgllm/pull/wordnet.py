@@ -30,18 +30,16 @@ from __future__ import annotations
 import io
 import os
 import re
-import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import quote
 
 from .. import api
 from ..artifacts import Manifest
-from ..errors import ConfigError, EmptyResultError, InputError
+from ..errors import ConfigError, EmptyResultError
 from ..log import logger, progress
 from ..rdf import DC, KGWN, ONTOLEX, RDF_TYPE, RDFS_LABEL, WN, GraphWriter, iri, literal
-from .wordnet_data import locate_wordnet
+from .wordnet_data import open_wordnet
 
 SYNSET_COUNT = 117_659  # WordNet 3.0: 82,115 n + 13,767 v + 18,156 a/s + 3,621 r
 
@@ -86,30 +84,6 @@ class WordNetPullConfig:
 
 
 # ----------------------------------------------------------------------------- reading WordNet
-
-
-def open_wordnet(debian_dir: Path | None = None):
-    """A fresh nltk ``WordNetCorpusReader`` over WordNet 3.0 and a description of its source."""
-    import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
-
-    class _Reader(WordNetCorpusReader):
-        def map_wn(self, version="wordnet"):
-            # nltk maps "wordnet" (3.0) sense keys onto the loaded WordNet for OMW data: reading
-            # index.sense twice for an identity map when the loaded WordNet is 3.0 itself.
-            return None if self.get_version() == "3.0" else super().map_wn(version)
-
-    where, origin = locate_wordnet(debian_dir)
-    with warnings.catch_warnings():
-        # "multilingual functions are not available": we read English WordNet only.
-        warnings.simplefilter("ignore")
-        reader = _Reader(where if not isinstance(where, Path) else str(where), None)
-    version = reader.get_version()
-    if version != "3.0":
-        raise InputError(f"{where}: this is WordNet {version}, but kgllm's WordNet IRIs use WordNet 3.0 "
-                         "offsets; install WordNet 3.0 (`apt-get install wordnet-base`)")
-    info = {"path": str(where), "origin": origin, "wordnet_version": version, "nltk_version": nltk.__version__}
-    return reader, info
 
 
 # ----------------------------------------------------------------------------- N-Triples building

@@ -11,7 +11,7 @@ Takes: WordNet 3.0 in nltk's layout, found in this order:
 Makes: that directory (atomically, one builder at a time, stamped with its source so a changed
 ``wordnet-base`` is rebuilt), and :func:`locate_wordnet`'s answer: what to open and where it comes from.
 Nothing is ever downloaded. :func:`prepare_nltk_data` builds (2) ahead of time (``make resources``, through
-:mod:`kgllm.resources`); :func:`kgllm.pull.wordnet.open_wordnet` builds it lazily when it is missing.
+:mod:`kgllm.resources`); :func:`open_wordnet` builds it lazily when it is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import fcntl
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 from ..errors import InputError
@@ -230,6 +231,30 @@ def locate_wordnet(debian_dir: Path | None = None) -> tuple[object, str]:
         "WordNet 3.0 not found: no nltk 'corpora/wordnet' under nltk's data path "
         f"({', '.join(map(str, nltk.data.path))}) and no Debian wordnet-base in {debian_dir}. "
         "Install it with `apt-get install wordnet-base` (then `make resources`); kgllm never downloads it.")
+
+
+def open_wordnet(debian_dir: Path | None = None):
+    """A fresh nltk ``WordNetCorpusReader`` over WordNet 3.0 and a description of its source."""
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class _Reader(WordNetCorpusReader):
+        def map_wn(self, version="wordnet"):
+            # nltk maps "wordnet" (3.0) sense keys onto the loaded WordNet for OMW data: reading
+            # index.sense twice for an identity map when the loaded WordNet is 3.0 itself.
+            return None if self.get_version() == "3.0" else super().map_wn(version)
+
+    where, origin = locate_wordnet(debian_dir)
+    with warnings.catch_warnings():
+        # "multilingual functions are not available": we read English WordNet only.
+        warnings.simplefilter("ignore")
+        reader = _Reader(where if not isinstance(where, Path) else str(where), None)
+    version = reader.get_version()
+    if version != "3.0":
+        raise InputError(f"{where}: this is WordNet {version}, but kgllm's WordNet IRIs use WordNet 3.0 "
+                         "offsets; install WordNet 3.0 (`apt-get install wordnet-base`)")
+    info = {"path": str(where), "origin": origin, "wordnet_version": version, "nltk_version": nltk.__version__}
+    return reader, info
 
 
 def prepare_nltk_data() -> Path:
