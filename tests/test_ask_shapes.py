@@ -121,6 +121,20 @@ def test_superlative(shapes, question, order, winner, prop):
     assert any(c["p"] == f"<{DBO}{prop}>" and c["s"] == R(winner) for c in out["citations"])
 
 
+def test_a_class_word_after_which_asks_for_members_even_where_it_names_an_article(shapes):
+    # "car" links the article Car; after "Which" it asks for things of a class (WordNet: car ~ automobile,
+    # which the data types as means of transportation).
+    out = shapes.ask("Which car started production last?")
+    assert out["shape"] == "superlative" and "ORDER BY DESC(?v) LIMIT 1" in out["sparql"]
+    assert f"<{DBO}MeanOfTransportation>" in out["sparql"] and _values(out) == {DBR + "Saab_9-3"}
+    assert any(c["p"] == f"<{DBO}productionStartYear>" and c["s"] == R("Saab_9-3") for c in out["citations"])
+    listed = shapes.ask("Which cars were made in Uusikaupunki?")
+    assert listed["query"]["shape"] == "inverse" and f"<{DBO}MeanOfTransportation>" in listed["sparql"]
+    assert _values(listed) == {DBR + x for x in ("Opel_Calibra", "Saab_9000", "Saab_96")}
+    assert {(R(x), f"<{DBO}assembly>", R("Uusikaupunki")) for x in ("Opel_Calibra", "Saab_9000", "Saab_96")} \
+        <= _cited(listed)
+
+
 def test_lookup_from_a_literal(shapes):
     out = shapes.ask("Which book has the ISBN 978-0-385-33826-4?")
     assert out["query"]["shape"] == "literal" and _values(out) == {DBR + "Impossible_(novel)"}

@@ -11,6 +11,7 @@ import pytest
 from kgllm.index.graph import GraphIndex
 from kgllm.index.lexicon import EntityLexicon, local_name, morphy, normalize_label
 from kgllm.index.linker import Linker
+from kgllm.index.stage import LinkerConfig
 from kgllm.rdf import DBO, DBR, DC, KGWN, ONTOLEX, RDF, RDFS, WN, GraphWriter, iter_graph
 
 LIT = '"{}"@en'
@@ -236,3 +237,20 @@ def test_a_key_many_things_share_keeps_each_entry_once():
         for i in range(40):
             lex._drop(f"<o{i}>")
         assert lex.lookup("air india") == []
+
+
+def test_a_possessive_s_is_no_word_of_the_span(tmp_path):
+    """"Knight's Cross of the Iron Cross" is six words (seven tokens): within the linker's six-word spans."""
+    name = "Knight's Cross of the Iron Cross"
+    award = _iri(DBR + "Knight's_Cross_of_the_Iron_Cross")
+    with GraphWriter(tmp_path / "g", config={"test": "possessive"}) as w:
+        w.add_all([(award, _iri(RDFS + "label"), f'"{name}"@en'),
+                   (_iri(DBR + "Erich_Marcks"), _iri(DBO + "award"), award)],
+                  {"source": "test"})
+    g, _ = GraphIndex.build(iter_graph(tmp_path / "g", with_provenance=True))
+    lex = EntityLexicon.build(g)
+    text = f"Did Erich Marcks receive the {name}?"
+    ms = Linker(lex, g).link(text)
+    assert [(m.surface, m.iri) for m in ms if m.iri == award] == [(name, award)]
+    # Five words are too few for it.
+    assert all(m.iri != award for m in Linker(lex, g, LinkerConfig(max_ngram=5)).link(text))

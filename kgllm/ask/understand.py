@@ -93,6 +93,7 @@ _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
 _FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) me|list|name)"
                     r"(?:\s+(?:all|the|of|every|me))*(?:\s+(?!(?:is|are|was|were|does|do|did|has|have)\b)[\w-]+){0,2}"
                     r"\s*")
+_FOCUS_NOUN = re.compile(r"\s*(?i:which|what)\s+(?!(?:is|are|was|were|does|do|did|has|have|of|the|an?)\b)([a-z][a-z-]+)\b")
 _NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
 
 
@@ -225,6 +226,14 @@ class Understander:
                     classes.append(m)
                 elif kind == "entity" and self.index.graph.term_id(term) is not None:
                     entities.append(m)
+        focus = _FOCUS_NOUN.match(text)
+        if focus and not any(m.start == focus.start(1) for m in classes):
+            # "Which car went into production first?": a common noun after the wh-word asks for members of a
+            # class, even where the lexicon also names a thing by it (the article Car).
+            for term, kind in dict.fromkeys(self._wordnet_terms(focus.group(1))):
+                if kind == "class" and self.is_class(term):
+                    linked_classes.add(term)
+                    classes.append(Mention(term, kind, focus.start(1), focus.end(1), 0.8, focus.group(1)))
         # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
         classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
                    if m.term not in GENERIC_CLASSES]

@@ -33,6 +33,7 @@ from .lexicon import morphy, normalize_label
 from .stage import LinkerConfig
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
+_POSSESSIVE = re.compile(r"\w['\u2019]s")
 _SOURCE_WEIGHT = {"label": 1.0, "lemma": 1.0, "alt": 0.95, "redirect": 0.95, "iri": 0.9}
 # Function words never linked on their own (WordNet has entries for some, e.g. "be", "a", "who").
 STOPWORDS = frozenset("""a an the of in on at to for from by with and or but not no is are was were be been being am
@@ -83,10 +84,18 @@ class Linker:
     def link(self, text: str, types: list[str] | None = None) -> list[LinkedMention]:
         toks = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
         norm_toks = [normalize_label(text[a:b]) for a, b in toks]
+        # A possessive's "s" is part of its word, not a word of the span ("Knight's Cross of the Iron Cross"
+        # is six words long).
+        words_to = [0]
+        for a, b in toks:
+            words_to.append(words_to[-1] + (0 if a >= 2 and _POSSESSIVE.fullmatch(text, a - 2, b) else 1))
         want = frozenset(types or ())
         spans = []  # (rank, n_tokens, best score, start_tok, end_tok, candidates)
         for i in range(len(toks)):
-            for n in range(min(self.max_ngram, len(toks) - i), 0, -1):
+            last = i
+            while last < len(toks) and words_to[last + 1] - words_to[i] <= self.max_ngram:
+                last += 1
+            for n in range(last - i, 0, -1):
                 j = i + n
                 words = norm_toks[i:j]
                 if all(w in STOPWORDS for w in words) or words[0] in STOPWORDS and n > 1 and \
