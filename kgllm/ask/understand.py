@@ -8,7 +8,9 @@ aggregate asked for (``count``, ``ask``, ``max``/``min`` for superlatives) and a
 when no candidate is confident enough, so that the answer is "not in the graph".
 
 1. **Mentions.** Entities from the linker (top candidates per span); classes: linked terms that have
-   instances (``?x rdf:type C``), also through a word's WordNet synonyms ("movies" -> film); country and
+   instances (``?x rdf:type C``), also through a word's WordNet synonyms ("movies" -> film), and so for the
+   noun right after "which"/"what" even where it also links an article ("Which car ..." asks for cars, not
+   about the article Car); country and
    other adjectives through WordNet pertainyms ("Danish" -> Denmark); literals: quoted text, acronyms,
    years, numbers and ordinals ("first" -> 1), matched against the graph's literal objects by SPARQL.
 2. **Candidates** (kgllm.ask.candidates): every one-hop lookup in either direction around each entity (with

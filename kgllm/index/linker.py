@@ -5,7 +5,7 @@ Takes: a text, a :class:`~kgllm.index.lexicon.EntityLexicon`, the :class:`~kgllm
 Makes: a list of :class:`LinkedMention` (character span, surface, ranked candidates), non-overlapping, in text
 order.
 
-How a span is matched (n-grams of up to ``max_ngram`` word tokens):
+How a span is matched (n-grams of up to ``max_ngram`` words; a possessive's "s" is part of its word):
 
 1. exact: the span's normalized key is a lexicon key (labels, alternative labels, redirects, lemmas, IRI names);
 2. morphological: the last token reduced by WordNet's morphy (``hot dogs`` -> ``hot dog``, ``mice`` -> ``mouse``);
