@@ -39,7 +39,10 @@ demo: setup
 	@echo; echo "== grounded answers (kgllm ask; each cites the triples behind it)"; echo
 	$(KGLLM) ask $(DEMO_QUESTIONS) --index $(DEMO_INDEX)
 
+# The tests start kgllm in many subprocesses: its byte code is compiled once here (also where the environment
+# sets PYTHONDONTWRITEBYTECODE, under which every process would compile the modules it imports again).
 test: setup
+	$(PY) -m compileall -q kgllm
 	$(PY) -m pytest -q tests
 
 setup: system venv resources
