@@ -240,8 +240,9 @@ def test_raft_inverse_lists_from_several_indices_without_the_schema(raft, rag_in
         w.add_all(triples, {"source": "test"})
     run_stage("index", [tmp_path / "graph"], tmp_path / "index", {"vector": {"entities": False}})
     _out, first, _rows = raft
+    # Distractors from the vector retriever, the quickest: the hybrid one (the default) is the fixture's.
     man = run_stage("train.raft_data", [rag_index, tmp_path / "index"], tmp_path / "raft",
-                    {"unanswerable": 0.0, "absent": 0.0, "validation": 0.0, "test": 0.0})
+                    {"unanswerable": 0.0, "absent": 0.0, "validation": 0.0, "test": 0.0, "retriever": "vector"})
     rows = [json.loads(x) for x in (tmp_path / "raft" / "sft" / "train.jsonl").read_text().splitlines()]
     inv = [r for r in rows if r["type"] == "inverse" and r["entity"] == f"{DBR}Test_Field"]
     assert inv and all(set(r["answers"]) == {a[1:-1] for a in air} for r in inv)
