@@ -26,6 +26,10 @@ rows run on a running Ray head node of N CPUs instead (``ray start --head --num-
 run and stopped after it, unmeasured), as on a cluster, where Ray's start and stop are no part of a stage run.
 ``--validate-resume``: validate's rerun after a SIGTERM once its checks were kept, against an unbroken run.
 ``--pull-kept``: the in-process pull through blocks kept for resuming against the streaming pull.
+``--ceiling``: this machine's own ceiling for 2 workers: validate's reduces (the partitions 2 Ray workers get)
+without Ray, in one process one after another and in two processes at once, alternated ``--repeat`` times;
+"ceiling at T triples: ... X.XXx" (and ``ceiling`` in the JSON). Read the ``validate-ray2`` row against it: what
+the stage loses beyond it is Ray's and the driver's, not the machine's.
 
 Printed: a table of graph (size tag or ``wordnet``), stage, triples, wall s, CPU s, triples per CPU-second, peak
 RSS MB and the process tree's peak RSS MB; for each worker count N > 1 "STAGE at T triples: N workers X.XXx the
@@ -38,7 +42,7 @@ Usage::
 
     python bench/bench_scale.py --sizes 250k,1M,4M --work DIR [--stages pull,validate,corpus,index] [--embed 20000]
         [--wordnet] [--corpus-workers 1,2] [--validate-workers 1,2] [--repeat 3] [--workers-only]
-        [--running-ray] [--validate-resume] [--pull-kept] [--json FILE]
+        [--running-ray] [--validate-resume] [--pull-kept] [--ceiling] [--json FILE]
 
 Sizes take k/M suffixes (``--sizes ''`` with --wordnet: WordNet only). ``DIR`` keeps the dumps and artifacts
 (reused when present) so a size can be rerun; WordNet's pulled and validated graphs are reused when their stage
@@ -400,6 +404,102 @@ def speedups(rows: list[dict], stage: str, ws: list[int]) -> dict[str, float]:
     return out
 
 
+# The machine's own ceiling for two workers (--ceiling): validate's reduce work (kgllm.validate.parts.check_part
+# on the partitions that 2 Ray workers get), with no Ray, in one process one partition after another, then in
+# two processes at once, each with every other partition. Their wall-time ratio is what two workers can gain
+# on this machine for this work (two CPUs sharing caches and memory bandwidth, or a host that slows a VM's
+# second vCPU, give less than 2x), to read the Ray rows against.
+CEILING_PREP = (
+    "import dataclasses, pickle, sys\nfrom pathlib import Path\nfrom kgllm.validate import parts\n"
+    "from kgllm.validate.checks import CheckOptions\nfrom kgllm.validate.ontology import load_ontologies\n"
+    "graph, out, workers, ontology = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])\n"
+    "shards, blocks = parts.plan([graph], parts.BLOCK_TRIPLES, 2 * workers)\n"
+    "n = parts.partitions(sum(s.triples for s in shards), workers)\n"
+    "opts = CheckOptions()\n"
+    "whole = frozenset().union(*parts.whole_graph_checks(opts).values())\n"
+    "pieces = [parts.scan_block(parts.ScanConfig(n, whole), b) for b in blocks]\n"
+    "for k in range(n + 1):\n"
+    "    with open(out / f'part-{k}.pickle', 'wb') as f:\n"
+    "        pickle.dump([p[k] for p in pieces], f, protocol=5)\n"
+    "cfg = parts.CheckConfig(load_ontologies([ontology]), opts, {}, n, {}, '')\n"
+    "with open(out / 'config.pickle', 'wb') as f:\n"
+    "    pickle.dump(cfg, f, protocol=5)\n"
+    "print(n + 1)\n")
+# argv: DIR SPILL K,K,...: loads its partitions' pieces, prints "ready", waits for a line on stdin, then reduces
+# them in turn and prints {"wall": s, "cpu": s} of the reduces alone.
+CEILING_REDUCE = (
+    "import dataclasses, json, pickle, sys, time\nfrom pathlib import Path\nfrom kgllm.validate import parts\n"
+    "d, spill, ks = Path(sys.argv[1]), sys.argv[2], [int(k) for k in sys.argv[3].split(',')]\n"
+    "cfg = dataclasses.replace(pickle.loads((d / 'config.pickle').read_bytes()), spill=spill)\n"
+    "got = {k: pickle.loads((d / f'part-{k}.pickle').read_bytes()) for k in ks}\n"
+    "print('ready', flush=True)\nsys.stdin.readline()\n"
+    "w, c = time.perf_counter(), time.process_time()\n"
+    "for k in ks:\n"
+    "    parts.check_part(cfg, k, got.pop(k))\n"
+    "print(json.dumps({'wall': time.perf_counter() - w, 'cpu': time.process_time() - c}), flush=True)\n")
+
+
+def _reduce_together(d: Path, groups: list[list[int]]) -> list[dict]:
+    """One process per group of partitions, started together once all have loaded their pieces."""
+    procs, spills = [], []
+    try:
+        for g in groups:
+            spill = Path(tempfile.mkdtemp(prefix="ceiling-", dir=d))
+            spills.append(spill)
+            procs.append(subprocess.Popen([sys.executable, "-c", CEILING_REDUCE, str(d), str(spill),
+                                           ",".join(map(str, g))], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          text=True))
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise SystemExit("--ceiling: a reduce process failed while loading its partitions")
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        out = [json.loads(p.stdout.readline()) for p in procs]
+        for p in procs:
+            if p.wait() != 0:
+                raise SystemExit("--ceiling: a reduce process failed")
+        return out
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for s in spills:
+            shutil.rmtree(s, ignore_errors=True)
+
+
+def ceiling(work: Path, tag: str, n: int, repeat: int = 1, ontology: Path = ONTOLOGY) -> dict:
+    """Validate's reduces for 2 workers' partitions: in one process, then in two at once, alternated
+    ``repeat`` times (the fastest of each kept); the ratio is this machine's ceiling for 2 workers."""
+    d = work / f"ceiling-{tag}"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    try:
+        k = int(subprocess.run([sys.executable, "-c", CEILING_PREP, str(work / f"graph-{tag}"), str(d), "2",
+                                str(ontology)], check=True, capture_output=True, text=True).stdout.split()[-1])
+        ks = list(range(k))
+        one, two = [], []
+        for _ in range(repeat):
+            one.append(_reduce_together(d, [ks])[0])
+            two.append(_reduce_together(d, [ks[0::2], ks[1::2]]))
+            print(f"  ceiling        one process {one[-1]['wall']:.1f} s ({one[-1]['cpu']:.1f} s CPU), two at once "
+                  f"{max(t['wall'] for t in two[-1]):.1f} s ({sum(t['cpu'] for t in two[-1]):.1f} s CPU)",
+                  file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    w1 = min(r["wall"] for r in one)
+    w2 = min(max(t["wall"] for t in r) for r in two)
+    c1 = min(r["cpu"] for r in one)
+    c2 = min(sum(t["cpu"] for t in r) for r in two)
+    out = {"triples": n, "partitions": k, "one_wall_s": round(w1, 2), "two_wall_s": round(w2, 2),
+           "one_cpu_s": round(c1, 2), "two_cpu_s": round(c2, 2), "ratio": round(w1 / w2, 2),
+           "cpu_inflation": round(c2 / c1, 3)}
+    print(f"ceiling at {n:,} triples: validate's {k} reduces in two processes at once {out['ratio']:.2f}x the "
+          f"wall-time speed of one process ({out['cpu_inflation']:.2f}x its CPU time)")
+    return out
+
+
 def wordnet_triples(graph: Path) -> int:
     """``counts.triples`` of a pulled WordNet artifact's manifest."""
     return int(json.loads((graph / "manifest.json").read_text())["counts"]["triples"])
@@ -462,6 +562,10 @@ def main() -> None:
     ap.add_argument("--running-ray", action="store_true",
                     help="run the worker rows on a running Ray head node of N CPUs (started before each run, "
                          "unmeasured), as on a cluster, instead of an embedded instance each run starts and stops")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also measure this machine's ceiling for 2 workers: validate's reduces for 2 workers' "
+                         "partitions in one process against two processes at once, no Ray (alternated --repeat "
+                         "times; needs the size's pulled graph)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -474,6 +578,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="kgllm-scale-"))
     work.mkdir(parents=True, exist_ok=True)
     rows = []
+    ceilings = {}
     for size in sizes:
         tag = f"{size // 1000}k"
         t0 = time.perf_counter()
@@ -489,6 +594,8 @@ def main() -> None:
             rows += validate_resume(work, tag, n)
         if args.pull_kept:
             rows += pull_kept(work, dump, tag, n, args.repeat)
+        if args.ceiling:
+            ceilings[n] = ceiling(work, tag, n, args.repeat)
     if args.wordnet:
         rows += run_wordnet(work, stages, workers)
     print("\n| graph | stage | triples | wall s | CPU s | triples per CPU-second | peak RSS MB "
@@ -518,7 +625,8 @@ def main() -> None:
               f"{emb['bare_texts_per_s']} texts/s: ratio {emb['ratio']}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "growth": growth, "corpus_speedup": speedup["corpus"],
-                                         "validate_speedup": speedup["validate"], "embedding": emb}, indent=1))
+                                         "validate_speedup": speedup["validate"], "embedding": emb,
+                                         "ceiling": ceilings}, indent=1))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
 
