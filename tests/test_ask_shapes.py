@@ -135,6 +135,30 @@ def test_a_class_word_after_which_asks_for_members_even_where_it_names_an_articl
         <= _cited(listed)
 
 
+def test_a_class_word_that_names_no_class_asks_for_its_members_or_kinds(shapes):
+    # No class is called "vehicle" or "people". WordNet: people has person as its members; vehicle's kinds
+    # (car, aircraft, ship, rocket, ...) name classes, most of them means of transportation.
+    from kgllm.ask.understand import _wordnet_kinds
+
+    members, kinds = _wordnet_kinds("people")
+    assert "person" in members
+    assert {"car", "aircraft", "ship"} <= set(_wordnet_kinds("vehicle")[1])
+    listed = shapes.ask("Which vehicles were made in Uusikaupunki?")
+    assert listed["query"]["shape"] == "inverse" and f"<{DBO}MeanOfTransportation>" in listed["sparql"]
+    assert _values(listed) == {DBR + x for x in ("Opel_Calibra", "Saab_9000", "Saab_96")}
+    people = shapes.ask("Which people were born in Berlin?")
+    assert f"<{DBO}Person>" in people["sparql"] and _values(people) == {DBR + "Erich_Marcks"}
+    assert (R("Erich_Marcks"), f"<{DBO}birthPlace>", R("Berlin")) in _cited(people)
+
+
+def test_a_name_the_lexicon_lacks_links_through_its_wordnet_synonym(shapes):
+    # The graph calls it World War II; WordNet gives "Second World War" as its synonym. The name wins over what
+    # the linker made of its first word.
+    out = shapes.ask("Who fought in the Second World War?")
+    assert _values(out) == {DBR + "Erich_Marcks", DBR + "Walter_Warlimont"}
+    assert {(R(x), f"<{DBO}battle>", R("World_War_II")) for x in ("Erich_Marcks", "Walter_Warlimont")} <= _cited(out)
+
+
 def test_lookup_from_a_literal(shapes):
     out = shapes.ask("Which book has the ISBN 978-0-385-33826-4?")
     assert out["query"]["shape"] == "literal" and _values(out) == {DBR + "Impossible_(novel)"}

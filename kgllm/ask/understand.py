@@ -219,6 +219,11 @@ class Understander:
                     start += len("category ")  # "category" is the relation's word, the rest names it
                 (classes if kind == "class" else entities).append(
                     Mention(c.iri, kind, start, lm.end, c.score, lm.surface))
+        by_synonym = self._names_by_wordnet(text)
+        if by_synonym:   # the whole name wins over what the linker made of its words ("Second": a datatype)
+            inside = lambda m: any(w.start <= m.start and m.end <= w.end for w in by_synonym)  # noqa: E731
+            entities = [m for m in entities if not inside(m)] + by_synonym
+            classes = [m for m in classes if not inside(m)]
         covered = [(m.start, m.end) for m in entities + classes]
         entities += self._names_by_vector(text, covered)
         covered = [(m.start, m.end) for m in entities + classes]
@@ -233,10 +238,11 @@ class Understander:
         if focus and not any(m.start == focus.start(1) for m in classes):
             # "Which car went into production first?": a common noun after the wh-word asks for members of a
             # class, even where the lexicon also names a thing by it (the article Car).
-            for term, kind in dict.fromkeys(self._wordnet_terms(focus.group(1))):
-                if kind == "class" and self.is_class(term):
-                    linked_classes.add(term)
-                    classes.append(Mention(term, kind, focus.start(1), focus.end(1), 0.8, focus.group(1)))
+            word = focus.group(1)
+            found = [t for t, kind in dict.fromkeys(self._wordnet_terms(word)) if kind == "class" and self.is_class(t)]
+            for term in found or self._kind_classes(word):
+                linked_classes.add(term)
+                classes.append(Mention(term, "class", focus.start(1), focus.end(1), 0.8, word))
         # Only a class the question names outright stands for its superclass (WordNet synonyms are too loose).
         classes = [m for m in (self._populated(c) if c.term in linked_classes else c for c in classes)
                    if m.term not in GENERIC_CLASSES]
@@ -326,6 +332,27 @@ class Understander:
             return c
         return Mention(term, "class", c.start, c.end, round(score, 6), c.surface, generalized=True)
 
+    def _names_by_wordnet(self, text: str) -> list[Mention]:
+        """Names of two or more words that the lexicon does not know as written but WordNet gives with a
+        synonym it knows ("Second World War": World War II)."""
+        out = []
+        for m in _NAME.finditer(text):
+            words = m.group(0).rstrip(".,;:").split()
+            while words and words[0].lower() in _NOT_NAME:
+                words = words[1:]
+            if len(words) < 2:
+                continue
+            a = text.find(words[0], m.start())
+            b = a + len(" ".join(words))
+            name = text[a:b]
+            if self.index.lexicon.lookup(normalize_label(name)):
+                continue
+            for other in _wordnet_synonyms(name):
+                for t, _src, _tid in self.index.lexicon.lookup(normalize_label(other)):
+                    if not self.is_class(t) and self.index.graph.term_id(t) is not None:
+                        out.append(Mention(t, "entity", a, b, 0.8, name))
+        return out
+
     def _names_by_vector(self, text: str, covered: list[tuple[int, int]]) -> list[Mention]:
         """Capitalized names the lexicon does not know as written ("Chirac", "GMT"): the nearest entity
         descriptions whose label contains the name's words (the index's entity vectors), else the shortest
@@ -358,6 +385,38 @@ class Understander:
                         if not self.is_class(t) and self.index.graph.term_id(t) is not None:
                             found.append(Mention(t, "entity", a, b, 0.6, name))
             out += found
+        return out
+
+    def _kind_classes(self, word: str) -> list[str]:
+        """Classes for a noun that names none itself, through WordNet: the class of a collective noun's members
+        ("Which people ...": person), else the class above most of the classes named by its kinds ("Which
+        vehicles ...": cars, aircraft, ships and more -> means of transportation)."""
+        members, kinds = _wordnet_kinds(word)
+        found = self._classes_named(members)
+        if found:
+            return found
+        found = self._classes_named(kinds)
+        if len(found) < 2:
+            return found
+        # Some kinds' words name unrelated classes too ("cat", a tractor, names the animal): the class above
+        # most of them (more than half), the nearest where several are.
+        cover = Counter(c for k in found for c in self._superclasses(k) if c not in GENERIC_CLASSES)
+        best = max(cover, key=lambda c: (cover[c], len(self._superclasses(c)), c), default=None)
+        return [best] if best is not None and 2 * cover[best] > len(found) else []
+
+    def _classes_named(self, names) -> list[str]:
+        return list(dict.fromkeys(t for name in names for t, _src, _tid in self.index.lexicon.lookup(name)
+                                  if self.is_class(t)))
+
+    def _superclasses(self, term: str, levels: int = 8) -> list[str]:
+        """``term`` and its superclasses in the graph's ontology, nearest first."""
+        out, level = [term], [term]
+        for _ in range(levels):
+            level = [t for c in level for t, _ in self.edges(c).get((RDFS_SUBCLASSOF, "out"), ())
+                     if t.startswith("<") and t not in out]
+            if not level:
+                break
+            out += dict.fromkeys(level)
         return out
 
     def _wordnet_terms(self, word: str) -> list[tuple[str, str]]:
@@ -1075,6 +1134,37 @@ def _wordnet_names(word: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
                 ents += [p.name().replace("_", " ").lower() for p in lemma.pertainyms()]
     classes = [c for c in dict.fromkeys(classes) if c != word]
     return (("class", tuple(classes)), ("entity", tuple(dict.fromkeys(ents))))
+
+
+@cache
+def _wordnet_synonyms(name: str) -> tuple[str, ...]:
+    """The other lemma names of the noun senses of a name of several words ("Second World War": World War
+    II, World War 2)."""
+    wn = wordnet()
+    if wn is None:
+        return ()
+    key = "_".join(name.split())
+    out = [lm.name().replace("_", " ") for syn in wn.synsets(key, pos="n") for lm in syn.lemmas()]
+    return tuple(n for n in dict.fromkeys(out) if n.lower() != name.lower())
+
+
+@cache
+def _wordnet_kinds(word: str, depth: int = 4) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The lemma names of the members of the word's first noun sense (WordNet member meronyms: "people" ->
+    person) and of its kinds (hyponyms, ``depth`` levels down: "vehicle" -> car, aircraft, ship, ...)."""
+    wn = wordnet()
+    if wn is None:
+        return (), ()
+    members, kinds = [], []
+    for form in sorted(word_forms(word)):
+        for syn in wn.synsets(form, pos="n")[:1]:
+            members += [lm.name() for m in syn.member_meronyms() for lm in m.lemmas()]
+            level = [syn]
+            for _ in range(depth):
+                level = [h for s in level for h in s.hyponyms()]
+                kinds += [lm.name() for h in level for lm in h.lemmas()]
+    norm = lambda names: tuple(dict.fromkeys(n.replace("_", " ").lower() for n in names))  # noqa: E731
+    return norm(members), norm(kinds)
 
 
 __all__ = ["UnderstandConfig", "Understander", "Understood", "literal_value", "prefer_english"]
