@@ -149,6 +149,11 @@ def test_a_class_word_that_names_no_class_asks_for_its_members_or_kinds(shapes):
     people = shapes.ask("Which people were born in Berlin?")
     assert f"<{DBO}Person>" in people["sparql"] and _values(people) == {DBR + "Erich_Marcks"}
     assert (R("Erich_Marcks"), f"<{DBO}birthPlace>", R("Berlin")) in _cited(people)
+    # Anywhere in the question, not only after "which": the people are persons.
+    last = shapes.ask("Of all the people in the data, who was born last?")
+    assert last["shape"] == "superlative" and f"<{DBO}Person>" in last["sparql"]
+    assert _values(last) == {DBR + "Walter_Warlimont"}
+    assert any(c["p"] == f"<{DBO}birthDate>" and c["s"] == R("Walter_Warlimont") for c in last["citations"])
 
 
 def test_a_name_the_lexicon_lacks_links_through_its_wordnet_synonym(shapes):

@@ -228,12 +228,16 @@ class Understander:
         entities += self._names_by_vector(text, covered)
         covered = [(m.start, m.end) for m in entities + classes]
         for tok in content_tokens(text, covered):
+            n_classes = len(classes)
             for term, kind in self._wordnet_terms(tok.text):
                 m = Mention(term, kind, tok.start, tok.end, 0.8, tok.text)
                 if kind == "class" and self.is_class(term):
                     classes.append(m)
                 elif kind == "entity" and self.index.graph.term_id(term) is not None:
                     entities.append(m)
+            if len(classes) == n_classes:   # a collective noun: the class of its members ("the people": person)
+                classes += [Mention(t, "class", tok.start, tok.end, 0.8, tok.text)
+                            for t in self._classes_named(_wordnet_kinds(tok.text)[0])]
         focus = _FOCUS_NOUN.match(text)
         if focus and not any(m.start == focus.start(1) for m in classes):
             # "Which car went into production first?": a common noun after the wh-word asks for members of a
