@@ -95,6 +95,16 @@ def test_count(shapes):
     assert out["shape"] == "count" and out["answer"] == "2" and out["answers"][0]["value"] == "2"
     assert _cited(out) == {(R("Lufthansa"), f"<{DBO}hubAirport>", R(x)) for x in ("Frankfurt_Airport",
                                                                                  "Munich_Airport")}
+    # The imperative LC-QuAD writes ("Count the ..."), and a class word after the count words: cars are means of
+    # transportation (the article Car is no answer's type).
+    made = [(R(x), f"<{DBO}assembly>", R("Uusikaupunki")) for x in ("Opel_Calibra", "Saab_9000", "Saab_96")]
+    for q in ("Count the number of cars made in Uusikaupunki.", "How many cars were made in Uusikaupunki?"):
+        cars = shapes.ask(q)
+        assert cars["shape"] == "count" and cars["answer"] == "3" and f"<{DBO}MeanOfTransportation>" in cars["sparql"]
+        assert set(made) <= _cited(cars)
+    people = shapes.ask("Count the people who were born in Berlin.")
+    assert people["shape"] == "count" and people["answer"] == "1"
+    assert (R("Erich_Marcks"), f"<{DBO}birthPlace>", R("Berlin")) in _cited(people)
 
 
 def test_yes_no(shapes):

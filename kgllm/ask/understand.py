@@ -93,10 +93,11 @@ _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9&.-]{1,9}\b")
 # The words before a class mention that make it what the question asks for ("Which other airlines ...",
 # "Give me all the car models ..."), not a word elsewhere in it ("How many people work at ...").
 _AUXILIARY = r"is|are|was|were|does|do|did|has|have"   # not a focus word: "Which is ...", "What did ..."
-_FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) me|list|name)"
+_FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) me|list|name|count(?: the number of)?)"
                     rf"(?:\s+(?:all|the|of|every|me))*(?:\s+(?!(?:{_AUXILIARY})\b)[\w-]+){{0,2}}"
                     r"\s*")
-_FOCUS_NOUN = re.compile(rf"\s*(?i:which|what)\s+(?!(?:{_AUXILIARY}|of|the|an?)\b)([a-z][a-z-]+)\b")
+_FOCUS_NOUN = re.compile(rf"\s*(?i:which|what|how\s+many|count(?:\s+the)?(?:\s+number\s+of)?)\s+"
+                         rf"(?!(?:{_AUXILIARY}|of|the|an?)\b)([a-z][a-z-]+)\b")
 _NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
 
 
