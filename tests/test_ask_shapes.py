@@ -148,11 +148,10 @@ def test_a_class_word_after_which_asks_for_members_even_where_it_names_an_articl
 def test_a_class_word_that_names_no_class_asks_for_its_members_or_kinds(shapes):
     # No class is called "vehicle" or "people". WordNet: people has person as its members; vehicle's kinds
     # (car, aircraft, ship, rocket, ...) name classes, most of them means of transportation.
-    from kgllm.ask.understand import _wordnet_kinds
+    from kgllm.ask.understand import _wordnet_kinds, _wordnet_members
 
-    members, kinds = _wordnet_kinds("people")
-    assert "person" in members
-    assert {"car", "aircraft", "ship"} <= set(_wordnet_kinds("vehicle")[1])
+    assert "person" in _wordnet_members("people")
+    assert {"car", "aircraft", "ship"} <= set(_wordnet_kinds("vehicle"))
     listed = shapes.ask("Which vehicles were made in Uusikaupunki?")
     assert listed["query"]["shape"] == "inverse" and f"<{DBO}MeanOfTransportation>" in listed["sparql"]
     assert _values(listed) == {DBR + x for x in ("Opel_Calibra", "Saab_9000", "Saab_96")}

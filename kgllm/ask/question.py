@@ -34,8 +34,7 @@ list show find""".split())
 _WHAT_IS_THE = r"^\s*(?:what|which)(?:'s|\s+(?:is|was))\s+the\s+(?:total\s+)?"   # ... "number of": a count
 _COUNT_START = r"^\s*count\s+(?:the\s+)?"   # "Count the museums in Paris.", "Count the number of ..."
 _COUNT = re.compile(r"\bhow\s+many\b|" + _WHAT_IS_THE + r"number\s+of\b|" + _COUNT_START, re.I)
-_NUMBER_OF_START = re.compile(_WHAT_IS_THE + "$", re.I)
-_COUNT_START_ONLY = re.compile(_COUNT_START + "$", re.I)
+_NUMBER_OF_START = re.compile(f"(?:{_WHAT_IS_THE}|{_COUNT_START})$", re.I)   # ... "number of": the count
 _HOW_MANY_END = re.compile(r"\bhow\s+many\s+$", re.I)
 _DISTINCT = frozenset({"different", "distinct", "separate", "unique"})
 _LIST = re.compile(r"^\s*(list|name|enumerate)\b|^\s*(which|what)\s+\w+\s+(are|were|have|has)\b", re.I)
@@ -102,8 +101,7 @@ def content_tokens(text: str, skip: list[tuple[int, int]] | None = None) -> list
             continue  # "How many different models": distinct things counted, not the relation differentFrom
         if w == "count" and not text[: m.start()].strip():
             continue  # "Count the ...": the question's shape, no relation word
-        if w == "number" and (_NUMBER_OF_START.match(text[: m.start()]) or _COUNT_START_ONLY.match(text[: m.start()])) \
-                and text[m.end():].lstrip().startswith("of "):
+        if w == "number" and _NUMBER_OF_START.match(text[: m.start()]) and text[m.end():].lstrip().startswith("of "):
             continue  # "What is the number of models ...": the count, as "how many" (employees stay words)
         nxt = _NEXT_WORD.match(text, m.end())
         if nxt and nxt.group(1).lower() in _PARTICLES and not (skip and any(a <= nxt.start(1) < b for a, b in skip)):

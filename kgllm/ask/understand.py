@@ -31,6 +31,7 @@ import bisect
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
@@ -238,7 +239,7 @@ class Understander:
                     entities.append(m)
             if len(classes) == n_classes:   # a collective noun: the class of its members ("the people": person)
                 classes += [Mention(t, "class", tok.start, tok.end, 0.8, tok.text)
-                            for t in self._classes_named(_wordnet_kinds(tok.text)[0])]
+                            for t in self._classes_named(_wordnet_members(tok.text))]
         focus = _FOCUS_NOUN.match(text)
         if focus and not any(m.start == focus.start(1) for m in classes):
             # "Which car went into production first?": a common noun after the wh-word asks for members of a
@@ -341,16 +342,9 @@ class Understander:
         """Names of two or more words that the lexicon does not know as written but WordNet gives with a
         synonym it knows ("Second World War": World War II)."""
         out = []
-        for m in _NAME.finditer(text):
-            words = m.group(0).rstrip(".,;:").split()
-            while words and words[0].lower() in _NOT_NAME:
-                words = words[1:]
-            if len(words) < 2:
-                continue
-            a = text.find(words[0], m.start())
-            b = a + len(" ".join(words))
+        for a, b, words in _name_spans(text):
             name = text[a:b]
-            if self.index.lexicon.lookup(normalize_label(name)):
+            if len(words) < 2 or self.index.lexicon.lookup(normalize_label(name)):
                 continue
             for other in _wordnet_synonyms(name):
                 for t, _src, _tid in self.index.lexicon.lookup(normalize_label(other)):
@@ -364,14 +358,7 @@ class Understander:
         names in the lexicon that hold its words ("Amsterdam Schiphol")."""
         vectors = "entity" in self.index.vectors
         out = []
-        for m in _NAME.finditer(text):
-            words = m.group(0).split()
-            while words and (words[0].lower() in _NOT_NAME):
-                words = words[1:]
-            if not words:
-                continue
-            a = text.find(words[0], m.start())
-            b = m.end() - (len(m.group(0)) - len(m.group(0).rstrip(".,;:")))
+        for a, b, words in _name_spans(text):
             if any(a < e and s < b for s, e in covered):
                 continue
             name = text[a:b]
@@ -396,11 +383,10 @@ class Understander:
         """Classes for a noun that names none itself, through WordNet: the class of a collective noun's members
         ("Which people ...": person), else the class above most of the classes named by its kinds ("Which
         vehicles ...": cars, aircraft, ships and more -> means of transportation)."""
-        members, kinds = _wordnet_kinds(word)
-        found = self._classes_named(members)
+        found = self._classes_named(_wordnet_members(word))
         if found:
             return found
-        found = self._classes_named(kinds)
+        found = self._classes_named(_wordnet_kinds(word))
         if len(found) < 2:
             return found
         # Some kinds' words name unrelated classes too ("cat", a tractor, names the animal): the class above
@@ -1141,6 +1127,18 @@ def _wordnet_names(word: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
     return (("class", tuple(classes)), ("entity", tuple(dict.fromkeys(ents))))
 
 
+def _name_spans(text: str) -> Iterator[tuple[int, int, list[str]]]:
+    """Capitalized names: ``(start, end, words)``, without the question words before them ("Is", "Which") and
+    the punctuation after them."""
+    for m in _NAME.finditer(text):
+        words = m.group(0).split()
+        while words and words[0].lower() in _NOT_NAME:
+            words = words[1:]
+        if words:
+            yield (text.find(words[0], m.start()), m.end() - (len(m.group(0)) - len(m.group(0).rstrip(".,;:"))),
+                   words)
+
+
 @cache
 def _wordnet_synonyms(name: str) -> tuple[str, ...]:
     """The other lemma names of the noun senses of a name of several words ("Second World War": World War
@@ -1153,23 +1151,34 @@ def _wordnet_synonyms(name: str) -> tuple[str, ...]:
     return tuple(n for n in dict.fromkeys(out) if n.lower() != name.lower())
 
 
-@cache
-def _wordnet_kinds(word: str, depth: int = 4) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The lemma names of the members of the word's first noun sense (WordNet member meronyms: "people" ->
-    person) and of its kinds (hyponyms, ``depth`` levels down: "vehicle" -> car, aircraft, ship, ...)."""
+def _first_noun_senses(word: str) -> list:
+    """The first noun sense of each of the word's forms (WordNet; "vehicles" and "vehicle" share theirs)."""
     wn = wordnet()
     if wn is None:
-        return (), ()
-    members, kinds = [], []
-    for form in sorted(word_forms(word)):
-        for syn in wn.synsets(form, pos="n")[:1]:
-            members += [lm.name() for m in syn.member_meronyms() for lm in m.lemmas()]
-            level = [syn]
-            for _ in range(depth):
-                level = [h for s in level for h in s.hyponyms()]
-                kinds += [lm.name() for h in level for lm in h.lemmas()]
-    norm = lambda names: tuple(dict.fromkeys(n.replace("_", " ").lower() for n in names))  # noqa: E731
-    return norm(members), norm(kinds)
+        return []
+    return list(dict.fromkeys(syn for form in sorted(word_forms(word)) for syn in wn.synsets(form, pos="n")[:1]))
+
+
+def _lemma_names(synsets) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(lm.name().replace("_", " ").lower() for syn in synsets for lm in syn.lemmas()))
+
+
+@cache
+def _wordnet_members(word: str) -> tuple[str, ...]:
+    """The lemma names of the members of the word's first noun sense (WordNet member meronyms: "people" ->
+    person)."""
+    return _lemma_names(m for syn in _first_noun_senses(word) for m in syn.member_meronyms())
+
+
+@cache
+def _wordnet_kinds(word: str, depth: int = 4) -> tuple[str, ...]:
+    """The lemma names of the kinds of the word's first noun sense (hyponyms, ``depth`` levels down: "vehicle"
+    -> car, aircraft, ship, ...)."""
+    kinds, level = [], _first_noun_senses(word)
+    for _ in range(depth):
+        level = [h for s in level for h in s.hyponyms()]
+        kinds += level
+    return _lemma_names(kinds)
 
 
 __all__ = ["UnderstandConfig", "Understander", "Understood", "literal_value", "prefer_english"]
