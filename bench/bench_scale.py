@@ -410,7 +410,7 @@ def speedups(rows: list[dict], stage: str, ws: list[int]) -> dict[str, float]:
 # on this machine for this work (two CPUs sharing caches and memory bandwidth, or a host that slows a VM's
 # second vCPU, give less than 2x), to read the Ray rows against.
 CEILING_PREP = (
-    "import dataclasses, pickle, sys\nfrom pathlib import Path\nfrom kgllm.validate import parts\n"
+    "import pickle, sys\nfrom pathlib import Path\nfrom kgllm.validate import parts\n"
     "from kgllm.validate.checks import CheckOptions\nfrom kgllm.validate.ontology import load_ontologies\n"
     "graph, out, workers, ontology = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])\n"
     "shards, blocks = parts.plan([graph], parts.BLOCK_TRIPLES, 2 * workers)\n"
@@ -472,12 +472,18 @@ def _reduce_together(d: Path, groups: list[list[int]]) -> list[dict]:
 def ceiling(work: Path, tag: str, n: int, repeat: int = 1, ontology: Path = ONTOLOGY) -> dict:
     """Validate's reduces for 2 workers' partitions: in one process, then in two at once, alternated
     ``repeat`` times (the fastest of each kept); the ratio is this machine's ceiling for 2 workers."""
+    graph = work / f"graph-{tag}"
+    if not (graph / "manifest.json").exists():
+        raise SystemExit(f"--ceiling: {graph} holds no pulled graph; run this size's pull first (--stages pull)")
     d = work / f"ceiling-{tag}"
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir()
     try:
-        k = int(subprocess.run([sys.executable, "-c", CEILING_PREP, str(work / f"graph-{tag}"), str(d), "2",
-                                str(ontology)], check=True, capture_output=True, text=True).stdout.split()[-1])
+        prep = subprocess.run([sys.executable, "-c", CEILING_PREP, str(graph), str(d), "2", str(ontology)],
+                              capture_output=True, text=True)
+        if prep.returncode != 0:
+            raise SystemExit(f"--ceiling: splitting {graph} into partitions failed:\n{prep.stderr.strip()}")
+        k = int(prep.stdout.split()[-1])
         ks = list(range(k))
         one, two = [], []
         for _ in range(repeat):
