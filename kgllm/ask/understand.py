@@ -245,7 +245,7 @@ class Understander:
             # "Which car went into production first?": a common noun after the wh-word asks for members of a
             # class, even where the lexicon also names a thing by it (the article Car).
             word = focus.group(1)
-            found = [t for t, kind in dict.fromkeys(self._wordnet_terms(word)) if kind == "class" and self.is_class(t)]
+            found = [t for t, kind in self._wordnet_terms(word) if kind == "class" and self.is_class(t)]
             for term in found or self._kind_classes(word):
                 linked_classes.add(term)
                 classes.append(Mention(term, "class", focus.start(1), focus.end(1), 0.8, word))
@@ -417,7 +417,7 @@ class Understander:
             for name in names:
                 for t, _src, _tid in self.index.lexicon.lookup(name):
                     out.append((t, kind))
-        return out
+        return list(dict.fromkeys(out))   # a term several synonyms name (or by several sources) once
 
     def _named_value(self, text: str) -> tuple[int, int, list[str]] | None:
         """The name after "called", "nicknamed", "known as", as the literal(s) the graph holds: a value as
