@@ -435,20 +435,25 @@ class Engine:
         t0 = time.perf_counter()
         logger.info("%s: %d %ss as Ray tasks (%s, %d at once)", desc, len(args), unit,
                     "embedded" if self.config.embedded else self.config.address, slots)
-        with RateProgress(len(args), desc, unit) as bar:
-            while todo or running:
-                while todo and len(running) < slots + 1:
-                    i, a = todo.pop()
-                    running[remote.remote(fn, [ref], a)] = i
-                ready, _ = ray.wait(list(running), num_returns=1)
-                for r in ready:
-                    i = running.pop(r)
-                    node, took, cpu, out = ray.get(r)
-                    nodes.add(node)
-                    busy += took
-                    busy_cpu += cpu
-                    bar.update(1)
-                    yield i, out
+        try:
+            with RateProgress(len(args), desc, unit) as bar:
+                while todo or running:
+                    while todo and len(running) < slots + 1:
+                        i, a = todo.pop()
+                        running[remote.remote(fn, [ref], a)] = i
+                    ready, _ = ray.wait(list(running), num_returns=1)
+                    for r in ready:
+                        i = running.pop(r)
+                        node, took, cpu, out = ray.get(r)
+                        nodes.add(node)
+                        busy += took
+                        busy_cpu += cpu
+                        bar.update(1)
+                        yield i, out
+        finally:
+            # Stopped early (an error in a result, or the caller stopped taking them): the tasks still queued
+            # or running are cancelled, and waited for, so that none writes after the caller has cleaned up.
+            _cancel(ray, list(running))
         secs = time.perf_counter() - t0
         # task_seconds: the tasks' own wall time, summed (over ``seconds``: how many ran at once on average);
         # task_cpu_seconds: their CPU time (below task_seconds when the tasks waited for a busy machine's CPUs).
@@ -486,24 +491,27 @@ class Engine:
             stats[phase][0] += took
             stats[phase][1] += cpu
 
-        with RateProgress(len(blocks) + len(ks), desc, "task") as bar:
-            waiting = {o[-1]: i for i, o in enumerate(outs)}
-            while waiting:   # the maps' own figures (and their errors, first)
-                ready, _ = ray.wait(list(waiting), num_returns=1)
-                for r in ready:
-                    waiting.pop(r)
-                    account("map", *ray.get(r))
-                    bar.update(1)
-            del outs
-            while reduces:
-                ready, _ = ray.wait(list(reduces), num_returns=1)
-                for r in ready:
-                    k = reduces.pop(r)
-                    node, took, cpu, out = ray.get(r)
-                    account("reduce", node, took, cpu)
-                    logger.debug("%s: reduce %d took %.1f s (%.1f s CPU) on %s", desc, k, took, cpu, node)
-                    bar.update(1)
-                    yield k, out
+        waiting = {o[-1]: i for i, o in enumerate(outs)}
+        try:
+            with RateProgress(len(blocks) + len(ks), desc, "task") as bar:
+                while waiting:   # the maps' own figures (and their errors, first)
+                    ready, _ = ray.wait(list(waiting), num_returns=1)
+                    for r in ready:
+                        waiting.pop(r)
+                        account("map", *ray.get(r))
+                        bar.update(1)
+                del outs
+                while reduces:
+                    ready, _ = ray.wait(list(reduces), num_returns=1)
+                    for r in ready:
+                        k = reduces.pop(r)
+                        node, took, cpu, out = ray.get(r)
+                        account("reduce", node, took, cpu)
+                        logger.debug("%s: reduce %d took %.1f s (%.1f s CPU) on %s", desc, k, took, cpu, node)
+                        bar.update(1)
+                        yield k, out
+        finally:
+            _cancel(ray, list(reduces) + list(waiting))   # stopped early: as map_tasks
         secs = time.perf_counter() - t0
         self._steps.append({"step": desc, "items": len(blocks), "tasks": len(blocks) + len(ks), "parts": parts,
                             "nodes": len(nodes), "seconds": round(secs, 3),
@@ -546,6 +554,30 @@ def open_engine(config: EngineConfig | None = None) -> Iterator[Engine]:
 # A Ray task of map_tasks and map_reduce: one CPU, no retry (a task's error comes back at once), SPREAD over the
 # cluster's nodes even when a task is short enough for one node to run them all.
 _TASK = {"num_cpus": 1, "max_retries": 0, "scheduling_strategy": "SPREAD"}
+
+
+# How long a stopped step waits for its cancelled tasks to end (each time: asked to stop, then killed).
+CANCEL_WAIT_S = 10.0
+
+
+def _cancel(ray, refs: list) -> None:
+    """Cancel the tasks of ``refs`` (queued or running) and wait until they have ended: asked first (a
+    KeyboardInterrupt in the task, so that it closes its files), killed if still running after
+    :data:`CANCEL_WAIT_S`. On a cluster the caller does not own, they would otherwise run on after the step
+    stopped, and write where the caller has already cleaned up. Errors of a session already gone are ignored."""
+    if not refs:
+        return
+    for force in (False, True):
+        for r in refs:
+            with contextlib.suppress(Exception):
+                ray.cancel(r, force=force)
+        try:
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=CANCEL_WAIT_S, fetch_local=False)
+        except Exception:  # noqa: BLE001 - the session is gone (stopped by a signal): nothing runs any more
+            return
+        if not refs:
+            return
+    logger.warning("engine: %d cancelled Ray tasks had not ended after %.0f s", len(refs), 2 * CANCEL_WAIT_S)
 
 
 def in_order(results: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, Any]]:

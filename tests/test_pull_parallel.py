@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import lzma
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,29 @@ def test_a_malformed_line_in_a_later_range_is_the_in_process_error(ray_session, 
     assert not [x.name for x in tmp_path.iterdir() if x.name.startswith(".")]  # no temp dir, no spill files
     assert errors[0] == errors[1]
     assert errors[0].startswith(f"{p}:52345:") and "malformed ntriples" in errors[0]
+
+
+def test_a_step_stopped_early_cancels_its_tasks_on_a_session_it_does_not_own(ray_session, tmp_path):
+    """The module's Ray session is the caller's (as a user's notebook or a shared cluster): it stays up after
+    the step, so tasks left running would write after the caller cleaned up (a pull's error removes its
+    spill directory). Closing the step's results cancels them and waits for them."""
+    def slow(_shared, i):   # defined here: Ray pickles it by value, the workers need not import this module
+        if i:
+            time.sleep(3)
+            (tmp_path / f"{i}.done").write_text("written after the step stopped")
+        return i
+
+    eng = engine.Engine(RAY)
+    try:
+        results = eng.map_tasks(slow, list(range(3)), desc="test")
+        assert next(results) == (0, 0)   # the one that does not sleep; the other two are running
+        results.close()
+        time.sleep(4)
+        assert not list(tmp_path.glob("*.done"))
+        # The session is still up and runs the next step.
+        assert sorted(eng.map_tasks(slow, [0, 0], desc="test")) == [(0, 0), (1, 0)]
+    finally:
+        eng.close()
 
 
 def test_cli_engine_ray(ray_session, tmp_path, monkeypatch):
