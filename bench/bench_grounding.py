@@ -11,7 +11,9 @@ on RAFT examples, answering from retrieved triples with citations that are check
    (one-hop, two-hop, inverse lists, WordNet definitions and hypernyms, absent relations); ``--small-only``:
    the small index alone (the data of the first runs).
 3. Training: ``kgllm train sft`` of SmolLM2-135M-Instruct on them for ``--max-steps`` steps.
-4. ``kgllm eval qa`` metrics (hybrid retriever) for the three systems on every set: answer F1, F1 without
+4. ``kgllm eval qa`` metrics (hybrid retriever) for the three systems on every set, each model decoded as
+   ``--decoding`` lists (constrained: what ``ask --model`` does for a RAFT-trained model; free: the model's
+   own text): answer F1, F1 without
    the fallback (the model's own), citation precision and recall, refusal accuracy on the unanswerable
    questions, the share of generated texts failing the citation check ("unsupported") and the fallbacks.
    Printed as a Markdown table with the run times; ``--out FILE`` also writes them as JSON.
@@ -38,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -157,8 +160,8 @@ def train(work: Path, data: Path, steps: int, batch: int, lr: float) -> tuple[Pa
 
 
 def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: int, work: Path) -> list[dict]:
-    """Every system on every question set of this index (the hybrid retriever). ``systems``: name -> model
-    (None: extractive). Each result is kept in ``work/eval/`` and reused by a rerun with the same model,
+    """Every system on every question set of this index (the hybrid retriever). ``systems``: name -> (model,
+    decoding) (model None: extractive). Each result is kept in ``work/eval/`` and reused by a rerun with the same model,
     set, limit and answering code (the sources of kgllm.ask, kgllm.eval and kgllm.index, hashed)."""
     import hashlib
 
@@ -173,16 +176,18 @@ def evaluate_sets(index_dir: Path, sets: tuple[str, ...], systems: dict, limit: 
 
     index = load_index(index_dir)
     rows = []
-    for name, model in systems.items():
+    for name, (model, decoding) in systems.items():
         ans = None
         for f in sets:
-            key = hashlib.blake2b(f"{model}|{f}|{limit}|{code.hexdigest()}".encode(), digest_size=6).hexdigest()
-            cache = work / "eval" / f"{f.removesuffix('.jsonl')}-{name}-{key}.json"
+            key = hashlib.blake2b(f"{model}|{decoding if model else ''}|{f}|{limit}|{code.hexdigest()}".encode(),
+                                  digest_size=6).hexdigest()
+            slug = re.sub(r"\W+", "-", name)
+            cache = work / "eval" / f"{f.removesuffix('.jsonl')}-{slug}-{key}.json"
             if cache.exists():
                 rows.append(json.loads(cache.read_text()))
                 continue
             if ans is None:
-                ans = Answerer(index, generator=Generator(model) if model else None)
+                ans = Answerer(index, generator=Generator(model, constrained=decoding == "constrained") if model else None)
             qs = load_questions(QDIR / f, limit)
             t = time.perf_counter()
             rep, preds = evaluate(ans, qs, ("hybrid",))
@@ -254,6 +259,10 @@ def main() -> int:
     ap.add_argument("--small-only", action="store_true", help="--raft-graphs small (the data of the first runs)")
     ap.add_argument("--data-only", action="store_true", help="stop after the RAFT data (print its counts)")
     ap.add_argument("--model", help="a trained model to evaluate instead of training one")
+    ap.add_argument("--decoding", default="constrained,free",
+                    help="how the models' answers are decoded, comma-separated; the first is the one the targets "
+                         "judge (constrained: `ask --model`'s default for a RAFT-trained model), the others are "
+                         "reported as 'MODEL, DECODING'")
     ap.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a loaded machine)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 24 examples, 2 steps, 4 questions per set")
     ap.add_argument("--gpu", action="store_true", help="GPU recipe: all examples, 3 phrasings, 300 steps of 16")
@@ -295,7 +304,13 @@ def main() -> int:
         if args.data_only:
             return 0
         model, times["training"] = train(work, data, args.max_steps, args.batch_size, args.lr)
-    systems = {"extractive": None, **({} if args.skip_base else {"base": BASE}), "trained": str(model)}
+    decodings = [d.strip() for d in args.decoding.split(",") if d.strip()]
+    if not decodings or any(d not in ("constrained", "free") for d in decodings):
+        raise SystemExit(f"--decoding {args.decoding!r}: constrained and/or free")
+    systems = {"extractive": (None, None)}
+    for name, m in ([] if args.skip_base else [("base", BASE)]) + [("trained", str(model))]:
+        for d in decodings:
+            systems[name if d == decodings[0] else f"{name}, {d}"] = (m, d)
     t = time.perf_counter()
     rows = evaluate_sets(small, SMALL_SETS, systems, args.limit, work)
     building = 0.0
@@ -320,7 +335,7 @@ def main() -> int:
               "refusal accuracy >= 0.9": (tr["refusal_accuracy"] or 0) >= 0.9,
               "unsupported < 5%": tr["unsupported_rate"] is not None and tr["unsupported_rate"] < 0.05,
               "F1 >= extractive - 0.05": (tr["f1"] or 0) >= (ex["f1"] or 0) - 0.05}
-    print("\ntargets (trained): " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in checks.items()))
+    print(f"\ntargets (trained, {decodings[0]} decoding): " + "; ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in checks.items()))
     times["total"] = time.perf_counter() - t0
     print("run times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
     if args.out:

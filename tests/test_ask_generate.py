@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from kgllm.ask.generate import Generator
-from kgllm.ask.grounding import build_prompt
+from kgllm.ask.grounding import FACT_CHARS, AnswerGrammar, build_prompt, check_answer, is_refusal
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +20,10 @@ def tiny_model(tmp_path_factory):
     return write_tiny_model(tok, d / "model")
 
 
-CITES = [{"n": 1, "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Frankfurt Airport"}},
-         {"n": 2, "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Munich Airport"}}]
+CITES = [{"n": 1, "s": "<L>", "p": "<hub>", "o": "<F>",
+          "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Frankfurt Airport"}},
+         {"n": 2, "s": "<L>", "p": "<hub>", "o": "<M>",
+          "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Munich Airport"}}]
 Q = "What is the hub airport of Lufthansa?"
 
 
@@ -45,7 +47,7 @@ def test_generator_uses_the_training_prompt_and_decodes_greedily(tiny_model):
 def test_answer_only_decoding_cannot_open_with_the_refusal(tiny_model):
     import torch
 
-    gen = Generator(tiny_model, max_new_tokens=8)
+    gen = Generator(tiny_model, max_new_tokens=8, constrained=False)
     enc = gen.tok(gen.prompt(Q, CITES), return_tensors="pt", add_special_tokens=not gen.chat)
     with torch.no_grad():
         first = int(gen.model(**enc).logits[0, -1].argmax())
@@ -58,3 +60,62 @@ def test_answer_only_decoding_cannot_open_with_the_refusal(tiny_model):
     # The openers of a real tokenizer's refusal are found ("not", "Not", " not", ...).
     del gen._refusal_starts
     assert gen._refusal_starts() and all(isinstance(i, int) for i in gen._refusal_starts())
+
+
+# ----------------------------------------------------------------------------- constrained decoding
+
+
+def test_the_answer_grammar_holds_the_shown_labels_with_their_numbers_and_the_refusal():
+    g = AnswerGrammar(CITES, Q)
+    # The topic the question names (Lufthansa) is no answer; each answer label goes with its own fact's number.
+    assert set(g.items) == {"Frankfurt Airport", "Munich Airport"}
+    for text in ("Frankfurt Airport [1]", "Munich Airport [2] and Frankfurt Airport [1]",
+                 "Frankfurt Airport [1], Munich Airport [2]", "Frankfurt Airport [1][2]", "not in the graph",
+                 " Frankfurt Airport [1]"):
+        assert g.state(text) == (True, True), text
+    for text in ("", "Frank", "Frankfurt Airport [", "Frankfurt Airport [1] and", "not in"):
+        assert g.state(text) == (True, False), text
+    for text in ("Frankfurt Airport [2]", "Lufthansa [1]", "Frankfurt Airport [3]", "Frankfurt Airport",
+                 "Frankfurt Airport [1] and Frankfurt Airport [1]", "Frankfurt Airport [1][2][1][2]",
+                 "The answer is Frankfurt Airport [1]", "Berlin [1]", "not in the graph [1]"):
+        assert not g.state(text)[1], text
+    assert not g.state("Frankfurt Airport [1] and Berlin")[0]
+    # The retry after a refusal: no refusal.
+    assert AnswerGrammar(CITES, Q, refuse=False).state("not") == (False, False)
+    # The question names an end by the entity the retrieval linked (an alias): that end is no answer either.
+    assert set(AnswerGrammar(CITES, "What is the hub airport of the German flag carrier?", linked={"<L>"}).items) \
+        == {"Frankfurt Airport", "Munich Airport"}
+    # A long object as the prompt shows it (cut), and part of a multi-byte character.
+    long = {"n": 3, "s": "<L>", "p": "<abs>", "o": '"' + "x" * 300 + '"', "labels": {"s": "Lufthansa", "p": "abstract", "o": "x" * 300}}
+    g = AnswerGrammar([*CITES, {"n": 4, "s": "<W>", "p": "<d>", "o": "<S>",
+                                "labels": {"s": "Walter Warlimont", "p": "death place", "o": "Saint-Lô"}}, long], Q)
+    assert g.state("x" * (FACT_CHARS - 1) + "… [3]") == (True, True)
+    assert g.state("Saint-L", partial="ô".encode()[:1]) == (True, False)   # "ô" goes on from there
+    assert g.state("Saint-L", partial="ł".encode()[:1]) == (False, False)  # another first byte
+    assert g.state("Sa", partial="ô".encode()[:1]) == (False, False)       # "i" does, one byte
+    assert g.state("Saint-Lô [4]") == (True, True)
+
+
+def test_constrained_decoding_writes_only_what_the_shown_facts_hold(tiny_model):
+    """A randomly initialised model writes junk when free; constrained, every text it writes is an answer
+    the grammar holds, and the citation check finds each name in the fact it cites."""
+    free = Generator(tiny_model, max_new_tokens=48, constrained=False).generate(Q, CITES)
+    gen = Generator(tiny_model, max_new_tokens=48, constrained=True)
+    # By default (auto) only a model trained on RAFT examples decodes constrained: not this one.
+    assert not Generator(tiny_model).constrained
+    text = gen.generate(Q, CITES)
+    assert text != free and AnswerGrammar(CITES, Q).state(text) == (True, True)
+    chk = check_answer(text, CITES, Q)
+    assert chk.supported and (chk.refusal or set(chk.answers) <= {"<F>", "<M>"})
+    assert gen.generate(Q, CITES) == text                                   # greedy: the same text again
+    again = gen.generate(Q, CITES, answer_only=True)                       # the retry: no refusal
+    assert not is_refusal(again) and AnswerGrammar(CITES, Q, refuse=False).state(again) == (True, True)
+    assert check_answer(again, CITES, Q).supported
+    # Facts with a name in another script: the multi-byte characters are decoded whole or not at all.
+    other = [{"n": 1, "s": "<W>", "p": "<d>", "o": "<S>",
+              "labels": {"s": "Walter Warlimont", "p": "death place", "o": "Saint-Lô"}},
+             {"n": 2, "s": "<W>", "p": "<b>", "o": "<O>",
+              "labels": {"s": "Walter Warlimont", "p": "birth place", "o": "Osnabrück"}}]
+    q = "Where did Walter Warlimont die?"
+    text = gen.generate(q, other, answer_only=True)
+    assert "\ufffd" not in text and AnswerGrammar(other, q, refuse=False).state(text) == (True, True)

@@ -270,6 +270,10 @@ def test_train_sft_reads_the_raft_artifact(raft, tiny_model, tmp_path):
                                                            "max_length": 1024, "save_steps": 1, "max_eval_examples": 2})
     assert man.kind == "model.sft" and man.counts["train_examples"] == len(rows["train"])
     assert [i.get("kind") for i in man.inputs][0] == "corpus.raft"
+    # A model trained on RAFT examples decodes constrained by default (`ask --model`, --decoding auto).
+    from kgllm.ask.generate import raft_trained
+
+    assert raft_trained(tmp_path / "sft") and not raft_trained(tiny_model) and not raft_trained("smollm2-135m-instruct")
 
 
 # ----------------------------------------------------------------------------- the fallback
@@ -286,11 +290,12 @@ def tiny_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def junk(rag_index, tiny_model):
-    """An answerer whose model (random weights) writes junk."""
+    """An answerer whose model (random weights) writes junk: decoded freely, its own text."""
     from kgllm.ask.answer import Answerer
     from kgllm.ask.generate import Generator
 
-    return Answerer.from_dir(rag_index, sparql="off", generator=Generator(tiny_model, max_new_tokens=12))
+    return Answerer.from_dir(rag_index, sparql="off",
+                             generator=Generator(tiny_model, max_new_tokens=12, constrained=False))
 
 
 def test_junk_text_falls_back_to_the_extractive_answer_or_refusal(junk):
@@ -363,10 +368,10 @@ def test_a_refusal_above_facts_that_answer_is_decoded_again_without_it(rag_index
     from kgllm.ask.answer import Answerer
     from kgllm.ask.generate import Generator
 
-    gen = Generator(tiny_model, max_new_tokens=12)
+    gen = Generator(tiny_model, max_new_tokens=12, constrained=False)
     real, calls = gen.generate, []
 
-    def planted(question, facts, answer_only=False):
+    def planted(question, facts, answer_only=False, linked=()):
         calls.append(answer_only)
         if not answer_only:
             return NOT_IN_GRAPH
@@ -388,7 +393,7 @@ def test_a_refusal_above_facts_that_answer_is_decoded_again_without_it(rag_index
     assert g["retry"]["supported"] is False and "Munich Airport" in g["retry"]["reason"]
     assert res["answer"] == "Frankfurt Airport and Munich Airport"
     # The second text fails the check (the real tiny model's junk): the extractive fallback stands.
-    gen.generate = lambda question, facts, answer_only=False: NOT_IN_GRAPH if not answer_only else \
+    gen.generate = lambda question, facts, answer_only=False, linked=(): NOT_IN_GRAPH if not answer_only else \
         real(question, facts, answer_only=True)
     res = ans.ask(Q)
     g = res["grounding"]
@@ -398,14 +403,45 @@ def test_a_refusal_above_facts_that_answer_is_decoded_again_without_it(rag_index
     assert ans.ask("Who was the first person on Mars?")["grounding"]["retry"] is None
 
 
+def test_constrained_answers_name_only_the_shown_facts(rag_index, tiny_model, capsys):
+    """Constrained decoding (``ask --model --decoding constrained``): even a model with random weights writes only the shown
+    facts' labels with their own numbers (or the refusal), so the check never finds a citation out of range,
+    a name from elsewhere or a text without a citation; what is left to it is whether the cited facts are
+    about what the question names and whether they agree with the graph query."""
+    from kgllm.ask.answer import Answerer
+    from kgllm.ask.generate import Generator
+    from kgllm.ask.grounding import AnswerGrammar, linked_entities
+    from kgllm.cli import main
+
+    ans = Answerer.from_dir(rag_index, sparql="off", generator=Generator(tiny_model, constrained=True))
+    for q in (Q, "Which company makes Audi A4?", "What is the boiling point of Lufthansa?",
+              "Who was the first person on Mars?"):
+        res = ans.ask(q)
+        g = res["grounding"]
+        facts = ans._citations(g["facts"])
+        linked = {f"<{x}>" for x in linked_entities(res)}
+        for text, refuse in ((g["generated"], True), *(((g["retry"]["generated"], False),) if g["retry"] else ())):
+            assert AnswerGrammar(facts, q, linked, refuse=refuse).state(text) == (True, True), (q, text)
+        assert not any(w in g["reason"] for w in ("which is not one of", "names '", "cites no fact", "names nothing"))
+        if res["mode"] == "generative" and not g["refusal"]:
+            held = {t for c in facts for t in (c["s"], c["o"])}
+            assert {a["term"] for a in res["answers"]} <= held and res["citations"]
+    # The CLI decodes the same way (its 64 tokens are the Generator's default).
+    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql", "--json",
+                 "--decoding", "constrained"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["grounding"]["generated"] == ans.ask(Q)["grounding"]["generated"]
+
+
 def test_ask_cli_with_model_records_the_fallback(rag_index, tiny_model, capsys):
     from kgllm.cli import main
 
-    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql", "--json"]) == 0
+    free = ["--decoding", "free"]
+    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql", "--json", *free]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "extractive-fallback" and out["grounding"]["fallback"] == "extractive"
     assert out["answer"] == "Frankfurt Airport and Munich Airport"
-    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql"]) == 0
+    assert main(["ask", Q, "--index", str(rag_index), "--model", str(tiny_model), "--no-sparql", *free]) == 0
     text = capsys.readouterr().out
     assert text.startswith("Frankfurt Airport and Munich Airport\n") and "is not shown: " in text
 
@@ -428,6 +464,26 @@ def test_eval_qa_reports_grounding_metrics(junk, tmp_path):
             "citations": [{"id": "t3", "s": R("Lufthansa"), "o": R("Frankfurt_Airport")}]}
     sc = score(pred, {"answers": [DBR + "Frankfurt_Airport"], "triple_ids": ["t3", "t9"]})
     assert sc["citation_recall"] == 0.5 and sc["refusal"] is None and sc["unsupported"] is None
+
+
+def test_eval_qa_records_how_the_model_decoded(rag_index, tiny_model, tmp_path):
+    from kgllm.cli import main
+
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(json.dumps({"id": "a", "question": Q, "answers": [DBR + "Frankfurt_Airport", DBR + "Munich_Airport"]})
+                  + "\n")
+    args = ["eval", "qa", "--index", str(rag_index), "--questions", str(qs), "--model", str(tiny_model),
+            "--no-sparql", "--retriever", "hybrid"]
+    # auto: free for a model not trained on RAFT examples (tests/tiny.py's).
+    for decoding, used in (("free", "free"), ("constrained", "constrained"), ("auto", "free")):
+        out = tmp_path / decoding
+        assert main([*args, "--out", str(out), "--decoding", decoding]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["decoding"] == used and json.loads((out / "manifest.json").read_text())["config"]["decoding"] \
+            == decoding
+        assert report["retrievers"]["hybrid"]["overall"]["generated"] == 1
+    assert main([*args, "--out", str(tmp_path / "x"), "--decoding", "sampled"]) == 2     # a usage error
+    assert not (tmp_path / "x").exists()
 
 
 def test_citation_precision_counts_the_first_hop_of_a_chain_and_leaves_computed_answers_out():

@@ -29,8 +29,8 @@ from ..errors import InputError
 from ..index.facade import load_index, truncate
 from ..index.lexicon import term_value
 from ..rdf import XSD, iri_value, literal
-from .generate import Generator
-from .grounding import COMPUTED_SHAPES, NOT_IN_GRAPH, choose_facts, ground, skipped
+from .generate import DECODINGS, Generator
+from .grounding import COMPUTED_SHAPES, NOT_IN_GRAPH, choose_facts, ground, linked_entities, skipped
 from .question import check_question
 from .ranker import Ranker
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
@@ -110,7 +110,8 @@ class Answerer:
             return {**out, "grounding": skipped(f"a {out['shape']} answer is computed by the query, not written")}
         context = [c["id"] for c in out["context"]]
         facts = self._citations(choose_facts(self.index, [c["id"] for c in out["citations"]], context))
-        res = ground(out, self.generator.generate(out["question"], facts), facts, out["question"])
+        linked = [f"<{x}>" for x in linked_entities(out)]
+        res = ground(out, self.generator.generate(out["question"], facts, linked=linked), facts, out["question"])
         if res["grounding"]["refusal"] and res["grounding"]["fallback"] == "extractive":
             res = self._retry_refusal(out, facts, res)
         if res["mode"] == "generative" and res["citations"] is not out["citations"]:
@@ -123,7 +124,9 @@ class Answerer:
         answer of the graph query that the shown facts hold; else the fallback stands. ``grounding.retry``
         records the other text."""
         g = res["grounding"]
-        again = ground(out, self.generator.generate(out["question"], facts, answer_only=True), facts, out["question"])
+        linked = [f"<{x}>" for x in linked_entities(out)]
+        again = ground(out, self.generator.generate(out["question"], facts, answer_only=True, linked=linked), facts,
+                       out["question"])
         retry = {"generated": again["grounding"]["generated"], "supported": again["grounding"]["supported"],
                  "reason": again["grounding"]["reason"]}
         if again["mode"] == "generative":
@@ -269,11 +272,16 @@ def _ranker_model_dir(path):
     return p
 
 
-def load_answerer(index_dir, *, model=None, sparql: str = "store", ranker=None) -> Answerer:
+def load_answerer(index_dir, *, model=None, sparql: str = "store", ranker=None,
+                  decoding: str = "auto") -> Answerer:
     """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, its answers
     written from the retrieved facts by the local ``model`` (name or checkpoint directory) and checked when
-    one is given, else extractive."""
-    generator = Generator(model) if model else None
+    one is given, else extractive. ``decoding``: ``constrained`` (the model writes only the shown facts'
+    labels and numbers, kgllm.ask.generate), ``free``, or ``auto`` (constrained for a model trained on RAFT
+    examples)."""
+    if decoding not in DECODINGS:
+        raise InputError(f"decoding {decoding!r}: choose {' or '.join(DECODINGS)}")
+    generator = Generator(model, constrained=DECODINGS[decoding]) if model else None
     return Answerer.from_dir(index_dir, sparql=sparql, generator=generator, ranker=ranker)
 
 

@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from .generate import DECODINGS
 from .question import check_question
 
 RETRIEVER_CHOICES = ("hybrid", "graph", "vector")
@@ -73,6 +74,10 @@ def add_answerer_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=Path, required=True, help="index artifact directory (kgllm index)")
     p.add_argument("--model", help="local model (name or checkpoint directory) to word the answer; "
                                    "default: extractive answers without a model")
+    p.add_argument("--decoding", choices=list(DECODINGS), default="auto",
+                   help="with --model: constrained (the model can write only the shown facts' labels with their "
+                        "numbers, so each name is a fact's and each [n] exists), free (its own text) or auto "
+                        "(default: constrained for a model trained on `kgllm train raft-data` examples, else free)")
     p.add_argument("--ranker", type=Path, help="question/query ranker trained by `kgllm train ranker` "
                                                "(default: the index's packaged encoder, zero-shot)")
     g = p.add_mutually_exclusive_group()
@@ -89,7 +94,8 @@ def sparql_mode(args: argparse.Namespace) -> str:
 def _answerer(args):
     from .answer import load_answerer
 
-    return load_answerer(args.index, model=args.model, sparql=sparql_mode(args), ranker=args.ranker)
+    return load_answerer(args.index, model=args.model, sparql=sparql_mode(args), ranker=args.ranker,
+                         decoding=args.decoding)
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -114,7 +120,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .serve import API_KEY_ENV, ServeConfig, check_serve_args, serve
 
     check_serve_args(args.port, args.rate, args.workers, args.max_body)  # before the index loads
-    serve(ServeConfig(index=str(args.index), model=args.model, ranker=str(args.ranker) if args.ranker else None, sparql=sparql_mode(args), host=args.host,
+    serve(ServeConfig(index=str(args.index), model=args.model, decoding=args.decoding, ranker=str(args.ranker) if args.ranker else None, sparql=sparql_mode(args), host=args.host,
                       port=args.port, rate_per_minute=args.rate, max_body=args.max_body,
                       serve_dir=str(args.serve_dir), feedback_db=args.feedback_db,
                       api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, workers=args.workers,

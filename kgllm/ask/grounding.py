@@ -15,6 +15,8 @@ Makes:
 * :func:`choose_facts`: what the model is shown at inference: the extractive answer's citations, then the
   retrieved context triples, at most :data:`MAX_FACTS`; the context alone when the graph answers nothing,
   so the model can refuse.
+* :class:`AnswerGrammar`: the texts of the trained form over the shown facts (their labels with their own
+  numbers, or the refusal), which constrained decoding keeps the model to (:mod:`kgllm.ask.generate`);
 * :func:`check_answer` -> :class:`GroundingCheck`: every cited ``[n]`` must be one of the facts; the text
   before each citation must name an answer that the cited facts hold (a fact's end that the question does
   not already name; labels compared SQuAD-normalized, long literals by 80% of their words); every cited
@@ -77,10 +79,15 @@ class GroundingCheck:
     completed: list[int] = field(default_factory=list)   # uncited shown facts that link a cited one (a chain)
 
 
+def shown_object(c: dict) -> str:
+    """A fact's object label as the prompt shows it: cut to :data:`FACT_CHARS`."""
+    o = c["labels"]["o"]
+    return o if len(o) <= FACT_CHARS else o[: FACT_CHARS - 1] + "…"
+
+
 def fact_line(c: dict) -> str:
     lab = c["labels"]
-    o = lab["o"] if len(lab["o"]) <= FACT_CHARS else lab["o"][: FACT_CHARS - 1] + "…"
-    return f"{lab['s']} | {lab['p']} | {o} [{c['n']}]"
+    return f"{lab['s']} | {lab['p']} | {shown_object(c)} [{c['n']}]"
 
 
 def build_prompt(question: str, facts: list[dict]) -> str:
@@ -120,6 +127,91 @@ def choose_facts(index, cited_ids: list[str], context_ids: list[str], max_facts:
         if rec.p != RDFS_LABEL:
             out.append(rec.id)
     return out
+
+
+class AnswerGrammar:
+    """The texts a grounded answer may be, for decoding constrained to them (:class:`kgllm.ask.generate.Generator`):
+    :data:`NOT_IN_GRAPH` (unless ``refuse`` is false), or one or more items ``label [n]`` joined by ``", "`` or
+    ``" and "`` (the targets :func:`answer_text` trains), where ``label`` is an end of fact ``n`` as the prompt
+    shows it and not the end the question names (:func:`_answer_ends`), and further citations ``[m]`` of any
+    shown fact may follow an item (a chain's other hops; :attr:`MAX_CITES` in all). Each label is named once,
+    so every text is finite. Every name in such a text comes from a shown fact and every citation exists;
+    whether the cited facts are about what the question names, and whether the text names the graph query's
+    answers, is still :func:`check_answer`'s to judge.
+
+    :meth:`state` tells whether a text (what was decoded so far) can still become one of these texts
+    (``viable``) and whether it is one already (``complete``)."""
+
+    SEPARATORS = (", ", " and ")
+    MAX_CITES = 3       # citations of one item: its own fact and the hops of a chain
+
+    def __init__(self, facts: list[dict], question: str = "", linked: list[str] | set[str] = (),
+                 refuse: bool = True):
+        self.refuse = refuse
+        self.numbers = [str(int(c["n"])) for c in facts]
+        items: dict[str, list[str]] = {}
+        for c in facts:
+            for term, label in _answer_ends(c, question, set(linked)):
+                lab = shown_object(c) if term == c["o"] else label
+                if lab.strip():
+                    items.setdefault(lab, []).append(f"{lab} [{int(c['n'])}]")
+        self.items = items
+
+    def state(self, text: str, partial: bytes = b"") -> tuple[bool, bool]:
+        """``partial``: the first bytes of a multi-byte character that follow the text (viable only where
+        a text goes on with a character whose UTF-8 encoding starts with them)."""
+        t = text[1:] if text.startswith(" ") else text     # a chat model's answer may open with a space
+        viable = complete = False
+        if self.refuse and _open(NOT_IN_GRAPH, t, partial):
+            viable, complete = True, t == NOT_IN_GRAPH and not partial
+        v, c = self._item(t, frozenset(), partial)
+        return viable or v, complete or c
+
+    def _item(self, t: str, used: frozenset, partial: bytes) -> tuple[bool, bool]:
+        viable = complete = False
+        for label, forms in self.items.items():
+            if label in used:
+                continue
+            for form in forms:
+                if t.startswith(form):
+                    v, c = self._after(t[len(form):], used | {label}, partial)
+                elif _open(form, t, partial):
+                    v, c = True, False
+                else:
+                    continue
+                viable, complete = viable or v, complete or c
+                if viable and complete:
+                    return True, True
+        return viable, complete
+
+    def _after(self, t: str, used: frozenset, partial: bytes, cited: int = 1) -> tuple[bool, bool]:
+        """After an item that cites ``cited`` facts: the end, one more citation (at most
+        :attr:`MAX_CITES` in all) or a separator and the next item."""
+        if not t and not partial:
+            return True, True
+        viable = complete = False
+        for nxt, more in [*((f"[{n}]", lambda r, u, p: self._after(r, u, p, cited + 1))
+                            for n in (self.numbers if cited < self.MAX_CITES else ())),
+                          *((sep, self._item) for sep in self.SEPARATORS)]:
+            if t.startswith(nxt):
+                v, c = more(t[len(nxt):], used, partial)
+            elif _open(nxt, t, partial):
+                v, c = True, False
+            else:
+                continue
+            viable, complete = viable or v, complete or c
+        return viable, complete
+
+
+def _open(form: str, t: str, partial: bytes) -> bool:
+    """``t`` can grow into ``form``; with ``partial`` (the first bytes of a character that follow ``t``),
+    only where ``form``'s next character starts with those bytes."""
+    if not form.startswith(t):
+        return False
+    if not partial:
+        return True
+    nxt = form[len(t)].encode() if len(form) > len(t) else b""
+    return len(nxt) > len(partial) and nxt.startswith(partial)
 
 
 def is_refusal(text: str) -> bool:
@@ -239,7 +331,8 @@ def check_answer(text: str, facts: list[dict], question: str = "", expected: lis
     bridges = _bridges([by_n[n] for n in cited + completed])
     for seg, ns in runs:
         cf = [by_n[n] for n in ns]
-        found = [t for c in cf for t, lab in _answer_ends(c, question, linked) if _mentions(seg, lab)]
+        found = [t for c in cf for t, lab in _answer_ends(c, question, linked)
+                 if _mentions(seg, lab) or (t == c["o"] and _mentions(seg, shown_object(c)))]
         if not found:
             where = "".join(f"[{n}]" for n in ns)
             return GroundingCheck(False, False, cited, reason=f"the text before {where} names nothing the "

@@ -97,6 +97,7 @@ class ServeConfig:
     index: str                          # index artifact directory (kgllm index)
     model: str | None = None            # local model wording the answers; None: extractive
     ranker: str | None = None           # question/query ranker (kgllm train ranker); None: zero-shot
+    decoding: str = "auto"              # with a model: auto, constrained or free (kgllm.ask.generate)
     sparql: str = "store"               # "store" (embedded), "off", or an endpoint URL
     host: str = "127.0.0.1"
     port: int = 8765                    # 0: any free port
@@ -771,7 +772,8 @@ def serve(config: ServeConfig) -> None:
         if config.workers == 1:
             _metrics_dir(serve_dir, create=False)
             try:
-                answerer = load_answerer(config.index, model=config.model, sparql=config.sparql, ranker=config.ranker)
+                answerer = load_answerer(config.index, model=config.model, sparql=config.sparql, ranker=config.ranker,
+                                       decoding=config.decoding)
                 app = build_app(answerer, store, index_sha256=index_sha256, model=config.model,
                                 model_sha256=model_sha256, rate_per_minute=config.rate_per_minute,
                                 max_body=config.max_body, api_key=config.api_key, full_paths=config.full_paths)
@@ -813,7 +815,8 @@ def create_app() -> FastAPI:
     logging.getLogger("kgllm").setLevel(env.get("log_level", logging.INFO))
     config = ServeConfig(**env["config"])
     try:
-        answerer = load_answerer(config.index, model=config.model, sparql=config.sparql, ranker=config.ranker)
+        answerer = load_answerer(config.index, model=config.model, sparql=config.sparql, ranker=config.ranker,
+                                       decoding=config.decoding)
         store = FeedbackStore(config.db_url)
         app = build_app(answerer, store, index_sha256=env["index_sha256"], model=config.model,
                         model_sha256=env.get("model_sha256"), rate_per_minute=config.rate_per_minute,

@@ -108,7 +108,7 @@ def _qa(args: argparse.Namespace) -> int:
 
     man = run_eval(args.index, args.questions, args.out, retrievers=args.retriever, model=args.model,
                    sparql=sparql_mode(args), limit=args.limit, feedback_questions=args.feedback_questions,
-                   ranker=args.ranker)
+                   ranker=args.ranker, decoding=args.decoding)
     print((args.out / "table.md").read_text("utf-8"), file=sys.stderr)  # run_eval always writes it
     return print_artifact(args.out, man)
 

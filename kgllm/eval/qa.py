@@ -377,7 +377,7 @@ def grounding_row(name: str, a: dict) -> str:
 def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path, *, retrievers=None,
              model: str | Path | None = None, sparql: str = "store", limit: int = 0, config=None,
              pipeline_key: str | None = None, feedback_questions: str | Path | None = None,
-             model_input: Path | None = None, ranker: str | Path | None = None):
+             model_input: Path | None = None, ranker: str | Path | None = None, decoding: str = "auto"):
     """Evaluate and write the ``eval.qa`` artifact; returns its manifest. ``feedback_questions``: report the
     questions that received feedback and the held-out ones as two groups. ``model_input``: a model artifact
     that words the answers (recorded as an input)."""
@@ -392,17 +392,20 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
         groups = assign_groups(qs, load_feedback_questions(feedback_questions), feedback_questions)
     if model_input is not None:
         model = model_input
-    report, preds = evaluate(load_answerer(index_dir, model=model, sparql=sparql, ranker=ranker), qs, retrievers)
+    answerer = load_answerer(index_dir, model=model, sparql=sparql, ranker=ranker, decoding=decoding)
+    report, preds = evaluate(answerer, qs, retrievers)
     report["ranker"] = str(ranker) if ranker else "zero-shot"
     report["index"] = str(index_dir)
     report["questions_file"] = str(questions_file)
     report["model"] = str(model) if model else None
+    gen = answerer.generator
+    report["decoding"] = None if gen is None else "constrained" if gen.constrained else "free"
     if groups is not None:
         report["groups"] = {"feedback_questions_file": str(feedback_questions), **groups}
     cfg = config if config is not None else {"questions": str(questions_file), "retrievers": retrievers,
                                             "model": str(model) if model else None, "sparql": sparql,
                                             "limit": limit, "feedback_questions": feedback_questions,
-                                            "ranker": str(ranker) if ranker else None}
+                                            "ranker": str(ranker) if ranker else None, "decoding": decoding}
     inputs = [index_dir, *([model_input] if model_input is not None else []), questions_file,
               *([feedback_questions] if feedback_questions is not None else [])]
     with ArtifactWriter(out, "eval.qa", config=cfg, inputs=inputs, pipeline_key=pipeline_key) as w:
@@ -437,7 +440,8 @@ def run_eval_qa(inputs: list[Path], out: Path, config: QAEvalConfig, *, pipeline
         model_input = Path(inputs[1])
     return run_eval(inputs[0], config.questions, out, retrievers=config.retrievers, model=config.model,
                     sparql=config.sparql, limit=config.limit, config=config, pipeline_key=pipeline_key,
-                    feedback_questions=config.feedback_questions, model_input=model_input, ranker=config.ranker)
+                    feedback_questions=config.feedback_questions, model_input=model_input, ranker=config.ranker,
+                    decoding=config.decoding)
 
 
 # ``kgllm.eval.qa(...)`` runs the stage (kgllm.api): this module is also its stage's function.

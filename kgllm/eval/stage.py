@@ -23,6 +23,7 @@ class QAEvalConfig:
     model: str | None = None            # local model to word answers (name or checkpoint dir); None: extractive
     sparql: str = "store"               # store (embedded, from the index) | off | an endpoint URL
     ranker: Path | None = None          # question/query ranker (kgllm train ranker); None: zero-shot
+    decoding: Literal["auto", "constrained", "free"] = "auto"   # with a model: how its answer is decoded
     limit: int = 0                      # first N questions only (0: all)
     # Questions that received feedback (JSONL with a "question" per line, e.g. the recorded feedback file):
     # metrics are reported for them and for the other (held-out) questions separately.
