@@ -410,7 +410,7 @@ def test_constrained_answers_name_only_the_shown_facts(rag_index, tiny_model, ca
     about what the question names and whether they agree with the graph query."""
     from kgllm.ask.answer import Answerer
     from kgllm.ask.generate import Generator
-    from kgllm.ask.grounding import AnswerGrammar, linked_entities
+    from kgllm.ask.grounding import AnswerGrammar, linked_terms
     from kgllm.cli import main
 
     ans = Answerer.from_dir(rag_index, sparql="off", generator=Generator(tiny_model, constrained=True))
@@ -419,7 +419,7 @@ def test_constrained_answers_name_only_the_shown_facts(rag_index, tiny_model, ca
         res = ans.ask(q)
         g = res["grounding"]
         facts = ans._citations(g["facts"])
-        linked = {f"<{x}>" for x in linked_entities(res)}
+        linked = linked_terms(res)
         for text, refuse in ((g["generated"], True), *(((g["retry"]["generated"], False),) if g["retry"] else ())):
             assert AnswerGrammar(facts, q, linked, refuse=refuse).state(text) == (True, True), (q, text)
         assert not any(w in g["reason"] for w in ("which is not one of", "names '", "cites no fact", "names nothing"))

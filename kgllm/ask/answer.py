@@ -30,7 +30,7 @@ from ..index.facade import load_index, truncate
 from ..index.lexicon import term_value
 from ..rdf import XSD, iri_value, literal
 from .generate import DECODINGS, Generator
-from .grounding import COMPUTED_SHAPES, NOT_IN_GRAPH, choose_facts, ground, linked_entities, skipped
+from .grounding import COMPUTED_SHAPES, NOT_IN_GRAPH, choose_facts, ground, linked_terms, skipped
 from .question import check_question
 from .ranker import Ranker
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
@@ -110,21 +110,20 @@ class Answerer:
             return {**out, "grounding": skipped(f"a {out['shape']} answer is computed by the query, not written")}
         context = [c["id"] for c in out["context"]]
         facts = self._citations(choose_facts(self.index, [c["id"] for c in out["citations"]], context))
-        linked = [f"<{x}>" for x in linked_entities(out)]
+        linked = linked_terms(out)
         res = ground(out, self.generator.generate(out["question"], facts, linked=linked), facts, out["question"])
         if res["grounding"]["refusal"] and res["grounding"]["fallback"] == "extractive":
-            res = self._retry_refusal(out, facts, res)
+            res = self._retry_refusal(out, facts, res, linked)
         if res["mode"] == "generative" and res["citations"] is not out["citations"]:
             res["subgraph"] = self._subgraph(res["citations"], context, None, [a["term"] for a in res["answers"]])
         return res
 
-    def _retry_refusal(self, out: dict, facts: list[dict], res: dict) -> dict:
+    def _retry_refusal(self, out: dict, facts: list[dict], res: dict, linked: set[str]) -> dict:
         """A refusal above cited facts that answer (``res``, its fallback): one more decoding, where the text
         cannot open with the refusal, kept only when it passes the check like any other text and names every
         answer of the graph query that the shown facts hold; else the fallback stands. ``grounding.retry``
         records the other text."""
         g = res["grounding"]
-        linked = [f"<{x}>" for x in linked_entities(out)]
         again = ground(out, self.generator.generate(out["question"], facts, answer_only=True, linked=linked), facts,
                        out["question"])
         retry = {"generated": again["grounding"]["generated"], "supported": again["grounding"]["supported"],

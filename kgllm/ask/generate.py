@@ -24,11 +24,10 @@ where its free text fails the check and falls back to the extractive answer).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..artifacts import MANIFEST
-from ..errors import require
+from ..artifacts import read_manifest
+from ..errors import ArtifactError, require
 from ..train.data import prompt_text, use_chat
 from ..train.models import resolve_model
 from .grounding import AnswerGrammar, build_prompt
@@ -97,8 +96,8 @@ DECODINGS = {"auto": None, "constrained": True, "free": False}
 def raft_trained(model: str | Path) -> bool:
     """Whether ``model`` is a kgllm model artifact trained on RAFT examples (an input of kind ``corpus.raft``)."""
     try:
-        inputs = json.loads((Path(model) / MANIFEST).read_text("utf-8")).get("inputs") or []
-    except (OSError, ValueError, AttributeError):
+        inputs = read_manifest(model).inputs
+    except (ArtifactError, KeyError, ValueError):   # a model name, a plain checkpoint, an odd manifest
         return False
     return any(isinstance(i, dict) and i.get("kind") == "corpus.raft" for i in inputs)
 

@@ -402,11 +402,16 @@ def linked_entities(out: dict) -> list[str]:
     return list(dict.fromkeys([*(out.get("seeds") or []), *([topic] if topic else [])]))
 
 
+def linked_terms(out: dict) -> set[str]:
+    """:func:`linked_entities` as N-Triples terms (``<IRI>``), the form the facts' ends have."""
+    return {f"<{x}>" for x in linked_entities(out)}
+
+
 def ground(out: dict, generated: str, facts: list[dict], question: str) -> dict:
     """The answer dict (``out``: the extractive one of the same question) after checking ``generated``,
     written from ``facts``: kept when supported, else the fallback; ``grounding`` says which (docs/ask.md)."""
     expected = [a["term"] for a in out["answers"]] if out["supported"] else None
-    chk = check_answer(generated, facts, question, expected, linked={f"<{x}>" for x in linked_entities(out)})
+    chk = check_answer(generated, facts, question, expected, linked=linked_terms(out))
     g = {"checked": True, "supported": chk.supported, "refusal": chk.refusal, "conflict": False,
          "cited": chk.cited, "completed": chk.completed, "fallback": None, "reason": chk.reason,
          "generated": generated, "agrees": chk.agrees, "retry": None,
