@@ -14,8 +14,12 @@ on RAFT examples, answering from retrieved triples with citations that are check
 4. ``kgllm eval qa`` metrics (hybrid retriever) for the three systems on every set, each model decoded as
    ``--decoding`` lists (constrained: what ``ask --model`` does for a RAFT-trained model; free: the model's
    own text): answer F1, F1 without
-   the fallback (the model's own), citation precision and recall, refusal accuracy on the unanswerable
-   questions, the share of generated texts failing the citation check ("unsupported") and the fallbacks.
+   the fallback (the model's own), citation precision (of the answers shown, and of the model's own texts,
+   kept or not) and recall, refusal accuracy on the unanswerable
+   questions, the share of generated texts making a claim their facts do not support ("unsupported": a
+   text failing the citation check, or a refusal although a fact shown holds a gold answer), the share
+   failing the check as ``ask`` runs it, without gold answers ("failed the check": a refusal fails it
+   wherever the extractive answerer found an answer, even a wrong one) and the fallbacks.
    Printed as a Markdown table with the run times; ``--out FILE`` also writes them as JSON.
 
 Targets for the trained model: citation precision >= 0.95, refusal accuracy >= 0.9, unsupported < 5%,
@@ -208,15 +212,17 @@ def fmt(v, pct: bool = False) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| question set | system | n | F1 | F1 without fallback | citation precision | citation recall "
-           "| refusal accuracy | unsupported | fallbacks: extractive / not in graph | p50 ms |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    out = ["| question set | system | n | F1 | F1 without fallback | citation precision | model's citation "
+           "precision | citation recall | refusal accuracy | unsupported | failed the check | fallbacks: extractive / not in graph | p50 ms |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
         gen = r.get("generated", 0)
         fb = r.get("fallbacks", {})
         out.append(f"| {r['set'].removesuffix('.jsonl')} | {r['system']} | {r['questions']} | {r['f1']:.3f} "
-                   f"| {fmt(r['f1_no_fallback'])} | {fmt(r['citation_precision'])} | {fmt(r['citation_recall'])} "
+                   f"| {fmt(r['f1_no_fallback'])} | {fmt(r['citation_precision'])} "
+                   f"| {fmt(r.get('model_citation_precision'))} | {fmt(r['citation_recall'])} "
                    f"| {fmt(r['refusal_accuracy'])} | {fmt(r['unsupported_rate'], True) if gen else '-'} "
+                   f"| {fmt(r.get('check_failed_rate'), True) if gen else '-'} "
                    f"| {(str(fb.get('extractive', 0)) + ' / ' + str(fb.get('not_in_graph', 0))) if gen else '-'} "
                    f"| {r['latency_p50_ms']:.0f} |")
     return "\n".join(out)
@@ -236,9 +242,10 @@ def pooled(rows: list[dict], system: str) -> dict:
     gen = sum(r["generated"] for r in rs)
     return {"questions": n, "f1": w("f1"), "f1_no_fallback": w("f1_no_fallback"),
             "citation_precision": w("citation_precision", "cited_questions"),
+            "model_citation_precision": w("model_citation_precision", "model_cited_questions"),
             "refusal_accuracy": w("refusal_accuracy", "unanswerable"),
-            "unsupported_rate": (sum(r["unsupported_rate"] * r["generated"] for r in rs if r["generated"]) / gen)
-            if gen else None}
+            "unsupported_rate": w("unsupported_rate", "generated") if gen else None,
+            "check_failed_rate": w("check_failed_rate", "generated") if gen else None}
 
 
 def main() -> int:
@@ -324,12 +331,15 @@ def main() -> int:
     print("\n## Grounded answers: extractive vs base SmolLM2-135M-Instruct vs RAFT-trained (hybrid retriever)\n")
     print(table(rows))
     print("\nAll sets pooled (question-weighted):\n")
-    print("| system | n | F1 | F1 without fallback | citation precision | refusal accuracy | unsupported |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| system | n | F1 | F1 without fallback | citation precision | model's citation precision "
+          "| refusal accuracy | unsupported | failed the check |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     pools = {s: pooled(rows, s) for s in systems}
     for s, p in pools.items():
         print(f"| {s} | {p['questions']} | {fmt(p['f1'])} | {fmt(p['f1_no_fallback'])} | "
-              f"{fmt(p['citation_precision'])} | {fmt(p['refusal_accuracy'])} | {fmt(p['unsupported_rate'], True)} |")
+              f"{fmt(p['citation_precision'])} | {fmt(p['model_citation_precision'])} | {fmt(p['refusal_accuracy'])} "
+              f"| {fmt(p['unsupported_rate'], True)} "
+              f"| {fmt(p['check_failed_rate'], True)} |")
     tr, ex = pools["trained"], pools["extractive"]
     checks = {"citation precision >= 0.95": (tr["citation_precision"] or 0) >= 0.95,
               "refusal accuracy >= 0.9": (tr["refusal_accuracy"] or 0) >= 0.9,

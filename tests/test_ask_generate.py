@@ -85,10 +85,19 @@ def test_the_answer_grammar_holds_the_shown_labels_with_their_numbers_and_the_re
     # The question names an end by the entity the retrieval linked (an alias): that end is no answer either.
     assert set(AnswerGrammar(CITES, "What is the hub airport of the German flag carrier?", linked={"<L>"}).items) \
         == {"Frankfurt Airport", "Munich Airport"}
+    # Only facts about what the question names are offered (or a chain's last hop, its first hop shown): a true
+    # fact about another airline supports nothing; with no fact about it, the refusal is the only text.
+    klm = {"n": 3, "s": "<K>", "p": "<hub>", "o": "<S>", "labels": {"s": "KLM", "p": "hub airport", "o": "Schiphol"}}
+    city = {"n": 4, "s": "<F>", "p": "<city>", "o": "<FR>", "labels": {"s": "Frankfurt Airport", "p": "city", "o": "Frankfurt"}}
+    g = AnswerGrammar([*CITES, klm, city], Q)
+    assert set(g.items) == {"Frankfurt Airport", "Munich Airport", "Frankfurt"} and not g.state("Schiphol [3]")[0]
+    lone = AnswerGrammar([klm], Q)
+    assert lone.items == {} and lone.state("not in the graph") == (True, True) and lone.branches("") == (True, False)
     # A long object as the prompt shows it (cut), and part of a multi-byte character.
     long = {"n": 3, "s": "<L>", "p": "<abs>", "o": '"' + "x" * 300 + '"', "labels": {"s": "Lufthansa", "p": "abstract", "o": "x" * 300}}
     g = AnswerGrammar([*CITES, {"n": 4, "s": "<W>", "p": "<d>", "o": "<S>",
-                                "labels": {"s": "Walter Warlimont", "p": "death place", "o": "Saint-Lô"}}, long], Q)
+                                "labels": {"s": "Walter Warlimont", "p": "death place", "o": "Saint-Lô"}}, long],
+                      "Where did Walter Warlimont die, and what are the hubs of Lufthansa?")
     assert g.state("x" * (FACT_CHARS - 1) + "… [3]") == (True, True)
     assert g.state("Saint-L", partial="ô".encode()[:1]) == (True, False)   # "ô" goes on from there
     assert g.state("Saint-L", partial="ł".encode()[:1]) == (False, False)  # another first byte
@@ -119,3 +128,41 @@ def test_constrained_decoding_writes_only_what_the_shown_facts_hold(tiny_model):
     q = "Where did Walter Warlimont die?"
     text = gen.generate(q, other, answer_only=True)
     assert "\ufffd" not in text and AnswerGrammar(other, q, refuse=False).state(text) == (True, True)
+
+
+def test_constrained_decoding_answers_when_the_answers_together_outweigh_the_refusal(tiny_model):
+    """The first decision weighs the branches: the refusal's first token may be the single most likely one,
+    yet the answers' first tokens together more likely; then the most likely answer token is taken."""
+    import math
+
+    import torch
+
+    from kgllm.ask.generate import _Constrain
+
+    gen = Generator(tiny_model, constrained=True)
+    grammar = AnswerGrammar(CITES, Q)
+    proc = _Constrain(0, grammar, gen.tok, gen.eos_ids, gen.token_bytes)
+
+    def first(prefix: str) -> int:    # a token that writes a prefix of `prefix` and of nothing the other branch holds
+        for i in range(len(gen.tok)):
+            t = proc._text([i])
+            if t and t[0].strip() and prefix.startswith(t[0]) and sum(grammar.branches(*t)) == 1:
+                return i
+        raise AssertionError(prefix)
+
+    refuse, frank, munich = first("not in the graph"), first("Frankfurt Airport"), first("Munich Airport")
+
+    def row(p: dict[int, float]):
+        r = torch.full((len(gen.tok),), -1e4)
+        for i, v in p.items():
+            r[i] = math.log(v)
+        return r
+
+    # 0.4 against 0.3 + 0.3: answer, with the more likely answer token.
+    assert proc._pick([], row({refuse: 0.4, frank: 0.25, munich: 0.35})) == munich
+    assert proc._pick([], row({refuse: 0.6, frank: 0.2, munich: 0.2})) == refuse       # the refusal outweighs them
+    # After the start the choice is made: the refusal goes on as greedy decoding would.
+    assert grammar.branches("not") == (True, False) and grammar.branches("Frankfurt") == (False, True)
+    # The retry has no refusal to weigh: the most likely answer token, as before.
+    retry = _Constrain(0, AnswerGrammar(CITES, Q, refuse=False), gen.tok, gen.eos_ids, gen.token_bytes)
+    assert retry._pick([], row({refuse: 0.5, frank: 0.2, munich: 0.3})) == munich

@@ -45,6 +45,12 @@ def test_cited_answers_held_by_their_facts_are_supported():
     # A literal answer.
     c = check_answer("1953 [4]", FACTS, "When was Lufthansa founded?")
     assert c.supported and c.answers == [FACTS[3]["o"]]
+    # A label with non-ASCII punctuation (an en dash) names no word its fact does not hold.
+    parent = {"n": 1, "id": "p", "s": R("KLM"), "p": DBO + "parentCompany", "o": R("Air_France–KLM"),
+              "labels": {"s": "KLM", "p": "parent company", "o": "Air France–KLM"}}
+    c = check_answer("Air France–KLM [1]", [parent], "Which company owns KLM?")
+    assert c.supported and c.answers == [R("Air_France–KLM")], c.reason
+    assert not check_answer("Air Berlin–KLM [1]", [parent], "Which company owns KLM?").supported
 
 
 def test_citation_out_of_range_is_unsupported():
@@ -362,6 +368,48 @@ def test_refusal_that_contradicts_its_evidence_is_not_shown(junk):
     assert kept["answer"] == NOT_IN_GRAPH and kept["mode"] == "generative" and kept["grounding"]["supported"]
 
 
+def test_eval_judges_a_refusal_by_whether_a_fact_shown_holds_a_gold_answer(junk):
+    """``unsupported`` judges a refusal against the gold answers (a fact shown holds one: the refusal is
+    false); ``check_failed`` is the check as ask runs it, where the extractive answer stands in for gold."""
+    from kgllm.ask.grounding import choose_facts
+    from kgllm.eval.qa import _shown, aggregate, score
+
+    q = "What is the hub airport of Lufthansa?"
+    out = junk.ask(q)
+    facts = junk._citations(choose_facts(junk.index, [c["id"] for c in out["citations"]],
+                                         [c["id"] for c in out["context"]]))
+    refused = ground({**out, "grounding": None}, NOT_IN_GRAPH, facts, q)       # above facts that answer
+    shown = _shown(junk, refused)
+    assert {c["o"] for c in shown} >= {R("Frankfurt_Airport"), R("Munich_Airport")}
+    right = score(refused, {"answers": [DBR + "Munich_Airport"]}, shown)
+    assert right["unsupported"] == 1.0 and right["check_failed"] == 1.0
+    # The graph cannot answer it (the extractive answer was wrong): the refusal claimed nothing false.
+    none = score(refused, {"answers": []}, shown)
+    assert none["unsupported"] == 0.0 and none["check_failed"] == 1.0
+    elsewhere = score(refused, {"answers": [DBR + "Berlin_Brandenburg_Airport"]}, shown)
+    assert elsewhere["unsupported"] == 0.0 and elsewhere["false_refusal"] == 0.0    # the fallback answered
+    # A refusal the check kept (the extractive answerer found nothing), though a fact shown holds the answer.
+    empty = {**out, "answer": NOT_IN_GRAPH, "answers": [], "supported": False, "citations": [], "grounding": None}
+    kept = ground(empty, NOT_IN_GRAPH, facts, q)
+    missed = score(kept, {"answers": [DBR + "Frankfurt_Airport"]}, _shown(junk, kept))
+    assert missed["unsupported"] == 1.0 and missed["check_failed"] == 0.0 and missed["false_refusal"] == 1.0
+    a = aggregate([right, none, elsewhere, missed])
+    assert a["unsupported_rate"] == 0.5 and a["check_failed_rate"] == 0.75
+    # The model's own citations are judged whether the check kept its text or not; refusals cite nothing.
+    gold = {"answers": [DBR + "Frankfurt_Airport", DBR + "Munich_Airport"]}
+    first = facts[0]["labels"]["o"]
+    kept_text = ground({**out, "grounding": None}, f"{first} [1]", facts, q)
+    assert kept_text["mode"] == "generative"
+    assert score(kept_text, gold, _shown(junk, kept_text))["model_citation_precision"] == 1.0
+    beyond = ground({**out, "grounding": None}, f"{first} [1][{len(facts) + 3}]", facts, q)
+    assert beyond["mode"] == "extractive-fallback"                       # cites a fact it was not shown
+    sc = score(beyond, gold, _shown(junk, beyond))
+    assert sc["model_citation_precision"] == 0.5 and sc["citation_precision"] == 1.0   # the fallback's own
+    assert right["model_citation_precision"] is None
+    # Without the facts shown (an answer no model wrote, or a caller of score alone): the check's verdict.
+    assert score(refused, {"answers": []})["unsupported"] == 1.0 and _shown(junk, {**out, "grounding": None}) is None
+
+
 def test_a_refusal_above_facts_that_answer_is_decoded_again_without_it(rag_index, tiny_model):
     """The first decoding refuses although the cited facts answer (planted): the answerer decodes once more
     without the refusal's opening words, and shows that text only when it passes the check."""
@@ -458,7 +506,7 @@ def test_eval_qa_reports_grounding_metrics(junk, tmp_path):
     assert a["f1"] == 1.0 and a["f1_no_fallback"] == 0.5                      # the fallback saved question a
     assert a["refusal_accuracy"] == 1.0 and a["citation_recall"] == 1.0 and a["citation_precision"] == 1.0
     assert preds["hybrid"][0]["mode"] == "extractive-fallback" and preds["hybrid"][0]["grounding"]["fallback"]
-    assert "| hybrid | 2 | 1.00 | 0.50 | 1.00 | 1.00 | 1.00 | 100.0% of 2 | 1 / 1 |" in format_table(rep)
+    assert "| hybrid | 2 | 1.00 | 0.50 | 1.00 | 1.00 | 1.00 | 100.0% of 2 | 100.0% | 1 / 1 |" in format_table(rep)
     # Citation recall by the gold supporting triples when the question has them.
     pred = {"supported": True, "answers": [{"value": DBR + "Frankfurt_Airport"}],
             "citations": [{"id": "t3", "s": R("Lufthansa"), "o": R("Frankfurt_Airport")}]}

@@ -14,7 +14,9 @@ text it gives is checked like any other.
 Constrained decoding (``constrained=True``): at each step the most likely token that keeps the text a
 prefix of an :class:`kgllm.ask.grounding.AnswerGrammar` text is taken, so the model chooses which shown
 facts answer and how many, but every name it writes is a shown fact's label, every citation is a shown
-fact's number, and the text ends only where an answer is whole. ``constrained=False`` decodes freely (the
+fact's number, and the text ends only where an answer is whole. Whether to answer at all is decided on
+the probability of each branch in all (the refusal's first tokens against every answer's first tokens),
+not on the single most likely token: a model that spreads its answer over several labels still answers. ``constrained=False`` decodes freely (the
 model's own text); ``answer_only`` then bans the refusal's opening words ("not", "Not") at the first
 position. The default (``None``, ``--decoding auto``) is constrained for a model trained on RAFT examples
 (a kgllm model artifact with a ``corpus.raft`` input: it has learned to choose among the facts in that
@@ -147,7 +149,12 @@ class _Constrain:
 
         now = self._text(done)
         complete = now is not None and self.grammar.state(*now)[1]
-        for k, cand in enumerate(torch.argsort(row, descending=True).tolist()):
+        order = torch.argsort(row, descending=True).tolist()
+        if now is not None and all(self.grammar.branches(*now)):
+            pick = self._answer_or_refuse(done, now, row, order[:self.TOP])
+            if pick is not None:
+                return pick
+        for k, cand in enumerate(order):
             if k == self.TOP and complete and self.eos:
                 return self.eos[0]
             if cand in self.eos:
@@ -158,6 +165,36 @@ class _Constrain:
                 if text is not None and text != now and "\n" not in text[0] and self.grammar.state(*text)[0]:
                     return cand
         return self.eos[0] if self.eos else int(row.argmax())   # nothing viable: stop; the check judges it
+
+    def _answer_or_refuse(self, done: list[int], now: tuple[str, bytes], row, top: list[int]) -> int | None:
+        """Where the text can still become the refusal or an answer (at the start): the branch that the
+        ``top`` candidates give more probability in all, and its most likely token. Token by token, greedy
+        decoding would refuse whenever the refusal's first token beats each answer's first token alone,
+        though the answers together are more likely (the model spreads them over several labels). A
+        candidate that keeps both open, when it is the most likely viable one, defers the choice; None when
+        no candidate decides (the plain greedy pick then stands)."""
+        import torch
+
+        probs = torch.softmax(row.float(), dim=-1)
+        mass, best = [0.0, 0.0], [None, None]      # refusal, answer
+        for cand in top:
+            if cand in self.eos or cand >= self.vocab or cand in self.special:
+                continue
+            text = self._text(done + [cand])
+            if text is None or text == now or "\n" in text[0]:
+                continue
+            refusal, answer = self.grammar.branches(*text)
+            if refusal and answer:
+                if best == [None, None]:
+                    return cand
+                continue
+            if refusal or answer:
+                k = 0 if refusal else 1
+                mass[k] += float(probs[cand])
+                best[k] = cand if best[k] is None else best[k]
+        if best[0] is None or best[1] is None:
+            return best[0] if best[1] is None else best[1]
+        return best[0] if mass[0] > mass[1] else best[1]
 
     def _text(self, ids: list[int]) -> tuple[str, bytes] | None:
         """The decoded text and the first bytes of a multi-byte character split over tokens that follow it;

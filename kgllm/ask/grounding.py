@@ -134,10 +134,12 @@ class AnswerGrammar:
     :data:`NOT_IN_GRAPH` (unless ``refuse`` is false), or one or more items ``label [n]`` joined by ``", "`` or
     ``" and "`` (the targets :func:`answer_text` trains), where ``label`` is an end of fact ``n`` as the prompt
     shows it and not the end the question names (:func:`_answer_ends`), and further citations ``[m]`` of any
-    shown fact may follow an item (a chain's other hops; :attr:`MAX_CITES` in all). Each label is named once,
+    shown fact may follow an item (a chain's other hops; :attr:`MAX_CITES` in all). Fact ``n`` is one the
+    check would accept cited alone: about what the question names, or a chain's last hop whose first hop is
+    shown (:func:`_complete`); a fact about something else supports nothing, so its ends are not offered, and
+    where no fact is about what the question names the refusal is the only text. Each label is named once,
     so every text is finite. Every name in such a text comes from a shown fact and every citation exists;
-    whether the cited facts are about what the question names, and whether the text names the graph query's
-    answers, is still :func:`check_answer`'s to judge.
+    whether the text names the graph query's answers is still :func:`check_answer`'s to judge.
 
     :meth:`state` tells whether a text (what was decoded so far) can still become one of these texts
     (``viable``) and whether it is one already (``complete``)."""
@@ -149,9 +151,12 @@ class AnswerGrammar:
                  refuse: bool = True):
         self.refuse = refuse
         self.numbers = [str(int(c["n"])) for c in facts]
+        linked = set(linked)
         items: dict[str, list[str]] = {}
         for c in facts:
-            for term, label in _answer_ends(c, question, set(linked)):
+            if not (_named(c, question, linked) or _complete([c], [c], facts, question, linked)):
+                continue
+            for term, label in _answer_ends(c, question, linked):
                 lab = shown_object(c) if term == c["o"] else label
                 if lab.strip():
                     items.setdefault(lab, []).append(f"{lab} [{int(c['n'])}]")
@@ -166,6 +171,12 @@ class AnswerGrammar:
             viable, complete = True, t == NOT_IN_GRAPH and not partial
         v, c = self._item(t, frozenset(), partial)
         return viable or v, complete or c
+
+    def branches(self, text: str, partial: bytes = b"") -> tuple[bool, bool]:
+        """Whether ``text`` can still become the refusal, and whether it can still become an answer (both
+        at the start: the decoder then weighs the two, :class:`kgllm.ask.generate.Generator`)."""
+        t = text[1:] if text.startswith(" ") else text
+        return self.refuse and _open(NOT_IN_GRAPH, t, partial), self._item(t, frozenset(), partial)[0]
 
     def _item(self, t: str, used: frozenset, partial: bytes) -> tuple[bool, bool]:
         viable = complete = False
@@ -290,7 +301,9 @@ def _fact_text(c: dict) -> str:
 
 
 def _vocab(*texts: str) -> set[str]:
-    return {w for t in texts for w in normalize_answer(t).split()}
+    """The normalized words of ``texts``, also as :func:`_unknown_names` splits them: normalization removes
+    only ASCII punctuation, so "Air France–KLM" (an en dash) is one word to it but three names to the text."""
+    return {w for t in texts for piece in (t, *_WORD.findall(t)) for w in normalize_answer(piece).split()}
 
 
 def check_answer(text: str, facts: list[dict], question: str = "", expected: list[str] | None = None,

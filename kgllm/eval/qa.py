@@ -30,6 +30,10 @@ Metrics, per question then macro-averaged (over all questions, and per ``type``)
 * ``citation_precision``: share of cited triples that contain a gold answer, are gold supporting triples, or
   are the first hop of a chain to a cited triple holding a gold answer (from an entity linked in the
   question to that triple's subject or object) (over questions that cite something);
+* with a model, ``model_citation_precision``: the same for the facts the model's own texts cite (a chain's
+  completed first hop included; a number that is no fact shown counts as wrong), whether the check kept
+  the text or not: the answers shown after a fallback cite the extractive answer's facts instead (over
+  the questions whose text cites something; ``model_cited_questions``);
 * ``citation_recall``: share of the gold supporting triples (``triple_ids``) cited; for a question without
   ``triple_ids``, share of its gold answers that a cited triple contains (over answerable questions);
   neither is computed for a count or yes/no answer without ``triple_ids`` (no fact holds "3" or "true", so
@@ -38,8 +42,11 @@ Metrics, per question then macro-averaged (over all questions, and per ``type``)
 * ``refusal_accuracy``: share of the unanswerable questions (empty gold) answered "not in the graph";
   ``false_refusals``: share of the answerable ones answered "not in the graph";
 * with a model (kgllm.ask.grounding): ``generated`` (questions whose answer the model wrote and the check
-  judged), ``unsupported_rate`` (share of those whose text failed the check: a citation out of range, a
-  claim no cited fact holds, no citation, or a refusal that contradicts cited facts), ``fallbacks`` (how
+  judged), ``unsupported_rate`` (share of those making a claim their facts do not support: a text that
+  failed the check (a citation out of range, a claim no cited fact holds, no citation), or a refusal
+  although a fact shown holds a gold answer), ``check_failed_rate`` (share failing the check as ``ask``
+  runs it, without gold answers: a refusal fails it wherever the extractive answerer found an answer,
+  right or wrong, e.g. on a question the graph cannot answer), ``fallbacks`` (how
   often the extractive answer or "not in the graph" replaced the text), ``conflicts`` (supported texts
   replaced because they name none of the extractive answers), ``completed`` (supported texts whose chain
   the check completed with an uncited first hop), ``retried`` / ``retry_kept`` (refusals above facts that
@@ -168,8 +175,10 @@ def norm_answer(a: str) -> str:
     return " ".join(a.split()).casefold()
 
 
-def score(pred: dict, gold: dict) -> dict:
-    """Per-question metrics of one answer dict (kgllm.ask.answer) against one gold question."""
+def score(pred: dict, gold: dict, shown: list[dict] | None = None) -> dict:
+    """Per-question metrics of one answer dict (kgllm.ask.answer) against one gold question. ``shown``: the
+    facts (``id``, ``s``, ``o``; :func:`_shown`) a model was shown, when it wrote the answer: its refusal and
+    its own citations are judged against them."""
     g = {norm_answer(a) for a in gold["answers"]}
     plist = [norm_answer(a["value"]) for a in pred.get("answers", [])] if pred.get("supported") else []
     pset = set(plist)
@@ -201,11 +210,25 @@ def score(pred: dict, gold: dict) -> dict:
     gr = pred.get("grounding") or {}
     checked = bool(gr.get("checked"))
     failed = checked and not gr.get("supported")
+    unsupported = failed
+    model_cit = None
+    if checked and shown is not None:
+        if gr.get("refusal"):
+            # A refusal claims the facts do not answer: false when a fact shown holds a gold answer.
+            unsupported = bool(g) and any(c is not None and _ends(c) & g for c in shown)
+        elif judged:
+            # The facts the model's own text cites (a chain's completed first hop too), kept or not.
+            ns = list(dict.fromkeys([*(gr.get("completed") or []), *(gr.get("cited") or [])]))
+            mine = [shown[n - 1] for n in ns if 1 <= n <= len(shown) and shown[n - 1] is not None]
+            if ns:
+                model_cit = len(_good_citations(mine, g, gold_ids, linked_entities(pred))) / len(ns)
     t = pred.get("timings", {})
     return {"hits@1": hits, "em": em, "precision": prec, "recall": rec, "f1": f1, "citation_precision": cit,
+            "model_citation_precision": model_cit,
             "citation_recall": cit_rec, "refusal": float(refused) if not g else None,
             "false_refusal": float(refused) if g else None, "generated": checked,
-            "unsupported": float(failed) if checked else None, "fallback": gr.get("fallback"),
+            "unsupported": float(unsupported) if checked else None,
+            "check_failed": float(failed) if checked else None, "fallback": gr.get("fallback"),
             "conflict": bool(gr.get("conflict")), "completed": bool(gr.get("completed")),
             "retried": bool(gr.get("retry")), "retry_kept": bool(gr.get("retry")) and gr.get("fallback") is None,
             "f1_no_fallback": float(not g) if failed else _set_f1(gr.get("answers") or [], g) if gr.get("conflict")
@@ -241,6 +264,16 @@ def _good_citations(cited: list[dict], g: set[str], gold_ids: set[str], seeds: l
     return holding + hops
 
 
+def _shown(answerer, out: dict) -> list[dict] | None:
+    """The facts a model was shown for ``out`` (``id``, ``s``, ``o``), in their numbered order (a fact no
+    longer in the index: None); None when no model wrote the answer."""
+    ids = (out.get("grounding") or {}).get("facts")
+    if not ids:
+        return None
+    live = {r.id: {"id": r.id, "s": r.s, "o": r.o} for r in answerer.index.triples(ids)}
+    return [live.get(i) for i in ids]
+
+
 def _ends(c: dict) -> set[str]:
     """A cited triple's subject and object as compared with gold answers."""
     return {norm_answer(c["s"]), norm_answer(term_value(c["o"])), norm_answer(c["o"])}
@@ -273,10 +306,13 @@ def aggregate(scores: list[dict]) -> dict:
             "f1": mean("f1"), "f1_qald": round(0.0 if p + r == 0 else 2 * p * r / (p + r), 4),
             "citation_precision": round(sum(cits) / len(cits), 4) if cits else None,
             "cited_questions": len(cits),
+            "model_citation_precision": mean_of("model_citation_precision"),
+            "model_cited_questions": sum(s.get("model_citation_precision") is not None for s in scores),
             "citation_recall": mean_of("citation_recall"), "refusal_accuracy": mean_of("refusal"),
             "unanswerable_questions": sum(s.get("refusal") is not None for s in scores),
             "false_refusals": mean_of("false_refusal"),
             "generated": sum(bool(s.get("generated")) for s in scores), "unsupported_rate": mean_of("unsupported"),
+            "check_failed_rate": mean_of("check_failed"),
             "fallbacks": {k: fallbacks.get(k, 0) for k in ("extractive", "not_in_graph")},
             "conflicts": sum(bool(s.get("conflict")) for s in scores),
             "completed": sum(bool(s.get("completed")) for s in scores),
@@ -304,7 +340,7 @@ def evaluate(answerer, questions: list[dict], retrievers=("vector", "graph", "hy
         t0 = time.perf_counter()
         for q in progress(questions, desc=f"eval qa: {mode}", unit="q"):
             out = answerer.ask(q["question"], mode)
-            sc = score(out, q)
+            sc = score(out, q, _shown(answerer, out))
             by_type[q["type"]].append(sc)
             row = {"id": q["id"], "type": q["type"], "question": q["question"], "gold": q["answers"],
                    "answer": out["answer"], "answers": [a["value"] for a in out["answers"]],
@@ -347,9 +383,11 @@ def format_table(report: dict) -> str:
         types = [(t, a) for t, a in r["by_type"].items() if t != "all"]
         lines += [row(mode, t, a) for t, a in [("all", r["overall"]), *types]]
     lines += ["", "Grounding: citation recall, refusals of the unanswerable questions and, when a model writes the "
-              "answers, the share of texts failing the citation check and the fallbacks that replaced them:", "",
+              "answers, the share of texts making a claim their facts do not support (a refusal judged against the gold "
+              "answers), the share failing the citation check as ask runs it and the fallbacks that replaced them:", "",
               "| retriever | n | F1 | F1 without fallback | citation precision | citation recall | refusal accuracy "
-              "| unsupported | fallbacks: extractive / not in graph |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+              "| unsupported | failed the check | fallbacks: extractive / not in graph |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for mode, r in report["retrievers"].items():
         lines.append(grounding_row(mode, r["overall"]))
     if any("by_group" in r for r in report["retrievers"].values()):
@@ -362,16 +400,17 @@ def format_table(report: dict) -> str:
 def grounding_row(name: str, a: dict) -> str:
     """One row of the grounding table (an ``aggregate`` result)."""
     if not a.get("questions"):
-        return f"| {name} | 0 | - | - | - | - | - | - | - |"
+        return f"| {name} | 0 | - | - | - | - | - | - | - | - |"
 
     def f(k: str) -> str:
         return "-" if a.get(k) is None else f"{a[k]:.2f}"
 
     fb = a.get("fallbacks") or {}
     unsup = f"{a['unsupported_rate']:.1%} of {a['generated']}" if a.get("generated") else "-"
+    failed = f"{a['check_failed_rate']:.1%}" if a.get("generated") and a.get("check_failed_rate") is not None else "-"
     fbs = f"{fb.get('extractive', 0)} / {fb.get('not_in_graph', 0)}" if a.get("generated") else "-"
     return (f"| {name} | {a['questions']} | {a['f1']:.2f} | {f('f1_no_fallback')} | {f('citation_precision')} "
-            f"| {f('citation_recall')} | {f('refusal_accuracy')} | {unsup} | {fbs} |")
+            f"| {f('citation_recall')} | {f('refusal_accuracy')} | {unsup} | {failed} | {fbs} |")
 
 
 def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path, *, retrievers=None,
