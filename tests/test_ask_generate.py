@@ -70,13 +70,13 @@ def test_the_answer_grammar_holds_the_shown_labels_with_their_numbers_and_the_re
     # The topic the question names (Lufthansa) is no answer; each answer label goes with its own fact's number.
     assert set(g.items) == {"Frankfurt Airport", "Munich Airport"}
     for text in ("Frankfurt Airport [1]", "Munich Airport [2] and Frankfurt Airport [1]",
-                 "Frankfurt Airport [1], Munich Airport [2]", "Frankfurt Airport [1][2]", "not in the graph",
+                 "Frankfurt Airport [1], Munich Airport [2]", "not in the graph",
                  " Frankfurt Airport [1]"):
         assert g.state(text) == (True, True), text
     for text in ("", "Frank", "Frankfurt Airport [", "Frankfurt Airport [1] and", "not in"):
         assert g.state(text) == (True, False), text
     for text in ("Frankfurt Airport [2]", "Lufthansa [1]", "Frankfurt Airport [3]", "Frankfurt Airport",
-                 "Frankfurt Airport [1] and Frankfurt Airport [1]", "Frankfurt Airport [1][2][1][2]",
+                 "Frankfurt Airport [1] and Frankfurt Airport [1]", "Frankfurt Airport [1][2]",
                  "The answer is Frankfurt Airport [1]", "Berlin [1]", "not in the graph [1]"):
         assert not g.state(text)[1], text
     assert not g.state("Frankfurt Airport [1] and Berlin")[0]
@@ -93,6 +93,29 @@ def test_the_answer_grammar_holds_the_shown_labels_with_their_numbers_and_the_re
     assert set(g.items) == {"Frankfurt Airport", "Munich Airport", "Frankfurt"} and not g.state("Schiphol [3]")[0]
     lone = AnswerGrammar([klm], Q)
     assert lone.items == {} and lone.state("not in the graph") == (True, True) and lone.branches("") == (True, False)
+    # The answers of one query: every item answers by the first item's relation (the predicate's label: a dbo:
+    # and a dbp: property of one name alike).
+    founded = {"n": 3, "s": "<L>", "p": "<place>", "o": "<B>",
+               "labels": {"s": "Lufthansa", "p": "founding place", "o": "Berlin"}}
+    raw = {"n": 4, "s": "<L>", "p": "<dbp-hub>", "o": "<H>", "labels": {"s": "Lufthansa", "p": "hub airport", "o": "Hamburg"}}
+    g = AnswerGrammar([*CITES, founded, raw], Q)
+    assert g.state("Berlin [3]") == (True, True) and g.state("Frankfurt Airport [1] and Hamburg [4]") == (True, True)
+    assert not g.state("Frankfurt Airport [1] and Berlin")[0] and not g.state("Berlin [3], Munich")[0]
+    # No founding place is left after Berlin: no separator either (it would lead nowhere).
+    assert not g.state("Berlin [3] and")[0] and not g.state("Berlin [3],")[0]
+    assert g.state("Frankfurt Airport [1] and")[0] and not g.state("Frankfurt Airport [1], Munich Airport [2], Hamburg [4],")[0]
+    # Further citations: facts holding the same answer, and a chain's first hop to what the question names.
+    saab = [{"n": 1, "s": "<S9>", "p": "<maker>", "o": "<SA>",
+             "labels": {"s": "Saab 9000", "p": "manufacturer", "o": "Saab Automobile"}},
+            {"n": 2, "s": "<SA>", "p": "<city>", "o": "<T>", "labels": {"s": "Saab Automobile", "p": "city", "o": "Trollhättan"}},
+            {"n": 3, "s": "<S9>", "p": "<class>", "o": "<E>",
+             "labels": {"s": "Saab 9000", "p": "class", "o": "Executive car"}},
+            {"n": 4, "s": "<V>", "p": "<city>", "o": "<T>", "labels": {"s": "Volvo", "p": "city", "o": "Trollhättan"}}]
+    g = AnswerGrammar(saab, "In which city is the maker of the Saab 9000?")
+    for text in ("Trollhättan [2][1]", "Trollhättan [2][4][1]", "Saab Automobile [1][2]"):
+        assert g.state(text) == (True, True), text
+    for text in ("Trollhättan [2][3]", "Executive car [3][1]", "Trollhättan [2][1][1]"):
+        assert not g.state(text)[1], text
     # A long object as the prompt shows it (cut), and part of a multi-byte character.
     long = {"n": 3, "s": "<L>", "p": "<abs>", "o": '"' + "x" * 300 + '"', "labels": {"s": "Lufthansa", "p": "abstract", "o": "x" * 300}}
     g = AnswerGrammar([*CITES, {"n": 4, "s": "<W>", "p": "<d>", "o": "<S>",
@@ -166,3 +189,17 @@ def test_constrained_decoding_answers_when_the_answers_together_outweigh_the_ref
     # The retry has no refusal to weigh: the most likely answer token, as before.
     retry = _Constrain(0, AnswerGrammar(CITES, Q, refuse=False), gen.tok, gen.eos_ids, gen.token_bytes)
     assert retry._pick([], row({refuse: 0.5, frank: 0.2, munich: 0.3})) == munich
+
+
+def test_constrained_decoding_with_no_fact_about_the_question_refuses_without_decoding(tiny_model):
+    """Where no shown fact is about what the question names, the grammar holds the refusal alone (and the
+    retry no text): the decoder returns it without running the model."""
+    gen = Generator(tiny_model, constrained=True)
+    klm = [{"n": 1, "s": "<K>", "p": "<hub>", "o": "<S>", "labels": {"s": "KLM", "p": "hub airport", "o": "Schiphol"}}]
+    calls = []
+    gen.model.register_forward_hook(lambda *a: calls.append(1))
+    assert gen.generate(Q, klm) == "not in the graph" and gen.generate(Q, klm, answer_only=True) == ""
+    assert not calls
+    # With a fact about Lufthansa the model decodes, and its text is one the grammar holds.
+    text = gen.generate(Q, [*klm, {**CITES[0], "n": 2}])
+    assert calls and AnswerGrammar([*klm, {**CITES[0], "n": 2}], Q).state(text) == (True, True)

@@ -80,6 +80,31 @@ def test_cited_fact_about_something_the_question_does_not_name_is_unsupported():
     assert c.supported and c.answers == [R("SkyTeam")]
 
 
+def test_a_fact_about_the_schema_is_no_answer():
+    """A fact about the ontology ("IATA code | domain | airline") answers no question about things: its ends are
+    neither accepted by the check nor offered by the grammar; the thing the question asks for is."""
+    from kgllm.ask.grounding import AnswerGrammar
+    from kgllm.rdf import OWL, PROPERTY_TYPES, RDF_TYPE, RDFS, RDFS_DOMAIN, RDFS_RANGE
+
+    q = "Which airline runs the SKYPASS frequent flyer programme?"
+    facts = [fact(1, R("Korean_Air"), f"<{DBO}frequentFlyer>", '"SKYPASS"', "Korean Air", "frequent flyer", "SKYPASS"),
+             fact(2, P("iataCode"), RDFS_DOMAIN, P("Airline"), "IATA code", "domain", "airline"),
+             fact(3, P("hubAirport"), RDFS_RANGE, P("Airline"), "hub airport", "range", "airline"),
+             fact(4, P("alliance"), RDF_TYPE, sorted(PROPERTY_TYPES)[0], "alliance", "type", "object property"),
+             fact(5, P("Cargo_airline"), f"<{RDFS}subClassOf>", P("Airline"), "cargo airline", "sub class of", "airline"),
+             fact(6, P("Airline"), RDF_TYPE, f"<{OWL}Class>", "airline", "type", "class"),
+             fact(7, R("Korean_Air"), RDF_TYPE, P("Airline"), "Korean Air", "type", "airline")]
+    linked = {P("Airline")}
+    c = check_answer("IATA code [2]", facts, q, linked=linked)
+    assert not c.supported and "[2], a fact about the schema" in c.reason
+    assert not check_answer("cargo airline [5]", facts, q, linked=linked).supported
+    assert check_answer("Korean Air [1]", facts, q, linked=linked).supported
+    g = AnswerGrammar(facts, q, linked)
+    assert set(g.items) == {"Korean Air"} and not g.state("IATA code")[0] and not g.state("cargo")[0]
+    # A thing's type is data, not schema: "What is Korean Air?" may be answered with its class.
+    assert set(AnswerGrammar(facts, "What is Korean Air?").items) == {"SKYPASS", "airline"}
+
+
 def test_claim_without_citation_is_unsupported_and_refusals_are_recognized():
     c = check_answer("The hub airport of Lufthansa is Munich Airport.", FACTS, Q)
     assert not c.supported and c.reason == "the answer cites no fact"

@@ -32,7 +32,7 @@ from ..artifacts import read_manifest
 from ..errors import ArtifactError, require
 from ..train.data import prompt_text, use_chat
 from ..train.models import resolve_model
-from .grounding import AnswerGrammar, build_prompt
+from .grounding import NOT_IN_GRAPH, AnswerGrammar, build_prompt
 
 
 class Generator:
@@ -69,12 +69,15 @@ class Generator:
         import torch
         from transformers import LogitsProcessorList
 
+        grammar = AnswerGrammar(facts, question, linked, refuse=not answer_only) if self.constrained else None
+        if grammar is not None and not grammar.items:
+            # No shown fact can answer: the grammar holds the refusal alone, or (the retry) no text at all.
+            return "" if answer_only else NOT_IN_GRAPH
         enc = self.tok(self.prompt(question, facts), return_tensors="pt", add_special_tokens=not self.chat)
         enc = enc.to(self.device)
         plen = enc["input_ids"].shape[1]
         extra = {}
-        if self.constrained:
-            grammar = AnswerGrammar(facts, question, linked, refuse=not answer_only)
+        if grammar is not None:
             extra["logits_processor"] = LogitsProcessorList([_Constrain(plen, grammar, self.tok, self.eos_ids,
                                                                         self.token_bytes)])
         elif answer_only:

@@ -19,7 +19,7 @@ Makes:
   numbers, or the refusal), which constrained decoding keeps the model to (:mod:`kgllm.ask.generate`);
 * :func:`check_answer` -> :class:`GroundingCheck`: every cited ``[n]`` must be one of the facts; the text
   before each citation must name an answer that the cited facts hold (a fact's end that the question does
-  not already name; labels compared SQuAD-normalized, long literals by 80% of their words); every cited
+  not already name, and no end of a fact about the schema: "IATA code | domain | airline"; labels compared SQuAD-normalized, long literals by 80% of their words); every cited
   fact must be about what the question names (an end named in it or linked from it, or a fact sharing a
   term with such a fact: the hops of a chain), so a true fact about something else supports nothing; a
   chain's first hop that the text left uncited is added from the shown facts (``completed``);
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from ..eval.metrics import contains_words, normalize_answer
 from ..index.lexicon import term_value
-from ..rdf import DCT_SUBJECT, RDF_TYPE, RDFS_LABEL
+from ..rdf import CLASS_TYPES, DCT_SUBJECT, OWL, PROPERTY_TYPES, RDF_TYPE, RDFS, RDFS_LABEL, iri
 
 NOT_IN_GRAPH = "not in the graph"
 INSTRUCTION = ("Answer the question from the numbered facts only, citing each fact you use as [n]. "
@@ -133,8 +133,10 @@ class AnswerGrammar:
     """The texts a grounded answer may be, for decoding constrained to them (:class:`kgllm.ask.generate.Generator`):
     :data:`NOT_IN_GRAPH` (unless ``refuse`` is false), or one or more items ``label [n]`` joined by ``", "`` or
     ``" and "`` (the targets :func:`answer_text` trains), where ``label`` is an end of fact ``n`` as the prompt
-    shows it and not the end the question names (:func:`_answer_ends`), and further citations ``[m]`` of any
-    shown fact may follow an item (a chain's other hops; :attr:`MAX_CITES` in all). Fact ``n`` is one the
+    shows it and not the end the question names (:func:`_answer_ends`), and further citations ``[m]`` may
+    follow an item (:attr:`MAX_CITES` in all): facts holding the same answer, and a chain's first hop
+    (:func:`_more_citations`). Every item answers by the first item's relation (:func:`_relation`): the
+    answers of one query. Fact ``n`` is one the
     check would accept cited alone: about what the question names, or a chain's last hop whose first hop is
     shown (:func:`_complete`); a fact about something else supports nothing, so its ends are not offered, and
     where no fact is about what the question names the refusal is the only text. Each label is named once,
@@ -150,16 +152,19 @@ class AnswerGrammar:
     def __init__(self, facts: list[dict], question: str = "", linked: list[str] | set[str] = (),
                  refuse: bool = True):
         self.refuse = refuse
-        self.numbers = [str(int(c["n"])) for c in facts]
         linked = set(linked)
-        items: dict[str, list[str]] = {}
+        anchors = [c for c in facts if c["p"] not in _HUB_PREDICATES and _named(c, question, linked)]
+        # label -> [(form, the relation its fact answers by, the citations that may follow the form)]
+        items: dict[str, list[tuple[str, tuple[str, str], tuple[str, ...]]]] = {}
         for c in facts:
-            if not (_named(c, question, linked) or _complete([c], [c], facts, question, linked)):
+            named = bool(_named(c, question, linked))
+            if not (named or _complete([c], [c], facts, question, linked)):
                 continue
             for term, label in _answer_ends(c, question, linked):
                 lab = shown_object(c) if term == c["o"] else label
                 if lab.strip():
-                    items.setdefault(lab, []).append(f"{lab} [{int(c['n'])}]")
+                    items.setdefault(lab, []).append((f"{lab} [{int(c['n'])}]", _relation(c, term),
+                                                      _more_citations(c, term, named, facts, anchors)))
         self.items = items
 
     def state(self, text: str, partial: bytes = b"") -> tuple[bool, bool]:
@@ -178,14 +183,19 @@ class AnswerGrammar:
         t = text[1:] if text.startswith(" ") else text
         return self.refuse and _open(NOT_IN_GRAPH, t, partial), self._item(t, frozenset(), partial)[0]
 
-    def _item(self, t: str, used: frozenset, partial: bytes) -> tuple[bool, bool]:
+    def _item(self, t: str, used: frozenset, partial: bytes, relation: tuple[str, str] | None = None
+              ) -> tuple[bool, bool]:
+        """An item and what follows it; ``relation``: the first item's, which every later item shares (the
+        answers of one query are the ends of one relation)."""
         viable = complete = False
         for label, forms in self.items.items():
             if label in used:
                 continue
-            for form in forms:
+            for form, rel, more in forms:
+                if relation is not None and rel != relation:
+                    continue
                 if t.startswith(form):
-                    v, c = self._after(t[len(form):], used | {label}, partial)
+                    v, c = self._after(t[len(form):], used | {label}, partial, rel, more)
                 elif _open(form, t, partial):
                     v, c = True, False
                 else:
@@ -195,23 +205,53 @@ class AnswerGrammar:
                     return True, True
         return viable, complete
 
-    def _after(self, t: str, used: frozenset, partial: bytes, cited: int = 1) -> tuple[bool, bool]:
-        """After an item that cites ``cited`` facts: the end, one more citation (at most
-        :attr:`MAX_CITES` in all) or a separator and the next item."""
+    def _after(self, t: str, used: frozenset, partial: bytes, relation: tuple[str, str],
+               more: tuple[str, ...], cited: int = 1) -> tuple[bool, bool]:
+        """After an item that cites ``cited`` facts: the end, one more citation of ``more`` (at most
+        :attr:`MAX_CITES` in all, each once) or a separator and the next item."""
         if not t and not partial:
             return True, True
         viable = complete = False
-        for nxt, more in [*((f"[{n}]", lambda r, u, p: self._after(r, u, p, cited + 1))
-                            for n in (self.numbers if cited < self.MAX_CITES else ())),
-                          *((sep, self._item) for sep in self.SEPARATORS)]:
+        steps = [*((f"[{n}]", lambda r, u, p, n=n: self._after(r, u, p, relation, tuple(m for m in more if m != n),
+                                                                cited + 1))
+                   for n in (more if cited < self.MAX_CITES else ())),
+                 *((sep, lambda r, u, p: self._item(r, u, p, relation))
+                   for sep in (self.SEPARATORS if self._another(used, relation) else ()))]
+        for nxt, then in steps:
             if t.startswith(nxt):
-                v, c = more(t[len(nxt):], used, partial)
+                v, c = then(t[len(nxt):], used, partial)
             elif _open(nxt, t, partial):
                 v, c = True, False
             else:
                 continue
             viable, complete = viable or v, complete or c
         return viable, complete
+
+    def _another(self, used: frozenset, relation: tuple[str, str]) -> bool:
+        """Whether an item of ``relation`` not named yet is left (else a separator would lead nowhere)."""
+        return any(label not in used and any(rel == relation for _f, rel, _m in forms)
+                   for label, forms in self.items.items())
+
+
+def _relation(c: dict, term: str) -> tuple[str, str]:
+    """The relation a fact answers by: its predicate's label (``dbo:`` and ``dbp:`` properties of one name
+    alike) and which end the answer is."""
+    return normalize_answer(c["labels"]["p"]), "o" if term == c["o"] else "s"
+
+
+def _more_citations(c: dict, term: str, named: bool, facts: list[dict], anchors: list[dict]) -> tuple[str, ...]:
+    """The facts an answer item citing fact ``c`` for its end ``term`` may cite as well, as the trained targets
+    do: other facts holding the same answer, and, where ``c`` is about nothing the question names (a chain's
+    last hop), the first hop linking it to what the question names (not through a class or a category)."""
+    far = {c["s"], c["o"]} - {term}
+    out = []
+    for m in facts:
+        if m is c:
+            continue
+        ends = {m["s"], m["o"]}
+        if term in ends or (not named and m in anchors and any(x.startswith("<") for x in ends & far)):
+            out.append(str(int(m["n"])))
+    return tuple(out)
 
 
 def _open(form: str, t: str, partial: bytes) -> bool:
@@ -255,10 +295,29 @@ def _named(fact: dict, question: str, linked: set[str]) -> list[int]:
 
 
 def _answer_ends(fact: dict, question: str, linked: set[str] = frozenset()) -> list[tuple[str, str]]:
-    """The (term, label) ends of a fact that can be an answer: not the end the question names (the topic)."""
+    """The (term, label) ends of a fact that can be an answer: not the end the question names (the topic);
+    none of a fact about the schema (:func:`schema_fact`)."""
+    if schema_fact(fact):
+        return []
     ends = [(fact["s"], fact["labels"]["s"]), (fact["o"], fact["labels"]["o"])]
     named = _named(fact, question, linked)
     return [e for i, e in enumerate(ends) if i != named[0]] if named else ends
+
+
+# The types of classes and properties.
+SCHEMA_TYPES = CLASS_TYPES | PROPERTY_TYPES
+# Axioms of RDFS and OWL: a triple with one of these predicates relates classes or properties.
+SCHEMA_AXIOMS = frozenset(iri(x) for x in (
+    RDFS + "domain", RDFS + "range", RDFS + "subClassOf", RDFS + "subPropertyOf", OWL + "equivalentClass",
+    OWL + "equivalentProperty", OWL + "inverseOf", OWL + "disjointWith"))
+
+
+def schema_fact(fact: dict) -> bool:
+    """``fact`` is about the ontology, not the things it describes ("IATA code | domain | airline", "skyscraper |
+    sub class of | building", "alliance | type | object property"): it answers no question about things
+    ("Which airline runs SKYPASS?" is not "IATA code"), as the RAFT examples leave the ontology's own terms
+    out of their answers (kgllm.train.raft)."""
+    return fact["p"] in SCHEMA_AXIOMS or (fact["p"] == RDF_TYPE and fact["o"] in SCHEMA_TYPES)
 
 
 def _unanchored(facts: list[dict], question: str, linked: set[str]) -> list[dict]:
@@ -348,6 +407,10 @@ def check_answer(text: str, facts: list[dict], question: str = "", expected: lis
                  if _mentions(seg, lab) or (t == c["o"] and _mentions(seg, shown_object(c)))]
         if not found:
             where = "".join(f"[{n}]" for n in ns)
+            schema = next((c for c in cf if schema_fact(c)), None)
+            if schema is not None:
+                return GroundingCheck(False, False, cited, reason=f"cites [{schema['n']}], a fact about the "
+                                      "schema (classes and properties), which answers no question about things")
             return GroundingCheck(False, False, cited, reason=f"the text before {where} names nothing the "
                                   "cited fact(s) hold beyond the question")
         unknown = _unknown_names(seg, _vocab(question, *(_fact_text(c) for c in cf)))
