@@ -16,8 +16,8 @@ prefix of an :class:`kgllm.ask.grounding.AnswerGrammar` text is taken, so the mo
 facts answer and how many, but every name it writes is a shown fact's label, every citation is a shown
 fact's number, and the text ends only where an answer is whole. Whether to answer at all is decided on
 the probability of each branch in all (the refusal's first tokens against every answer's first tokens),
-not on the single most likely token: a model that spreads its answer over several labels still answers. ``constrained=False`` decodes freely (the
-model's own text); ``answer_only`` then bans the refusal's opening words ("not", "Not") at the first
+not on the single most likely token: a model that spreads its answer over several labels still answers.
+``constrained=False`` decodes freely (the model's own text); ``answer_only`` then bans the refusal's opening words ("not", "Not") at the first
 position. The default (``None``, ``--decoding auto``) is constrained for a model trained on RAFT examples
 (a kgllm model artifact with a ``corpus.raft`` input: it has learned to choose among the facts in that
 form) and free for any other (the base model: forced into the form, it names facts that do not answer,

@@ -19,7 +19,8 @@ Makes:
   numbers, or the refusal), which constrained decoding keeps the model to (:mod:`kgllm.ask.generate`);
 * :func:`check_answer` -> :class:`GroundingCheck`: every cited ``[n]`` must be one of the facts; the text
   before each citation must name an answer that the cited facts hold (a fact's end that the question does
-  not already name, and no end of a fact about the schema: "IATA code | domain | airline"; labels compared SQuAD-normalized, long literals by 80% of their words); every cited
+  not already name, and no end of a fact about the schema: "IATA code | domain | airline"; labels compared
+  SQuAD-normalized, long literals by 80% of their words); every cited
   fact must be about what the question names (an end named in it or linked from it, or a fact sharing a
   term with such a fact: the hops of a chain), so a true fact about something else supports nothing; a
   chain's first hop that the text left uncited is added from the shown facts (``completed``);
@@ -249,7 +250,7 @@ def _more_citations(c: dict, term: str, named: bool, facts: list[dict], anchors:
         if m is c:
             continue
         ends = {m["s"], m["o"]}
-        if term in ends or (not named and m in anchors and any(x.startswith("<") for x in ends & far)):
+        if term in ends or (not named and m in anchors and _shares_entity(m, far)):
             out.append(str(int(m["n"])))
     return tuple(out)
 
@@ -449,12 +450,18 @@ def _complete(off: list[dict], cited: list[dict], facts: list[dict], question: s
     added: list[int] = []
     for c in off:
         ends = {c["s"], c["o"]} if c["p"] not in _HUB_PREDICATES else {c["s"]}
-        link = next((a for a in anchors if any(t.startswith("<") for t in ends & {a["s"], a["o"]})), None)
+        link = next((a for a in anchors if _shares_entity(a, ends)), None)
         if link is None:
             return []
         if int(link["n"]) not in added:
             added.append(int(link["n"]))
     return added
+
+
+def _shares_entity(fact: dict, terms: set[str]) -> bool:
+    """An end of ``fact`` is one of ``terms`` and an entity (an IRI): the link between a chain's two hops (a
+    shared literal, "1990", links nothing)."""
+    return any(t.startswith("<") for t in {fact["s"], fact["o"]} & terms)
 
 
 def _bridges(facts: list[dict]) -> set[str]:
