@@ -122,6 +122,24 @@ def webnlg_index(work: Path) -> Path:
     return index
 
 
+def qald_index(work: Path) -> Path:
+    """QALD-9 train's graph (``../shared/data/qald9-train/kg.nt.xz``: each single-pattern question's triples with
+    its gold answers; development use only, so pulled under --work) with the DBpedia ontology, indexed: the
+    graph its questions, in their authors' own words, are RAFT examples over (``--raft-graphs ...,qald``)."""
+    from bench_qald import ONTOLOGY, QALD
+
+    from kgllm.registry import run_stage
+
+    index = work / "index-qald-only"
+    if (index / "manifest.json").exists():
+        return index
+    for name, path in (("qald", QALD / "kg.nt.xz"), ("ontology", ONTOLOGY)):
+        if not (work / name / "manifest.json").exists():
+            run_stage("pull.file", [], work / name, {"paths": [str(path)]})
+    run_stage("index", [work / "qald", work / "ontology"], index, {"vector": {"entities": False}})
+    return index
+
+
 def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int, names: list[str]) -> tuple[Path, float]:
     from kgllm.artifacts import read_manifest
     from kgllm.registry import run_stage
@@ -130,8 +148,11 @@ def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int, na
                   f"raft-{'+'.join(names)}-{examples}-{phrasings}")
     t = time.perf_counter()
     if not (out / "manifest.json").exists():
+        from bench_qald import QALD
+
         run_stage("train.raft_data", indices, out, {
             "exclude_questions": [str(QDIR / f) for f in SMALL_SETS + BUNDLED_SETS],
+            "questions": [str(QALD / "questions.jsonl")] if "qald" in names else [],
             "max_examples": examples, "phrasings": phrasings})
     secs = time.perf_counter() - t
     c = read_manifest(out).counts
@@ -141,6 +162,9 @@ def raft_data(work: Path, indices: list[Path], examples: int, phrasings: int, na
           f"questions excluded as about evaluated entities, {c.get('schema_questions', 0)} as about the ontology's "
           f"classes and properties; by type: "
           + ", ".join(f"{k.removeprefix('type_')} {v}" for k, v in sorted(c.items()) if k.startswith("type_"))
+          + (f"; QALD-9 train questions: {c['asked_questions']} of {c['asked_read']} answered by the graphs "
+             f"({c['asked_not_one_pattern']} not one pattern, {c['asked_too_many_answers']} with over 6 answers, "
+             f"{c['asked_no_support']} unmatched)" if "asked_read" in c else "")
           + f"; {secs:.0f} s")
     return out, secs
 
@@ -267,8 +291,9 @@ def main() -> int:
                          "entities of the sets above, so theirs may be in it")
     ap.add_argument("--raft-graphs", default="small,webnlg",
                     help="the indices the RAFT data comes from: small, and optionally bundled (the bundled sample: "
-                         "almost all of it is about evaluated entities or the ontology) and webnlg (WebNLG 2020 "
-                         "train's DBpedia triples, built under --work)")
+                         "almost all of it is about evaluated entities or the ontology), webnlg (WebNLG 2020 "
+                         "train's DBpedia triples, built under --work) and qald (QALD-9 train's graph, its "
+                         "single-pattern questions as examples in their own words: raft-data --questions)")
     ap.add_argument("--small-only", action="store_true", help="--raft-graphs small (the data of the first runs)")
     ap.add_argument("--data-only", action="store_true", help="stop after the RAFT data (print its counts)")
     ap.add_argument("--model", help="a trained model to evaluate instead of training one")
@@ -302,8 +327,8 @@ def main() -> int:
     model = args.model
     if model is None:
         names = ["small"] if args.small_only else [g.strip() for g in args.raft_graphs.split(",") if g.strip()]
-        if "small" not in names or not set(names) <= {"small", "bundled", "webnlg"}:
-            raise SystemExit(f"--raft-graphs {args.raft_graphs!r}: small, and optionally bundled and webnlg")
+        if "small" not in names or not set(names) <= {"small", "bundled", "webnlg", "qald"}:
+            raise SystemExit(f"--raft-graphs {args.raft_graphs!r}: small, and optionally bundled, webnlg and qald")
         indices = [small]
         t1 = time.perf_counter()
         if "bundled" in names:
@@ -313,6 +338,10 @@ def main() -> int:
             t1 = time.perf_counter()
             indices.append(webnlg_index(work))
             times["WebNLG index"] = time.perf_counter() - t1
+        if "qald" in names:
+            t1 = time.perf_counter()
+            indices.append(qald_index(work))
+            times["QALD index"] = time.perf_counter() - t1
         data, times["RAFT data"] = raft_data(work, indices, args.examples, args.phrasings, names)
         if args.data_only:
             return 0

@@ -597,3 +597,88 @@ def test_the_topic_of_the_query_anchors_a_fact_the_question_names_in_other_words
     assert res["grounding"]["supported"] and res["mode"] == "generative"
     res = ground({**out, "topic": None}, "KLM [1]", facts, q)
     assert not res["grounding"]["supported"] and "nothing the question names" in res["grounding"]["reason"]
+
+
+ASKED_PREFIXES = f"PREFIX dbo: <{DBO}> PREFIX dbr: <{DBR}> "
+
+
+def test_raft_questions_in_peoples_own_words(rag_index, tmp_path):
+    """``raft-data --questions FILE`` (QALD-style: question, answers, a SELECT over one basic graph pattern):
+    each question the graph answers is an example in its own wording, its support the triples its query
+    matches with an answer at one end; the others are counted by why, and the counts add up."""
+    from kgllm.errors import InputError
+    from kgllm.rdf import triple_id
+    from kgllm.registry import run_stage
+
+    asked = [
+        ("What took the place of the Saab 9000?", [DBR + "Saab_9-5"], "SELECT DISTINCT ?uri WHERE { dbr:Saab_9000 dbo:successor ?uri }"),
+        ("Which cars were put together in Uusikaupunki?", [DBR + "Saab_9000"],
+         "SELECT ?x WHERE { ?x dbo:assembly dbr:Uusikaupunki } ORDER BY ?x"),
+        ("Who founded Tesla?", [DBR + "Elon_Musk"], "SELECT ?x WHERE { dbr:Tesla_Motors dbo:foundedBy ?x }"),
+        ("Which cars did Valmet build?", [DBR + "Saab_96"],
+         "SELECT ?x WHERE { ?x dbo:assembly ?y FILTER(?y = dbr:Uusikaupunki) }"),
+    ]
+    f = tmp_path / "asked.jsonl"
+    f.write_text("".join(json.dumps({"question": q, "answers": a, "query": ASKED_PREFIXES + s}) + "\n"
+                         for q, a, s in asked))
+    man = run_stage("train.raft_data", [rag_index], tmp_path / "raft",
+                    {"questions": [str(f)], "types": ["definition"], "unanswerable": 0.0, "absent": 0.0,
+                     "validation": 0.0, "test": 0.0, "retriever": "vector"})
+    rows = [json.loads(x) for x in (tmp_path / "raft" / "sft" / "train.jsonl").read_text().splitlines()]
+    got = {r["question"]: r for r in rows if r["type"] == "asked"}
+    assert set(got) == {asked[0][0], asked[1][0]}
+    succ = got[asked[0][0]]
+    assert succ["entity"] == DBR + "Saab_9000" and succ["answers"] == [DBR + "Saab_9-5"]
+    assert succ["support"] == [triple_id(R("Saab_9000"), f"<{DBO}successor>", R("Saab_9-5"))]
+    assert succ["completion"].startswith("Saab 9-5 [") and set(succ["support"]) <= set(succ["facts"])
+    inv = got[asked[1][0]]   # the answer is the subject: "Saab 9000 [n]"
+    assert inv["entity"] == DBR + "Uusikaupunki" and inv["completion"].startswith("Saab 9000 [")
+    for r in got.values():
+        assert f"Question: {r['question']}" in r["prompt"]
+        assert len(r["facts"]) > len(r["support"])   # retrieved distractors beside the support
+    c = man.counts
+    assert (c["asked_read"], c["asked_questions"], c["asked_no_support"], c["asked_not_one_pattern"],
+            c["asked_too_many_answers"]) == (4, 2, 1, 1, 0)
+    assert c["type_asked"] == 2
+    assert c["questions"] + c["absent_questions"] == (c["examples"] + c["schema_questions"] + c["excluded_eval"]
+                                                      + c["duplicate_questions"] + c["sampled_out"]
+                                                      + c["no_distractors"] + c["unverifiable"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "Who?", "answers": "Audi"}) + "\n")
+    with pytest.raises(InputError, match="bad.jsonl:1"):
+        run_stage("train.raft_data", [rag_index], tmp_path / "bad", {"questions": [str(bad)]})
+    assert not (tmp_path / "bad").exists()
+
+
+def test_asked_questions_take_the_matched_triples_that_hold_an_answer():
+    """The support of a question read from a file: the triples its pattern matches with a gold answer at one
+    end; a class constraint only where no other triple holds that answer; a literal it names is no entity."""
+    import pyoxigraph
+
+    from kgllm.rdf import triple_id
+    from kgllm.train.raft import ASKED, asked_questions, construct_query
+
+    a = lambda x: f"<{DBR}{x}>"  # noqa: E731
+    hub, typ, abbr = f"<{DBO}hubAirport>", "<http://www.w3.org/1999/02/22-rdf-syntax-ns#type>", f"<{DBO}abbreviation>"
+    nt = "".join(f"{s} {p} {o} .\n" for s, p, o in [
+        (a("Lufthansa"), hub, a("Frankfurt_Airport")), (a("Condor"), hub, a("Frankfurt_Airport")),
+        (a("Lufthansa"), typ, f"<{DBO}Airline>"), (a("Condor"), typ, f"<{DBO}Airline>"),
+        (a("Indian_Council"), abbr, '"ICRO"')])
+    store = pyoxigraph.Store()
+    store.bulk_load(nt.encode(), format=pyoxigraph.RdfFormat.N_TRIPLES)
+    qs = [{"question": "Which airlines fly from Frankfurt?", "answers": [DBR + "Lufthansa", DBR + "Condor"],
+           "query": ASKED_PREFIXES + "SELECT ?x WHERE { ?x a dbo:Airline ; dbo:hubAirport dbr:Frankfurt_Airport }",
+           "where": "q:1"},
+          {"question": "What does ICRO stand for?", "answers": [DBR + "Indian_Council"],
+           "query": ASKED_PREFIXES + 'SELECT ?x WHERE { ?x dbo:abbreviation "ICRO" }', "where": "q:2"},
+          {"question": "Is Condor an airline?", "answers": [], "query": "ASK { ?x ?p ?o }", "where": "q:3"}]
+    counts = {"asked_not_one_pattern": 0, "asked_too_many_answers": 0}
+    got = asked_questions(store, qs, counts)
+    assert [q["type"] for q in got] == [ASKED, ASKED] and counts["asked_not_one_pattern"] == 1 and qs == []
+    fly, icro = got
+    assert fly["answers"] == [DBR + "Condor", DBR + "Lufthansa"] and fly["entity"] == DBR + "Frankfurt_Airport"
+    assert sorted(fly["triple_ids"]) == sorted(triple_id(a(x), hub, a("Frankfurt_Airport")) for x in ("Condor", "Lufthansa"))
+    assert icro["entity"] == DBR + "Indian_Council" and icro["answers"] == [DBR + "Indian_Council"]
+    assert construct_query(ASKED_PREFIXES + "SELECT ?x WHERE { ?x a dbo:Airline } ORDER BY ?x LIMIT 1") == \
+        ASKED_PREFIXES + "CONSTRUCT WHERE { ?x a dbo:Airline }"
+    assert construct_query("SELECT ?x WHERE { { ?x a ?c } UNION { ?x ?p ?c } }") is None

@@ -108,6 +108,10 @@ def register(cmds) -> None:
     p.add_argument("--exclude-questions", type=Path, action="append", metavar="FILE",
                    help="question file evaluated later (JSONL): its entities and triples stay out of the "
                         "examples (repeatable; config: exclude_questions)")
+    p.add_argument("--questions", type=Path, action="append", metavar="FILE",
+                   help="questions in people's own words over the graph (JSONL: question, answers, query: a "
+                        "SELECT over one basic graph pattern, as QALD-9 train's questions.jsonl): each answered "
+                        "one is an example too (repeatable; config: questions)")
     p.add_argument("--max-examples", type=int, help="a seeded sample of N examples (config: max_examples)")
     p.add_argument("--out", type=Path, required=True, help="output corpus.raft artifact directory")
 
@@ -189,6 +193,7 @@ kgllm ask "Which company makes Audi A4?" --index runs/index --model runs/raft-sf
 
 def _raft_data(args: argparse.Namespace) -> int:
     flags = {"exclude_questions": [str(x) for x in args.exclude_questions] if args.exclude_questions else None,
+             "questions": [str(x) for x in args.questions] if args.questions else None,
              "max_examples": args.max_examples}
     cfg = stage_config("train.raft_data", args, flags)
     man = run_stage("train.raft_data", args.index, args.out, cfg, force=args.force)

@@ -23,6 +23,9 @@ refuse). A seeded share of the entities (``absent``) also gets a question about 
 for no entity at all ("What is the wingspan of KLM?", :data:`ABSENT`; templates whose key word names a
 predicate of the index are left out), shown the entity's retrieved triples and answered "not in the
 graph". These templates differ from the unanswerable ones of :mod:`kgllm.eval.question_sets`.
+Questions in people's own words (``questions``: JSONL of question, answers and a SELECT over one basic
+graph pattern, as QALD-9 train's) are examples too (type ``asked``, :func:`asked_questions`): the triples
+their query matches (run as :func:`construct_query`) with a gold answer at one end are their support.
 
 Leak-free: questions about an entity of an excluded question (its ``entity``, or an entity whose label the
 question names) or resting on one of its ``triple_ids`` are dropped; the rest are split by entity
@@ -32,18 +35,20 @@ dropped and counted). A question that a second index asks again (overlapping gra
 ``duplicate_questions``; ``max_examples`` samples in turn from each question type (:func:`sample`). Counts
 add up: ``questions + absent_questions = examples + schema_questions + excluded_eval + duplicate_questions +
 sampled_out + no_distractors + unverifiable``; ``examples = with_support + unanswerable`` (``unanswerable``
-includes the ``unanswerable_absent`` ones).
+includes the ``unanswerable_absent`` ones); ``asked_read = asked_questions + asked_not_one_pattern +
+asked_too_many_answers + asked_no_support``, the ``asked_questions`` being part of ``questions``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from pathlib import Path
 
 from .. import api
 from ..artifacts import ArtifactWriter, Manifest, iter_jsonl, read_manifest, write_jsonl
-from ..ask.answer import Answerer
+from ..ask.answer import Answerer, store_from_index
 from ..ask.grounding import NOT_IN_GRAPH, answer_text, build_prompt, check_answer, number_facts
 from ..errors import InputError
 from ..eval.metrics import normalize_answer
@@ -67,6 +72,8 @@ ABSENT = [("What is the wingspan of {s}?", "wingspan"), ("Which zodiac sign is {
 INVERSE = ["Which {cls} has {o} as its {p}?", "What has the {p} {o}?", "Name every {cls} whose {p} is {o}.",
            "{o} is the {p} of which {cls}?"]
 INVERSE_MAX = 4     # answers of an inverse question at most (its facts stay a short list)
+ASKED = "asked"     # the type of a question read from a file (RaftDataConfig.questions): people's own words
+ASKED_MAX = 6       # answers of such a question at most (a longer list is left out, counted)
 # Types of the schema's own terms (an ontology loaded with the data): not what people ask about.
 SCHEMA_TYPES = {iri(x) for x in (OWL + "Class", RDFS + "Class", OWL + "ObjectProperty", OWL + "DatatypeProperty",
                                  OWL + "AnnotationProperty", RDF + "Property", OWL + "Ontology")}
@@ -109,8 +116,88 @@ def read_excluded(files: list[Path]) -> tuple[set[str], set[str], set[str], int]
 
 
 def _answer_end(q: dict, rec) -> str:
-    """The term of a supporting triple that answers ``q``: its subject for an inverse question, else its object."""
+    """The term of a supporting triple that answers ``q``: its subject for an inverse question, else its object
+    (a question read from a file: the end that is one of its answers)."""
+    if q["type"] == ASKED:
+        return rec.s if term_value(rec.s) in q["answers"] else rec.o
     return rec.s if q["type"] == "inverse" else rec.o
+
+
+def read_asked(files: list[Path]) -> list[dict]:
+    """The questions of ``files`` (JSONL: ``question``, ``answers``, ``query``), with where each was read."""
+    out = []
+    for f in files:
+        p = Path(f)
+        if not p.is_file():
+            raise InputError(f"questions: {p} does not exist (give a JSONL file of question, answers, query)")
+        for line, r in iter_jsonl(p):
+            q, a, query = r.get("question"), r.get("answers"), r.get("query")
+            if not isinstance(q, str) or not q.strip() or not isinstance(a, list) or not isinstance(query, str):
+                raise InputError(f'{p}:{line}: expected {{"question": str, "answers": [IRI or value, ...], '
+                                 f'"query": "SELECT ... WHERE {{ ... }}"}}')
+            out.append({"question": " ".join(q.split()), "answers": [str(x) for x in a], "query": query,
+                        "where": f"{p.name}:{line}"})
+    if not out:
+        raise InputError(f"questions: {', '.join(map(str, files))}: no question in them")
+    return out
+
+
+_SELECT = re.compile(r"\bSELECT\b.*?\bWHERE\s*\{", re.I | re.S)
+# What makes a query more than one basic graph pattern (or a pattern a CONSTRUCT template cannot copy).
+_NOT_BGP = re.compile(r"\b(?:FILTER|OPTIONAL|UNION|MINUS|BIND|VALUES|SERVICE|GRAPH|SELECT)\b|[{}]", re.I)
+
+
+def construct_query(query: str) -> str | None:
+    """``query`` (a SELECT over one basic graph pattern) as ``CONSTRUCT WHERE``: the triples it matches. None
+    for any other query (filters, optional or nested groups, subqueries). Solution modifiers after the
+    pattern (ORDER BY, LIMIT) are dropped: the gold answers say which matches answer."""
+    m = _SELECT.search(query)
+    if m is None:
+        return None
+    end = query.rfind("}")
+    body = query[m.end():end]
+    if end < m.end() or _NOT_BGP.search(body) or not body.strip():
+        return None
+    return f"{query[:m.start()]}CONSTRUCT WHERE {{{body}}}"
+
+
+def asked_questions(store, asked: list[dict], counts: dict) -> list[dict]:
+    """The questions of ``asked`` that this index answers: each query run as :func:`construct_query` on
+    ``store`` (the index's triples); its support the matched triples with a gold answer at one end and not
+    at the other (an ``rdf:type`` constraint only where nothing else holds the answer), its ``entity`` the
+    other end. ``asked`` loses the ones taken; the counts say why the others were not."""
+    out, left = [], []
+    for a in asked:
+        cq = construct_query(a["query"])
+        if cq is None:
+            counts["asked_not_one_pattern"] += 1
+            continue
+        try:
+            matched = [(str(t.subject), str(t.predicate), str(t.object)) for t in store.query(cq)]
+        except (SyntaxError, OSError, ValueError) as e:   # pyoxigraph: SyntaxError for a query it cannot parse
+            logger.debug("raft: %s: query not run: %s", a["where"], e)
+            counts["asked_not_one_pattern"] += 1
+            continue
+        gold = set(a["answers"])
+        support = [t for t in matched if (term_value(t[0]) in gold) != (term_value(t[2]) in gold)]
+        typed = {t for t in support if t[1] == RDF_TYPE}
+        answered = {t[0] if term_value(t[0]) in gold else t[2] for t in support if t not in typed}
+        support = [t for t in support if t not in typed or (t[0] if term_value(t[0]) in gold else t[2]) not in answered]
+        answers = sorted({term_value(t[0] if term_value(t[0]) in gold else t[2]) for t in support})
+        if not support:
+            left.append(a)
+            continue
+        if len(answers) > ASKED_MAX:
+            counts["asked_too_many_answers"] += 1
+            continue
+        # What it is about: the other ends that are IRIs (a literal named in it: the answers themselves).
+        ends = {t[2] if term_value(t[0]) in gold else t[0] for t in support if t not in typed} or {t[2] for t in support}
+        ents = sorted(e for e in ends if e.startswith("<")) or sorted(
+            e for t in support for e in (t[0], t[2]) if e.startswith("<") and term_value(e) in gold)
+        out.append({"question": a["question"], "answers": answers, "type": ASKED, "entity": ents[0][1:-1],
+                    "entities": ents, "triple_ids": sorted({triple_id(*t) for t in support})})
+    asked[:] = left
+    return out
 
 
 def _completion(q: dict, facts: list[dict], support: list) -> str:
@@ -242,30 +329,39 @@ def _schema_terms(idx) -> set[str]:
 def _kept_questions(idx, cfg: RaftDataConfig, excluded: tuple, counts: dict, excluded_entities: set) -> list[dict]:
     """The questions generated from one index that are about no evaluated entity or triple (with their split)
     and its absent-relation questions."""
-    ex_ents, ex_tids, ex_grams = excluded
     generated = [q for q in generate(live_triples(idx), holdout=1.0, phrasings=cfg.phrasings,
                                      max_per_type=10 ** 9, seed=cfg.seed) if q["type"] in cfg.types]
     if "inverse" in cfg.types:
         generated += inverse_questions(idx, cfg.phrasings, cfg.seed)
     counts["questions"] += len(generated)
+    kept = _keep(idx, cfg, generated, excluded, counts, excluded_entities)
+    absent = absent_questions(idx, kept, cfg)
+    counts["absent_questions"] += len(absent)
+    return kept + absent
+
+
+def _keep(idx, cfg: RaftDataConfig, questions: list[dict], excluded: tuple, counts: dict,
+          excluded_entities: set) -> list[dict]:
+    """``questions`` less those about the schema or about an evaluated entity or triple, each with its key
+    and its split (by entity)."""
+    ex_ents, ex_tids, ex_grams = excluded
     schema = _schema_terms(idx)
     kept = []
-    for q in generated:
-        ent = iri(q["entity"])
-        if ent in schema or any(iri(a) in schema for a in q["answers"] if "://" in a):
+    for q in questions:
+        ents = q.get("entities") or [iri(q["entity"])]
+        if any(e in schema for e in ents) or any(iri(a) in schema for a in q["answers"] if "://" in a):
             counts["schema_questions"] += 1   # about a class or property of the ontology, not the data
             continue
         q["key"] = hashlib.blake2b(f"{q['entity']}\x1f{q['question']}".encode(), digest_size=6).hexdigest()
-        if ent in ex_ents or normalize_answer(idx.label(ent)) in ex_grams or set(q["triple_ids"]) & ex_tids:
+        named = [e for e in ents if e in ex_ents or normalize_answer(idx.label(e)) in ex_grams]
+        if named or set(q["triple_ids"]) & ex_tids:
             counts["excluded_eval"] += 1
-            excluded_entities.add(ent)
+            excluded_entities.update(named or ents[:1])
             continue
         u = _h(cfg.seed, "split", q["entity"])
         q["split"] = "test" if u < cfg.test else "validation" if u < cfg.test + cfg.validation else "train"
         kept.append(q)
-    absent = absent_questions(idx, kept, cfg)
-    counts["absent_questions"] += len(absent)
-    return kept + absent
+    return kept
 
 
 def sample(questions: list[tuple[int, dict]], n: int, seed: int) -> list[tuple[int, dict]]:
@@ -295,16 +391,29 @@ def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: 
     ex_ents, ex_tids, ex_grams, n_ex = read_excluded(cfg.exclude_questions)
     counts = {"questions": 0, "schema_questions": 0, "excluded_eval": 0, "duplicate_questions": 0,
               "sampled_out": 0, "no_distractors": 0, "unverifiable": 0, "absent_questions": 0}
+    asked = read_asked(cfg.questions) if cfg.questions else []
+    if asked:
+        counts.update(asked_read=len(asked), asked_questions=0, asked_not_one_pattern=0, asked_too_many_answers=0)
     answerers = [Answerer.from_dir(d, sparql=cfg.sparql) for d in dirs]
     excluded_entities: set[str] = set()
     kept, keys = [], set()
     for i, a in enumerate(answerers):
-        for q in _kept_questions(a.index, cfg, (ex_ents, ex_tids, ex_grams), counts, excluded_entities):
+        qs = _kept_questions(a.index, cfg, (ex_ents, ex_tids, ex_grams), counts, excluded_entities)
+        if asked:   # each asked question once: from the first index whose triples answer it
+            got = asked_questions(store_from_index(a.index), asked, counts)
+            counts["questions"] += len(got)
+            counts["asked_questions"] += len(got)
+            qs += _keep(a.index, cfg, got, (ex_ents, ex_tids, ex_grams), counts, excluded_entities)
+        for q in qs:
             if q["key"] in keys:   # the same question from another index (graphs that overlap)
                 counts["duplicate_questions"] += 1
                 continue
             keys.add(q["key"])
             kept.append((i, q))
+    if "asked_read" in counts:
+        counts["asked_no_support"] = len(asked)   # in no index: its query matched no triple holding an answer
+        logger.info("raft: %d of %d questions read are answered by the graph%s", counts["asked_questions"],
+                    counts["asked_read"], "s" if len(dirs) > 1 else "")
     if not counts["questions"]:
         raise InputError(f"{', '.join(map(str, dirs))}: no questions of types {cfg.types} could be generated "
                          "from the index")
@@ -320,7 +429,7 @@ def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: 
         if mine:
             a.warmup([cfg.retriever])
             rows += build_examples(a, cfg, mine, counts)
-    with ArtifactWriter(out, KIND, config=cfg, inputs=[*dirs, *cfg.exclude_questions],
+    with ArtifactWriter(out, KIND, config=cfg, inputs=[*dirs, *cfg.exclude_questions, *cfg.questions],
                         pipeline_key=pipeline_key) as w:
         (w.path / "sft").mkdir()
         for split in SPLITS:

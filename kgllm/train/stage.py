@@ -242,6 +242,9 @@ class RaftDataConfig:
     with the supporting triples left out, whose answer is "not in the graph"."""
 
     exclude_questions: list[Path] = field(default_factory=list)  # evaluation sets: their entities stay out
+    # Questions in people's own words over the graph (JSONL: question, answers, query: a SELECT over one
+    # basic graph pattern, as QALD-9 train's): each is an example too, its support the triples its query matches
+    questions: list[Path] = field(default_factory=list)
     types: list[str] = field(default_factory=lambda: list(RAFT_TYPES))
     phrasings: int = 2              # wordings per fact (kgllm.eval.question_sets)
     max_examples: int = 0           # 0: one example per kept question; else a seeded sample of this many
