@@ -274,6 +274,18 @@ def pooled(rows: list[dict], system: str) -> dict:
             "check_failed_rate": w("check_failed_rate", "generated") if gen else None}
 
 
+def pooled_table(pools: dict[str, dict]) -> str:
+    """The pooled figures of each system (:func:`pooled`) as a Markdown table."""
+    out = ["| system | n | F1 | F1 without fallback | citation precision | model's citation precision "
+           "| refusal accuracy | unsupported | failed the check |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s, p in pools.items():
+        out.append(f"| {s} | {p['questions']} | {fmt(p['f1'])} | {fmt(p['f1_no_fallback'])} | "
+                   f"{fmt(p['citation_precision'])} | {fmt(p['model_citation_precision'])} "
+                   f"| {fmt(p['refusal_accuracy'])} | {fmt(p['unsupported_rate'], True)} "
+                   f"| {fmt(p['check_failed_rate'], True)} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, help="working directory (indices, data and models are reused when present)")
@@ -318,6 +330,10 @@ def main() -> int:
     import tempfile
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-grounding-"))
+    more = [f"handwritten_shapes_{x.strip().lower()}.jsonl" for x in args.more_sets.split(",") if x.strip()]
+    missing = [f for f in more if not (QDIR / f).is_file()]
+    if missing:   # before any index is built or model trained
+        raise SystemExit(f"--more-sets: no {QDIR / missing[0]}")
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     times = {}
@@ -362,37 +378,20 @@ def main() -> int:
         building = time.perf_counter() - t1
         times["bundled index"] = times.get("bundled index", 0.0) + building
         rows += evaluate_sets(bundled, BUNDLED_SETS, systems, args.limit, work)
-    more = [f"handwritten_shapes_{x.strip().lower()}.jsonl" for x in args.more_sets.split(",") if x.strip()]
-    missing = [f for f in more if not (QDIR / f).is_file()]
-    if missing:
-        raise SystemExit(f"--more-sets: no {QDIR / missing[0]}")
     extra = evaluate_sets(bundled_index(work), more, systems, args.limit, work) if more else []
     times["evaluation"] = time.perf_counter() - t - building
     print("\n## Grounded answers: extractive vs base SmolLM2-135M-Instruct vs RAFT-trained (hybrid retriever)\n")
     print(table(rows))
     print("\nAll sets pooled (question-weighted):\n")
-    print("| system | n | F1 | F1 without fallback | citation precision | model's citation precision "
-          "| refusal accuracy | unsupported | failed the check |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     pools = {s: pooled(rows, s) for s in systems}
-    for s, p in pools.items():
-        print(f"| {s} | {p['questions']} | {fmt(p['f1'])} | {fmt(p['f1_no_fallback'])} | "
-              f"{fmt(p['citation_precision'])} | {fmt(p['model_citation_precision'])} | {fmt(p['refusal_accuracy'])} "
-              f"| {fmt(p['unsupported_rate'], True)} "
-              f"| {fmt(p['check_failed_rate'], True)} |")
+    print(pooled_table(pools))
     tr, ex = pools["trained"], pools["extractive"]
+    more_pools = {s: pooled(extra, s) for s in systems} if extra else None
     if extra:
         print("\n## More hand-written sets, scored apart (not part of the pooled figures or the targets)\n")
         print(table(extra))
-        print("\n| system | n | F1 | F1 without fallback | citation precision | model's citation precision "
-              "| refusal accuracy | unsupported | failed the check |")
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for s in systems:
-            p = pooled(extra, s)
-            print(f"| {s} | {p['questions']} | {fmt(p['f1'])} | {fmt(p['f1_no_fallback'])} | "
-                  f"{fmt(p['citation_precision'])} | {fmt(p['model_citation_precision'])} "
-                  f"| {fmt(p['refusal_accuracy'])} | {fmt(p['unsupported_rate'], True)} "
-                  f"| {fmt(p['check_failed_rate'], True)} |")
+        print()
+        print(pooled_table(more_pools))
     checks = {"citation precision >= 0.95": (tr["citation_precision"] or 0) >= 0.95,
               "refusal accuracy >= 0.9": (tr["refusal_accuracy"] or 0) >= 0.9,
               "unsupported < 5%": tr["unsupported_rate"] is not None and tr["unsupported_rate"] < 0.05,
@@ -402,7 +401,7 @@ def main() -> int:
     print("run times: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items()))
     if args.out:
         args.out.write_text(json.dumps({"rows": rows, "pooled": pools, "more_rows": extra,
-                                        "more_pooled": {s: pooled(extra, s) for s in systems} if extra else None, "targets": checks, "times_s": times,
+                                        "more_pooled": more_pools, "targets": checks, "times_s": times,
                                         "args": {k: str(v) for k, v in vars(args).items()}}, indent=2) + "\n")
     return 0
 

@@ -146,12 +146,17 @@ class SparqlRunner:
         self.last_query = q
         return self.select(q)
 
+    def local_store(self):
+        """The embedded pyoxigraph store, built now if this is its first use; None on an endpoint."""
+        if self.store is not None and not hasattr(self.store, "query"):
+            self.store = self.store()  # built on first use
+        return self.store
+
     def select(self, query: str) -> list[dict[str, str]]:
         """Rows of a SELECT query as ``{variable: N-Triples term}`` (unbound variables left out)."""
-        if self.store is not None:
-            if not hasattr(self.store, "query"):
-                self.store = self.store()  # built on first use
-            res = self.store.query(query)
+        store = self.local_store()
+        if store is not None:
+            res = store.query(query)
             names = [v.value for v in res.variables]
             return [{n: str(row[n]) for n in names if row[n] is not None} for row in res]
         return self._endpoint_select(query)

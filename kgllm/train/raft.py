@@ -179,11 +179,12 @@ def asked_questions(store, asked: list[dict], counts: dict) -> list[dict]:
             counts["asked_not_one_pattern"] += 1
             continue
         gold = set(a["answers"])
-        support = [t for t in matched if (term_value(t[0]) in gold) != (term_value(t[2]) in gold)]
-        typed = {t for t in support if t[1] == RDF_TYPE}
-        answered = {t[0] if term_value(t[0]) in gold else t[2] for t in support if t not in typed}
-        support = [t for t in support if t not in typed or (t[0] if term_value(t[0]) in gold else t[2]) not in answered]
-        answers = sorted({term_value(t[0] if term_value(t[0]) in gold else t[2]) for t in support})
+        # (answer end, other end) of each matched triple with a gold answer at exactly one end
+        ends = {t: (t[0], t[2]) if term_value(t[0]) in gold else (t[2], t[0]) for t in matched
+                if (term_value(t[0]) in gold) != (term_value(t[2]) in gold)}
+        answered = {ans for t, (ans, _o) in ends.items() if t[1] != RDF_TYPE}
+        support = [t for t, (ans, _o) in ends.items() if t[1] != RDF_TYPE or ans not in answered]
+        answers = sorted({term_value(ends[t][0]) for t in support})
         if not support:
             left.append(a)
             continue
@@ -191,9 +192,9 @@ def asked_questions(store, asked: list[dict], counts: dict) -> list[dict]:
             counts["asked_too_many_answers"] += 1
             continue
         # What it is about: the other ends that are IRIs (a literal named in it: the answers themselves).
-        ends = {t[2] if term_value(t[0]) in gold else t[0] for t in support if t not in typed} or {t[2] for t in support}
-        ents = sorted(e for e in ends if e.startswith("<")) or sorted(
-            e for t in support for e in (t[0], t[2]) if e.startswith("<") and term_value(e) in gold)
+        others = {ends[t][1] for t in support if t[1] != RDF_TYPE} or {t[2] for t in support}
+        ents = sorted(e for e in others if e.startswith("<")) or sorted(
+            ends[t][0] for t in support if ends[t][0].startswith("<"))
         out.append({"question": a["question"], "answers": answers, "type": ASKED, "entity": ents[0][1:-1],
                     "entities": ents, "triple_ids": sorted({triple_id(*t) for t in support})})
     asked[:] = left
@@ -326,7 +327,8 @@ def _schema_terms(idx) -> set[str]:
     return out
 
 
-def _kept_questions(idx, cfg: RaftDataConfig, excluded: tuple, counts: dict, excluded_entities: set) -> list[dict]:
+def _kept_questions(idx, cfg: RaftDataConfig, schema: set[str], excluded: tuple, counts: dict,
+                    excluded_entities: set) -> list[dict]:
     """The questions generated from one index that are about no evaluated entity or triple (with their split)
     and its absent-relation questions."""
     generated = [q for q in generate(live_triples(idx), holdout=1.0, phrasings=cfg.phrasings,
@@ -334,18 +336,17 @@ def _kept_questions(idx, cfg: RaftDataConfig, excluded: tuple, counts: dict, exc
     if "inverse" in cfg.types:
         generated += inverse_questions(idx, cfg.phrasings, cfg.seed)
     counts["questions"] += len(generated)
-    kept = _keep(idx, cfg, generated, excluded, counts, excluded_entities)
+    kept = _keep(idx, cfg, generated, schema, excluded, counts, excluded_entities)
     absent = absent_questions(idx, kept, cfg)
     counts["absent_questions"] += len(absent)
     return kept + absent
 
 
-def _keep(idx, cfg: RaftDataConfig, questions: list[dict], excluded: tuple, counts: dict,
+def _keep(idx, cfg: RaftDataConfig, questions: list[dict], schema: set[str], excluded: tuple, counts: dict,
           excluded_entities: set) -> list[dict]:
-    """``questions`` less those about the schema or about an evaluated entity or triple, each with its key
-    and its split (by entity)."""
+    """``questions`` less those about the schema (``schema``: :func:`_schema_terms`) or about an evaluated
+    entity or triple, each with its key and its split (by entity)."""
     ex_ents, ex_tids, ex_grams = excluded
-    schema = _schema_terms(idx)
     kept = []
     for q in questions:
         ents = q.get("entities") or [iri(q["entity"])]
@@ -398,12 +399,15 @@ def run(inputs: list[Path], out: Path, config: RaftDataConfig, *, pipeline_key: 
     excluded_entities: set[str] = set()
     kept, keys = [], set()
     for i, a in enumerate(answerers):
-        qs = _kept_questions(a.index, cfg, (ex_ents, ex_tids, ex_grams), counts, excluded_entities)
+        schema = _schema_terms(a.index)
+        qs = _kept_questions(a.index, cfg, schema, (ex_ents, ex_tids, ex_grams), counts, excluded_entities)
         if asked:   # each asked question once: from the first index whose triples answer it
-            got = asked_questions(store_from_index(a.index), asked, counts)
+            # the answerer's own embedded store (its distractors' retrieval uses it too), else one built here
+            store = (a.sparql.local_store() if a.sparql is not None else None) or store_from_index(a.index)
+            got = asked_questions(store, asked, counts)
             counts["questions"] += len(got)
             counts["asked_questions"] += len(got)
-            qs += _keep(a.index, cfg, got, (ex_ents, ex_tids, ex_grams), counts, excluded_entities)
+            qs += _keep(a.index, cfg, got, schema, (ex_ents, ex_tids, ex_grams), counts, excluded_entities)
         for q in qs:
             if q["key"] in keys:   # the same question from another index (graphs that overlap)
                 counts["duplicate_questions"] += 1
