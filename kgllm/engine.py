@@ -57,6 +57,7 @@ ADDRESS_ENV = "RAY_ADDRESS"
 EMBEDDED = ("", "local")           # addresses that mean "an embedded instance of our own"
 ACTORS_WAIT_S = 900                # the longest an actor pool may take to start (nodes joining, models loading)
 SHUTDOWN_WAIT_S = 5.0              # how long an embedded instance's workers get to exit before they are killed
+KILL_WAIT_S = 5.0                  # and how long, once killed, for them to be gone
 
 
 @dataclass
@@ -728,6 +729,14 @@ def _reap(procs: set[tuple[int, str]], wait: float) -> None:
             os.kill(pid, signal.SIGKILL)
     if left:
         logger.debug("engine: killed %d Ray processes that outlived ray.shutdown()", len(left))
+        # SIGKILL is delivered asynchronously (a worker with a large heap takes a while to unmap it): the
+        # stage returns, and its command exits, only once they are gone
+        deadline = time.monotonic() + KILL_WAIT_S
+        while (still := alive()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if still:
+            logger.warning("engine: %d Ray processes still running %.0f s after SIGKILL: %s", len(still),
+                           KILL_WAIT_S, ", ".join(map(str, still)))
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

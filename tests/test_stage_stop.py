@@ -55,6 +55,19 @@ def _descendants(pid: int) -> set[int]:
     return out
 
 
+def _running(pids: set[int]) -> list[int]:
+    """Those of ``pids`` still running: a zombie has exited (its reaping is its new parent's, init's, job)."""
+    left = []
+    for k in pids:
+        try:
+            stat = Path(f"/proc/{k}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X"):
+            left.append(k)
+    return left
+
+
 def sigterm_in_task(cmd: list[str], markers: tuple[bytes, ...], out: Path, what: str) -> None:
     """Start ``cmd``; once one of its processes runs a Ray task (its command line holds one of ``markers``),
     SIGTERM it: it must exit 143 within :data:`STOP_S`, leaving no process it started, no ``out`` and no
@@ -84,7 +97,7 @@ def sigterm_in_task(cmd: list[str], markers: tuple[bytes, ...], out: Path, what:
         p.kill()
         pytest.fail(f"{what} still running {STOP_S}s after SIGTERM")
     assert p.returncode == 143, (p.returncode, stderr[-2000:])
-    assert not [k for k in kids if Path(f"/proc/{k}").exists()], "processes left behind"
+    assert not _running(kids), f"processes left behind: {_running(kids)}"
     assert not out.exists()
     assert not debris(out), f"temp files left: {debris(out)}"
 
@@ -121,7 +134,7 @@ def _stop_mid_work(cmd: list[str], out: Path, sig: int) -> None:
         p.kill()
         pytest.fail(f"{cmd[3:5]} still running {STOP_S}s after {signal.Signals(sig).name}")
     assert p.returncode == 128 + sig, (p.returncode, stderr[-2000:])
-    left = [k for k in kids if Path(f"/proc/{k}").exists()]
+    left = _running(kids)
     assert not left, f"processes left behind: {left}"
     assert not out.exists(), "a stopped stage wrote its artifact"
     assert not debris(out), f"temp files left behind: {debris(out)}"
