@@ -95,6 +95,9 @@ PROPERTY_TYPES = frozenset(iri(OWL + n) for n in (
     "ObjectProperty", "DatatypeProperty", "FunctionalProperty", "AnnotationProperty", "InverseFunctionalProperty",
     "TransitiveProperty", "SymmetricProperty", "AsymmetricProperty", "ReflexiveProperty",
     "IrreflexiveProperty")) | {iri(RDF + "Property")}
+# The types of the schema's own terms (classes, properties, the ontology): an ontology loaded with the data is
+# not what people ask about.
+SCHEMA_TYPES = CLASS_TYPES | PROPERTY_TYPES | {iri(OWL + "Ontology")}
 GENERIC_CLASSES = frozenset({iri(OWL + "Thing"), iri(RDFS + "Resource")})
 SKOS_PREFLABEL = iri(SKOS + "prefLabel")
 DCT_SUBJECT = iri(DCT + "subject")

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from ..eval.metrics import contains_words, normalize_answer
 from ..index.lexicon import term_value
-from ..rdf import CLASS_TYPES, DCT_SUBJECT, OWL, PROPERTY_TYPES, RDF_TYPE, RDFS, RDFS_LABEL, iri
+from ..rdf import DCT_SUBJECT, OWL, RDF_TYPE, RDFS, RDFS_LABEL, SCHEMA_TYPES, iri
 
 NOT_IN_GRAPH = "not in the graph"
 INSTRUCTION = ("Answer the question from the numbered facts only, citing each fact you use as [n]. "
@@ -305,8 +305,6 @@ def _answer_ends(fact: dict, question: str, linked: set[str] = frozenset()) -> l
     return [e for i, e in enumerate(ends) if i != named[0]] if named else ends
 
 
-# The types of classes and properties.
-SCHEMA_TYPES = CLASS_TYPES | PROPERTY_TYPES
 # Axioms of RDFS and OWL: a triple with one of these predicates relates classes or properties.
 SCHEMA_AXIOMS = frozenset(iri(x) for x in (
     RDFS + "domain", RDFS + "range", RDFS + "subClassOf", RDFS + "subPropertyOf", OWL + "equivalentClass",

@@ -55,7 +55,7 @@ from ..eval.metrics import normalize_answer
 from ..eval.question_sets import SKIP, generate, predicate_noun
 from ..index.lexicon import term_value
 from ..log import logger, progress
-from ..rdf import DBP, OWL, RDF, RDF_TYPE, RDFS, RDFS_LABEL, WN, iri, triple_id
+from ..rdf import DBP, RDF_TYPE, RDFS_LABEL, SCHEMA_TYPES, WN, iri, triple_id
 from .stage import RaftDataConfig
 
 KIND = "corpus.raft"
@@ -74,9 +74,6 @@ INVERSE = ["Which {cls} has {o} as its {p}?", "What has the {p} {o}?", "Name eve
 INVERSE_MAX = 4     # answers of an inverse question at most (its facts stay a short list)
 ASKED = "asked"     # the type of a question read from a file (RaftDataConfig.questions): people's own words
 ASKED_MAX = 6       # answers of such a question at most (a longer list is left out, counted)
-# Types of the schema's own terms (an ontology loaded with the data): not what people ask about.
-SCHEMA_TYPES = {iri(x) for x in (OWL + "Class", RDFS + "Class", OWL + "ObjectProperty", OWL + "DatatypeProperty",
-                                 OWL + "AnnotationProperty", RDF + "Property", OWL + "Ontology")}
 
 
 def _h(*parts) -> float:
