@@ -463,3 +463,19 @@ def test_when_takes_a_date_written_as_a_plain_string():
     assert _wh_agreement("when", {'"1886-10-28"'}) == _wh_agreement("when", {f'"1886-10-28"^^<{xsd}date>'}) > 0
     assert _wh_agreement("when", {'"1886"'}) > 0
     assert _wh_agreement("when", {'"Lady Liberty"@en'}) < 0 and _wh_agreement("when", {'"18-86"'}) < 0
+
+
+def test_an_office_asks_for_the_name_beside_its_title(shapes, with_infobox):
+    # DBpedia qualifies a place's leaderName by the leaderTitle beside it (Rome: "Mayor", Ignazio Marino). A
+    # question word naming the title asks for the name, though no word names "leader name"...
+    out = shapes.ask("Who governs Rome as mayor?")
+    assert _values(out) == {DBR + "Ignazio_Marino"}
+    assert _cited(out) == {(R("Rome"), f"<{DBO}leaderName>", R("Ignazio_Marino"))}
+    # ... and where the question names the office itself (the infobox links Rome to Mayor_of_Rome by
+    # dbp:leaderTitle), its holder is the name beside that title: a chain from the office, both hops cited.
+    out = with_infobox.ask("Who is the mayor of Rome?")
+    assert _values(out) == {DBR + "Ignazio_Marino"} and _ids_ok(out)
+    assert _cited(out) == {(R("Rome"), "<http://dbpedia.org/property/leaderTitle>", R("Mayor_of_Rome")),
+                           (R("Rome"), f"<{DBO}leaderName>", R("Ignazio_Marino"))}
+    # A title the place does not have answers nothing through it.
+    assert with_infobox.ask("Who is the bishop of Rome?")["answer"] == "not in the graph"

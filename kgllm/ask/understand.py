@@ -102,6 +102,43 @@ _FOCUS_NOUN = re.compile(rf"\s*(?i:which|what|how\s+many|count(?:\s+the)?(?:\s+n
 _NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
 
 
+_NAME_PROPERTY = re.compile(r"(.*[a-z])Name(\d*)>")
+
+
+@lru_cache(maxsize=4096)
+def _title_property(p: str) -> str | None:
+    """The title property beside a name property (``<...leaderName>`` -> ``<...leaderTitle>``, ``leaderName1``
+    -> ``leaderTitle1``), or None."""
+    m = _NAME_PROPERTY.fullmatch(p)
+    return f"{m.group(1)}Title{m.group(2)}>" if m else None
+
+
+@lru_cache(maxsize=8192)
+def _names_a_role(word: str) -> bool:
+    """``word``'s commonest noun sense is a kind of person (WordNet's ``noun.person``: mayor, bishop, king)."""
+    wn = wordnet()
+    if wn is None:
+        return False
+    for form in sorted(word_forms(word)):
+        syns = wn.synsets(form, pos="n")
+        if syns:
+            return syns[0].lexname() == "noun.person"
+    return False
+
+
+def _holds_title(path) -> bool:
+    """A chain from a title to the name beside it (``?place leaderTitle <Mayor_of_Rome> ; leaderName ?x``): the
+    holder of the office the question names (either of DBpedia's spellings of each, ``dbo:`` and ``dbp:``)."""
+    if len(path) != 2 or path[0][1] != "in" or path[1][1] != "out":
+        return False
+    title = _title_property(path[1][0])
+    return title is not None and _local(title) == _local(path[0][0])
+
+
+def _local(p: str) -> str:
+    return p.rstrip(">").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+
+
 @dataclass
 class UnderstandConfig:
     min_confidence: float = 0.55   # ranker cosine + bonuses a candidate needs to answer
@@ -133,6 +170,8 @@ class UnderstandConfig:
     superlative_slack: float = 0.3  # superlatives: how far below min_confidence a list candidate may score
     category_words_max: int = 3    # categories whose every word the question uses, taken as mentions
     category_words_bonus: float = 0.3  # the members of such a category (the set its name describes)
+    title_match: float = 1.0       # lexical score of a name property whose title the question names ("mayor")
+    title_mismatch_penalty: float = 0.3  # ... and the cost when the question names a role that is no such title
 
 
 @dataclass
@@ -618,12 +657,19 @@ class Understander:
         asked = {p for p, start in self.asked_properties if not _FOCUS.fullmatch(q.text[:start].lower())}
         for c, s, key in zip(cands, cos, keys, strict=True):
             toks = toks_of[key]
-            lex, used, bare = 0.0, frozenset(), 0
-            for p, d in c.path:
+            lex, used, bare, mismatch = 0.0, frozenset(), 0, False
+            for k, (p, d) in enumerate(c.path):
                 m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used)
-                lex += m.score * (1.0 if d == "out" else cfg.inverse_factor)
-                used = used | m.used
-                bare += m.score <= 0
+                hit, hit_used = m.score, m.used
+                if hit <= 0 and k == 0 and d == "out" and c.topic:
+                    hit, hit_used = self._title_match(c.topic, p, toks, used)
+                    if hit < 0:   # the question names a role, and not one of the titles: another office
+                        hit, mismatch = 0.0, True
+                elif hit <= 0 and _holds_title(c.path):
+                    hit = cfg.title_match   # the topic is an office: who holds it ("the mayor of Rome")
+                lex += hit * (1.0 if d == "out" else cfg.inverse_factor)
+                used = used | hit_used
+                bare += hit <= 0
             first = c.path[0][0] if c.path else None
             vec = min(vsupport.get((c.topic, first), 0), 3) / 3 if first else 0.0
             n_mentions = len({u for u in c.uses if u not in class_terms}) + len({u for u in c.uses
@@ -637,6 +683,8 @@ class Understander:
                 # The question names a property of the graph's schema; a candidate about another relation
                 # that no question word names answers some other question.
                 score -= cfg.unnamed_relation_penalty
+            if mismatch:
+                score -= cfg.title_mismatch_penalty
             if c.shape == "two_hop":
                 # A chain is a claim about two relations: each hop needs words of its own in the question.
                 score -= cfg.hop_penalty + cfg.bare_hop_penalty * bare
@@ -671,6 +719,30 @@ class Understander:
             c.features = {"cos": round(float(s), 4), "lex": round(lex, 4), "vec": round(vec, 3),
                           "mentions": n_mentions}
             c.score = round(score, 6)
+
+    def _title_match(self, topic: str, p: str, toks, used) -> tuple[float, frozenset[int]]:
+        """A name property qualified by a title property beside it (DBpedia's ``leaderName`` with
+        ``leaderTitle``: Rome's leader title is "Mayor", its leader name Ignazio Marino): when a question word
+        not yet used names one of ``topic``'s titles ("Who governs Rome as mayor?"), the question asks for the
+        name property as if it named it (:attr:`UnderstandConfig.title_match`); when a word names a role
+        that is none of them ("Who is the bishop of Rome?": a person noun, by its commonest WordNet sense),
+        ``(-1, {})``: the question asks about another office. ``(0, {})`` otherwise."""
+        title = _title_property(p)
+        if title is None:
+            return 0.0, frozenset()
+        values = self.edges(topic).get((title, "out"), ())
+        if not values:
+            return 0.0, frozenset()
+        forms = set()
+        for t, _ in values:
+            for w in content_tokens(self.label(t)):
+                forms |= w.forms
+        hits = frozenset(j for j, t in enumerate(toks) if j not in used and t.forms & forms)
+        if hits:
+            return self.config.title_match, hits
+        if any(_names_a_role(t.text) for j, t in enumerate(toks) if j not in used):
+            return -1.0, frozenset()
+        return 0.0, frozenset()
 
     # ------------------------------------------------------------------ entry point
 
