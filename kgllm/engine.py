@@ -730,7 +730,7 @@ def _reap(procs: set[tuple[int, str]], wait: float) -> None:
     if left:
         logger.debug("engine: killed %d Ray processes that outlived ray.shutdown()", len(left))
         # SIGKILL is delivered asynchronously (a worker with a large heap takes a while to unmap it): the
-        # stage returns, and its command exits, only once they are gone
+        # stage returns, and its command exits, only once they are gone.
         deadline = time.monotonic() + KILL_WAIT_S
         while (still := alive()) and time.monotonic() < deadline:
             time.sleep(0.02)
