@@ -126,17 +126,15 @@ def qald_index(work: Path) -> Path:
     """QALD-9 train's graph (``../shared/data/qald9-train/kg.nt.xz``: each single-pattern question's triples with
     its gold answers; development use only, so pulled under --work) with the DBpedia ontology, indexed: the
     graph its questions, in their authors' own words, are RAFT examples over (``--raft-graphs ...,qald``)."""
-    from bench_qald import ONTOLOGY, QALD
+    from bench_qald import ONTOLOGY, QALD, pulled
 
     from kgllm.registry import run_stage
 
     index = work / "index-qald-only"
     if (index / "manifest.json").exists():
         return index
-    for name, path in (("qald", QALD / "kg.nt.xz"), ("ontology", ONTOLOGY)):
-        if not (work / name / "manifest.json").exists():
-            run_stage("pull.file", [], work / name, {"paths": [str(path)]})
-    run_stage("index", [work / "qald", work / "ontology"], index, {"vector": {"entities": False}})
+    graphs = [pulled(work / "qald", [QALD / "kg.nt.xz"]), pulled(work / "ontology", [ONTOLOGY])]
+    run_stage("index", graphs, index, {"vector": {"entities": False}})
     return index
 
 

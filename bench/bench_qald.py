@@ -61,6 +61,15 @@ HANDWRITTEN = [ROOT / "examples" / "data" / "questions" / "handwritten_shapes.js
                ROOT / "examples" / "data" / "questions" / "handwritten_shapes_f.jsonl"]
 
 
+def pulled(graph: Path, paths: list[Path]) -> Path:
+    """``graph``: the files at ``paths`` pulled into it, unless an earlier run did."""
+    from kgllm.registry import run_stage
+
+    if not (graph / "manifest.json").exists():
+        run_stage("pull.file", [], graph, {"paths": [str(p) for p in paths]})
+    return graph
+
+
 def build(work: Path, with_qald: bool = True) -> Path:
     """Pull the graphs and build the index (reused when ``work`` already has it)."""
     from kgllm.registry import run_stage
@@ -68,16 +77,8 @@ def build(work: Path, with_qald: bool = True) -> Path:
     index = work / ("index" if with_qald else "index-bundled")
     if (index / "manifest.json").exists():
         return index
-    graphs = []
-    if with_qald:
-        if not (work / "qald" / "manifest.json").exists():
-            run_stage("pull.file", [], work / "qald", {"paths": [str(QALD / "kg.nt.xz")]})
-        graphs.append(work / "qald")
-    if not (work / "sample" / "manifest.json").exists():
-        run_stage("pull.file", [], work / "sample", {"paths": [str(SAMPLE / f) for f in SAMPLE_FILES]})
-    if not (work / "ontology" / "manifest.json").exists():
-        run_stage("pull.file", [], work / "ontology", {"paths": [str(ONTOLOGY)]})
-    graphs += [work / "sample", work / "ontology"]
+    graphs = [pulled(work / "qald", [QALD / "kg.nt.xz"])] if with_qald else []
+    graphs += [pulled(work / "sample", [SAMPLE / f for f in SAMPLE_FILES]), pulled(work / "ontology", [ONTOLOGY])]
     t = time.perf_counter()
     run_stage("index", graphs, index, {})
     print(f"index {index.name} built in {time.perf_counter() - t:.0f}s", file=sys.stderr)

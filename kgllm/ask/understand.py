@@ -658,6 +658,7 @@ class Understander:
         for c, s, key in zip(cands, cos, keys, strict=True):
             toks = toks_of[key]
             lex, used, bare, mismatch = 0.0, frozenset(), 0, False
+            office = _holds_title(c.path)
             for k, (p, d) in enumerate(c.path):
                 m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used)
                 hit, hit_used = m.score, m.used
@@ -665,7 +666,7 @@ class Understander:
                     hit, hit_used = self._title_match(c.topic, p, toks, used)
                     if hit < 0:   # the question names a role, and not one of the titles: another office
                         hit, mismatch = 0.0, True
-                elif hit <= 0 and _holds_title(c.path):
+                elif hit <= 0 and office:
                     hit = cfg.title_match   # the topic is an office: who holds it ("the mayor of Rome")
                 lex += hit * (1.0 if d == "out" else cfg.inverse_factor)
                 used = used | hit_used

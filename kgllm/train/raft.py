@@ -177,8 +177,11 @@ def asked_questions(store, asked: list[dict], counts: dict) -> list[dict]:
             continue
         gold = set(a["answers"])
         # (answer end, other end) of each matched triple with a gold answer at exactly one end
-        ends = {t: (t[0], t[2]) if term_value(t[0]) in gold else (t[2], t[0]) for t in matched
-                if (term_value(t[0]) in gold) != (term_value(t[2]) in gold)}
+        ends = {}
+        for t in matched:
+            s_gold, o_gold = term_value(t[0]) in gold, term_value(t[2]) in gold
+            if s_gold != o_gold:
+                ends[t] = (t[0], t[2]) if s_gold else (t[2], t[0])
         answered = {ans for t, (ans, _o) in ends.items() if t[1] != RDF_TYPE}
         support = [t for t, (ans, _o) in ends.items() if t[1] != RDF_TYPE or ans not in answered]
         answers = sorted({term_value(ends[t][0]) for t in support})
