@@ -137,9 +137,10 @@ def load_qald() -> list[dict]:
 
 def evaluate(index: Path, qs: list[dict], ranker=None, retrievers=("hybrid",)) -> dict:
     from kgllm.ask.answer import load_answerer
+    from kgllm.eval.qa import EVAL_MAX_ANSWERS
     from kgllm.eval.qa import evaluate as ev
 
-    return ev(load_answerer(index, ranker=ranker), qs, list(retrievers))[1]
+    return ev(load_answerer(index, ranker=ranker, max_answers=EVAL_MAX_ANSWERS), qs, list(retrievers))[1]
 
 
 def table(preds: list[dict], qs: list[dict], by: str) -> list[tuple]:

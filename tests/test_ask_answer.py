@@ -178,6 +178,24 @@ def test_wordnet_definition_and_hypernym(answerer):
     assert set(_values(out)) == {KGWN + "02121620-n", KGWN + "01317541-n"}
 
 
+def test_kinds_of_x_are_hyponyms_and_a_kind_of_thing_is_a_hypernym(answerer):
+    """"the kinds of X" (its "of" takes the entity) asks for X's hyponyms; "a kind of" whose "of" takes
+    anything else asks for its hypernyms, whichever words the two relations' phrasings share."""
+    hyper, hypo = f"<{WN}hypernym>", f"<{WN}hyponym>"
+    cases = {"What kind of animal is a dog?": ({"02083346-n", "01317541-n"}, hyper),   # canine, domestic animal
+             "What kind of thing is a puppy?": ({"01322343-n", "02084071-n"}, hyper),   # pup, dog
+             "What is a cat a kind of?": ({"02120997-n"}, hyper),                       # feline
+             "What are the kinds of dog?": ({"01322604-n"}, hypo),                      # puppy
+             "What types of dog are there?": ({"01322604-n"}, hypo),
+             "What types of canine are there?": ({"02084071-n"}, hypo),                 # dog
+             "What types of cat are there?": ({"02121808-n"}, hypo),                    # domestic cat
+             "Which kinds of domestic animal exist?": ({"02084071-n", "02121808-n"}, hypo)}
+    for q, (want, p) in cases.items():
+        out = answerer.ask(q)
+        assert set(_values(out)) == {KGWN + w for w in want}, q
+        assert {c["p"] for c in out["citations"]} == {p}, q
+
+
 def test_not_in_the_graph(answerer):
     from kgllm.ask.answer import NOT_IN_GRAPH
 
@@ -235,6 +253,12 @@ def test_cli_ask_json_and_text(rag_index, capsys):
     assert main(["ask", *qs, "--index", str(rag_index), "--json"]) == 0
     both = json.loads(capsys.readouterr().out)
     assert [o["supported"] for o in both] == [True, False]
+    # --max-answers: the set listed at most so far, its full count kept; eval qa scores whole sets
+    assert main(["ask", qs[0], "--index", str(rag_index), "--json", "--max-answers", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert len(one["answers"]) == 1 and one["total"] == len(out["answers"]) > 1
+    assert main(["ask", qs[0], "--index", str(rag_index), "--max-answers", "0"]) == 2
+    assert "--max-answers 0" in capsys.readouterr().err
 
 
 def test_eval_qa_three_retrievers(rag_index, tmp_path, session_tmp, capsys):

@@ -225,6 +225,22 @@ def test_a_category_named_in_other_words(shapes):
     assert not und.word_categories
 
 
+def test_a_category_named_by_its_words_takes_the_names_and_class_among_them(shapes):
+    """A category the question names by its words stands for the mentions among them: a name inside it
+    ("... manufacturers come from Finland") is no second constraint, and its class word is its members' class
+    whatever the data types them as (an intersection with that class would drop members)."""
+    subject = "<http://purl.org/dc/terms/subject>"
+    out = shapes.ask("Which motor vehicle manufacturers come from Finland?")
+    cat = "<http://dbpedia.org/resource/Category:Motor_vehicle_manufacturers_of_Finland>"
+    assert _values(out) == {DBR + x for x in ("Elcat_Electric_Vehicles", "Korvensuu_(car)", "Sisu_Auto", "Valmet",
+                                              "Valmet_Automotive")}
+    assert {(c["p"], c["o"]) for c in out["citations"]} == {(subject, cat)} and _ids_ok(out)
+    out = shapes.ask("Which museums are devoted to ancient Rome?")
+    cat = "<http://dbpedia.org/resource/Category:Museums_of_Ancient_Rome>"
+    assert _values(out) == {DBR + "Getty_Villa", DBR + "Glyptothek"}
+    assert {(c["p"], c["o"]) for c in out["citations"]} == {(subject, cat)} and _ids_ok(out)
+
+
 def test_infobox_row_nodes_are_not_answers(shapes):
     # dbr:Saab_9000__1 ... are the untyped rows of the car's engine table: a way through, never an answer.
     from kgllm.ask.candidates import Mention

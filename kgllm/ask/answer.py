@@ -35,6 +35,7 @@ from .question import check_question
 from .ranker import Ranker
 from .retrieve import RETRIEVERS, Retrieval, RetrieveConfig, Retriever
 from .sparql_templates import SparqlRunner
+from .understand import UnderstandConfig
 
 _XSD_INTEGER = XSD + "integer"
 
@@ -64,7 +65,7 @@ class Answerer:
     """Question -> answer dict. ``sparql``: "store" (embedded, built from the index), "off", or an endpoint URL."""
 
     def __init__(self, index, *, config: RetrieveConfig | None = None, sparql: str | None = "store",
-                 generator=None, ranker=None):
+                 generator=None, ranker=None, max_answers: int | None = None):
         self.index = index
         self.config = config or RetrieveConfig()
         self.generator = generator
@@ -78,7 +79,8 @@ class Answerer:
         if ranker is not None and not isinstance(ranker, Ranker):
             ranker = Ranker.from_dir(_ranker_model_dir(ranker))
         self.ranker_name = ranker.name if ranker is not None else "zero-shot"
-        self.retriever = Retriever(index, self.config, runner, ranker=ranker)
+        understand = None if max_answers is None else UnderstandConfig(max_answers=max_answers)
+        self.retriever = Retriever(index, self.config, runner, ranker=ranker, understand=understand)
 
     @classmethod
     def from_dir(cls, index_dir, **kw) -> Answerer:
@@ -272,16 +274,19 @@ def _ranker_model_dir(path):
 
 
 def load_answerer(index_dir, *, model=None, sparql: str = "store", ranker=None,
-                  decoding: str = "auto") -> Answerer:
+                  decoding: str = "auto", max_answers: int | None = None) -> Answerer:
     """The answerer of ``kgllm ask``, ``serve`` and ``eval qa``: over an index artifact directory, its answers
     written from the retrieved facts by the local ``model`` (name or checkpoint directory) and checked when
     one is given, else extractive. ``decoding``: ``constrained`` (the model writes only the shown facts'
     labels and numbers, kgllm.ask.generate), ``free``, or ``auto`` (constrained for a model trained on RAFT
-    examples)."""
+    examples). ``max_answers``: answers listed at most (default :attr:`UnderstandConfig.max_answers`; the full
+    count is always given)."""
     if decoding not in DECODINGS:
         raise InputError(f"decoding {decoding!r}: choose {' or '.join(DECODINGS)}")
     generator = Generator(model, constrained=DECODINGS[decoding]) if model else None
-    return Answerer.from_dir(index_dir, sparql=sparql, generator=generator, ranker=ranker)
+    if max_answers is not None and max_answers < 1:
+        raise InputError(f"max_answers {max_answers}: give 1 or more")
+    return Answerer.from_dir(index_dir, sparql=sparql, generator=generator, ranker=ranker, max_answers=max_answers)
 
 
 def format_text(out: dict) -> str:

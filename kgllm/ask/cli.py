@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from ..errors import UsageError
 from .generate import DECODINGS
 from .question import check_question
 
@@ -35,6 +36,9 @@ def register(cmds) -> None:
                    help="hybrid (default), graph-only or vector-only retrieval")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per question (a list for several questions)")
+    p.add_argument("--max-answers", type=int, default=None, metavar="N",
+                   help="list at most N answers of a set, each with its citations (default 200; the full "
+                        "count is always given)")
 
     p = cmds.command(
         "serve", "HTTP API (POST /ask, POST /feedback) and a web page to ask questions over an index", _serve,
@@ -95,7 +99,7 @@ def _answerer(args):
     from .answer import load_answerer
 
     return load_answerer(args.index, model=args.model, sparql=sparql_mode(args), ranker=args.ranker,
-                         decoding=args.decoding)
+                         decoding=args.decoding, max_answers=args.max_answers)
 
 
 def _ask(args: argparse.Namespace) -> int:
@@ -103,6 +107,8 @@ def _ask(args: argparse.Namespace) -> int:
 
     for q in args.question:  # bad input fails before the index loads
         check_question(q)
+    if args.max_answers is not None and args.max_answers < 1:
+        raise UsageError(f"--max-answers {args.max_answers}: give 1 or more")
     answerer = _answerer(args)
     answerer.warmup([args.retriever])  # load the encoder first: each printed latency is then its question's own
     outs = [answerer.ask(q, args.retriever) for q in args.question]

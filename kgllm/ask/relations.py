@@ -22,6 +22,7 @@ ranker's (kgllm.ask.ranker).
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from dataclasses import dataclass
 
@@ -34,6 +35,11 @@ WH_BONUS = 0.25
 USED_BONUS = 0.05
 # A description word matched only through WordNet ("runs" ~ lead, "designed" ~ designer) counts this much.
 RELATED_FACTOR = 0.6
+# A description word whose "of" takes another end than the question's ("What are the kinds of {s}?" against
+# "What kind of thing is a poodle?") counts this much: the two ask in opposite directions.
+SLOT_FACTOR = 0.5
+# "W of {s}": the slot a description word's "of" takes (articles between allowed).
+_OF_SLOT = re.compile(r"\s+of\s+(?:(?:the|a|an)\s+)?\{([so])\}")
 @contextlib.contextmanager
 def one_thread():
     """Encode one short question on one CPU thread: intra-op threads only add synchronisation for a single
@@ -57,6 +63,29 @@ class Description:
     tokens: tuple[frozenset[str], ...]   # content words (forms) of the phrasing, {s}/{o} removed
     wh: str | None
     weight: float = 1.0                  # < 1 for statements ("{s} is a subsidiary of {o}.") vs questions/labels
+    # Per content word: the slot its "of" takes ("kinds of {s}": "s"), "" for another "of" or none; empty
+    # for a description without slots (a label), which says nothing about the order of the words.
+    of_slots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlotContext:
+    """Where the question's "of"s point, for the hop of a candidate that starts at a mentioned entity: the
+    relation tokens followed by "of" and that mention (``of_topic``), or by "of" and anything else
+    (``of_other``); ``role``: the slot the mention fills in the hop's descriptions ("s" for a lookup, "o"
+    for an inverse hop)."""
+    role: str
+    of_topic: frozenset[int]
+    of_other: frozenset[int]
+
+    def agrees(self, j: int, slot: str) -> bool:
+        """Whether question token ``j`` and a description word whose "of" takes ``slot`` ("" for none) ask
+        in the same direction."""
+        if j in self.of_topic:
+            return slot == self.role
+        if j in self.of_other:
+            return slot != self.role
+        return True
 
 
 @dataclass
@@ -68,14 +97,18 @@ class RelMatch:
 
 
 def _describe(text: str) -> Description:
-    t = text.replace("{s}", " ").replace("{o}", " ")
-    toks = tuple(tok.forms for tok in content_tokens(t))
+    t = text.replace("{s}", "   ").replace("{o}", "   ")   # same length: token offsets stay those of ``text``
+    found = content_tokens(t)
+    toks = tuple(tok.forms for tok in found)
+    slots = ()
+    if "{s}" in text or "{o}" in text:
+        slots = tuple(m.group(1) if (m := _OF_SLOT.match(text, tok.end)) else "" for tok in found)
     words = t.lower().split()
     wh = next((w.strip("?,.") for w in words if w.strip("?,.") in WH_WORDS), None)
     # A statement verbalizes the fact from the subject's side ("{s} is a subsidiary of {o}." for
     # dbo:parentCompany), so its words can name the inverse relation: it loses ties to labels and questions.
     weight = 0.9 if "{o}" in text and not text.rstrip().endswith("?") else 1.0
-    return Description(text, toks, wh, weight)
+    return Description(text, toks, wh, weight, slots)
 
 
 class RelationMatcher:
@@ -100,16 +133,22 @@ class RelationMatcher:
             self._desc[pred] = d
         return d
 
-    def lexical(self, pred: str, tokens: list[Token], wh: str | None, exclude: frozenset[int] = frozenset()
-                ) -> RelMatch:
-        """Best description of ``pred`` by word overlap with the question tokens not in ``exclude``."""
+    def lexical(self, pred: str, tokens: list[Token], wh: str | None, exclude: frozenset[int] = frozenset(),
+                slots: SlotContext | None = None) -> RelMatch:
+        """Best description of ``pred`` by word overlap with the question tokens not in ``exclude``. With
+        ``slots``, a description word whose "of" takes the other end than the question's counts
+        :data:`SLOT_FACTOR`: "kinds of {s}" (hyponyms) for "What kind of thing is a poodle?", whose "of"
+        takes no mention, and "a kind of" (hypernym) for "What are the kinds of poodle?"."""
         best = RelMatch(pred, 0.0, frozenset(), "lexical")
         for d in self.descriptions(pred):
             used, hit = set(), 0.0
-            for forms in d.tokens:
+            for i, forms in enumerate(d.tokens):
                 js = [j for j, t in enumerate(tokens) if j not in exclude and t.forms & forms]
                 if js:
-                    hit += 1
+                    if slots is not None and d.of_slots and not any(slots.agrees(j, d.of_slots[i]) for j in js):
+                        hit += SLOT_FACTOR
+                    else:
+                        hit += 1
                     used.update(js)
                     continue
                 js = [j for j, t in enumerate(tokens) if j not in exclude and related_forms(t.text) & forms]

@@ -58,6 +58,7 @@ from ..rdf import (
 from .candidates import VAR_X, CandidateBuilder, Mention, Query, describe, render_ask, render_select
 from .question import STOP, Question, content_tokens, word_forms, wordnet
 from .ranker import mask_question
+from .relations import SlotContext
 from .sparql_templates import literal_from_nt
 
 
@@ -102,6 +103,8 @@ _FOCUS_NOUN = re.compile(rf"\s*(?i:which|what|how\s+many|count(?:\s+the)?(?:\s+n
 _NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
 
 
+# "kinds of (the) X": where an "of" points ("a kind of?": to nothing the question names, the answer).
+_OF_NEXT = re.compile(r"\s+of\b\s*(?:(?:the|a|an)\s+)?", re.I)
 _NAME_PROPERTY = re.compile(r"(.*[a-z])Name(\d*)>")
 
 
@@ -197,7 +200,8 @@ class Understander:
         self._types: dict[str, frozenset[str]] = {}
         self._is_class: dict[str, bool] = {}
         self._category_index: dict[str, list[tuple[str, frozenset[str]]]] | None = None
-        self.word_categories: set[str] = set()   # categories the current question names by their words
+        # Categories the current question names by their words, with the span of those words.
+        self.word_categories: dict[str, tuple[int, int]] = {}
         # Names, identifiers and bookkeeping are not answers to questions (the predicates the index does not
         # embed, plus part of speech and provenance links).
         skip = {iri(p) for p in (getattr(index, "settings", None) or {}).get("skip_predicates", [])}
@@ -311,7 +315,7 @@ class Understander:
         by Danielle Steel), nor a category only named after one linked thing (Category:Cathay Pacific), nor
         for a yes/no question. The most specific (most words) first; each a mention over the words it
         matched, recorded in :attr:`word_categories`."""
-        self.word_categories = set()
+        self.word_categories = {}
         index = self._category_words()
         if not index or _is_yes_no(text):
             return []
@@ -335,7 +339,7 @@ class Understander:
             if inside or beyond:
                 continue
             out.append(Mention(term, "entity", a, b, 0.8, text[a:b]))
-            self.word_categories.add(term)
+            self.word_categories[term] = (a, b)
             if len(out) >= self.config.category_words_max:
                 break
         return out
@@ -660,7 +664,9 @@ class Understander:
             lex, used, bare, mismatch = 0.0, frozenset(), 0, False
             office = _holds_title(c.path)
             for k, (p, d) in enumerate(c.path):
-                m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used)
+                slots = _slot_context(q.text, toks, spans_of.get(c.topic, ()), d) if k == 0 else None
+                m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used,
+                                         slots=slots)
                 hit, hit_used = m.score, m.used
                 if hit <= 0 and k == 0 and d == "out" and c.topic:
                     hit, hit_used = self._title_match(c.topic, p, toks, used)
@@ -678,6 +684,15 @@ class Understander:
             by_name = c.topic in name_terms  # "the thing called X": only the ranker's words can ask for it
             if by_name:
                 n_mentions = 1
+            named_set = self.word_categories.get(c.topic)
+            if named_set is not None:
+                # A category the question names by its words uses the mentions among them: "motor vehicle
+                # manufacturers ... Finland" is one set, not a set about Finland; its class word is its members'
+                # class, whatever types the data gives them (an intersection with the class only drops members).
+                a, b = named_set
+                within = {m.term for m in entities + classes if a <= m.start and m.end <= b} - {c.topic}
+                n_mentions = max(n_mentions, 1 + len(within))
+                named_set = any(m.term in within for m in classes)
             score = float(s) + cfg.lexical_weight * min(lex, 1.5 * len(c.path or [1])) + cfg.prior_weight * min(c.prior, 2.0) / 2 \
                 + cfg.vector_weight * vec + cfg.mention_bonus * (n_mentions - 1)
             if asked and lex <= 0 and not asked & {p for p, _d in c.path}:
@@ -702,7 +717,7 @@ class Understander:
                 agent = self.answer_kind(c)
                 if agent is not None and agent < 0.25:
                     score -= cfg.who_misfit_penalty
-            fit = 0.0 if by_name else self._class_fit(c, class_terms, exact_classes)
+            fit = 0.0 if by_name else 1.0 if named_set else self._class_fit(c, class_terms, exact_classes)
             if focus and c.answers and not any(a.startswith("<") for a in c.answers) \
                     and not (q.shape == "count" and all(_is_number(a) for a in c.answers)):
                 fit = -1.0  # "Show me the airlines ...": things of a class, not strings (their names)
@@ -994,6 +1009,21 @@ _NUMERIC = {XSD + n for n in (
     "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
     "unsignedShort", "unsignedByte")}
 _ORDERABLE_DT = _NUMERIC | _DATE_DT   # values a superlative can order (numbers, dates)
+
+
+def _slot_context(text: str, toks, topic_spans, direction: str) -> SlotContext | None:
+    """Which relation tokens an "of" links to the candidate's mentioned entity ("the kinds of poodle") and
+    which to something else ("What kind of thing is ..."), for the descriptions of a hop from that entity
+    (it fills their {s} slot for a lookup, {o} for an inverse hop). None without a mention in the text."""
+    if not topic_spans:
+        return None
+    starts = {a for a, _b in topic_spans}
+    of_topic, of_other = set(), set()
+    for j, t in enumerate(toks):
+        m = _OF_NEXT.match(text, t.end)
+        if m:
+            (of_topic if m.end() in starts else of_other).add(j)
+    return SlotContext("s" if direction == "out" else "o", frozenset(of_topic), frozenset(of_other))
 
 
 def _names(text: str) -> list[tuple[int, int]]:

@@ -131,6 +131,10 @@ def load_questions(path: str | Path, limit: int = 0) -> list[dict]:
 
 GROUPS = ("feedback", "held_out")
 
+# QALD's precision and recall are over whole answer sets: the answerer scored lists every answer of its query
+# (``kgllm ask`` lists the first 200 with the full count), up to this many.
+EVAL_MAX_ANSWERS = 100_000
+
 
 def norm_question(q: str) -> str:
     """What questions are matched on: whitespace-normalized and case-folded."""
@@ -431,7 +435,8 @@ def run_eval(index_dir: str | Path, questions_file: str | Path, out: str | Path,
         groups = assign_groups(qs, load_feedback_questions(feedback_questions), feedback_questions)
     if model_input is not None:
         model = model_input
-    answerer = load_answerer(index_dir, model=model, sparql=sparql, ranker=ranker, decoding=decoding)
+    answerer = load_answerer(index_dir, model=model, sparql=sparql, ranker=ranker, decoding=decoding,
+                             max_answers=EVAL_MAX_ANSWERS)
     report, preds = evaluate(answerer, qs, retrievers)
     report["ranker"] = str(ranker) if ranker else "zero-shot"
     report["index"] = str(index_dir)
