@@ -257,6 +257,20 @@ def test_infobox_row_nodes_are_not_answers(shapes):
     assert _values(out) == {DBR + x for x in ("Saab_9-3", "Saab_9000", "Saab_900", "Saab_90", "Saab_96", "Saab_99")}
 
 
+def test_which_year_asks_for_a_date_as_when_does(shapes):
+    from kgllm.ask.question import parse_question
+
+    for q in ("In which year was Porsche founded?", "What year did Porsche get founded?",
+              "On which date did Walter Warlimont die?"):
+        assert parse_question(q, []).wh == "when", q
+    assert parse_question("Which airline has the most employees?", []).wh == "which"
+    # The manufacturer's founding year, not who founded it (a "which" question's entity answer).
+    out = shapes.ask("In which year was the manufacturer of the Saab 9000 founded?")
+    assert [a["value"] for a in out["answers"]] == ["1945"]
+    assert {(c["s"], c["p"]) for c in out["citations"]} == {(R("Saab_9000"), f"<{DBO}manufacturer>"),
+                                                         (R("Saab_Automobile"), f"<{DBO}foundingYear>")}
+
+
 def test_a_name_with_a_word_left_out_is_linked(shapes):
     out = shapes.ask("List the airlines that have a hub at Amsterdam Schiphol.")
     assert _values(out) == {DBR + x for x in ("KLM", "Northwest_Airlines", "Singapore_Airlines_Cargo")}

@@ -133,10 +133,17 @@ def phrasal_verb(word: str, particle: str) -> str | None:
     return None
 
 
+# Nouns after "which"/"what" that make it a "when" question.
+_TIME_NOUNS = frozenset(("year", "years", "date", "day", "month", "decade", "century"))
+
+
 def parse_question(text: str, mentions: list) -> Question:
     """The shape and relation words of a question, given the linker's mentions (topic entities)."""
     words = [w.lower() for w in _WORD.findall(text)]
-    wh = next((w for w in words if w in WH_WORDS), None)
+    i = next((i for i, w in enumerate(words) if w in WH_WORDS), None)
+    wh = None if i is None else words[i]
+    if wh in ("which", "what") and i + 1 < len(words) and words[i + 1] in _TIME_NOUNS:
+        wh = "when"   # "In which year was ... founded?" asks for a date, as "when" does
     if _COUNT.search(text):
         shape = "count"
     elif _LIST.match(text):
