@@ -283,9 +283,9 @@ def load_answerer(index_dir, *, model=None, sparql: str = "store", ranker=None,
     count is always given)."""
     if decoding not in DECODINGS:
         raise InputError(f"decoding {decoding!r}: choose {' or '.join(DECODINGS)}")
-    generator = Generator(model, constrained=DECODINGS[decoding]) if model else None
     if max_answers is not None and max_answers < 1:
         raise InputError(f"max_answers {max_answers}: give 1 or more")
+    generator = Generator(model, constrained=DECODINGS[decoding]) if model else None
     return Answerer.from_dir(index_dir, sparql=sparql, generator=generator, ranker=ranker, max_answers=max_answers)
 
 

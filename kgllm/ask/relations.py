@@ -40,6 +40,8 @@ RELATED_FACTOR = 0.6
 SLOT_FACTOR = 0.5
 # "W of {s}": the slot a description word's "of" takes (articles between allowed).
 _OF_SLOT = re.compile(r"\s+of\s+(?:(?:the|a|an)\s+)?\{([so])\}")
+
+
 @contextlib.contextmanager
 def one_thread():
     """Encode one short question on one CPU thread: intra-op threads only add synchronisation for a single

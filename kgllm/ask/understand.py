@@ -101,8 +101,6 @@ _FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) 
 _FOCUS_NOUN = re.compile(rf"\s*(?i:which|what|how\s+many|count(?:\s+the)?(?:\s+number\s+of)?)\s+"
                          rf"(?!(?:{_AUXILIARY}|of|the|an?)\b)([a-z][a-z-]+)\b")
 _NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
-
-
 # "kinds of (the) X": where an "of" points ("a kind of?": to nothing the question names, the answer).
 _OF_NEXT = re.compile(r"\s+of\b\s*(?:(?:the|a|an)\s+)?", re.I)
 _NAME_PROPERTY = re.compile(r"(.*[a-z])Name(\d*)>")
@@ -684,15 +682,15 @@ class Understander:
             by_name = c.topic in name_terms  # "the thing called X": only the ranker's words can ask for it
             if by_name:
                 n_mentions = 1
-            named_set = self.word_categories.get(c.topic)
-            if named_set is not None:
+            span = self.word_categories.get(c.topic)
+            class_named = False
+            if span is not None:
                 # A category the question names by its words uses the mentions among them: "motor vehicle
                 # manufacturers ... Finland" is one set, not a set about Finland; its class word is its members'
                 # class, whatever types the data gives them (an intersection with the class only drops members).
-                a, b = named_set
-                within = {m.term for m in entities + classes if a <= m.start and m.end <= b} - {c.topic}
+                within = {m.term for m in entities + classes if span[0] <= m.start and m.end <= span[1]} - {c.topic}
                 n_mentions = max(n_mentions, 1 + len(within))
-                named_set = any(m.term in within for m in classes)
+                class_named = any(m.term in within for m in classes)
             score = float(s) + cfg.lexical_weight * min(lex, 1.5 * len(c.path or [1])) + cfg.prior_weight * min(c.prior, 2.0) / 2 \
                 + cfg.vector_weight * vec + cfg.mention_bonus * (n_mentions - 1)
             if asked and lex <= 0 and not asked & {p for p, _d in c.path}:
@@ -717,7 +715,7 @@ class Understander:
                 agent = self.answer_kind(c)
                 if agent is not None and agent < 0.25:
                     score -= cfg.who_misfit_penalty
-            fit = 0.0 if by_name else 1.0 if named_set else self._class_fit(c, class_terms, exact_classes)
+            fit = 0.0 if by_name else 1.0 if class_named else self._class_fit(c, class_terms, exact_classes)
             if focus and c.answers and not any(a.startswith("<") for a in c.answers) \
                     and not (q.shape == "count" and all(_is_number(a) for a in c.answers)):
                 fit = -1.0  # "Show me the airlines ...": things of a class, not strings (their names)
