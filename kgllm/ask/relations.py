@@ -38,8 +38,11 @@ RELATED_FACTOR = 0.6
 # A description word whose "of" takes another end than the question's ("What are the kinds of {s}?" against
 # "What kind of thing is a poodle?") counts this much: the two ask in opposite directions.
 SLOT_FACTOR = 0.5
-# "W of {s}": the slot a description word's "of" takes (articles between allowed).
-_OF_SLOT = re.compile(r"\s+of\s+(?:(?:the|a|an)\s+)?\{([so])\}")
+# What follows a word's "of" (articles skipped): in a question, a mention or anything else ("a kind of?":
+# nothing the question names, the answer); in a description, "{s}" or "{o}" (the slot it takes) or a word.
+_OF = r"\s+of\b\s*(?:(?:the|a|an)\s+)?"
+_OF_NEXT = re.compile(_OF, re.I)
+_OF_SLOT = re.compile(_OF + r"\{([so])\}")
 
 
 @contextlib.contextmanager
@@ -79,6 +82,22 @@ class SlotContext:
     role: str
     of_topic: frozenset[int]
     of_other: frozenset[int]
+
+    @classmethod
+    def of(cls, text: str, tokens: list[Token], topic_spans, direction: str) -> SlotContext | None:
+        """The context of a hop from the mention at ``topic_spans`` (``direction`` "out": a lookup, it fills
+        {s}; "in": an inverse hop, {o}): which of the question's relation ``tokens`` an "of" links to that
+        mention ("the kinds of poodle") and which to something else ("What kind of thing is ..."). None
+        without a mention in the text."""
+        if not topic_spans:
+            return None
+        starts = {a for a, _b in topic_spans}
+        of_topic, of_other = set(), set()
+        for j, t in enumerate(tokens):
+            m = _OF_NEXT.match(text, t.end)
+            if m:
+                (of_topic if m.end() in starts else of_other).add(j)
+        return cls("s" if direction == "out" else "o", frozenset(of_topic), frozenset(of_other))
 
     def agrees(self, j: int, slot: str) -> bool:
         """Whether question token ``j`` and a description word whose "of" takes ``slot`` ("" for none) ask

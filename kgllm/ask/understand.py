@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 
-from ..index.lexicon import ALT_PREDICATES, normalize_label
+from ..index.lexicon import ALT_PREDICATES, local_name, normalize_label
 from ..rdf import (
     CLASS_TYPES,
     DCT_SUBJECT,
@@ -101,8 +101,6 @@ _FOCUS = re.compile(r"\s*(?:(?:which|what|how many|how much)|(?:give|show|tell) 
 _FOCUS_NOUN = re.compile(rf"\s*(?i:which|what|how\s+many|count(?:\s+the)?(?:\s+number\s+of)?)\s+"
                          rf"(?!(?:{_AUXILIARY}|of|the|an?)\b)([a-z][a-z-]+)\b")
 _NUMBER = re.compile(r"\b\d{1,3}(?:,\d{3})+(?:\.\d+)?\b|\b\d+(?:\.\d+)?\b")  # 2,500 / 15251531 / 3.5
-# "kinds of (the) X": where an "of" points ("a kind of?": to nothing the question names, the answer).
-_OF_NEXT = re.compile(r"\s+of\b\s*(?:(?:the|a|an)\s+)?", re.I)
 _NAME_PROPERTY = re.compile(r"(.*[a-z])Name(\d*)>")
 
 
@@ -133,11 +131,7 @@ def _holds_title(path) -> bool:
     if len(path) != 2 or path[0][1] != "in" or path[1][1] != "out":
         return False
     title = _title_property(path[1][0])
-    return title is not None and _local(title) == _local(path[0][0])
-
-
-def _local(p: str) -> str:
-    return p.rstrip(">").rsplit("/", 1)[-1].rsplit("#", 1)[-1]
+    return title is not None and local_name(title) == local_name(path[0][0])
 
 
 @dataclass
@@ -662,7 +656,7 @@ class Understander:
             lex, used, bare, mismatch = 0.0, frozenset(), 0, False
             office = _holds_title(c.path)
             for k, (p, d) in enumerate(c.path):
-                slots = _slot_context(q.text, toks, spans_of.get(c.topic, ()), d) if k == 0 else None
+                slots = SlotContext.of(q.text, toks, spans_of.get(c.topic, ()), d) if k == 0 else None
                 m = self.matcher.lexical(p, toks, q.wh if (p, d) == c.path[-1] else None, exclude=used,
                                          slots=slots)
                 hit, hit_used = m.score, m.used
@@ -1007,21 +1001,6 @@ _NUMERIC = {XSD + n for n in (
     "nonPositiveInteger", "negativeInteger", "positiveInteger", "unsignedLong", "unsignedInt",
     "unsignedShort", "unsignedByte")}
 _ORDERABLE_DT = _NUMERIC | _DATE_DT   # values a superlative can order (numbers, dates)
-
-
-def _slot_context(text: str, toks, topic_spans, direction: str) -> SlotContext | None:
-    """Which relation tokens an "of" links to the candidate's mentioned entity ("the kinds of poodle") and
-    which to something else ("What kind of thing is ..."), for the descriptions of a hop from that entity
-    (it fills their {s} slot for a lookup, {o} for an inverse hop). None without a mention in the text."""
-    if not topic_spans:
-        return None
-    starts = {a for a, _b in topic_spans}
-    of_topic, of_other = set(), set()
-    for j, t in enumerate(toks):
-        m = _OF_NEXT.match(text, t.end)
-        if m:
-            (of_topic if m.end() in starts else of_other).add(j)
-    return SlotContext("s" if direction == "out" else "o", frozenset(of_topic), frozenset(of_other))
 
 
 def _names(text: str) -> list[tuple[int, int]]:
